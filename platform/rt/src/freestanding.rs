@@ -1,0 +1,117 @@
+//! Symbols that the prebuilt `core` and `alloc` call and that a binary without libc
+//! must provide itself.
+
+/// Defines `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`, `strlen` and
+/// `rust_eh_personality` in the invoking crate.
+///
+/// Invoked once, by a platform's entry glue, in a binary that links no libc (the Unix
+/// process and the kernel alike). The copies use `rep movsb` / `rep stosb` so that LLVM
+/// cannot turn them back into calls to themselves.
+#[macro_export]
+macro_rules! freestanding_symbols {
+    () => {
+        /// # Safety
+        /// The C contract: `dest` and `src` are valid for `n` bytes and do not overlap.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+            // SAFETY: the caller upholds memcpy's contract; `rep movsb` copies exactly
+            // `n` bytes forwards (the direction flag is clear per the SysV ABI).
+            unsafe {
+                ::core::arch::asm!(
+                    "rep movsb",
+                    inout("rcx") n => _,
+                    inout("rdi") dest => _,
+                    inout("rsi") src => _,
+                    options(nostack, preserves_flags)
+                );
+            }
+            dest
+        }
+
+        /// # Safety
+        /// The C contract: `dest` and `src` are valid for `n` bytes; they may overlap.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+            if (dest as usize).wrapping_sub(src as usize) >= n {
+                // No harmful overlap: a forward copy is correct.
+                // SAFETY: as for memcpy; a forward copy never reads a byte it wrote.
+                unsafe { memcpy(dest, src, n) }
+            } else {
+                // `dest` lies inside `src..src+n`: copy backwards.
+                // SAFETY: the caller guarantees both ranges are valid; `std` sets the
+                // direction flag so that `rep movsb` walks down from the last byte, and
+                // `cld` restores the ABI's state.
+                unsafe {
+                    ::core::arch::asm!(
+                        "std",
+                        "rep movsb",
+                        "cld",
+                        inout("rcx") n => _,
+                        inout("rdi") dest.add(n - 1) => _,
+                        inout("rsi") src.add(n - 1) => _,
+                        options(nostack)
+                    );
+                }
+                dest
+            }
+        }
+
+        /// # Safety
+        /// The C contract: `dest` is valid for `n` bytes.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
+            // SAFETY: the caller guarantees `dest..dest+n` is writable.
+            unsafe {
+                ::core::arch::asm!(
+                    "rep stosb",
+                    inout("rcx") n => _,
+                    inout("rdi") dest => _,
+                    in("al") c as u8,
+                    options(nostack, preserves_flags)
+                );
+            }
+            dest
+        }
+
+        /// # Safety
+        /// The C contract: both pointers are valid for `n` bytes.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+            let mut i = 0;
+            while i < n {
+                // SAFETY: `i < n` and both ranges are valid for `n` bytes.
+                let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
+                if x != y {
+                    return i32::from(x) - i32::from(y);
+                }
+                i += 1;
+            }
+            0
+        }
+
+        /// # Safety
+        /// The C contract: both pointers are valid for `n` bytes.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+            // SAFETY: same contract as memcmp.
+            unsafe { memcmp(a, b, n) }
+        }
+
+        /// # Safety
+        /// The C contract: `s` points to a NUL-terminated string.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
+            let mut n = 0;
+            // SAFETY: the string is NUL-terminated, so every byte up to the NUL is valid.
+            while unsafe { s.add(n).read() } != 0 {
+                n += 1;
+            }
+            n
+        }
+
+        /// Referenced by the prebuilt `core` (built with unwinding) in builds without LTO.
+        /// Nothing unwinds in a Morgana binary (`panic = "abort"`), so it is never called.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn rust_eh_personality() {}
+    };
+}
