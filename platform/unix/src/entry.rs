@@ -1,0 +1,190 @@
+//! Process start-up and shutdown: what `entry!` expands to calls into here.
+
+use core::cell::UnsafeCell;
+use core::fmt::Write;
+use core::future::Future;
+use core::mem::MaybeUninit;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, Ordering};
+use log::LevelFilter;
+use morgana_signatures::StartError;
+
+use crate::platform::Platform;
+use crate::sys::{self, Std, StdWriter};
+
+/// Where the one `Platform` of an `entry!` process lives.
+struct PlatformSlot(UnsafeCell<MaybeUninit<Platform>>);
+
+// SAFETY: a process started by `entry!` has exactly one thread (nothing in it can create
+// another: there is no libc and no `clone` call), and the slot is written once in
+// `start`, before any reference to it exists, and only read afterwards.
+unsafe impl Sync for PlatformSlot {}
+
+static PLATFORM: PlatformSlot = PlatformSlot(UnsafeCell::new(MaybeUninit::uninit()));
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Runs the appliance. `stack` is the stack pointer the kernel gave `_start`.
+///
+/// # Safety
+/// Called once, by `_start`, with the initial stack pointer: `stack` points at argc,
+/// followed by argv's pointers, a NULL, envp's pointers, a NULL, then the auxiliary vector.
+pub unsafe fn start<M, F>(stack: *const usize, main: M, level: LevelFilter) -> !
+where
+    M: FnOnce(&'static Platform) -> F,
+    F: Future<Output = Result<(), StartError>>,
+{
+    if STARTED.swap(true, Ordering::Relaxed) {
+        fail(format_args!("start: called twice"));
+    }
+    // SAFETY: the initial stack layout described above, set up by the kernel's execve.
+    let (argc, argv, envp) = unsafe {
+        let argc = *stack;
+        let argv = stack.add(1).cast::<*const u8>();
+        let envp = argv.add(argc + 1).cast_mut().cast::<*mut u8>();
+        (argc, argv, envp)
+    };
+    // SAFETY: `envp` is the original environment block (the auxiliary vector follows
+    // it), and no rustix function has run yet.
+    unsafe { rustix::param::init(envp) };
+    sys::ensure_std_fds();
+    sys::ignore_sigpipe();
+    crate::logger::install(level);
+
+    // SAFETY: argv holds argc strings on the initial stack, which outlives everything.
+    let platform = match unsafe { Platform::new(argc, argv) } {
+        Ok(p) => p,
+        Err(e) => fail(format_args!("platform: {e}")),
+    };
+    // SAFETY: `STARTED` guarantees this is the only write, and it happens before the
+    // first shared reference is taken (see `PlatformSlot`).
+    let platform: &'static Platform = unsafe { (*PLATFORM.0.get()).write(platform) };
+
+    match platform.run(main(platform)) {
+        Ok(()) => sys::exit(0),
+        Err(e) => fail(format_args!("{e}")),
+    }
+}
+
+/// Prints `morgana: <what>` on stderr and exits with status 1.
+fn fail(what: core::fmt::Arguments<'_>) -> ! {
+    let mut out = StdWriter::<256>::new(Std::Err);
+    let _ = writeln!(out, "morgana: {what}");
+    out.flush();
+    sys::exit(1)
+}
+
+/// Called by `_Unwind_Resume`, which nothing should reach (panic = "abort").
+pub extern "C" fn unwind_resume() -> ! {
+    sys::write_all(
+        Std::Err,
+        b"morgana: _Unwind_Resume called, but nothing unwinds (panic = \"abort\")\n",
+    );
+    sys::exit(134)
+}
+
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+/// The panic handler: prints `morgana: panic: <message> at <file:line:col>` on stderr
+/// (preceded by an out-of-memory line if an allocation just failed) and exits with
+/// status 101.
+pub fn panic(info: &PanicInfo<'_>) -> ! {
+    if PANICKING.swap(true, Ordering::Relaxed) {
+        sys::write_all(Std::Err, b"morgana: panic while panicking\n");
+        sys::exit(101);
+    }
+    let mut out = StdWriter::<512>::new(Std::Err);
+    if let Some((size, arena)) = crate::heap::last_failure() {
+        let _ = writeln!(
+            out,
+            "morgana: out of memory: an allocation of {size} bytes failed (heap_bytes = {arena})"
+        );
+    }
+    let _ = write!(out, "morgana: panic: {}", info.message());
+    if let Some(loc) = info.location() {
+        let _ = write!(out, " at {}:{}:{}", loc.file(), loc.line(), loc.column());
+    }
+    let _ = out.write_str("\n");
+    out.flush();
+    sys::exit(101)
+}
+
+/// Defines the process entry point and everything a freestanding Unix binary needs once:
+/// `_start`, the panic handler, the global allocator, `memcpy` & co., the logger.
+///
+/// ```ignore
+/// morgana_unix::entry!(connect_and_start, heap_bytes = 1048576, log_level = Info);
+/// ```
+///
+/// - `connect_and_start`: a path to an `async fn(&'static morgana_unix::Platform) ->
+///   Result<(), morgana_signatures::StartError>`.
+/// - `heap_bytes`: the size of the heap arena (a `usize` constant expression, at least
+///   4096). It lives in `.bss`.
+/// - `log_level`: one of `Off`, `Error`, `Warn`, `Info`, `Debug`, `Trace`.
+///
+/// The process exits with status 0 when the future returns `Ok`, prints
+/// `morgana: <device>: <message>` on stderr and exits with 1 on `Err`, and prints
+/// `morgana: panic: ...` and exits with 101 on a panic (including running out of heap).
+///
+/// Invoke it once, at the root of a `#![no_std] #![no_main]` binary linked with
+/// `-nostartfiles -nostdlib -static`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path, heap_bytes = $heap:expr, log_level = $level:ident $(,)?) => {
+        #[doc(hidden)]
+        unsafe extern "C" fn __morgana_start(stack: *const usize) -> ! {
+            // SAFETY: `_start` passes the initial stack pointer and calls this once.
+            unsafe {
+                $crate::__private::start(stack, $main, $crate::__private::LevelFilter::$level)
+            }
+        }
+
+        // The ELF entry point. The kernel enters with the stack pointer at argc (16-byte
+        // aligned) and no return address. Clear the frame pointer (end of backtraces),
+        // pass the stack pointer, keep the SysV alignment for the call.
+        ::core::arch::global_asm!(
+            ".globl _start",
+            ".type _start, @function",
+            "_start:",
+            "xor ebp, ebp",
+            "mov rdi, rsp",
+            "and rsp, -16",
+            "call {start}",
+            "ud2",
+            ".size _start, . - _start",
+            start = sym __morgana_start,
+        );
+
+        // `_Unwind_Resume`: the prebuilt `alloc` and `core` contain landing pads that
+        // reference it (e.g. `alloc::fmt::format`). With panic = "abort" nothing unwinds,
+        // so it is never called; if it were, it reports and exits. Weak, so that a strong
+        // definition elsewhere (e.g. a future `freestanding_symbols!`) wins without a
+        // duplicate-symbol error.
+        ::core::arch::global_asm!(
+            ".pushsection .text._Unwind_Resume,\"ax\",@progbits",
+            ".weak _Unwind_Resume",
+            ".type _Unwind_Resume, @function",
+            "_Unwind_Resume:",
+            "and rsp, -16",
+            "call {abort}",
+            "ud2",
+            ".size _Unwind_Resume, . - _Unwind_Resume",
+            ".popsection",
+            abort = sym $crate::__private::unwind_resume,
+        );
+
+        #[panic_handler]
+        fn __morgana_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
+            $crate::__private::panic(info)
+        }
+
+        #[global_allocator]
+        static __MORGANA_HEAP: $crate::__private::Heap = {
+            const HEAP_BYTES: usize = $heap;
+            static mut ARENA: [u8; HEAP_BYTES] = [0; HEAP_BYTES];
+            // SAFETY: `ARENA` is private to this initialiser: nothing else can name it.
+            unsafe { $crate::__private::Heap::new(&raw mut ARENA) }
+        };
+
+        $crate::__private::morgana_rt::freestanding_symbols!();
+    };
+}
