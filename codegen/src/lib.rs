@@ -1,1 +1,319 @@
+//! morgana-codegen: the appliance compiler.
+//!
+//! An appliance's `build.rs` is `fn main() { morgana_codegen::build() }`. [`build`] reads
+//! `appliance.ron`, and the pipeline runs like a compiler's:
+//!
+//! 1. [`parse`]: RON text to a value tree that keeps spans ([`value`]);
+//! 2. [`check`]: the tree against the [`catalog`] (`schemas/catalog.ron`), into the typed
+//!    [`model`]: unknown names with suggestions, types, ranges, required keys, names;
+//! 3. [`wire`]: requirements bound to devices, cycles, what is included and why, the
+//!    dependency order, and the implementation of each device on the target;
+//! 4. [`emit`]: Rust source (type aliases, `config` constants, statics, one connect
+//!    chain, the platform's entry macro), a report and the target's deployment files.
+//!
+//! Problems are [`Diagnostics`], rendered like rustc's; the build script prints them
+//! and exits with failure before rustc sees any generated code.
 
+pub mod cargo;
+pub mod catalog;
+pub mod check;
+pub mod diag;
+pub mod emit;
+pub mod model;
+pub mod names;
+pub mod parse;
+pub mod reference;
+pub mod template;
+pub mod value;
+pub mod wire;
+
+use std::path::{Path, PathBuf};
+
+pub use catalog::Catalog;
+pub use diag::{Diagnostic, Diagnostics, Level, SourceFile, SourceMap, Span};
+
+/// What a successful compilation produces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generated {
+    /// The Rust source for `OUT_DIR/appliance.rs`.
+    pub rust: String,
+    /// The plain-text report for `OUT_DIR/report.txt`.
+    pub report: String,
+    /// Deployment files of the target: (file name, contents).
+    pub files: Vec<(String, String)>,
+    /// The chosen target (catalog name, e.g. `unix`).
+    pub target: String,
+    /// Crates the generated code uses (package names).
+    pub crates: Vec<String>,
+    /// Linker arguments for the appliance's binaries.
+    pub link_args: Vec<String>,
+    /// Directories compiled in, relative to the manifest directory (for
+    /// `cargo:rerun-if-changed`).
+    pub watch: Vec<PathBuf>,
+    /// Rendered warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Compiles an appliance description with the built-in catalog.
+///
+/// `path` is the file name shown in messages; `manifest_dir` is where relative paths
+/// (e.g. `Crunch(dir: ..)`) are resolved; `target_override` is the value of
+/// `MORGANA_TARGET`, if set.
+pub fn compile(
+    source: &str,
+    path: &str,
+    manifest_dir: &Path,
+    target_override: Option<&str>,
+) -> Result<Generated, Diagnostics> {
+    let catalog = Catalog::builtin()?;
+    compile_with(&catalog, source, path, manifest_dir, target_override)
+}
+
+/// Compiles an appliance description against `catalog`.
+pub fn compile_with(
+    catalog: &Catalog,
+    source: &str,
+    path: &str,
+    manifest_dir: &Path,
+    target_override: Option<&str>,
+) -> Result<Generated, Diagnostics> {
+    let mut sources = SourceMap::default();
+    let file = sources.add(SourceFile::new(path, source));
+    let fail = |sources: SourceMap, mut list: Vec<Diagnostic>| {
+        if !list.iter().any(|d| d.level == Level::Error) {
+            // A phase gave up without saying why: never fail silently.
+            list.push(
+                Diagnostic::error(
+                    "internal error in morgana-codegen: compilation failed without a diagnostic",
+                )
+                .note("this is a bug in the catalog or in codegen, not in appliance.ron"),
+            );
+        }
+        Diagnostics { sources, list }
+    };
+
+    let tree = match parse::parse(source, file) {
+        Ok(t) => t,
+        Err(d) => return Err(fail(sources, vec![d])),
+    };
+
+    let display_dir = Path::new(path)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cx = check::Context {
+        catalog,
+        manifest_dir,
+        display_dir: &display_dir,
+        target_override,
+    };
+    let mut diags = Vec::new();
+    let model = check::check(&tree, &cx, &mut diags);
+    let model = match model {
+        Some(m) if diags.is_empty() => m,
+        _ => return Err(fail(sources, diags)),
+    };
+
+    let Some(wiring) = wire::wire(&model, catalog, &mut diags) else {
+        return Err(fail(sources, diags));
+    };
+
+    let mut warnings = Vec::new();
+    for (i, node) in wiring.nodes.iter().enumerate() {
+        if let wire::NodeKind::Declared(d) = node.kind
+            && !wiring.included(i)
+        {
+            warnings.push(
+                Diagnostic::warning(format!("device `{}` is never used", node.name))
+                    .primary(
+                        model.devices[d].name_span,
+                        "neither in `start` nor required by another device",
+                    )
+                    .note("it is left out of the build"),
+            );
+        }
+    }
+
+    let file_name = Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |f| f.to_string_lossy().into_owned());
+    let out = match emit::emit(&model, catalog, &wiring, &file_name) {
+        Ok(o) => o,
+        Err(d) => return Err(fail(sources, vec![d])),
+    };
+
+    let mut watch = Vec::new();
+    for (i, node) in wiring.nodes.iter().enumerate() {
+        let wire::NodeKind::Declared(d) = node.kind else {
+            continue;
+        };
+        if !wiring.included(i) {
+            continue;
+        }
+        let dev = &model.devices[d];
+        let comp = catalog.component(&dev.component);
+        for s in &dev.settings {
+            let is_dir = comp
+                .and_then(|c| c.keys.iter().find(|k| k.name == s.key))
+                .is_some_and(|k| k.ty == catalog::KeyType::Dir);
+            if let (true, model::Scalar::Str(dir)) = (is_dir, &s.value) {
+                watch.push(PathBuf::from(dir));
+            }
+        }
+    }
+
+    let rendered: Vec<String> = warnings.iter().map(|w| w.render(&sources)).collect();
+    Ok(Generated {
+        rust: out.rust,
+        report: out.report,
+        files: out.files,
+        target: wiring.target.name.clone(),
+        crates: out.crates,
+        link_args: wiring.target.link_args.clone(),
+        watch,
+        warnings: rendered,
+    })
+}
+
+/// The reference of the appliance.ron format for `catalog` (`schemas/README.md`).
+pub fn reference(catalog: &Catalog) -> String {
+    reference::reference(catalog)
+}
+
+/// Finds the workspace root above `dir`: the nearest directory whose Cargo.toml has a
+/// `[workspace]` table.
+fn workspace_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml"))
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
+        })
+        .map(Path::to_path_buf)
+}
+
+fn shown(path: &Path, root: Option<&Path>) -> String {
+    root.and_then(|r| path.strip_prefix(r).ok())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The build script: reads `$CARGO_MANIFEST_DIR/appliance.ron` (and `MORGANA_TARGET`),
+/// writes `$OUT_DIR/appliance.rs`, `$OUT_DIR/report.txt` and the target's deployment
+/// files, and tells Cargo what to watch and how to link. On error it prints the
+/// diagnostics and exits with status 1, before rustc sees any generated code.
+pub fn build() {
+    let env = |k: &str| match std::env::var_os(k) {
+        Some(v) => PathBuf::from(v),
+        None => {
+            eprintln!("error: {k} is not set (morgana_codegen::build runs from a build script)");
+            std::process::exit(1);
+        }
+    };
+    let manifest_dir = env("CARGO_MANIFEST_DIR");
+    let out_dir = env("OUT_DIR");
+    let target = std::env::var("MORGANA_TARGET").ok();
+    match build_in(&manifest_dir, &out_dir, target.as_deref()) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+        }
+        Err(failure) => {
+            for line in &failure.instructions {
+                println!("{line}");
+            }
+            eprint!("{}", failure.message);
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Why [`build_in`] failed.
+#[derive(Clone, Debug)]
+pub struct BuildFailure {
+    /// Cargo instructions to print anyway (what to watch, so that fixing the input
+    /// reruns the build script).
+    pub instructions: Vec<String>,
+    /// The rendered diagnostics.
+    pub message: String,
+}
+
+/// The build script's work, without the process around it: compiles
+/// `manifest_dir/appliance.ron` for `target_override` (`MORGANA_TARGET`; empty means
+/// unset), checks `manifest_dir/Cargo.toml`, writes the outputs into `out_dir`, and
+/// returns the `cargo:` instructions to print.
+pub fn build_in(
+    manifest_dir: &Path,
+    out_dir: &Path,
+    target_override: Option<&str>,
+) -> Result<Vec<String>, BuildFailure> {
+    let mut lines = vec![
+        "cargo:rerun-if-changed=appliance.ron".to_string(),
+        "cargo:rerun-if-changed=Cargo.toml".to_string(),
+        "cargo:rerun-if-env-changed=MORGANA_TARGET".to_string(),
+    ];
+    let fail = |lines: &Vec<String>, message: String| BuildFailure {
+        instructions: lines.clone(),
+        message,
+    };
+    let root = workspace_root(manifest_dir);
+    let ron_path = manifest_dir.join("appliance.ron");
+    let source = std::fs::read_to_string(&ron_path).map_err(|e| {
+        fail(
+            &lines,
+            format!("error: cannot read {}: {e}\n", ron_path.display()),
+        )
+    })?;
+    let target = target_override.filter(|t| !t.trim().is_empty());
+    let shown_ron = shown(&ron_path, root.as_deref());
+
+    let generated = compile(&source, &shown_ron, manifest_dir, target)
+        .map_err(|d| fail(&lines, d.to_string()))?;
+    for w in &generated.warnings {
+        lines.extend(w.lines().map(|l| format!("cargo:warning={l}")));
+    }
+    for dir in &generated.watch {
+        lines.push(format!("cargo:rerun-if-changed={}", dir.display()));
+    }
+
+    let cargo_toml = manifest_dir.join("Cargo.toml");
+    if let Ok(text) = std::fs::read_to_string(&cargo_toml) {
+        let mut sources = SourceMap::default();
+        let file = sources.add(SourceFile::new(shown(&cargo_toml, root.as_deref()), text));
+        let ws = root
+            .as_ref()
+            .and_then(|r| std::fs::read_to_string(r.join("Cargo.toml")).ok());
+        if let Some(d) =
+            cargo::check_dependencies(sources.get(file), file, &generated.crates, ws.as_deref())
+        {
+            return Err(fail(
+                &lines,
+                Diagnostics {
+                    sources,
+                    list: vec![d],
+                }
+                .to_string(),
+            ));
+        }
+    }
+
+    let write = |name: &str, text: &str| {
+        let p = out_dir.join(name);
+        std::fs::write(&p, text).map_err(|e| {
+            fail(
+                &lines,
+                format!("error: cannot write {}: {e}\n", p.display()),
+            )
+        })
+    };
+    write("appliance.rs", &generated.rust)?;
+    write("report.txt", &generated.report)?;
+    for (name, text) in &generated.files {
+        write(name, text)?;
+    }
+    for arg in &generated.link_args {
+        lines.push(format!("cargo:rustc-link-arg-bins={arg}"));
+    }
+    Ok(lines)
+}

@@ -1,0 +1,559 @@
+//! Wiring: which device satisfies each requirement, what is included and why, the
+//! dependency order, and which implementation each device gets on the target
+//! (MirageOS's `match_impl`).
+
+use crate::catalog::{Catalog, Code, Component, Impl, PlatformImpl, Status, Target};
+use crate::diag::{Diagnostic, Span};
+use crate::model::{Appliance, Device, Origin, Scalar};
+use crate::names::{self, did_you_mean};
+
+/// A device of the appliance: declared, or provided by the platform.
+#[derive(Clone, Debug)]
+pub enum NodeKind {
+    /// Index into `Catalog::platform_devices`.
+    Platform(usize),
+    /// Index into `Appliance::devices`.
+    Declared(usize),
+}
+
+/// A requirement bound to a device.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    /// The requirement key, e.g. `net`.
+    pub key: String,
+    /// The node that satisfies it.
+    pub node: usize,
+    /// Where the binding is written, if explicit.
+    pub span: Option<Span>,
+}
+
+/// One device in the graph.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Its name.
+    pub name: String,
+    /// Declared or platform.
+    pub kind: NodeKind,
+    /// Signatures it provides.
+    pub provides: Vec<String>,
+    /// Its requirements, bound.
+    pub deps: Vec<Binding>,
+}
+
+/// What a node becomes on the target.
+#[derive(Clone, Debug)]
+pub enum Chosen<'c> {
+    /// A platform device.
+    Platform(&'c PlatformImpl),
+    /// A component implementation (`Connect` or `Static`).
+    Component(&'c Impl),
+}
+
+/// The solved wiring.
+#[derive(Clone, Debug)]
+pub struct Wiring<'c> {
+    /// The target.
+    pub target: &'c Target,
+    /// Platform devices then declared devices.
+    pub nodes: Vec<Node>,
+    /// Included nodes in dependency order.
+    pub order: Vec<usize>,
+    /// Why each node is included (empty: left out).
+    pub reasons: Vec<Vec<String>>,
+    /// The implementation of each included node.
+    pub chosen: Vec<Option<Chosen<'c>>>,
+    /// `start`, as nodes.
+    pub start: Vec<usize>,
+}
+
+impl Wiring<'_> {
+    /// Whether node `i` is included.
+    pub fn included(&self, i: usize) -> bool {
+        !self.reasons[i].is_empty()
+    }
+}
+
+/// `Network(stack: Host)`: the component and the keys that select its implementation.
+pub fn describe(dev: &Device, comp: &Component) -> String {
+    let sel: Vec<String> = dev
+        .settings
+        .iter()
+        .filter(|s| matches!(s.value, Scalar::Choice(_)))
+        .map(|s| format!("{}: {}", s.key, s.value.ron()))
+        .collect();
+    if sel.is_empty() {
+        comp.name.clone()
+    } else {
+        format!("{}({})", comp.name, sel.join(", "))
+    }
+}
+
+/// Solves the wiring; problems go to `errs` (the result is `None` if there are any).
+pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> Option<Wiring<'c>> {
+    let first_error = errs.len();
+    let target = cat.target(&a.target)?;
+    if let Status::Planned(why) = &target.status {
+        let mut d = Diagnostic::error(format!(
+            "target {} is not available yet: {why}",
+            target.name
+        ));
+        d = match a.target_origin {
+            Origin::Source(span) => d.primary(span, "not available yet"),
+            Origin::Env => d.note("the target comes from the environment variable MORGANA_TARGET"),
+            Origin::Default => d.note("this is the default target"),
+        };
+        let ready: Vec<String> = cat
+            .targets
+            .iter()
+            .filter(|t| t.status == Status::Ready)
+            .map(|t| t.variant.clone())
+            .collect();
+        errs.push(d.help(format!("targets available now: {}", ready.join(", "))));
+    }
+
+    // Requirement problems make the rest meaningless; a planned target does not.
+    let before = errs.len();
+    let mut nodes: Vec<Node> = cat
+        .platform_devices
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Node {
+            name: p.name.clone(),
+            kind: NodeKind::Platform(i),
+            provides: p.provides.clone(),
+            deps: Vec::new(),
+        })
+        .collect();
+    let first_declared = nodes.len();
+    for (i, d) in a.devices.iter().enumerate() {
+        let comp = cat.component(&d.component)?;
+        nodes.push(Node {
+            name: d.name.clone(),
+            kind: NodeKind::Declared(i),
+            provides: comp.provides.clone(),
+            deps: Vec::new(),
+        });
+    }
+
+    // Bind requirements.
+    for (i, dev) in a.devices.iter().enumerate() {
+        let me = first_declared + i;
+        let comp = cat.component(&dev.component)?;
+        for req in &comp.requires {
+            if let Some(r) = dev.refs.iter().find(|r| r.key == req.key) {
+                let Some(n) = nodes.iter().position(|n| n.name == r.device) else {
+                    let all: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+                    let providers = providers(&nodes, &req.signature, me);
+                    let listed = if providers.is_empty() {
+                        format!(
+                            "no device provides it (components that do: {})",
+                            components_providing(cat, &req.signature)
+                        )
+                    } else {
+                        format!("devices providing it: {}", quoted(&providers, &nodes))
+                    };
+                    errs.push(
+                        Diagnostic::error(format!("unknown device `{}`", r.device))
+                            .primary(r.span, "no device has this name")
+                            .help(format!(
+                                "{}`{}.{}` names a device providing `{}`; {listed}",
+                                did_you_mean(&r.device, all.iter().copied()),
+                                dev.name,
+                                req.key,
+                                req.signature,
+                            )),
+                    );
+                    continue;
+                };
+                if !nodes[n].provides.contains(&req.signature) {
+                    let providers = providers(&nodes, &req.signature, me);
+                    let mut d = Diagnostic::error(format!(
+                        "device `{}` cannot be `{}.{}`: it does not provide `{}`",
+                        r.device, dev.name, req.key, req.signature
+                    ))
+                    .primary(
+                        r.span,
+                        format!("expected a device providing `{}`", req.signature),
+                    );
+                    if let Some(span) = node_span(a, &nodes[n]) {
+                        d = d.secondary(span, format!("`{}` is declared here", r.device));
+                    }
+                    d = d.help(if providers.is_empty() {
+                        format!(
+                            "no device provides `{}`; components that do: {}",
+                            req.signature,
+                            components_providing(cat, &req.signature)
+                        )
+                    } else {
+                        format!(
+                            "devices providing `{}`: {}",
+                            req.signature,
+                            quoted(&providers, &nodes)
+                        )
+                    });
+                    errs.push(d);
+                    continue;
+                }
+                nodes[me].deps.push(Binding {
+                    key: req.key.clone(),
+                    node: n,
+                    span: Some(r.span),
+                });
+                continue;
+            }
+            let candidates = providers(&nodes, &req.signature, me);
+            match candidates.as_slice() {
+                [one] => nodes[me].deps.push(Binding {
+                    key: req.key.clone(),
+                    node: *one,
+                    span: None,
+                }),
+                [] => errs.push(
+                    Diagnostic::error(format!(
+                        "`{}` needs a device providing `{}` as `{}`, and there is none",
+                        dev.name, req.signature, req.key
+                    ))
+                    .primary(
+                        dev.component_span,
+                        format!("{} requires `{}`: {}", comp.name, req.key, req.doc),
+                    )
+                    .help(format!(
+                        "declare a device that provides `{}`; components that do: {}",
+                        req.signature,
+                        components_providing(cat, &req.signature)
+                    )),
+                ),
+                many => {
+                    let mut d = Diagnostic::error(format!(
+                        "`{}` needs a device providing `{}` as `{}`, and there are {}: {}",
+                        dev.name,
+                        req.signature,
+                        req.key,
+                        many.len(),
+                        quoted(many, &nodes)
+                    ))
+                    .primary(dev.component_span, format!("which `{}`?", req.key));
+                    for &c in many {
+                        if let Some(span) = node_span(a, &nodes[c]) {
+                            d = d.secondary(span, format!("provides `{}`", req.signature));
+                        }
+                    }
+                    errs.push(d.help(format!(
+                        "say which one, e.g. `{}: \"{}\"` in `{}`",
+                        req.key, nodes[many[0]].name, dev.name
+                    )));
+                }
+            }
+        }
+    }
+    if errs.len() > before {
+        return None;
+    }
+
+    if let Some(cycle) = find_cycle(&nodes) {
+        let path: Vec<String> = cycle
+            .iter()
+            .map(|&n| format!("`{}`", nodes[n].name))
+            .collect();
+        let mut d = Diagnostic::error(format!("dependency cycle: {}", path.join(" -> ")));
+        for (k, w) in cycle.windows(2).enumerate() {
+            let (from, to) = (w[0], w[1]);
+            let b = nodes[from].deps.iter().find(|b| b.node == to);
+            let span = b
+                .and_then(|b| b.span)
+                .or_else(|| node_span(a, &nodes[from]));
+            if let (Some(span), Some(b)) = (span, b) {
+                let label = format!(
+                    "`{}` needs `{}` as `{}`",
+                    nodes[from].name, nodes[to].name, b.key
+                );
+                d = if k == 0 {
+                    d.primary(span, label)
+                } else {
+                    d.secondary(span, label)
+                };
+            }
+        }
+        errs.push(d.help("a device cannot depend on itself, directly or through other devices; break the cycle by naming a different device"));
+        return None;
+    }
+
+    // What is included, and why.
+    let mut reasons: Vec<Vec<String>> = vec![Vec::new(); nodes.len()];
+    let mut start = Vec::new();
+    for (pos, (name, _)) in a.start.iter().enumerate() {
+        let n = nodes.iter().position(|n| &n.name == name)?;
+        start.push(n);
+        reasons[n].push(format!("argument {} of main", pos + 1));
+    }
+    let mut stack: Vec<usize> = start.clone();
+    let mut reached = vec![false; nodes.len()];
+    while let Some(n) = stack.pop() {
+        if std::mem::replace(&mut reached[n], true) {
+            continue;
+        }
+        stack.extend(nodes[n].deps.iter().map(|b| b.node));
+    }
+    let order = topo_order(&nodes, &reached);
+    for &n in &order {
+        let NodeKind::Declared(di) = nodes[n].kind else {
+            continue;
+        };
+        let comp = cat.component(&a.devices[di].component)?;
+        for b in &nodes[n].deps {
+            let purpose = comp
+                .requires
+                .iter()
+                .find(|r| r.key == b.key)
+                .map(|r| r.purpose.as_str())
+                .unwrap_or_default();
+            let why = if purpose.is_empty() {
+                format!("required by {}", nodes[n].name)
+            } else {
+                format!("required by {} ({purpose})", nodes[n].name)
+            };
+            reasons[b.node].push(why);
+        }
+    }
+
+    // Implementations on the target.
+    let mut chosen: Vec<Option<Chosen<'c>>> = vec![None; nodes.len()];
+    for &n in &order {
+        match nodes[n].kind {
+            NodeKind::Platform(_) => match target.devices.iter().find(|(d, _)| *d == nodes[n].name)
+            {
+                Some((_, imp)) => chosen[n] = Some(Chosen::Platform(imp)),
+                None if target.status == Status::Ready => errs.push(
+                    Diagnostic::error(format!(
+                        "platform device `{}` is not available on target {}",
+                        nodes[n].name, target.name
+                    ))
+                    .note(format!(
+                        "it is included because it is {}",
+                        reasons[n].join("; ")
+                    )),
+                ),
+                None => {}
+            },
+            NodeKind::Declared(di) => {
+                let dev = &a.devices[di];
+                let comp = cat.component(&dev.component)?;
+                match select(dev, comp, target) {
+                    Ok(imp) => chosen[n] = Some(Chosen::Component(imp)),
+                    Err(d) => errs.push(d),
+                }
+            }
+        }
+    }
+
+    // A device that is moved into its user can have only one user.
+    let mut uses: Vec<Vec<(Option<Span>, String)>> = vec![Vec::new(); nodes.len()];
+    for (pos, &n) in start.iter().enumerate() {
+        uses[n].push((Some(a.start[pos].1), "passed to main".to_string()));
+    }
+    for &n in &order {
+        for b in &nodes[n].deps {
+            let span = b.span.or_else(|| node_span(a, &nodes[n]));
+            uses[b.node].push((
+                span,
+                format!("required by `{}` as `{}`", nodes[n].name, b.key),
+            ));
+        }
+    }
+    for &n in &order {
+        let shared = match &chosen[n] {
+            Some(Chosen::Platform(_)) | None => true,
+            Some(Chosen::Component(imp)) => imp.shared || matches!(imp.code, Code::Static { .. }),
+        };
+        if shared || uses[n].len() < 2 {
+            continue;
+        }
+        let NodeKind::Declared(di) = nodes[n].kind else {
+            continue;
+        };
+        let dev = &a.devices[di];
+        let mut d = Diagnostic::error(format!(
+            "device `{}` is used {} times, but a {} can be handed to one user only",
+            dev.name,
+            uses[n].len(),
+            dev.component
+        ));
+        let mut primary = true;
+        for (span, label) in &uses[n] {
+            if let Some(span) = span {
+                d = if primary {
+                    d.primary(*span, label.clone())
+                } else {
+                    d.secondary(*span, label.clone())
+                };
+                primary = false;
+            }
+        }
+        errs.push(d.help("declare one device per user"));
+    }
+
+    if errs.len() > first_error {
+        return None;
+    }
+    Some(Wiring {
+        target,
+        nodes,
+        order,
+        reasons,
+        chosen,
+        start,
+    })
+}
+
+/// Picks the implementation of `dev` on `target`.
+fn select<'c>(dev: &Device, comp: &'c Component, target: &Target) -> Result<&'c Impl, Diagnostic> {
+    let what = describe(dev, comp);
+    let matches = |imp: &Impl| {
+        imp.when.iter().all(|(k, v)| {
+            dev.setting(k)
+                .is_some_and(|s| s.value == Scalar::Choice(v.clone()))
+        })
+    };
+    let found = comp
+        .impls
+        .iter()
+        .find(|imp| imp.for_target(&target.name) && matches(imp));
+    let err = |msg: String, label: &str| {
+        Diagnostic::error(msg).primary(dev.component_span, label.to_string())
+    };
+    match found {
+        Some(imp) => match &imp.code {
+            Code::Connect { .. } | Code::Static { .. } => Ok(imp),
+            Code::Planned(why) => Err(err(
+                format!(
+                    "`{what}` is not available yet on target {}: {why}",
+                    target.name
+                ),
+                "not available yet",
+            )),
+            Code::Unsupported(why) => Err(err(
+                format!("`{what}` is not available on target {}: {why}", target.name),
+                "not available on this target",
+            )),
+        },
+        None => {
+            let elsewhere: Vec<String> = comp
+                .impls
+                .iter()
+                .filter(|imp| {
+                    matches(imp) && matches!(imp.code, Code::Connect { .. } | Code::Static { .. })
+                })
+                .flat_map(|imp| imp.targets.clone())
+                .collect();
+            let mut d = err(
+                format!("`{what}` is not available on target {}", target.name),
+                "not available on this target",
+            );
+            if !elsewhere.is_empty() {
+                d = d.help(format!("it is available on: {}", elsewhere.join(", ")));
+            }
+            Err(d)
+        }
+    }
+}
+
+fn providers(nodes: &[Node], signature: &str, except: usize) -> Vec<usize> {
+    (0..nodes.len())
+        .filter(|&i| i != except && nodes[i].provides.iter().any(|s| s == signature))
+        .collect()
+}
+
+fn quoted(list: &[usize], nodes: &[Node]) -> String {
+    let v: Vec<String> = list
+        .iter()
+        .map(|&i| format!("`{}`", nodes[i].name))
+        .collect();
+    names::and_list(&v)
+}
+
+fn components_providing(cat: &Catalog, signature: &str) -> String {
+    let v: Vec<String> = cat
+        .components
+        .iter()
+        .filter(|c| c.provides.iter().any(|s| s == signature))
+        .map(|c| c.name.clone())
+        .collect();
+    let mut v = v;
+    v.sort();
+    if v.is_empty() {
+        "none yet".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn node_span(a: &Appliance, n: &Node) -> Option<Span> {
+    match n.kind {
+        NodeKind::Declared(i) => Some(a.devices[i].name_span),
+        NodeKind::Platform(_) => None,
+    }
+}
+
+/// The first cycle found (in declaration order), as a path that ends where it starts.
+fn find_cycle(nodes: &[Node]) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        n: usize,
+        nodes: &[Node],
+        mark: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        mark[n] = Mark::Active;
+        path.push(n);
+        for b in &nodes[n].deps {
+            match mark[b.node] {
+                Mark::Active => {
+                    let from = path.iter().position(|&p| p == b.node).unwrap_or(0);
+                    let mut cycle = path[from..].to_vec();
+                    cycle.push(b.node);
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(c) = visit(b.node, nodes, mark, path) {
+                        return Some(c);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        mark[n] = Mark::Done;
+        None
+    }
+    let mut mark = vec![Mark::New; nodes.len()];
+    for n in 0..nodes.len() {
+        if mark[n] == Mark::New
+            && let Some(c) = visit(n, nodes, &mut mark, &mut Vec::new())
+        {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Kahn's algorithm, stable: among ready nodes, the earliest declared goes first.
+fn topo_order(nodes: &[Node], keep: &[bool]) -> Vec<usize> {
+    let mut placed = vec![false; nodes.len()];
+    let mut order = Vec::new();
+    loop {
+        let next = (0..nodes.len())
+            .find(|&i| keep[i] && !placed[i] && nodes[i].deps.iter().all(|b| placed[b.node]));
+        match next {
+            Some(i) => {
+                placed[i] = true;
+                order.push(i);
+            }
+            None => return order,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Golden tests: each appliance description compiles to exactly the checked-in
+//! `expected.rs` and `report.txt`. `UPDATE_GOLDEN=1 cargo test -p morgana-codegen`
+//! re-blesses them.
+//!
+//! A case is (description, directory of expected files, MORGANA_TARGET). To pin a real
+//! appliance, add a row such as
+//! `Case { ron: "../appliances/hello/appliance.ron", expected: "tests/golden/hello", target: None }`.
+
+mod common;
+
+use std::path::Path;
+
+struct Case {
+    /// The appliance.ron, relative to the codegen crate.
+    ron: &'static str,
+    /// Directory holding `expected.rs` and `report.txt`.
+    expected: &'static str,
+    /// `MORGANA_TARGET`, if set.
+    target: Option<&'static str>,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        ron: "tests/golden/hello/appliance.ron",
+        expected: "tests/golden/hello",
+        target: None,
+    },
+    Case {
+        ron: "tests/golden/static-website/appliance.ron",
+        expected: "tests/golden/static-website",
+        target: None,
+    },
+    Case {
+        ron: "tests/golden/defaults/appliance.ron",
+        expected: "tests/golden/defaults",
+        target: None,
+    },
+    Case {
+        ron: "tests/golden/target-override/appliance.ron",
+        expected: "tests/golden/target-override",
+        target: Some("unix"),
+    },
+    // The real appliances.
+    Case {
+        ron: "../appliances/hello/appliance.ron",
+        expected: "tests/golden/appliance-hello",
+        target: None,
+    },
+    Case {
+        ron: "../appliances/static-website/appliance.ron",
+        expected: "tests/golden/appliance-static-website",
+        target: None,
+    },
+];
+
+fn generate(case: &Case) -> morgana_codegen::Generated {
+    let ron = Path::new(case.ron);
+    let source =
+        std::fs::read_to_string(ron).unwrap_or_else(|e| panic!("read {}: {e}", ron.display()));
+    let dir = ron.parent().expect("a directory");
+    morgana_codegen::compile(&source, case.ron, dir, case.target)
+        .unwrap_or_else(|d| panic!("{} should compile:\n{d}", case.ron))
+}
+
+#[test]
+fn golden_outputs_match() {
+    let mut failures = Vec::new();
+    for case in CASES {
+        let g = generate(case);
+        let dir = Path::new(case.expected);
+        failures.extend(common::compare(&dir.join("expected.rs"), &g.rust));
+        failures.extend(common::compare(&dir.join("report.txt"), &g.report));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn golden_outputs_are_rustfmt_stable() {
+    if !common::have_rustfmt() {
+        eprintln!("rustfmt not found: skipping");
+        return;
+    }
+    let failures: Vec<String> = CASES
+        .iter()
+        .filter_map(|c| common::rustfmt_check(&Path::new(c.expected).join("expected.rs")))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn compilation_is_deterministic() {
+    for case in CASES {
+        assert_eq!(generate(case), generate(case), "{}", case.ron);
+    }
+}
+
+#[test]
+fn static_website_wiring_facts() {
+    let g = generate(&CASES[1]);
+    assert_eq!(g.target, "unix");
+    assert_eq!(
+        g.crates,
+        [
+            "kv-crunch",
+            "morgana-http",
+            "morgana-signatures",
+            "morgana-unix"
+        ]
+    );
+    assert_eq!(g.watch, [Path::new("htdocs")]);
+    assert_eq!(
+        g.link_args,
+        [
+            "-nostartfiles",
+            "-nostdlib",
+            "-static",
+            "-no-pie",
+            "-Wl,--gc-sections",
+            "-Wl,--build-id=none"
+        ]
+    );
+    assert!(g.warnings.is_empty());
+    // Dependency order: platform devices, then the network before the server using it.
+    let pos = |s: &str| g.rust.find(s).unwrap_or_else(|| panic!("missing {s:?}"));
+    assert!(pos("let console = ") < pos("let clock = "));
+    assert!(pos("let clock = ") < pos("let net = "));
+    assert!(pos("let net = ") < pos("let http = "));
+    assert!(
+        g.rust
+            .contains("crate::Website::start(console, http, &SITE)")
+    );
+    assert!(
+        !g.rust.contains("entropy()"),
+        "unused platform devices are left out"
+    );
+}
+
+#[test]
+fn unused_devices_are_left_out_with_a_warning() {
+    let g = generate(&CASES[2]);
+    assert_eq!(g.warnings.len(), 1, "{:?}", g.warnings);
+    assert!(
+        g.warnings[0].starts_with("warning: device `spare` is never used"),
+        "{}",
+        g.warnings[0]
+    );
+    assert!(!g.rust.contains("SPARE"));
+}

@@ -1,0 +1,269 @@
+//! The golden outputs type-check against the interfaces that docs/architecture.md
+//! promises (the real morgana-signatures crate, and stubs of morgana-unix,
+//! morgana-http and kv-crunch with exactly the documented signatures), with
+//! `-D warnings`. This catches a catalog template that drifts from the contract
+//! before an appliance build does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const STUBS: &str = r#"
+#![no_std]
+#![allow(dead_code, unused_macros, unused_imports)]
+
+mod morgana_unix {
+    use core::fmt;
+    use core::net::SocketAddr;
+    use morgana_signatures as sig;
+
+    pub struct Platform;
+    #[derive(Clone, Copy)]
+    pub struct Console;
+    #[derive(Clone, Copy)]
+    pub struct Clock;
+    #[derive(Clone, Copy)]
+    pub struct Entropy;
+    impl Platform {
+        pub fn console(&'static self) -> Console { Console }
+        pub fn clock(&'static self) -> Clock { Clock }
+        pub fn entropy(&'static self) -> Entropy { Entropy }
+    }
+    impl sig::Console for Console {
+        fn write_bytes(&self, _: &[u8]) {}
+    }
+    impl sig::MonotonicClock for Clock {
+        fn now(&self) -> sig::Instant { sig::Instant::ZERO }
+    }
+    impl sig::WallClock for Clock {
+        fn now_since_epoch(&self) -> Option<core::time::Duration> { None }
+    }
+    impl sig::Timer for Clock {
+        async fn sleep_until(&self, _: sig::Instant) {}
+    }
+    impl sig::Entropy for Entropy {
+        type Error = Error;
+        fn fill(&self, _: &mut [u8]) -> Result<(), Error> { Ok(()) }
+    }
+
+    #[derive(Debug)]
+    pub struct Error;
+    impl fmt::Display for Error {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("error") }
+    }
+    impl sig::TcpError for Error {
+        fn kind(&self) -> sig::TcpErrorKind { sig::TcpErrorKind::Other }
+    }
+    pub struct Stream;
+    impl sig::TcpStream for Stream {
+        type Error = Error;
+        async fn read(&mut self, _: &mut [u8]) -> Result<usize, Error> { Ok(0) }
+        async fn write(&mut self, b: &[u8]) -> Result<usize, Error> { Ok(b.len()) }
+        async fn shutdown(&mut self) -> Result<(), Error> { Ok(()) }
+    }
+    pub struct Listener;
+    impl sig::TcpListener for Listener {
+        type Error = Error;
+        type Stream = Stream;
+        async fn accept(&mut self) -> Result<(Stream, SocketAddr), Error> { Err(Error) }
+        fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
+    }
+    pub struct HostTcp;
+    impl HostTcp {
+        pub async fn connect(_: &'static Platform) -> Result<HostTcp, Error> { Ok(HostTcp) }
+    }
+    impl sig::Tcp for HostTcp {
+        type Error = Error;
+        type Stream = Stream;
+        type Listener = Listener;
+        async fn listen(&self, _: SocketAddr) -> Result<Listener, Error> { Ok(Listener) }
+    }
+
+    pub enum LogLevel { Off, Error, Warn, Info, Debug, Trace }
+
+    macro_rules! entry {
+        ($main:path, heap_bytes = $heap:literal, log_level = $level:ident) => {
+            const HEAP_BYTES: usize = $heap;
+            pub fn start(p: &'static $crate::morgana_unix::Platform) -> impl core::future::Future {
+                let _ = $crate::morgana_unix::LogLevel::$level;
+                $main(p)
+            }
+        };
+    }
+    pub(crate) use entry;
+}
+
+mod morgana_http {
+    use core::fmt;
+    use morgana_signatures::{Tcp, Timer};
+
+    pub struct Config {
+        pub address: core::net::SocketAddr,
+        pub max_connections: usize,
+        pub idle_timeout: core::time::Duration,
+    }
+    pub struct Server<T, C> {
+        net: T,
+        clock: C,
+    }
+    #[derive(Debug)]
+    pub struct Error<E>(E);
+    impl<E: fmt::Debug> fmt::Display for Error<E> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "{:?}", self.0) }
+    }
+    impl<T: Tcp, C: Timer> Server<T, C> {
+        pub async fn connect(net: T, clock: C, _config: Config) -> Result<Self, Error<T::Error>> {
+            Ok(Server { net, clock })
+        }
+    }
+}
+
+mod kv_crunch {
+    use morgana_signatures::{KvRo, Object};
+    pub struct Table {
+        pub len: usize,
+    }
+    impl KvRo for Table {
+        type Error = core::convert::Infallible;
+        fn get(&self, _: &str) -> Result<Option<Object<'_>>, Self::Error> { Ok(None) }
+        fn is_dir(&self, _: &str) -> Result<bool, Self::Error> { Ok(false) }
+        fn len(&self) -> usize { self.len }
+    }
+    macro_rules! crunch {
+        ($dir:literal) => {
+            $crate::kv_crunch::Table { len: $dir.len() }
+        };
+    }
+    pub(crate) use crunch;
+}
+
+use core::convert::Infallible;
+use morgana_signatures::{Console, Entropy, KvRo, Tcp, Timer};
+"#;
+
+/// (golden directory, the application type the generated code starts).
+const CASES: &[(&str, &str)] = &[
+    (
+        "hello",
+        "pub struct Hello;
+         impl Hello {
+             pub async fn start(console: impl Console) -> Result<(), Infallible> {
+                 console.write_str(config::GREETING);
+                 let _ = (config::AUDIENCE, config::REPEAT);
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "static-website",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _console: impl Console,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "defaults",
+        "pub struct App;
+         impl App {
+             pub async fn start(
+                 _web: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "target-override",
+        "mod api {
+             use super::*;
+             pub struct Api;
+             impl Api {
+                 pub async fn start(
+                     _api: morgana_http::Server<impl Tcp, impl Timer>,
+                     _clock: impl Timer,
+                     _entropy: impl Entropy,
+                     _console: impl Console,
+                 ) -> Result<(), Infallible> {
+                     let _ = (config::DEBUG, config::RATIO, config::OFFSET, config::MOTD, config::BIG);
+                     Ok(())
+                 }
+             }
+         }",
+    ),
+];
+
+fn rustc() -> Option<String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    Command::new(&rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| rustc)
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run rustc");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn golden_outputs_type_check_against_the_documented_interfaces() {
+    let Some(rustc) = rustc() else {
+        eprintln!("rustc not found: skipping");
+        return;
+    };
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("morgana-typecheck");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    run(Command::new(&rustc)
+        .args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "lib",
+            "--crate-name",
+            "morgana_signatures",
+        ])
+        .args(["--emit", "metadata", "--out-dir"])
+        .arg(&tmp)
+        .arg("../platform/signatures/src/lib.rs"));
+    let rmeta = tmp.join("libmorgana_signatures.rmeta");
+    for (case, app) in CASES {
+        let generated = Path::new("tests/golden").join(case).join("expected.rs");
+        let generated = std::fs::canonicalize(&generated).expect("golden exists");
+        let src = format!(
+            "{STUBS}\n{app}\ninclude!({:?});\n",
+            generated.to_string_lossy()
+        );
+        let file = tmp.join(format!("{case}.rs"));
+        std::fs::write(&file, src).expect("write");
+        run(Command::new(&rustc)
+            .args([
+                "--edition",
+                "2024",
+                "--crate-type",
+                "lib",
+                "--emit",
+                "metadata",
+            ])
+            .args(["-D", "warnings", "-A", "dead_code"])
+            .arg("--crate-name")
+            .arg(format!("check_{}", case.replace('-', "_")))
+            .arg("--out-dir")
+            .arg(&tmp)
+            .arg("--extern")
+            .arg(format!("morgana_signatures={}", rmeta.display()))
+            .arg(&file));
+    }
+}
