@@ -1,1 +1,1 @@
-fn main() {}
+fn main() { morgana_codegen::build() }
