@@ -1,1 +1,3 @@
-fn main() { morgana_codegen::build() }
+fn main() {
+    morgana_codegen::build()
+}

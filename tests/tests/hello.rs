@@ -31,6 +31,9 @@ fn hello_is_a_static_binary_without_libc() {
                 .try_into()
                 .unwrap(),
         );
-        assert_ne!(p_type, 3, "PT_INTERP present: the binary is dynamically linked");
+        assert_ne!(
+            p_type, 3,
+            "PT_INTERP present: the binary is dynamically linked"
+        );
     }
 }

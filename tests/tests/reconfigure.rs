@@ -13,8 +13,16 @@ fn scratch_hello(tag: &str, ron: &str) -> PathBuf {
     let dir = target_dir().join("scratch").join(tag);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("src")).expect("scratch dir");
-    std::fs::copy(root.join("appliances/hello/src/main.rs"), dir.join("src/main.rs")).expect("copy");
-    std::fs::write(dir.join("build.rs"), "fn main() { morgana_codegen::build() }\n").expect("build.rs");
+    std::fs::copy(
+        root.join("appliances/hello/src/main.rs"),
+        dir.join("src/main.rs"),
+    )
+    .expect("copy");
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() { morgana_codegen::build() }\n",
+    )
+    .expect("build.rs");
     std::fs::write(dir.join("appliance.ron"), ron).expect("appliance.ron");
     let path = |p: &str| root.join(p).display().to_string();
     let manifest = format!(
@@ -66,10 +74,13 @@ fn build(dir: &Path) -> Output {
 }
 
 fn hello_ron(greeting: &str, extra_device: &str) -> String {
-    let original =
-        std::fs::read_to_string(workspace_root().join("appliances/hello/appliance.ron")).expect("ron");
+    let original = std::fs::read_to_string(workspace_root().join("appliances/hello/appliance.ron"))
+        .expect("ron");
     original
-        .replace("\"greeting\": \"Hello\"", &format!("\"greeting\": \"{greeting}\""))
+        .replace(
+            "\"greeting\": \"Hello\"",
+            &format!("\"greeting\": \"{greeting}\""),
+        )
         .replace("devices: {}", &format!("devices: {{{extra_device}}}"))
 }
 
@@ -79,8 +90,14 @@ fn editing_appliance_ron_changes_the_binary_and_errors_point_at_the_mistake() {
     assert!(ron.contains("Bonjour"), "the fixture edit applied");
     let dir = scratch_hello("reconfigure", &ron);
     let out = build(&dir);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let run = Command::new(dir.join("target/release/hello")).output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(dir.join("target/release/hello"))
+        .output()
+        .expect("runs");
     assert_eq!(String::from_utf8_lossy(&run.stdout), "Bonjour, world!\n");
 
     // Now break it: an unknown component. The build must stop at the build script with
@@ -92,9 +109,18 @@ fn editing_appliance_ron_changes_the_binary_and_errors_point_at_the_mistake() {
         .position(|l| l.contains("Netwrok"))
         .expect("the broken line")
         + 1;
-    let col = broken.lines().nth(line - 1).unwrap().find("Netwrok").unwrap() + 1;
+    let col = broken
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("Netwrok")
+        .unwrap()
+        + 1;
     let out = build(&dir);
-    assert!(!out.status.success(), "a broken appliance.ron must fail the build");
+    assert!(
+        !out.status.success(),
+        "a broken appliance.ron must fail the build"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("appliance.ron:{line}:{col}")),

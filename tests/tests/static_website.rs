@@ -3,7 +3,9 @@
 //! One process serves every check (it listens on the port from its appliance.ron,
 //! 127.0.0.1:8080), so the checks run in sequence inside one test.
 
-use morgana_tests::{Reply, Running, build_appliance, curl, files_below, raw_exchange, wait_for_port};
+use morgana_tests::{
+    Reply, Running, build_appliance, curl, files_below, raw_exchange, wait_for_port,
+};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -41,7 +43,10 @@ fn htdocs() -> std::path::PathBuf {
 
 fn every_file_byte_for_byte() {
     let files = files_below(&htdocs());
-    assert!(files.len() >= 8, "the site has several pages, CSS and images");
+    assert!(
+        files.len() >= 8,
+        "the site has several pages, CSS and images"
+    );
     for (key, path) in files {
         let want = std::fs::read(&path).expect("read fixture");
         let got = curl(&url(&format!("/{key}")), &[]);
@@ -77,7 +82,10 @@ fn index_for_root_and_directories() {
     assert_eq!(docs.body, docs_index);
 
     let redirect = curl(&url("/docs"), &[]);
-    assert_eq!(redirect.status, 301, "a directory without its slash redirects");
+    assert_eq!(
+        redirect.status, 301,
+        "a directory without its slash redirects"
+    );
     assert_eq!(redirect.header("location"), Some("/docs/"));
 
     let query = curl(&url("/about.html?utm=x"), &[]);
@@ -95,7 +103,11 @@ fn head_has_headers_and_no_body() {
     let text = String::from_utf8_lossy(&head);
     let (head_part, rest) = text.split_once("\r\n\r\n").expect("a complete head");
     assert!(head_part.starts_with("HTTP/1.1 200"), "{head_part}");
-    assert!(rest.is_empty(), "HEAD has no body, got {} bytes", rest.len());
+    assert!(
+        rest.is_empty(),
+        "HEAD has no body, got {} bytes",
+        rest.len()
+    );
     let header = |name: &str| {
         head_part
             .lines()
@@ -111,7 +123,10 @@ fn head_has_headers_and_no_body() {
 fn etag_gives_304() {
     let first = curl(&url("/index.html"), &[]);
     let etag = first.header("etag").expect("an ETag").to_string();
-    assert!(etag.starts_with('"') && etag.ends_with('"'), "strong ETag: {etag}");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong ETag: {etag}"
+    );
     let again = curl(
         &url("/index.html"),
         &["-H", &format!("If-None-Match: {etag}")],
@@ -153,7 +168,11 @@ fn not_found() {
     let r = curl(&url("/no/such/page.html"), &[]);
     assert_eq!(r.status, 404);
     let r = curl(&url("/../../etc/passwd"), &["--path-as-is"]);
-    assert!(r.status == 400 || r.status == 404, "traversal: {}", r.status);
+    assert!(
+        r.status == 400 || r.status == 404,
+        "traversal: {}",
+        r.status
+    );
 }
 
 fn method_not_allowed() {
@@ -161,7 +180,10 @@ fn method_not_allowed() {
         let r = curl(&url("/index.html"), &["-X", method, "--data", "x=1"]);
         assert_eq!(r.status, 405, "{method}");
         let allow = r.header("allow").unwrap_or("");
-        assert!(allow.contains("GET") && allow.contains("HEAD"), "Allow: {allow}");
+        assert!(
+            allow.contains("GET") && allow.contains("HEAD"),
+            "Allow: {allow}"
+        );
     }
 }
 
@@ -179,7 +201,10 @@ fn bad_requests_get_400_and_server_survives() {
             b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
             "HTTP/1.1 400",
         ),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "HTTP/1.1 400"),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
     ];
     for (request, want) in cases {
         let got = raw_exchange(addr(), request, limit);
@@ -192,13 +217,21 @@ fn bad_requests_get_400_and_server_survives() {
     }
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(20_000));
     let got = raw_exchange(addr(), long_line.as_bytes(), limit);
-    assert!(status_of(&got).starts_with("HTTP/1.1 414"), "{:?}", status_of(&got));
+    assert!(
+        status_of(&got).starts_with("HTTP/1.1 414"),
+        "{:?}",
+        status_of(&got)
+    );
     let many_headers = format!(
         "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
         "X-Filler: 0123456789abcdef0123456789abcdef\r\n".repeat(400)
     );
     let got = raw_exchange(addr(), many_headers.as_bytes(), limit);
-    assert!(status_of(&got).starts_with("HTTP/1.1 431"), "{:?}", status_of(&got));
+    assert!(
+        status_of(&got).starts_with("HTTP/1.1 431"),
+        "{:?}",
+        status_of(&got)
+    );
     // Still serving after all of that.
     assert_eq!(curl(&url("/"), &[]).status, 200);
 }
@@ -207,11 +240,25 @@ fn keep_alive_and_pipelining() {
     let two = b"GET /robots.txt HTTP/1.1\r\nHost: a\r\n\r\nGET /robots.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
     let got = raw_exchange(addr(), two, Duration::from_secs(5));
     let text = String::from_utf8_lossy(&got);
-    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "two pipelined responses: {text}");
+    assert_eq!(
+        text.matches("HTTP/1.1 200").count(),
+        2,
+        "two pipelined responses: {text}"
+    );
     assert_eq!(text.matches("Allow: /").count(), 2, "both bodies");
 
-    let http10 = raw_exchange(addr(), b"GET /robots.txt HTTP/1.0\r\n\r\n", Duration::from_secs(5));
+    let http10 = raw_exchange(
+        addr(),
+        b"GET /robots.txt HTTP/1.0\r\n\r\n",
+        Duration::from_secs(5),
+    );
     let text = String::from_utf8_lossy(&http10);
-    assert!(text.starts_with("HTTP/1.1 200"), "HTTP/1.0 request served: {text}");
-    assert!(text.ends_with("Allow: /\n"), "and the connection closed after it");
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "HTTP/1.0 request served: {text}"
+    );
+    assert!(
+        text.ends_with("Allow: /\n"),
+        "and the connection closed after it"
+    );
 }
