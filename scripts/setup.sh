@@ -2,18 +2,43 @@
 # Installs what Morgana's tests need on Debian 12. Run as root (CI is root).
 #
 # Packages:
-#   curl   the HTTP client the end-to-end tests drive appliances with
-#   gcc    the linker driver rustc calls (cc)
+#   curl               the HTTP client the end-to-end tests drive appliances with
+#   gcc                the linker driver rustc calls (cc)
+#   qemu-system-x86    boots the PVH kernels; version 10 from bookworm-backports, which
+#                      Xen-under-QEMU needs (7.2 from bookworm crashes dom0)
+#   iproute2           network namespaces and tap devices for the direct-stack tests
 set -euo pipefail
-
-packages=(curl gcc)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/setup.sh installs Debian packages: run it as root (or with sudo)" >&2
   exit 1
 fi
-
 export DEBIAN_FRONTEND=noninteractive
+
+# bookworm-backports, from the same mirror as the machine's own bookworm sources (so
+# this script names no mirror itself).
+add_backports() {
+  if grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    return
+  fi
+  local uri=""
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    uri=$(awk '/^URIs:/ {u=$2} /^Suites:.*bookworm( |$)/ {if (u != "") {print u; exit}}' "$f")
+    [ -n "$uri" ] && break
+  done
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" && $0 ~ / bookworm / {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
+  fi
+  if [ -z "$uri" ]; then
+    echo "setup: cannot find this machine's bookworm apt source to add bookworm-backports" >&2
+    exit 1
+  fi
+  echo "deb $uri bookworm-backports main" > /etc/apt/sources.list.d/bookworm-backports.list
+}
+
+add_backports
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-echo "setup: installed ${packages[*]}"
+apt-get install -y -qq --no-install-recommends curl gcc iproute2 >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+echo "setup: $(qemu-system-x86_64 --version | head -1)"

@@ -1,0 +1,291 @@
+//! Morgana's PVH kernel platform: boot and CPU layer of the Xen/QEMU PVH target.
+//!
+//! An appliance built for the PVH target is a freestanding ELF that a PVH loader (QEMU
+//! `-kernel`, Xen, Firecracker) starts directly. This crate provides everything between
+//! that first 32-bit instruction and the appliance's `async fn`:
+//!
+//! | module | what |
+//! |---|---|
+//! | `boot` (private) | PVH note + 32-bit entry (emitted by [`entry!`]), `hvm_start_info`, the boot sequence |
+//! | [`paging`] | identity mapping with W^X, guard pages, [`map_mmio`] |
+//! | [`interrupts`] | GDT/TSS/IDT on IST stacks, exception reports, device vectors ([`Irq`]) |
+//! | [`pci`] | configuration space, bus scan, BARs, MSI-X |
+//! | [`time`] | TSC clock calibrated against the PIT, timers, CMOS wall clock |
+//! | [`exit`] | power-off and failure statuses (QEMU isa-debug-exit) |
+//! | `console`, `heap`, `entropy`, `idle`, `dma`, `apic`, `acpi`, `memmap` | the rest |
+//!
+//! The shape matches `morgana-unix`: a [`Platform`] with `console()`, `clock()` and
+//! `entropy()` handles implementing the `morgana-signatures` traits, and an
+//! [`entry!`] macro that the generated code invokes once:
+//!
+//! ```ignore
+//! morgana_pvh::entry!(connect_and_start, heap_bytes = 16777216, log_level = Info);
+//! ```
+//!
+//! Ground rules (see `docs/architecture.md`): this crate defines no lang item and no
+//! `#[no_mangle]` symbol; everything that must exist once per binary (PVH note and entry
+//! code, panic handler, global allocator, `memcpy` & co.) is expanded by [`entry!`] into
+//! the binary. The binary is linked with `kernel.ld` (see `build.rs`; its path is
+//! published to dependents' build scripts as `DEP_MORGANA_PVH_KERNEL_LD`).
+//!
+//! ## For device drivers (virtio-net next)
+//! - Find the device: `platform.pci().scan()` or [`Pci::find`]; configuration space
+//!   through ports 0xCF8/0xCFC ([`Pci::read32`] & co.).
+//! - Map its registers: [`Pci::map_bar`] (or [`map_mmio`]) gives an [`Mmio`] range,
+//!   uncached, wherever the BAR is (64-bit BARs above 4 GiB included). Legacy I/O BARs
+//!   are ports: [`cpu::inl`] & co.
+//! - DMA: virtual == physical. Use a [`DmaBuffer`] (zeroed, page-aligned) or any heap
+//!   allocation with [`virt_to_phys`].
+//! - Interrupts: `platform.interrupts().allocate()` gives an [`Irq`] (a vector of its
+//!   own). MSI-X: [`Pci::msix`], [`Pci::msix_table`], `table.set(entry,
+//!   irq.msi_message(), false)`, [`Pci::set_msix_enabled`]. INTx: [`Irq::route_gsi`]
+//!   (`Trigger::Level, Polarity::Low` for PCI) and [`Irq::unmask`] after servicing. The
+//!   driver's future awaits [`Irq::wait`]; the handler only records the interrupt.
+//! - Time: `platform.clock()` implements the `Timer` signature; between events the
+//!   event loop ([`Halt`]) halts the CPU.
+//!
+//! Concurrency model: one CPU; Rust code always runs with interrupts disabled; the
+//! event loop enables them only inside `sti; hlt`; interrupt handlers only set flags and
+//! acknowledge. Hence the plain `RefCell`-based globals (`sync::CpuCell`).
+#![no_std]
+#![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+mod acpi;
+mod apic;
+mod boot;
+mod console;
+pub mod cpu;
+mod dma;
+mod entropy;
+pub mod exit;
+mod heap;
+mod idle;
+pub mod interrupts;
+mod memmap;
+pub mod paging;
+pub mod pci;
+mod stacks;
+mod sync;
+pub mod time;
+
+use core::ops::Range;
+
+pub use console::Console;
+pub use cpu::Features;
+pub use dma::{DMA_ALIGN, DmaBuffer, DmaError};
+pub use entropy::{Entropy, EntropyError};
+pub use exit::{Failure, exit_failure, exit_success};
+pub use heap::{Heap, HeapStats};
+pub use idle::Halt;
+pub use interrupts::{Interrupts, Irq, IrqError, IrqWait, MsiMessage, Polarity, Trigger};
+pub use memmap::{MemoryRegion, RegionKind};
+pub use paging::{MapError, Mmio, map_mmio, virt_to_phys};
+pub use pci::{Bar, Pci, PciAddress, PciError, PciFunction};
+pub use time::{Clock, Sleep};
+
+/// The booted kernel: what the generated code and drivers get, as `&'static Platform`.
+#[derive(Debug)]
+pub struct Platform {
+    cmdline: &'static str,
+    memory_map: &'static [MemoryRegion],
+    heap_range: Range<u64>,
+    heap: &'static Heap,
+    features: Features,
+}
+
+impl Platform {
+    pub(crate) fn new(
+        cmdline: &'static str,
+        memory_map: &'static [MemoryRegion],
+        heap_range: Range<u64>,
+        heap: &'static Heap,
+        features: Features,
+    ) -> Platform {
+        Platform {
+            cmdline,
+            memory_map,
+            heap_range,
+            heap,
+            features,
+        }
+    }
+
+    /// The console (COM1).
+    pub fn console(&'static self) -> Console {
+        Console::new()
+    }
+
+    /// The monotonic clock, wall clock and timers.
+    pub fn clock(&'static self) -> Clock {
+        Clock::new()
+    }
+
+    /// The CPU's random number generator.
+    pub fn entropy(&'static self) -> Entropy {
+        Entropy::new(&self.features)
+    }
+
+    /// Device interrupt vectors.
+    pub fn interrupts(&'static self) -> Interrupts {
+        Interrupts::new()
+    }
+
+    /// PCI configuration space.
+    pub fn pci(&'static self) -> Pci {
+        Pci::new()
+    }
+
+    /// Maps device memory uncached (see [`map_mmio`]).
+    pub fn map_mmio(&self, phys: u64, len: u64) -> Result<Mmio, MapError> {
+        map_mmio(phys, len)
+    }
+
+    /// The kernel command line (QEMU `-append`), as given (invalid UTF-8 cut off).
+    pub fn cmdline(&self) -> &'static str {
+        self.cmdline
+    }
+
+    /// The value of `key=value` on the command line; `Some("")` for a bare `key`.
+    pub fn cmdline_arg(&self, key: &str) -> Option<&'static str> {
+        cmdline_arg(self.cmdline, key)
+    }
+
+    /// The physical memory map from `hvm_start_info`.
+    pub fn memory_map(&self) -> &'static [MemoryRegion] {
+        self.memory_map
+    }
+
+    /// Where the heap is (physical == virtual).
+    pub fn heap_range(&self) -> Range<u64> {
+        self.heap_range.clone()
+    }
+
+    /// Heap size and use.
+    pub fn heap_stats(&self) -> HeapStats {
+        self.heap.stats()
+    }
+
+    /// What the CPU offers.
+    pub fn cpu_features(&self) -> Features {
+        self.features
+    }
+}
+
+fn cmdline_arg<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline
+        .split_ascii_whitespace()
+        .find_map(|word| match word.split_once('=') {
+            Some((k, v)) if k == key => Some(v),
+            None if word == key => Some(""),
+            _ => None,
+        })
+}
+
+/// Defines the kernel's entry point and runs `main` on the PVH platform.
+///
+/// ```ignore
+/// async fn main(p: &'static morgana_pvh::Platform) -> Result<(), morgana_signatures::StartError> { Ok(()) }
+/// morgana_pvh::entry!(main, heap_bytes = 1048576, log_level = Info);
+/// ```
+///
+/// Expands, in the invoking binary (`#![no_std] #![no_main]`, linked with `kernel.ld`),
+/// to: the PVH ELF note and 32-bit entry code, the 64-bit entry function, the panic
+/// handler (`panic: <info>`, failure status 5 under QEMU), the global allocator (a
+/// [`Heap`] of at most `heap_bytes`, over the largest usable RAM region above the
+/// kernel), `memcpy` & co. (`morgana_rt::freestanding_symbols!`). `main` —
+/// `async fn(&'static Platform) -> Result<(), StartError>` — runs on `morgana_rt::block_on`
+/// with the halting idle [`Halt`]; `Ok` powers off (QEMU exits 0), `Err` prints
+/// `morgana: <error>` and exits with failure (status 3). `log_level` is one of `Off`,
+/// `Error`, `Warn`, `Info`, `Debug`, `Trace`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path, heap_bytes = $heap_bytes:expr, log_level = $level:ident $(,)?) => {
+        $crate::__private::freestanding_symbols!();
+
+        #[global_allocator]
+        static __MORGANA_PVH_HEAP: $crate::Heap = $crate::Heap::new();
+
+        #[panic_handler]
+        fn __morgana_pvh_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
+            $crate::__private::panic(info)
+        }
+
+        $crate::__boot_asm!(__morgana_pvh_start64);
+
+        unsafe extern "C" {
+            static __morgana_kernel_start: u8;
+            static __morgana_text_end: u8;
+            static __morgana_rodata_start: u8;
+            static __morgana_rodata_end: u8;
+            static __morgana_data_start: u8;
+            static __morgana_bss_start: u8;
+            static __morgana_bss_end: u8;
+            static __morgana_kernel_end: u8;
+        }
+
+        extern "C" fn __morgana_pvh_start64(start_info: u32, entry_tsc: u64) -> ! {
+            let layout = $crate::__private::KernelLayout {
+                kernel_start: (&raw const __morgana_kernel_start) as u64,
+                text_end: (&raw const __morgana_text_end) as u64,
+                rodata_start: (&raw const __morgana_rodata_start) as u64,
+                rodata_end: (&raw const __morgana_rodata_end) as u64,
+                data_start: (&raw const __morgana_data_start) as u64,
+                bss_start: (&raw const __morgana_bss_start) as u64,
+                bss_end: (&raw const __morgana_bss_end) as u64,
+                kernel_end: (&raw const __morgana_kernel_end) as u64,
+            };
+            $crate::__private::start(
+                start_info,
+                entry_tsc,
+                layout,
+                &__MORGANA_PVH_HEAP,
+                $heap_bytes,
+                $crate::__private::LevelFilter::$level,
+                $main,
+            )
+        }
+    };
+}
+
+/// Support for [`entry!`]; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::boot::{BOOT_TABLES, start};
+    pub use crate::paging::KernelLayout;
+    pub use crate::stacks::{BOOT_STACK_TOP, STACKS};
+    pub use log::LevelFilter;
+    pub use morgana_rt::freestanding_symbols;
+
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    static PANICKING: AtomicBool = AtomicBool::new(false);
+
+    /// The panic handler's body: prints `panic: <info>` and exits with failure.
+    pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        if PANICKING.swap(true, Ordering::Relaxed) {
+            crate::console::write_bytes(b"\npanic: (while panicking)\n");
+        } else {
+            crate::console::print(format_args!("panic: {info}\n"));
+        }
+        crate::exit::exit_failure(crate::exit::Failure::Panic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_arguments() {
+        let c = "console=ttyS0 fault=stack-overflow quiet x=";
+        assert_eq!(cmdline_arg(c, "fault"), Some("stack-overflow"));
+        assert_eq!(cmdline_arg(c, "quiet"), Some(""));
+        assert_eq!(cmdline_arg(c, "x"), Some(""));
+        assert_eq!(cmdline_arg(c, "missing"), None);
+        assert_eq!(cmdline_arg("", "fault"), None);
+    }
+}
