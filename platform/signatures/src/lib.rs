@@ -1,7 +1,7 @@
 //! Morgana's module signatures.
 //!
 //! These are the MirageOS `module type`s of Morgana: `CONSOLE`, `CLOCK`, `TIME`,
-//! `RANDOM`, `TCP`, `KV_RO`. Each is a trait with associated types for its errors and
+//! `RANDOM`, `NETIF`, `TCP`, `KV_RO`. Each is a trait with associated types for its errors and
 //! handles, and no constructors: how a device is made is the business of the platform
 //! that provides it and of the generated `connect` chain, never of the code that uses it.
 //!
@@ -17,12 +17,16 @@
 //! - [`KvRo`] is synchronous and hands out borrowed bytes: Morgana's read-only stores are
 //!   compiled in (`crunch!`), so a lookup is a table search, not I/O. A store backed by a
 //!   block device would be a different signature.
+//! - [`NetIf`] hands out Ethernet frames through zero-copy tokens, the way smoltcp's
+//!   `phy::Device` does: the device lends its own buffer for the duration of a closure,
+//!   so a frame is never copied between the driver and the stack.
 #![no_std]
 #![deny(unsafe_code)]
 #![allow(async_fn_in_trait)]
 
 use core::fmt;
 use core::net::SocketAddr;
+use core::task::Waker;
 use core::time::Duration;
 
 /// A point on a monotonic clock, in nanoseconds since an arbitrary origin (boot).
@@ -109,6 +113,92 @@ pub trait Entropy {
 
     /// Fills `buf` with random bytes.
     fn fill(&self, buf: &mut [u8]) -> Result<(), Self::Error>;
+}
+
+/// A 48-bit IEEE 802 MAC address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddress(pub [u8; 6]);
+
+impl MacAddress {
+    /// Whether this is a unicast address (the I/G bit of the first octet is clear), the
+    /// only kind a NIC may have as its own.
+    pub const fn is_unicast(&self) -> bool {
+        self.0[0] & 0x01 == 0
+    }
+
+    /// Whether this address is locally administered (the U/L bit is set), as made-up
+    /// addresses of virtual NICs should be.
+    pub const fn is_local(&self) -> bool {
+        self.0[0] & 0x02 != 0
+    }
+}
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+/// A received frame, lent by a [`NetIf`] until [`RxToken::consume`] returns.
+pub trait RxToken {
+    /// Calls `f` with the whole Ethernet frame (destination MAC first, no FCS) and returns
+    /// what `f` returns. The frame stays in the device's buffer: nothing is copied.
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R;
+}
+
+/// Room for one frame to send, lent by a [`NetIf`].
+pub trait TxToken {
+    /// Calls `f` with a buffer of exactly `len` bytes to fill with an Ethernet frame
+    /// (destination MAC first, no FCS), then sends the frame and returns what `f`
+    /// returned. `len` is at most [`NetIf::mtu`] + 14. A frame the device cannot send is
+    /// dropped (the protocols above retransmit); a device never fails a frame loudly.
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R;
+}
+
+/// `NETIF`: an Ethernet network interface (a Linux tap, virtio-net, Xen netfront).
+///
+/// Frames move through tokens so that neither side copies them: [`NetIf::receive`] lends
+/// a received frame together with room for an immediate reply (ARP and ICMP echo answer
+/// from inside the receive closure), [`NetIf::transmit`] lends room for a frame to send.
+/// A token borrows the device, so at most one pair is alive at a time.
+///
+/// The interface is poll-driven and single-threaded like everything in Morgana: the
+/// stack calls [`NetIf::receive`] until it returns `None`, then parks a waker with
+/// [`NetIf::register_rx_waker`], which the device wakes when a frame may have arrived.
+pub trait NetIf {
+    /// A received frame.
+    type RxToken<'a>: RxToken
+    where
+        Self: 'a;
+    /// Room for a frame to send.
+    type TxToken<'a>: TxToken
+    where
+        Self: 'a;
+
+    /// The next received frame, with room for a reply; `None` when no frame is waiting.
+    fn receive(&mut self) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)>;
+
+    /// Room for one frame to send; `None` when the device has no room right now (the
+    /// stack tries again at its next poll).
+    fn transmit(&mut self) -> Option<Self::TxToken<'_>>;
+
+    /// The interface's own MAC address (unicast).
+    fn mac_address(&self) -> MacAddress;
+
+    /// The IP MTU: the largest payload of one frame, without the 14-byte Ethernet
+    /// header (1500 on a standard Ethernet).
+    fn mtu(&self) -> usize;
+
+    /// Arranges for `waker` to be woken when a frame may be waiting in
+    /// [`NetIf::receive`]: at once if one may already be waiting (the last `receive` did
+    /// not return `None`), otherwise when the next one arrives. Only the waker of the
+    /// latest call needs to be kept. Spurious wake-ups are allowed.
+    fn register_rx_waker(&self, waker: &Waker);
 }
 
 /// What kind of TCP failure happened, so that generic code (the HTTP server) can react
@@ -360,6 +450,15 @@ mod tests {
             Instant::from_nanos(3).saturating_duration_since(Instant::from_nanos(9)),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn mac_addresses_display_and_classify() {
+        let mac = MacAddress([0x02, 0x00, 0x5e, 0x10, 0xab, 0x0f]);
+        assert_eq!(format!("{mac}"), "02:00:5e:10:ab:0f");
+        assert!(mac.is_unicast() && mac.is_local());
+        let multicast = MacAddress([0x01, 0, 0x5e, 0, 0, 1]);
+        assert!(!multicast.is_unicast() && !multicast.is_local());
     }
 
     #[test]
