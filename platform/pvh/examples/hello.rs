@@ -135,16 +135,6 @@ fn probe_virtio(p: &'static Platform, at: PciAddress) -> Result<(), ProbeError> 
     Ok(())
 }
 
-#[inline(never)]
-fn recurse(depth: u64) -> u64 {
-    let frame = [depth; 256];
-    let frame = core::hint::black_box(frame);
-    if core::hint::black_box(depth) == u64::MAX {
-        return frame[0];
-    }
-    recurse(depth + 1).wrapping_add(frame[depth as usize % 256])
-}
-
 /// Why probing a virtio device failed.
 enum ProbeError {
     Pci(PciError),
@@ -172,39 +162,21 @@ impl fmt::Display for ProbeError {
     }
 }
 
-/// The fault switches; returns whether `main` should fail with an error.
+/// The fault switches: the platform's (`morgana_pvh::fault`) plus `oom` and `error`;
+/// returns whether `main` should fail with an error.
 fn trigger(fault: &str, p: &'static Platform) -> bool {
     match fault {
-        "stack-overflow" => {
-            core::hint::black_box(recurse(0));
-        }
-        "null" => {
-            let v: u64;
-            // SAFETY: deliberately reads address 0, which is unmapped: the CPU raises a
-            // page fault before anything is read.
-            unsafe { core::arch::asm!("mov {}, [0]", out(reg) v, options(nostack, readonly)) };
-            core::hint::black_box(v);
-        }
-        "panic" => panic!("fault=panic requested on the command line"),
-        "wx" => {
-            let target = GREETING.as_ptr();
-            // SAFETY: deliberately writes to .rodata, which is mapped read-only: the CPU
-            // raises a page fault and the write never happens.
-            unsafe { core::arch::asm!("mov byte ptr [{}], 0", in(reg) target, options(nostack)) };
-        }
-        "nx" => {
-            let code: Vec<u8> = Vec::from([0xC3u8]); // ret
-            // SAFETY: deliberately jumps into the heap, which is mapped no-execute: the
-            // CPU raises a page fault on the instruction fetch.
-            unsafe { core::arch::asm!("call {}", in(reg) code.as_ptr(), clobber_abi("C")) };
-        }
         "oom" => {
             let bytes = p.heap_stats().size + 1;
             let v: Vec<u8> = Vec::with_capacity(bytes);
             core::hint::black_box(v);
         }
         "error" => return true,
-        other => log::warn!("unknown fault {other:?}"),
+        other => {
+            if !morgana_pvh::fault::inject(other) {
+                log::warn!("unknown fault {other:?}");
+            }
+        }
     }
     false
 }

@@ -491,6 +491,11 @@ where
     )));
     let ready = time::nanos_since_entry();
     console::print(format_args!("morgana: ready in {} us\n", ready / 1000));
+    if let Some(kind) = crate::cmdline_arg(cmdline, "morgana.fault")
+        && !crate::fault::inject(kind)
+    {
+        log::warn!("morgana.fault={kind}: unknown kind (panic, null, stack-overflow, wx, nx)");
+    }
     match morgana_rt::block_on(main(platform), &mut Halt::new()) {
         Ok(()) => exit::exit_success(),
         Err(e) => {

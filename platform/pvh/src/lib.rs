@@ -62,6 +62,7 @@ pub mod cpu;
 mod dma;
 mod entropy;
 pub mod exit;
+pub mod fault;
 mod heap;
 mod idle;
 pub mod interrupts;
