@@ -7,6 +7,9 @@
 #   qemu-system-x86    boots the PVH kernels; version 10 from bookworm-backports, which
 #                      Xen-under-QEMU needs (7.2 from bookworm crashes dom0)
 #   iproute2           network namespaces and tap devices for the direct-stack tests
+#   iputils-ping       pings the direct stack across a tap (ICMP echo)
+#   udhcpd             busybox's DHCP server: the direct stack's DHCP test leases from it
+#   binutils           nm: tests check which code a kernel image carries
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -39,6 +42,6 @@ add_backports() {
 
 add_backports
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends curl gcc iproute2 >/dev/null
+apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 echo "setup: $(qemu-system-x86_64 --version | head -1)"

@@ -18,6 +18,15 @@ pub enum Error {
         /// The error number (`errno`).
         errno: i32,
     },
+    /// Opening or attaching the tap device `name` failed.
+    Tap {
+        /// The interface name asked for.
+        name: IfName,
+        /// The step that failed.
+        step: TapStep,
+        /// The error number (`errno`).
+        errno: i32,
+    },
     /// Another system call failed.
     Os {
         /// The system call, e.g. `"recv"`.
@@ -45,7 +54,9 @@ impl Error {
     /// The raw error number (`errno`).
     pub fn raw_os_error(&self) -> i32 {
         match *self {
-            Error::Listen { errno, .. } | Error::Os { errno, .. } => errno,
+            Error::Listen { errno, .. } | Error::Tap { errno, .. } | Error::Os { errno, .. } => {
+                errno
+            }
         }
     }
 }
@@ -66,11 +77,107 @@ impl fmt::Display for Error {
                     _ => write!(f, "cannot listen on {addr}: {} ({name})", describe(errno)),
                 }
             }
+            Error::Tap { name, step, errno } => {
+                let name_errno = ErrnoName(errno);
+                match (step, errno) {
+                    (TapStep::Name, _) => write!(
+                        f,
+                        "{:?} is not a valid interface name (1 to 15 bytes, no '/', ':' or whitespace)",
+                        name.as_str()
+                    ),
+                    (TapStep::Open, ENOENT | ENODEV | ENXIO) => write!(
+                        f,
+                        "cannot open tap {name}: /dev/net/tun is missing (load the tun module; in a container pass --device /dev/net/tun) ({name_errno})"
+                    ),
+                    (_, EACCES | EPERM) => write!(
+                        f,
+                        "not allowed to open tap {name}: it needs CAP_NET_ADMIN, or a tap made for this user beforehand (ip tuntap add dev {name} mode tap user <user>) ({name_errno})"
+                    ),
+                    (TapStep::Attach, EBUSY) => write!(
+                        f,
+                        "tap {name} is busy: another process has it open ({name_errno})"
+                    ),
+                    (TapStep::Attach, EINVAL) => write!(
+                        f,
+                        "{name} exists but is not a single-queue tap device (a tun device, or made with multi_queue?) ({name_errno})"
+                    ),
+                    (TapStep::Open, _) => write!(
+                        f,
+                        "cannot open /dev/net/tun for tap {name}: {} ({name_errno})",
+                        describe(errno)
+                    ),
+                    (TapStep::Attach, _) => write!(
+                        f,
+                        "cannot attach tap {name} (TUNSETIFF): {} ({name_errno})",
+                        describe(errno)
+                    ),
+                }
+            }
             Error::Os { op, errno } => {
                 write!(f, "{op}: {} ({})", describe(errno), ErrnoName(errno))
             }
         }
     }
+}
+
+/// A network interface name (at most 15 bytes, as Linux allows), kept inline so that
+/// [`Error`] stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IfName {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl IfName {
+    /// The longest name Linux accepts (`IFNAMSIZ` - 1).
+    pub const MAX_LEN: usize = 15;
+
+    /// `name`, truncated to [`IfName::MAX_LEN`] bytes (on a character boundary).
+    pub fn new(name: &str) -> IfName {
+        let mut len = name.len().min(Self::MAX_LEN);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut bytes = [0; 16];
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        IfName {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// The name NUL-padded to 16 bytes, as `struct ifreq` wants it.
+    pub(crate) fn to_c(self) -> [u8; 16] {
+        self.bytes
+    }
+}
+
+impl fmt::Display for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Which step of opening a tap failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TapStep {
+    /// Checking the interface name.
+    Name,
+    /// Opening `/dev/net/tun`.
+    Open,
+    /// Attaching to the interface (`ioctl(TUNSETIFF)`).
+    Attach,
 }
 
 impl TcpError for Error {
@@ -94,14 +201,18 @@ pub(crate) fn kind_of(errno: i32) -> TcpErrorKind {
 }
 
 const EPERM: i32 = 1;
+const ENOENT: i32 = 2;
 const EINTR: i32 = 4;
 const EIO: i32 = 5;
+const ENXIO: i32 = 6;
 const EBADF: i32 = 9;
 const EAGAIN: i32 = 11;
 const ENOMEM: i32 = 12;
 const EACCES: i32 = 13;
 const EFAULT: i32 = 14;
+const EBUSY: i32 = 16;
 const EINVAL: i32 = 22;
+const ENODEV: i32 = 19;
 const ENFILE: i32 = 23;
 const EMFILE: i32 = 24;
 const EPIPE: i32 = 32;
@@ -126,13 +237,17 @@ const EHOSTUNREACH: i32 = 113;
 /// (number, symbolic name, description) of the error numbers this platform meets.
 const TABLE: &[(i32, &str, &str)] = &[
     (EPERM, "EPERM", "operation not permitted"),
+    (ENOENT, "ENOENT", "no such file or directory"),
     (EINTR, "EINTR", "interrupted system call"),
     (EIO, "EIO", "input/output error"),
+    (ENXIO, "ENXIO", "no such device or address"),
     (EBADF, "EBADF", "bad file descriptor"),
     (EAGAIN, "EAGAIN", "resource temporarily unavailable"),
     (ENOMEM, "ENOMEM", "out of memory"),
     (EACCES, "EACCES", "permission denied"),
     (EFAULT, "EFAULT", "bad address"),
+    (EBUSY, "EBUSY", "device or resource busy"),
+    (ENODEV, "ENODEV", "no such device"),
     (EINVAL, "EINVAL", "invalid argument"),
     (ENFILE, "ENFILE", "too many open files in system"),
     (EMFILE, "EMFILE", "too many open files"),
@@ -215,6 +330,42 @@ mod tests {
     }
 
     #[test]
+    fn tap_errors_say_what_to_do() {
+        let tap = |step, errno: Errno| {
+            format!(
+                "{}",
+                Error::Tap {
+                    name: IfName::new("tap0"),
+                    step,
+                    errno: errno.raw_os_error()
+                }
+            )
+        };
+        let missing = tap(TapStep::Open, Errno::NOENT);
+        assert!(
+            missing.starts_with("cannot open tap tap0: /dev/net/tun is missing"),
+            "{missing}"
+        );
+        assert!(missing.ends_with("(ENOENT)"), "{missing}");
+        let denied = tap(TapStep::Attach, Errno::PERM);
+        assert!(
+            denied.starts_with("not allowed to open tap tap0: it needs CAP_NET_ADMIN"),
+            "{denied}"
+        );
+        assert_eq!(
+            tap(TapStep::Attach, Errno::BUSY),
+            "tap tap0 is busy: another process has it open (EBUSY)"
+        );
+        assert!(tap(TapStep::Attach, Errno::INVAL).contains("not a single-queue tap"));
+        assert_eq!(
+            tap(TapStep::Name, Errno::INVAL),
+            "\"tap0\" is not a valid interface name (1 to 15 bytes, no '/', ':' or whitespace)"
+        );
+        assert_eq!(IfName::new("a-very-long-interface-name").as_str().len(), 15);
+        assert_eq!(IfName::new("ééééééééé").as_str(), "ééééééé");
+    }
+
+    #[test]
     fn kinds_classify_errnos() {
         let k = |e: Errno| Error::os("op", e).kind();
         assert_eq!(k(Errno::CONNRESET), TcpErrorKind::Reset);
@@ -240,6 +391,10 @@ mod tests {
         // Our constants must agree with the kernel's numbers (rustix has them).
         for (errno, n) in [
             (Errno::PERM, EPERM),
+            (Errno::NOENT, ENOENT),
+            (Errno::NXIO, ENXIO),
+            (Errno::BUSY, EBUSY),
+            (Errno::NODEV, ENODEV),
             (Errno::AGAIN, EAGAIN),
             (Errno::ADDRINUSE, EADDRINUSE),
             (Errno::ADDRNOTAVAIL, EADDRNOTAVAIL),

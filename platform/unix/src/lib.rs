@@ -29,7 +29,11 @@
 //!   borrowed from it ([`Clock`], [`HostTcp`]) are neither `Send` nor `Sync`.
 //! - **Devices**: [`Console`] (stdout), [`Clock`] (`CLOCK_MONOTONIC`, `CLOCK_REALTIME`,
 //!   timers), [`Entropy`] (`getrandom`), [`HostTcp`] (host sockets: non-blocking,
-//!   `SO_REUSEADDR`, `TCP_NODELAY`, `MSG_NOSIGNAL`, gather writes with `sendmsg`).
+//!   `SO_REUSEADDR`, `TCP_NODELAY`, `MSG_NOSIGNAL`, gather writes with `sendmsg`), and
+//!   [`Tap`], a Linux tap device implementing the `NETIF` signature
+//!   ([`NetIf`](morgana_signatures::NetIf)) for the direct TCP/IP stack
+//!   (`morgana-direct`): `/dev/net/tun` attached with `TUNSETIFF`
+//!   (`IFF_TAP | IFF_NO_PI`), non-blocking, its fd on the same epoll loop.
 //! - **Heap**: talc over a fixed arena of `heap_bytes` in `.bss`. Exhaustion is reported
 //!   as `morgana: out of memory: ...` before the panic line.
 //! - **Log**: the `log` facade, one line per record on stderr:
@@ -67,11 +71,13 @@ mod logger;
 mod platform;
 mod reactor;
 mod sys;
+mod tap;
 mod tcp;
 
-pub use error::Error;
+pub use error::{Error, IfName, TapStep};
 pub use platform::{Args, Clock, Console, Entropy, Platform};
 pub use reactor::EpollIdle;
+pub use tap::{Tap, TapRx, TapTx};
 pub use tcp::{HostListener, HostStream, HostTcp};
 
 /// What [`entry!`] expands to refers to; not a public API.

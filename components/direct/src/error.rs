@@ -1,0 +1,87 @@
+//! The stack's error type.
+
+use core::fmt;
+use core::net::SocketAddr;
+use core::time::Duration;
+use morgana_signatures::{StartMessage, TcpError, TcpErrorKind};
+
+/// Why the direct stack could not start, listen, or move data.
+#[derive(Clone, Debug)]
+pub enum Error {
+    /// The [`StackConfig`](crate::StackConfig) cannot work; the message says what to
+    /// change.
+    InvalidConfig(&'static str),
+    /// No DHCP server leased an address within
+    /// [`StackConfig::dhcp_timeout`](crate::StackConfig::dhcp_timeout).
+    NoDhcpAnswer {
+        /// How long the stack waited.
+        after: Duration,
+    },
+    /// The entropy source failed, so the stack could not seed its sequence numbers.
+    Entropy(StartMessage),
+    /// An IPv6 address was asked for; the direct stack speaks IPv4 only.
+    Ipv6(SocketAddr),
+    /// Listening on an address the stack does not have.
+    AddrNotAvailable(SocketAddr),
+    /// Another listener has the port.
+    AddrInUse(SocketAddr),
+    /// Every TCP socket is in use.
+    Exhausted {
+        /// The configured limit.
+        max_sockets: usize,
+    },
+    /// The peer reset the connection, or it timed out.
+    Reset,
+    /// A write after [`shutdown`](morgana_signatures::TcpStream::shutdown).
+    Shutdown,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
+            Error::NoDhcpAnswer { after } => {
+                if after.subsec_millis() == 0 {
+                    write!(f, "no DHCP answer after {} s", after.as_secs())
+                } else {
+                    write!(f, "no DHCP answer after {} ms", after.as_millis())
+                }
+            }
+            Error::Entropy(why) => write!(
+                f,
+                "cannot seed the TCP/IP stack: the entropy source failed: {}",
+                why.as_str()
+            ),
+            Error::Ipv6(addr) => write!(
+                f,
+                "cannot listen on {addr}: the direct stack speaks IPv4 only"
+            ),
+            Error::AddrNotAvailable(addr) => {
+                write!(f, "address {addr} is not an address of this stack")
+            }
+            Error::AddrInUse(addr) => write!(f, "address {addr} already in use"),
+            Error::Exhausted { max_sockets } => {
+                write!(f, "out of TCP sockets (max_sockets = {max_sockets})")
+            }
+            Error::Reset => f.write_str("connection reset by peer or timed out"),
+            Error::Shutdown => f.write_str("write after shutdown"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl TcpError for Error {
+    fn kind(&self) -> TcpErrorKind {
+        match self {
+            Error::Reset => TcpErrorKind::Reset,
+            Error::AddrInUse(_) => TcpErrorKind::AddrInUse,
+            Error::Exhausted { .. } => TcpErrorKind::Exhausted,
+            Error::InvalidConfig(_)
+            | Error::Ipv6(_)
+            | Error::AddrNotAvailable(_)
+            | Error::Shutdown => TcpErrorKind::Invalid,
+            Error::NoDhcpAnswer { .. } | Error::Entropy(_) => TcpErrorKind::Other,
+        }
+    }
+}
