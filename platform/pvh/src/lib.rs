@@ -205,7 +205,7 @@ fn cmdline_arg<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
 #[macro_export]
 macro_rules! entry {
     ($main:path, heap_bytes = $heap_bytes:expr, log_level = $level:ident $(,)?) => {
-        $crate::__private::freestanding_symbols!();
+        $crate::__private::freestanding_symbols!(unwind_resume = $crate::__private::unwind_resume);
 
         #[global_allocator]
         static __MORGANA_PVH_HEAP: $crate::Heap = $crate::Heap::new();
@@ -264,6 +264,15 @@ pub mod __private {
     use core::sync::atomic::{AtomicBool, Ordering};
 
     static PANICKING: AtomicBool = AtomicBool::new(false);
+
+    /// What `_Unwind_Resume` does, should anything ever unwind (panic = "abort"):
+    /// reports it and exits with the panic status.
+    pub extern "C" fn unwind_resume() -> ! {
+        crate::console::write_bytes(
+            b"\nmorgana: _Unwind_Resume called, but nothing unwinds (panic = \"abort\")\n",
+        );
+        crate::exit::exit_failure(crate::exit::Failure::Panic)
+    }
 
     /// The panic handler's body: prints `panic: <info>` and exits with failure.
     pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {

@@ -1,15 +1,35 @@
 //! Symbols that the prebuilt `core` and `alloc` call and that a binary without libc
 //! must provide itself.
 
-/// Defines `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`, `strlen` and
-/// `rust_eh_personality` in the invoking crate.
+/// Defines `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`, `strlen`,
+/// `rust_eh_personality` and `_Unwind_Resume` in the invoking crate.
 ///
 /// Invoked once, by a platform's entry glue, in a binary that links no libc (the Unix
-/// process and the kernel alike). The copies use `rep movsb` / `rep stosb` so that LLVM
-/// cannot turn them back into calls to themselves.
+/// process and the kernel alike):
+/// `freestanding_symbols!(unwind_resume = path::to::abort)`, where `abort` is an
+/// `extern "C" fn() -> !` that reports and ends the run. The copies use `rep movsb` /
+/// `rep stosb` so that LLVM cannot turn them back into calls to themselves.
+///
+/// `_Unwind_Resume`: the prebuilt `alloc` and `core` have landing pads that reference it
+/// (e.g. `alloc::fmt::format`). With panic = "abort" nothing unwinds, so it is never
+/// called; if it were, `abort` runs. It is weak, so a strong definition elsewhere wins
+/// without a duplicate-symbol error.
 #[macro_export]
 macro_rules! freestanding_symbols {
-    () => {
+    (unwind_resume = $abort:path $(,)?) => {
+        ::core::arch::global_asm!(
+            ".pushsection .text._Unwind_Resume,\"ax\",@progbits",
+            ".weak _Unwind_Resume",
+            ".type _Unwind_Resume, @function",
+            "_Unwind_Resume:",
+            "and rsp, -16",
+            "call {abort}",
+            "ud2",
+            ".size _Unwind_Resume, . - _Unwind_Resume",
+            ".popsection",
+            abort = sym $abort,
+        );
+
         /// # Safety
         /// The C contract: `dest` and `src` are valid for `n` bytes and do not overlap.
         #[unsafe(no_mangle)]

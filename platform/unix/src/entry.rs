@@ -154,24 +154,6 @@ macro_rules! entry {
             start = sym __morgana_start,
         );
 
-        // `_Unwind_Resume`: the prebuilt `alloc` and `core` contain landing pads that
-        // reference it (e.g. `alloc::fmt::format`). With panic = "abort" nothing unwinds,
-        // so it is never called; if it were, it reports and exits. Weak, so that a strong
-        // definition elsewhere (e.g. a future `freestanding_symbols!`) wins without a
-        // duplicate-symbol error.
-        ::core::arch::global_asm!(
-            ".pushsection .text._Unwind_Resume,\"ax\",@progbits",
-            ".weak _Unwind_Resume",
-            ".type _Unwind_Resume, @function",
-            "_Unwind_Resume:",
-            "and rsp, -16",
-            "call {abort}",
-            "ud2",
-            ".size _Unwind_Resume, . - _Unwind_Resume",
-            ".popsection",
-            abort = sym $crate::__private::unwind_resume,
-        );
-
         #[panic_handler]
         fn __morgana_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
             $crate::__private::panic(info)
@@ -185,6 +167,8 @@ macro_rules! entry {
             unsafe { $crate::__private::Heap::new(&raw mut ARENA) }
         };
 
-        $crate::__private::morgana_rt::freestanding_symbols!();
+        $crate::__private::morgana_rt::freestanding_symbols!(
+            unwind_resume = $crate::__private::unwind_resume
+        );
     };
 }
