@@ -51,7 +51,16 @@ pub fn check(root: &Value, cx: &Context<'_>, errs: &mut Vec<Diagnostic>) -> Opti
     };
     let cat = cx.catalog;
     let found = fields(st, &cat.appliance, &[], "Appliance", errs);
-    let get = |k: &str| found.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    missing(
+        st,
+        &cat.appliance,
+        &found,
+        |_| true,
+        None,
+        "Appliance",
+        errs,
+    );
+    let get = |k: &str| found.iter().find(|f| f.0 == k).map(|f| f.2);
 
     let mut ok = true;
     let mut scalar_or = |key: &str, errs: &mut Vec<Diagnostic>| -> Option<(Scalar, Origin)> {
@@ -75,14 +84,16 @@ pub fn check(root: &Value, cx: &Context<'_>, errs: &mut Vec<Diagnostic>) -> Opti
     let name = scalar_or("name", errs);
     let main = scalar_or("main", errs);
     let heap = scalar_or("heap_mib", errs);
+    let memory = scalar_or("memory_mib", errs);
     let log = scalar_or("log_level", errs);
 
     let target = target(get("target"), cx, errs);
+    let target_name = target.as_ref().map(|t| t.0.as_str());
     let config = get("config")
         .map(|v| app_config(v, errs))
         .unwrap_or_default();
     let devices = get("devices")
-        .map(|v| devices(v, cx, errs))
+        .map(|v| devices(v, cx, target_name, errs))
         .unwrap_or_default();
     let start = get("start")
         .map(|v| start(v, &devices, cat, errs))
@@ -99,6 +110,10 @@ pub fn check(root: &Value, cx: &Context<'_>, errs: &mut Vec<Diagnostic>) -> Opti
         heap_mib: match heap.0 {
             Scalar::Int(i) => i as u64,
             _ => 16,
+        },
+        memory_mib: match memory {
+            Some((Scalar::Int(i), _)) => i as u64,
+            _ => 32,
         },
         log_level: text(log.0),
         config,
@@ -124,16 +139,19 @@ fn head_span(v: &Value) -> Span {
     }
 }
 
+/// A field found in a struct: its key, where the key is written, its value.
+type Found<'v> = (&'v str, Span, &'v Value);
+
 /// Matches a struct's fields against `keys` (and requirement keys `reqs`): reports
-/// duplicate, unknown and missing keys; returns the known fields found.
+/// duplicate and unknown keys; returns the known fields found.
 fn fields<'v>(
     st: &'v Struct,
     keys: &[KeySpec],
     reqs: &[&str],
     what: &str,
     errs: &mut Vec<Diagnostic>,
-) -> Vec<(&'v str, &'v Value)> {
-    let mut found: Vec<(&str, &Value)> = Vec::new();
+) -> Vec<Found<'v>> {
+    let mut found: Vec<Found<'v>> = Vec::new();
     let known: Vec<&str> = keys
         .iter()
         .map(|k| k.name.as_str())
@@ -161,10 +179,27 @@ fn fields<'v>(
             );
             continue;
         }
-        found.push((k.name.as_str(), v));
+        found.push((k.name.as_str(), k.span, v));
     }
+    found
+}
+
+/// Reports the required keys of `keys` that are `active` and not `found`.
+fn missing(
+    st: &Struct,
+    keys: &[KeySpec],
+    found: &[Found<'_>],
+    active: impl Fn(&KeySpec) -> bool,
+    target: Option<&str>,
+    what: &str,
+    errs: &mut Vec<Diagnostic>,
+) {
     for k in keys {
-        if k.default.is_none() && !found.iter().any(|(n, _)| *n == k.name) {
+        if !k.optional
+            && k.default_for(target).is_none()
+            && active(k)
+            && !found.iter().any(|f| f.0 == k.name)
+        {
             errs.push(
                 Diagnostic::error(format!("missing key `{}` in `{what}`", k.name))
                     .primary(st.head(), format!("`{}` is required", k.name))
@@ -177,7 +212,6 @@ fn fields<'v>(
             );
         }
     }
-    found
 }
 
 /// The first sentence of a doc text, lower-cased at the start, without its period.
@@ -197,6 +231,8 @@ fn example(ty: &KeyType) -> String {
         KeyType::Bool => "true".into(),
         KeyType::Int { min, .. } => min.max(&1).to_string(),
         KeyType::Ipv4 => "\"127.0.0.1\"".into(),
+        KeyType::Ipv4Cidr { .. } => "\"10.0.2.15/24\"".into(),
+        KeyType::IfName => "\"tap0\"".into(),
         KeyType::Dir => "\"htdocs\"".into(),
         KeyType::Choice(c) => c.first().cloned().unwrap_or_default(),
         KeyType::Target => "Unix".into(),
@@ -219,7 +255,20 @@ fn wrong_type(ty: &KeyType, v: &Value, key: &str) -> Diagnostic {
         (KeyType::Int { .. }, Kind::Str(s)) if s.parse::<i128>().is_ok() => {
             d = d.help(format!("write `{s}` without quotes"));
         }
-        (KeyType::Str | KeyType::Path | KeyType::Dir | KeyType::Ipv4, Kind::Unit(i)) => {
+        (KeyType::Ipv4Cidr { or }, Kind::Str(s)) => {
+            if let Some(v) = or.iter().find(|v| v.eq_ignore_ascii_case(s)) {
+                d = d.help(format!("write `{v}` without quotes"));
+            }
+        }
+        (
+            KeyType::Str
+            | KeyType::Path
+            | KeyType::Dir
+            | KeyType::Ipv4
+            | KeyType::Ipv4Cidr { .. }
+            | KeyType::IfName,
+            Kind::Unit(i),
+        ) => {
             d = d.help(format!("strings are quoted: `\"{}\"`", i.name));
         }
         _ => {}
@@ -264,6 +313,36 @@ fn scalar(ty: &KeyType, v: &Value, key: &str) -> Result<Scalar, Diagnostic> {
                     .help("e.g. \"127.0.0.1\", or \"0.0.0.0\" for every interface"),
             ),
         },
+        (KeyType::Ipv4Cidr { or }, Kind::Str(s)) => {
+            if let Some(id) = or.iter().find(|id| id.eq_ignore_ascii_case(s)) {
+                return Err(Diagnostic::error(format!(
+                    "`{key}` is not an IPv4 address with a prefix length: {s:?}"
+                ))
+                .primary(v.span, format!("a string, not the variant `{id}`"))
+                .help(format!("write `{id}` without quotes")));
+            }
+            ipv4_cidr(s, v.span, key, or)
+        }
+        (KeyType::IfName, Kind::Str(s)) => if_name(s, v.span, key).map(|()| Scalar::Str(s.clone())),
+        (KeyType::Ipv4Cidr { or: choices }, Kind::Unit(i)) if !choices.is_empty() => {
+            if choices.contains(&i.name) {
+                Ok(Scalar::Choice(i.name.clone()))
+            } else {
+                Err(
+                    Diagnostic::error(format!("unknown variant `{}` for `{key}`", i.name))
+                        .primary(v.span, format!("expected {}", ty.describe()))
+                        .help(format!(
+                            "{}write {} or an address with its prefix length, e.g. \"10.0.2.15/24\"",
+                            did_you_mean(&i.name, choices.iter().map(String::as_str)),
+                            choices
+                                .iter()
+                                .map(|c| format!("`{c}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                )
+            }
+        }
         (KeyType::Choice(choices), Kind::Unit(i)) => {
             if choices.contains(&i.name) {
                 Ok(Scalar::Choice(i.name.clone()))
@@ -281,6 +360,128 @@ fn scalar(ty: &KeyType, v: &Value, key: &str) -> Result<Scalar, Diagnostic> {
         }
         _ => Err(wrong_type(ty, v, key)),
     }
+}
+
+/// A subnet: its mask and the network and broadcast addresses of `addr` in it.
+fn subnet(addr: u32, prefix_len: u8) -> (u32, u32, u32) {
+    let mask = if prefix_len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix_len))
+    };
+    (mask, addr & mask, (addr & mask) | !mask)
+}
+
+fn dotted(a: u32) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(a)
+}
+
+/// `"a.b.c.d/len"`: a host address of a subnet (what the direct stack accepts).
+fn ipv4_cidr(s: &str, span: Span, key: &str, or: &[String]) -> Result<Scalar, Diagnostic> {
+    let or_text = if or.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", or {}",
+            or.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let example =
+        "e.g. \"10.0.2.15/24\" for address 10.0.2.15 in subnet 10.0.2.0/24 (netmask 255.255.255.0)";
+    let Some((addr, len)) = s.split_once('/') else {
+        let mut d = Diagnostic::error(format!("`{key}` needs a prefix length: {s:?}"))
+            .primary(span, "expected an IPv4 address, `/`, and a prefix length");
+        d = match addr_of(s) {
+            Some(_) => d.help(format!(
+                "write e.g. \"{s}/24\" for a /24 subnet (netmask 255.255.255.0){or_text}"
+            )),
+            None => d.help(format!(
+                "write an address with its prefix length, {example}{or_text}"
+            )),
+        };
+        return Err(d);
+    };
+    let Some(address) = addr_of(addr) else {
+        return Err(Diagnostic::error(format!(
+            "`{key}` is not an IPv4 address with a prefix length: {s:?}"
+        ))
+        .primary(
+            span,
+            "expected four numbers 0-255 separated by dots, then `/` and a prefix length",
+        )
+        .help(format!("{example}{or_text}")));
+    };
+    let prefix_len = match len.parse::<u8>() {
+        Ok(l) if (1..=32).contains(&l) && !len.starts_with('+') => l,
+        _ => {
+            return Err(
+                Diagnostic::error(format!("`{key}` has an invalid prefix length: {s:?}"))
+                    .primary(span, "the prefix length is a number from 1 to 32")
+                    .help(example.to_string()),
+            );
+        }
+    };
+    let a = u32::from(address);
+    let ip = dotted(a);
+    if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(
+            Diagnostic::error(format!("`{key}`: {ip} cannot be the address of a network interface"))
+                .primary(span, "not a unicast host address")
+                .note("0.0.0.0, 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast) and 255.255.255.255 are not host addresses")
+                .help(example.to_string()),
+        );
+    }
+    let (_, net, bcast) = subnet(a, prefix_len);
+    if prefix_len <= 30 && (a == net || a == bcast) {
+        let which = if a == net { "network" } else { "broadcast" };
+        return Err(Diagnostic::error(format!(
+            "`{key}`: {ip} is the {which} address of subnet {}/{prefix_len}",
+            dotted(net)
+        ))
+        .primary(span, format!("the {which} address, not a host address"))
+        .help(format!(
+            "the host addresses of {}/{prefix_len} are {} to {}",
+            dotted(net),
+            dotted(net + 1),
+            dotted(bcast - 1)
+        )));
+    }
+    Ok(Scalar::Ipv4Cidr(address.octets(), prefix_len))
+}
+
+/// A strictly dotted-quad IPv4 address.
+fn addr_of(s: &str) -> Option<std::net::Ipv4Addr> {
+    s.parse().ok()
+}
+
+/// Longest network interface name (Linux: `IFNAMSIZ` - 1).
+pub const MAX_IF_NAME: usize = 15;
+
+/// A network interface name as Linux accepts it.
+fn if_name(s: &str, span: Span, key: &str) -> Result<(), Diagnostic> {
+    let why = if s.is_empty() {
+        "is empty".to_string()
+    } else if s.len() > MAX_IF_NAME {
+        format!("is too long ({} bytes, at most {MAX_IF_NAME})", s.len())
+    } else if s == "." || s == ".." {
+        "cannot be `.` or `..`".to_string()
+    } else if let Some(c) = s
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
+    {
+        format!("contains {c:?}")
+    } else {
+        return Ok(());
+    };
+    Err(Diagnostic::error(format!("`{key}`: the interface name {s:?} {why}"))
+        .primary(span, "not a network interface name")
+        .note(format!(
+            "Linux interface names have 1 to {MAX_IF_NAME} bytes, without `/`, `:` or whitespace"
+        ))
+        .help("e.g. \"tap0\""))
 }
 
 fn target(
@@ -442,7 +643,12 @@ fn app_config(v: &Value, errs: &mut Vec<Diagnostic>) -> Vec<AppConst> {
     out
 }
 
-fn devices(v: &Value, cx: &Context<'_>, errs: &mut Vec<Diagnostic>) -> Vec<Device> {
+fn devices(
+    v: &Value,
+    cx: &Context<'_>,
+    target: Option<&str>,
+    errs: &mut Vec<Diagnostic>,
+) -> Vec<Device> {
     let cat = cx.catalog;
     let Kind::Map(entries) = &v.kind else {
         errs.push(wrong_type(&KeyType::Devices, v, "devices"));
@@ -506,7 +712,7 @@ fn devices(v: &Value, cx: &Context<'_>, errs: &mut Vec<Diagnostic>) -> Vec<Devic
             );
             continue;
         }
-        out.push(device(name, k.span, val, cx, errs));
+        out.push(device(name, k.span, val, cx, target, errs));
     }
     out
 }
@@ -516,6 +722,7 @@ fn device(
     name_span: Span,
     v: &Value,
     cx: &Context<'_>,
+    target: Option<&str>,
     errs: &mut Vec<Diagnostic>,
 ) -> Device {
     let cat = cx.catalog;
@@ -526,6 +733,7 @@ fn device(
         component_span: head_span(v),
         settings: Vec::new(),
         refs: Vec::new(),
+        ignored: Vec::new(),
     };
     let empty;
     let (ident, st) = match &v.kind {
@@ -584,7 +792,7 @@ fn device(
     dev.component = comp.name.clone();
     let reqs: Vec<&str> = comp.requires.iter().map(|r| r.key.as_str()).collect();
     let found = fields(st, &comp.keys, &reqs, &comp.name, errs);
-    settings(&mut dev, comp, &found, cx, errs);
+    settings(&mut dev, comp, st, &found, cx, target, errs);
     dev
 }
 
@@ -594,58 +802,175 @@ fn component_names(cat: &Catalog) -> String {
     names.join(", ")
 }
 
+/// Whether every condition holds for `value_of` (the value of a key, if known); an
+/// unknown value (a key in error) counts as holding, so that one mistake is reported
+/// once.
+fn holds(when: &[(String, String)], value_of: impl Fn(&str) -> Option<Scalar>) -> bool {
+    when.iter().all(|(k, v)| match value_of(k) {
+        Some(Scalar::Choice(c)) => &c == v,
+        Some(_) => false,
+        None => true,
+    })
+}
+
+/// Whether `when` holds for a checked device (its settings).
+pub fn device_holds(dev: &Device, when: &[(String, String)]) -> bool {
+    holds(when, |k| dev.setting(k).map(|s| s.value.clone()))
+}
+
+/// A key or requirement written although its `when` does not hold.
+fn inapplicable(
+    dev: &Device,
+    key: &str,
+    key_span: Span,
+    when: &[(String, String)],
+    values: &[(&KeySpec, Option<(Scalar, Origin)>)],
+    target: Option<&str>,
+) -> Diagnostic {
+    let conds: Vec<String> = when.iter().map(|(k, v)| format!("`{k}: {v}`")).collect();
+    let mut d = Diagnostic::error(format!(
+        "`{}.{key}` applies only with {}",
+        dev.name,
+        names::and_list(&conds)
+    ));
+    let unmet = when.iter().find_map(|(k, v)| {
+        let (_, value) = values.iter().find(|(spec, _)| spec.name == *k)?;
+        let (actual, origin) = value.as_ref()?;
+        (actual != &Scalar::Choice(v.clone())).then_some((k, v, actual.ron(), *origin))
+    });
+    match unmet {
+        Some((k, v, actual, origin)) => {
+            d = d.primary(key_span, format!("not used with `{k}: {actual}`"));
+            match origin {
+                Origin::Source(span) => {
+                    d = d.secondary(span, format!("`{k}` is {actual} here"));
+                }
+                Origin::TargetDefault | Origin::Default => {
+                    let on = target
+                        .map(|t| format!(" on target {t}"))
+                        .unwrap_or_default();
+                    d = d.note(format!("`{k}` is {actual}: its default{on}"));
+                }
+                Origin::Env => {}
+            }
+            d.help(format!(
+                "remove `{key}`, or write `{k}: {v}` in `{}`",
+                dev.name
+            ))
+        }
+        None => d.primary(key_span, "not used here"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn settings(
     dev: &mut Device,
     comp: &Component,
-    found: &[(&str, &Value)],
+    st: &Struct,
+    found: &[Found<'_>],
     cx: &Context<'_>,
+    target: Option<&str>,
     errs: &mut Vec<Diagnostic>,
 ) {
-    for (key, v) in found {
-        if let Some(r) = comp.requires.iter().find(|r| r.key == *key) {
-            match &v.kind {
-                Kind::Str(s) => dev.refs.push(Reference {
-                    key: r.key.clone(),
-                    device: s.clone(),
-                    span: v.span,
-                }),
-                _ => {
-                    let mut d = Diagnostic::error(format!(
-                        "wrong type for `{}.{key}`: expected a device name (a string), found {}",
-                        dev.name,
-                        v.describe()
-                    ))
-                    .primary(
-                        v.span,
-                        format!("expected the name of a device providing `{}`", r.signature),
-                    );
-                    if let Kind::Unit(i) = &v.kind {
-                        d = d.help(format!("write `\"{}\"`", i.name));
-                    }
+    // Every key's value: written, or the default on the target; `None` when absent or
+    // in error (`failed`).
+    let mut values: Vec<(&KeySpec, Option<(Scalar, Origin)>)> = Vec::new();
+    let mut failed: Vec<&str> = Vec::new();
+    for spec in &comp.keys {
+        let what = format!("{}.{}", dev.name, spec.name);
+        let value = match found.iter().find(|f| f.0 == spec.name) {
+            Some((_, _, v)) => match scalar(&spec.ty, v, &what) {
+                Ok(s) => Some((s, Origin::Source(v.span))),
+                Err(d) => {
                     errs.push(d);
+                    failed.push(&spec.name);
+                    None
                 }
+            },
+            None => spec.default_for(target).and_then(|(d, specific)| {
+                let origin = if specific {
+                    Origin::TargetDefault
+                } else {
+                    Origin::Default
+                };
+                scalar(&spec.ty, d, &what).ok().map(|s| (s, origin))
+            }),
+        };
+        values.push((spec, value));
+    }
+    let value_of = |k: &str| {
+        values
+            .iter()
+            .find(|(spec, _)| spec.name == k)
+            .and_then(|(_, v)| v.as_ref().map(|(s, _)| s.clone()))
+    };
+    let on_target = |spec: &KeySpec| target.is_none_or(|t| spec.applies_to(t));
+    missing(
+        st,
+        &comp.keys,
+        found,
+        |spec| holds(&spec.when, value_of) && on_target(spec),
+        target,
+        &comp.name,
+        errs,
+    );
+
+    for (key, key_span, v) in found {
+        let Some(r) = comp.requires.iter().find(|r| r.key == *key) else {
+            continue;
+        };
+        if !holds(&r.when, value_of) {
+            errs.push(inapplicable(dev, key, *key_span, &r.when, &values, target));
+            continue;
+        }
+        match &v.kind {
+            Kind::Str(s) => dev.refs.push(Reference {
+                key: r.key.clone(),
+                device: s.clone(),
+                span: v.span,
+            }),
+            _ => {
+                let mut d = Diagnostic::error(format!(
+                    "wrong type for `{}.{key}`: expected a device name (a string), found {}",
+                    dev.name,
+                    v.describe()
+                ))
+                .primary(
+                    v.span,
+                    format!("expected the name of a device providing `{}`", r.signature),
+                );
+                if let Kind::Unit(i) = &v.kind {
+                    d = d.help(format!("write `\"{}\"`", i.name));
+                }
+                errs.push(d);
             }
         }
     }
-    for spec in &comp.keys {
-        let what = format!("{}.{}", dev.name, spec.name);
-        let (value, origin) = match found.iter().find(|(k, _)| *k == spec.name) {
-            Some((_, v)) => match scalar(&spec.ty, v, &what) {
-                Ok(s) => (s, Origin::Source(v.span)),
-                Err(d) => {
-                    errs.push(d);
-                    continue;
-                }
-            },
-            None => match spec
-                .default
-                .as_ref()
-                .and_then(|d| scalar(&spec.ty, d, &what).ok())
-            {
-                Some(s) => (s, Origin::Default),
-                None => continue, // missing: reported by `fields`
-            },
+
+    for (spec, value) in &values {
+        let written = found.iter().find(|f| f.0 == spec.name);
+        if !holds(&spec.when, value_of) {
+            if let Some((key, key_span, _)) = written {
+                errs.push(inapplicable(
+                    dev, key, *key_span, &spec.when, &values, target,
+                ));
+            }
+            continue;
+        }
+        if !on_target(spec) {
+            if let Some((key, key_span, _)) = written {
+                dev.ignored.push((key.to_string(), *key_span));
+            }
+            continue;
+        }
+        let (value, origin) = match value {
+            Some(v) => v.clone(),
+            None if spec.optional && !failed.contains(&spec.name.as_str()) => {
+                (Scalar::Absent, Origin::Default)
+            }
+            None => continue, // missing or in error: reported
         };
+        let what = format!("{}.{}", dev.name, spec.name);
         if let (KeyType::Dir, Scalar::Str(dir), Origin::Source(span)) = (&spec.ty, &value, origin) {
             check_dir(dir, span, &what, cx, errs);
         }
@@ -654,6 +979,74 @@ fn settings(
             value,
             origin,
         });
+    }
+
+    // An address that must be inside another key's subnet (a gateway).
+    for spec in &comp.keys {
+        let (Some(within), Some(s)) = (&spec.within, dev.setting(&spec.name)) else {
+            continue;
+        };
+        let (Scalar::Ipv4(g), Origin::Source(span)) = (&s.value, s.origin) else {
+            continue;
+        };
+        let Some(net) = dev.setting(within) else {
+            continue;
+        };
+        let what = format!("{}.{}", dev.name, spec.name);
+        let g = u32::from_be_bytes(*g);
+        match &net.value {
+            Scalar::Ipv4Cidr(a, len) => {
+                let a = u32::from_be_bytes(*a);
+                let (mask, netw, bcast) = subnet(a, *len);
+                let cidr = format!("{}/{len}", dotted(netw));
+                let mut d = if g & mask != netw {
+                    Diagnostic::error(format!(
+                        "`{what}` {} is outside the subnet {cidr} of `{}.{within}`",
+                        dotted(g),
+                        dev.name
+                    ))
+                    .primary(span, format!("not in {cidr}"))
+                } else if g == a {
+                    Diagnostic::error(format!(
+                        "`{what}` {} is the interface's own address",
+                        dotted(g)
+                    ))
+                    .primary(span, "the same address as the interface")
+                } else if *len <= 30 && (g == netw || g == bcast) {
+                    Diagnostic::error(format!(
+                        "`{what}` {} is the {} address of {cidr}",
+                        dotted(g),
+                        if g == netw { "network" } else { "broadcast" }
+                    ))
+                    .primary(span, "not a host address")
+                } else {
+                    continue;
+                };
+                if let Origin::Source(ns) = net.origin {
+                    d = d.secondary(ns, format!("the subnet is {cidr}"));
+                }
+                let hosts = if *len <= 30 {
+                    format!("{} to {}", dotted(netw + 1), dotted(bcast - 1))
+                } else {
+                    cidr.clone()
+                };
+                errs.push(d.help(format!(
+                    "the gateway is reached directly, so it is a host of {cidr} other than the interface: {hosts}"
+                )));
+            }
+            other => {
+                let mut d =
+                    Diagnostic::error(format!("`{what}` needs a static `{within}` address",))
+                        .primary(span, format!("used with `{within}: {}`", other.ron()));
+                if let Origin::Source(ns) = net.origin {
+                    d = d.secondary(ns, format!("`{within}` is {} here", other.ron()));
+                }
+                errs.push(d.help(format!(
+                    "a DHCP lease brings its own gateway: remove `{}`, or give a static address, e.g. `{within}: \"10.0.2.15/24\"`",
+                    spec.name
+                )));
+            }
+        }
     }
 }
 
@@ -776,6 +1169,37 @@ fn collisions(a: &Appliance, cat: &Catalog, errs: &mut Vec<Diagnostic>) {
                     .secondary(*first_span, format!("{first} becomes `config::{name}`"))
                     .help("rename the config key or the device"),
             );
+        }
+    }
+    // `prepare` steps become variables `<device>_<step>` beside the devices' own.
+    for d in &a.devices {
+        let Some(comp) = cat.component(&d.component) else {
+            continue;
+        };
+        let mut steps: Vec<&str> = Vec::new();
+        for imp in &comp.impls {
+            if let crate::catalog::Code::Connect { prepare, .. } = &imp.code {
+                steps.extend(prepare.iter().map(|(s, _)| s.as_str()));
+            }
+        }
+        steps.sort_unstable();
+        steps.dedup();
+        for step in steps {
+            let var = format!("{}_{step}", d.name);
+            if let Some(other) = a.devices.iter().find(|o| o.name == var) {
+                errs.push(
+                    Diagnostic::error(format!(
+                        "device `{var}` clashes with a variable of device `{}`",
+                        d.name
+                    ))
+                    .primary(other.name_span, format!("becomes the variable `{var}`"))
+                    .secondary(
+                        d.name_span,
+                        format!("a {} names its `{step}` `{var}`", d.component),
+                    )
+                    .help("rename one of the devices"),
+                );
+            }
         }
     }
     let main_root = a.main.split("::").next().unwrap_or_default();

@@ -9,7 +9,7 @@
 //! whose text cannot fit (a very long string, say) is marked `#[rustfmt::skip]` so
 //! that the output stays rustfmt-stable whatever the input.
 
-use crate::catalog::{Catalog, Code, Component};
+use crate::catalog::{Catalog, Code, Component, FileDir, KeySpec};
 use crate::diag::{Diagnostic, Span};
 use crate::model::{Appliance, Device, Origin, Scalar};
 use crate::names;
@@ -32,8 +32,11 @@ pub struct Output {
     pub rust: String,
     /// `report.txt`.
     pub report: String,
-    /// Deployment files: (file name, contents).
-    pub files: Vec<(String, String)>,
+    /// Deployment files of the target.
+    pub files: Vec<DeployFile>,
+    /// Deployment files that other targets write and this one does not: a build for
+    /// this target deletes them (their `text` is empty).
+    pub stale: Vec<DeployFile>,
     /// Crates the generated code uses (package names, sorted).
     pub crates: Vec<String>,
 }
@@ -133,8 +136,41 @@ fn assign(head: &str, rhs: &str, ind: usize) -> String {
 
 /// `<head>.await.map_err(..)` at indentation `ind`, after `prefix` on the first line.
 fn await_chain(prefix: &str, head: &str, device: &str, ind: usize, suffix: &str) -> String {
+    try_chain(prefix, head, device, ind, suffix, true)
+}
+
+/// `<head>[.await].map_err(..)` at indentation `ind`, after `prefix` on the first line.
+fn try_chain(
+    prefix: &str,
+    head: &str,
+    device: &str,
+    ind: usize,
+    suffix: &str,
+    awaited: bool,
+) -> String {
     let map_err = format!(".map_err(|e| StartError::new({device:?}, &e))");
     let pad = " ".repeat(ind);
+    if !head.contains('\n') && !awaited {
+        // A chain of one call is not held to the chain width: rustfmt keeps it on one
+        // line if it fits, else moves it after `let x =` if it fits there, else breaks
+        // it before `.map_err`. "Fits" leaves two columns free before a `?;` end (rustfmt
+        // reserves room for the `?` on top of writing it; measured with rustfmt 1.9).
+        let room = if suffix == "?;" {
+            MAX_WIDTH - 2
+        } else {
+            MAX_WIDTH
+        };
+        let chain = format!("{head}{map_err}");
+        let one = format!("{pad}{prefix}{chain}{suffix}");
+        if width(&one) <= room {
+            return one;
+        }
+        let next = format!("{pad}    {chain}{suffix}");
+        if !prefix.is_empty() && width(&next) <= room {
+            return format!("{pad}{}\n{next}", prefix.trim_end());
+        }
+        return format!("{pad}{prefix}{head}\n{pad}    {map_err}{suffix}");
+    }
     if !head.contains('\n') {
         let chain = format!("{head}.await{map_err}");
         let one = format!("{pad}{prefix}{chain}{suffix}");
@@ -160,7 +196,45 @@ fn await_chain(prefix: &str, head: &str, device: &str, ind: usize, suffix: &str)
             s.push_str(l);
         }
     }
-    format!("{s}\n{pad}.await\n{pad}{map_err}{suffix}")
+    if awaited {
+        format!("{s}\n{pad}.await\n{pad}{map_err}{suffix}")
+    } else {
+        format!("{s}\n{pad}{map_err}{suffix}")
+    }
+}
+
+/// A statement marked `#[rustfmt::skip]` when it cannot fit.
+fn skip_if_too_wide(stmt: String) -> String {
+    if too_wide(&stmt) {
+        format!("    #[rustfmt::skip]\n{stmt}")
+    } else {
+        stmt
+    }
+}
+
+/// Whether template `text` uses placeholder `name`.
+fn uses(text: &str, name: &str) -> bool {
+    crate::catalog::placeholders(text).iter().any(|p| p == name)
+}
+
+/// A key's value as a Rust literal: `Some(..)` or `None` for an optional key.
+fn literal(spec: &KeySpec, value: &Scalar) -> String {
+    match (spec.optional, value) {
+        (true, Scalar::Absent) => "None".into(),
+        (true, v) => format!("Some({})", v.rust()),
+        (false, v) => v.rust(),
+    }
+}
+
+/// A deployment file, rendered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeployFile {
+    /// Its name.
+    pub name: String,
+    /// Where it goes.
+    pub dir: FileDir,
+    /// Its contents.
+    pub text: String,
 }
 
 impl Emitter<'_> {
@@ -172,6 +246,7 @@ impl Emitter<'_> {
         match o {
             Origin::Source(s) => self.loc(s),
             Origin::Default => "default".into(),
+            Origin::TargetDefault => format!("default on {}", self.w.target.name),
             Origin::Env => "from MORGANA_TARGET".into(),
         }
     }
@@ -252,8 +327,15 @@ impl Emitter<'_> {
         }
     }
 
-    /// Renders a value template (`connect`, `init`) of declared node `n`.
-    fn rendered_value(&self, n: usize, text: &str, platform: &str) -> Result<String, String> {
+    /// Renders a value template (`connect`, `init`, a `prepare` step) of declared node
+    /// `n`; `steps` are the `prepare` values made so far: (name, variable).
+    fn rendered_value(
+        &self,
+        n: usize,
+        text: &str,
+        platform: &str,
+        steps: &[(String, String)],
+    ) -> Result<String, String> {
         let Some((dev, comp)) = self.device(n) else {
             return Err("not a component".into());
         };
@@ -267,6 +349,9 @@ impl Emitter<'_> {
             if let Some(b) = self.w.nodes[n].deps.iter().find(|b| b.key == name) {
                 return Some(self.value_of(b.node));
             }
+            if let Some((_, var)) = steps.iter().find(|(s, _)| s == name) {
+                return Some(var.clone());
+            }
             if let Some(key) = name.strip_prefix("config.") {
                 return comp
                     .keys
@@ -274,8 +359,121 @@ impl Emitter<'_> {
                     .any(|k| k.name == key && k.as_const)
                     .then(|| format!("config::{}", self.const_name(n, key)));
             }
-            dev.setting(name).map(|s| s.value.rust())
+            if let Some((key, part)) = name.split_once('.') {
+                return match (dev.setting(key).map(|s| &s.value), part) {
+                    (Some(Scalar::Ipv4Cidr(a, _)), "address") => Some(Scalar::Ipv4(*a).rust()),
+                    (Some(Scalar::Ipv4Cidr(_, len)), "prefix_len") => Some(len.to_string()),
+                    _ => None,
+                };
+            }
+            let spec = comp.keys.iter().find(|k| k.name == name)?;
+            dev.setting(name).map(|s| literal(spec, &s.value))
         })
+    }
+
+    /// The contributions of the included devices to deployment slot `slot`, in
+    /// connect order; `visiting` guards against slots that contain themselves.
+    fn slot(&self, slot: &str, visiting: &mut Vec<String>) -> Result<String, String> {
+        if visiting.iter().any(|v| v == slot) {
+            return Err(format!("deploy slot `{slot}` contains itself"));
+        }
+        visiting.push(slot.to_string());
+        let mut out = String::new();
+        for &n in &self.w.order {
+            let (Some(Chosen::Component(imp)), Some((dev, _))) =
+                (&self.w.chosen[n], self.device(n))
+            else {
+                continue;
+            };
+            for (_, text) in imp.deploy.iter().filter(|(s, _)| s == slot) {
+                let mut failure = None;
+                let piece = template::render(text, |name| {
+                    if let Some(inner) = name.strip_prefix("deploy.") {
+                        return match self.slot(inner, visiting) {
+                            Ok(v) => Some(v),
+                            Err(e) => {
+                                failure = Some(e);
+                                Some(String::new())
+                            }
+                        };
+                    }
+                    match name.split_once('.') {
+                        Some((key, part)) => match (dev.setting(key).map(|s| &s.value), part) {
+                            (Some(Scalar::Ipv4Cidr(a, _)), "address") => {
+                                Some(Scalar::Ipv4(*a).plain())
+                            }
+                            (Some(Scalar::Ipv4Cidr(_, len)), "prefix_len") => Some(len.to_string()),
+                            _ => None,
+                        },
+                        None => dev.setting(name).map(|s| s.value.plain()),
+                    }
+                })?;
+                if let Some(e) = failure {
+                    return Err(e);
+                }
+                out.push_str(&piece);
+            }
+        }
+        visiting.pop();
+        Ok(out)
+    }
+
+    /// Renders a deployment file template (a name or a text).
+    fn file_template(&self, text: &str, target: &str) -> Result<String, String> {
+        let mut failure = None;
+        let out = template::render(text, |k| {
+            if let Some(slot) = k.strip_prefix("deploy.") {
+                return match self.slot(slot, &mut Vec::new()) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        failure = Some(e);
+                        Some(String::new())
+                    }
+                };
+            }
+            Some(match k {
+                "name" => self.a.name.clone(),
+                "file" => self.file.to_string(),
+                "target" => target.to_string(),
+                "heap_mib" => self.a.heap_mib.to_string(),
+                "memory_mib" => self.a.memory_mib.to_string(),
+                _ => return None,
+            })
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// The target's deployment files, and the ones other targets write that this one
+    /// does not (stale after switching target).
+    fn files(&self) -> Result<(Vec<DeployFile>, Vec<DeployFile>), String> {
+        let target = self.w.target;
+        let mut files = Vec::new();
+        for f in &target.files {
+            files.push(DeployFile {
+                name: self.file_template(&f.name, &target.name)?,
+                dir: f.dir,
+                text: self.file_template(&f.text, &target.name)?,
+            });
+        }
+        let mut stale: Vec<DeployFile> = Vec::new();
+        for t in self.cat.targets.iter().filter(|t| t.name != target.name) {
+            for f in &t.files {
+                let name = self.file_template(&f.name, &t.name)?;
+                let written = files.iter().any(|w| w.name == name && w.dir == f.dir);
+                let listed = stale.iter().any(|w| w.name == name && w.dir == f.dir);
+                if !written && !listed {
+                    stale.push(DeployFile {
+                        name,
+                        dir: f.dir,
+                        text: String::new(),
+                    });
+                }
+            }
+        }
+        Ok((files, stale))
     }
 
     /// `Network(stack: Host) on unix` / `Crunch(dir: "htdocs")` / `HttpServer`.
@@ -288,6 +486,7 @@ impl Emitter<'_> {
             .iter()
             .filter(|k| !k.as_const)
             .filter_map(|k| dev.setting(&k.name))
+            .filter(|s| s.value != Scalar::Absent)
             .map(|s| format!("{}: {}", s.key, s.value.ron()))
             .collect();
         let mut s = if shown.is_empty() {
@@ -342,10 +541,7 @@ impl Emitter<'_> {
                         ty.truncate(i);
                         ty.push_str("<..>");
                     }
-                    let choices: Vec<String> = dev
-                        .settings
-                        .iter()
-                        .filter(|s| matches!(s.value, Scalar::Choice(_)))
+                    let choices: Vec<String> = crate::wire::selectors(dev, comp)
                         .map(|s| s.value.ron())
                         .collect();
                     let title = if choices.is_empty() {
@@ -382,7 +578,67 @@ impl Emitter<'_> {
             };
             rows.push([node.name.clone(), why]);
         }
+        // Subsystems: components the target offers whose signatures nothing here needs.
+        for comp in &self.cat.components {
+            if comp.provides.is_empty() || self.a.devices.iter().any(|d| d.component == comp.name) {
+                continue;
+            }
+            let available = comp.impls.iter().any(|imp| {
+                imp.for_target(&w.target.name)
+                    && matches!(imp.code, Code::Connect { .. } | Code::Static { .. })
+            });
+            let provided = w.order.iter().any(|&n| {
+                w.nodes[n]
+                    .provides
+                    .iter()
+                    .any(|p| comp.provides.contains(p))
+            });
+            if available && !provided {
+                let what = if comp.title.is_empty() {
+                    let sigs: Vec<String> =
+                        comp.provides.iter().map(|p| format!("`{p}`")).collect();
+                    names::and_list(&sigs)
+                } else {
+                    comp.title.clone()
+                };
+                rows.push([comp.name.clone(), format!("{what}: nothing requires it")]);
+            }
+        }
         rows
+    }
+
+    /// Lines for the keys ignored on this target (with a heading and a leading line
+    /// break), or nothing.
+    fn ignored(&self, prefix: &str) -> String {
+        let mut rows: Vec<(String, String)> = Vec::new();
+        for d in &self.a.devices {
+            let Some(comp) = self.cat.component(&d.component) else {
+                continue;
+            };
+            for (key, span) in &d.ignored {
+                let only = comp
+                    .keys
+                    .iter()
+                    .find(|k| &k.name == key)
+                    .map(|k| k.targets.join(", "))
+                    .unwrap_or_default();
+                rows.push((
+                    format!("{}.{key}", d.name),
+                    format!("{}; used on {only} only", self.loc(*span)),
+                ));
+            }
+        }
+        if rows.is_empty() {
+            return String::new();
+        }
+        let w = rows.iter().map(|r| width(&r.0)).max().unwrap_or(0);
+        // `//   ` -> `// `, `  ` -> ``: the heading one level out.
+        let head = if prefix.starts_with("//") { "// " } else { "" };
+        let mut s = format!("\n{head}Ignored on {}:", self.w.target.name);
+        for (k, why) in rows {
+            s.push_str(&format!("\n{prefix}{k:<w$}  {why}"));
+        }
+        s
     }
 
     fn tables(&self, prefix: &str) -> Result<(String, String), String> {
@@ -409,7 +665,7 @@ impl Emitter<'_> {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        let left_out = if out.is_empty() {
+        let mut left_out = if out.is_empty() {
             format!("{prefix}nothing")
         } else {
             out.iter()
@@ -417,6 +673,7 @@ impl Emitter<'_> {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
+        left_out.push_str(&self.ignored(prefix));
         Ok((included, left_out))
     }
 
@@ -475,18 +732,19 @@ impl Emitter<'_> {
                 let Some(s) = dev.setting(&k.name) else {
                     continue;
                 };
+                let ty = if k.optional {
+                    format!("Option<{}>", k.ty.rust_type())
+                } else {
+                    k.ty.rust_type().to_string()
+                };
                 items.push(format!(
                     "/// `{}.{}` ({}).\n{}",
                     dev.name,
                     k.name,
                     self.origin(s.origin),
                     assign(
-                        &format!(
-                            "pub const {}: {} =",
-                            self.const_name(n, &k.name),
-                            k.ty.rust_type()
-                        ),
-                        &s.value.rust(),
+                        &format!("pub const {}: {ty} =", self.const_name(n, &k.name)),
+                        &literal(k, &s.value),
                         4
                     )
                 ));
@@ -520,7 +778,7 @@ impl Emitter<'_> {
                 self.long_description(n),
                 self.loc(dev.component_span)
             ));
-            let init = self.rendered_value(n, init, "platform")?;
+            let init = self.rendered_value(n, init, "platform", &[])?;
             s.push_str(&assign(
                 &format!(
                     "pub static {}: {} =",
@@ -550,18 +808,25 @@ impl Emitter<'_> {
                     stmts.push(format!("    let {name} = {expr};"));
                 }
                 Some(Chosen::Component(imp)) => {
-                    let Code::Connect { connect, .. } = &imp.code else {
+                    let Code::Connect {
+                        prepare, connect, ..
+                    } = &imp.code
+                    else {
                         continue;
                     };
-                    uses_platform |=
-                        connect.contains("{{ platform }}") || connect.contains("{{platform}}");
-                    let head = self.rendered_value(n, connect, "platform")?;
+                    let mut steps: Vec<(String, String)> = Vec::new();
+                    for (step, text) in prepare {
+                        uses_platform |= uses(text, "platform");
+                        let var = format!("{name}_{step}");
+                        let head = self.rendered_value(n, text, "platform", &steps)?;
+                        let stmt = try_chain(&format!("let {var} = "), &head, name, 4, "?;", false);
+                        stmts.push(skip_if_too_wide(stmt));
+                        steps.push((step.clone(), var));
+                    }
+                    uses_platform |= uses(connect, "platform");
+                    let head = self.rendered_value(n, connect, "platform", &steps)?;
                     let stmt = await_chain(&format!("let {name} = "), &head, name, 4, "?;");
-                    stmts.push(if too_wide(&stmt) {
-                        format!("    #[rustfmt::skip]\n{stmt}")
-                    } else {
-                        stmt
-                    });
+                    stmts.push(skip_if_too_wide(stmt));
                 }
                 None => {}
             }
@@ -629,7 +894,7 @@ impl Emitter<'_> {
     fn target_origin(&self) -> String {
         match self.a.target_origin {
             Origin::Source(s) => self.loc(s),
-            Origin::Default => "the default".into(),
+            Origin::Default | Origin::TargetDefault => "the default".into(),
             Origin::Env => "from MORGANA_TARGET".into(),
         }
     }
@@ -676,6 +941,19 @@ fn emit_inner(e: &Emitter<'_>) -> Result<Output, String> {
 
     let (included, left_out) = e.tables("  ")?;
     let crates = e.crates();
+    let (files, stale) = e.files()?;
+    let deployment = if files.is_empty() {
+        "none".to_string()
+    } else {
+        files
+            .iter()
+            .map(|f| match f.dir {
+                FileDir::OutDir => format!("{} (in OUT_DIR)", f.name),
+                FileDir::Profile => format!("{} (next to the binary)", f.name),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let order: Vec<&str> =
         e.w.order
             .iter()
@@ -698,29 +976,19 @@ fn emit_inner(e: &Emitter<'_>) -> Result<Output, String> {
                 }
             }
             "crates" => crates.join(", "),
-            "link_args" => e.w.target.link_args.join(" "),
+            "link_args" => crate::reference::link_args(e.w.target),
             "heap_mib" => e.a.heap_mib.to_string(),
             "log_level" => e.a.log_level.clone(),
+            "files" => deployment.clone(),
             _ => return None,
         })
     })?;
 
-    let mut files = Vec::new();
-    for (name, tmpl) in &e.w.target.files {
-        let text = template::render(tmpl, |k| {
-            Some(match k {
-                "name" => e.a.name.clone(),
-                "target" => e.w.target.name.clone(),
-                "heap_mib" => e.a.heap_mib.to_string(),
-                _ => return None,
-            })
-        })?;
-        files.push((name.clone(), text));
-    }
     Ok(Output {
         rust,
         report,
         files,
+        stale,
         crates,
     })
 }

@@ -29,8 +29,9 @@ pub mod wire;
 
 use std::path::{Path, PathBuf};
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, FileDir};
 pub use diag::{Diagnostic, Diagnostics, Level, SourceFile, SourceMap, Span};
+pub use emit::DeployFile;
 
 /// What a successful compilation produces.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,19 +40,80 @@ pub struct Generated {
     pub rust: String,
     /// The plain-text report for `OUT_DIR/report.txt`.
     pub report: String,
-    /// Deployment files of the target: (file name, contents).
-    pub files: Vec<(String, String)>,
+    /// Deployment files of the target.
+    pub files: Vec<DeployFile>,
+    /// Deployment files that other targets write and this one does not: the build
+    /// script deletes them, so that nothing stale describes the new binary.
+    pub stale_files: Vec<DeployFile>,
+    /// The appliance's name.
+    pub name: String,
     /// The chosen target (catalog name, e.g. `unix`).
     pub target: String,
     /// Crates the generated code uses (package names).
     pub crates: Vec<String>,
-    /// Linker arguments for the appliance's binaries.
+    /// Linker arguments for the appliance's binaries, as the catalog writes them:
+    /// `{{ env.VAR }}` stands for a build-time environment variable (see
+    /// [`Generated::resolve_link_args`]).
     pub link_args: Vec<String>,
+    /// The build-time environment variables of the target: (variable, the crate whose
+    /// build script sets it).
+    pub build_env: Vec<(String, String)>,
     /// Directories compiled in, relative to the manifest directory (for
     /// `cargo:rerun-if-changed`).
     pub watch: Vec<PathBuf>,
     /// Rendered warnings.
     pub warnings: Vec<String>,
+}
+
+impl Generated {
+    /// The linker arguments with `{{ env.VAR }}` replaced by the value `env` gives;
+    /// an unset variable is an error that says which crate sets it.
+    pub fn resolve_link_args(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<String>, Diagnostic> {
+        let mut out = Vec::new();
+        for arg in &self.link_args {
+            let mut unset = None;
+            let resolved = template::render(arg, |name| {
+                let var = name.strip_prefix("env.")?;
+                match env(var) {
+                    Some(v) if !v.is_empty() => Some(v),
+                    _ => {
+                        unset.get_or_insert(var.to_string());
+                        Some(String::new())
+                    }
+                }
+            })
+            .map_err(|e| {
+                Diagnostic::error(format!("internal error in morgana-codegen: {e}"))
+                    .note("this is a bug in the catalog or in codegen, not in appliance.ron")
+            })?;
+            if let Some(var) = unset {
+                let krate = self
+                    .build_env
+                    .iter()
+                    .find(|(v, _)| *v == var)
+                    .map_or("?", |(_, c)| c.as_str());
+                let shown = template::render(arg, |n| {
+                    Some(format!("${}", n.strip_prefix("env.").unwrap_or(n)))
+                })
+                .unwrap_or_else(|_| arg.clone());
+                return Err(Diagnostic::error(format!(
+                    "target {} links with `{shown}`, but the environment variable {var} is not set",
+                    self.target
+                ))
+                .note(format!(
+                    "the build script of `{krate}` sets it (Cargo's `links` metadata) for the build scripts of the packages that depend on `{krate}` directly"
+                ))
+                .help(format!(
+                    "add `{krate}` under [dependencies] in the appliance's Cargo.toml, as a plain dependency (not optional, not renamed, not target-specific), e.g. `{krate}.workspace = true`"
+                )));
+            }
+            out.push(resolved);
+        }
+        Ok(out)
+    }
 }
 
 /// Compiles an appliance description with the built-in catalog.
@@ -167,9 +229,12 @@ pub fn compile_with(
         rust: out.rust,
         report: out.report,
         files: out.files,
+        stale_files: out.stale,
+        name: model.name.clone(),
         target: wiring.target.name.clone(),
         crates: out.crates,
         link_args: wiring.target.link_args.clone(),
+        build_env: wiring.target.build_env.clone(),
         watch,
         warnings: rendered,
     })
@@ -212,8 +277,7 @@ pub fn build() {
     };
     let manifest_dir = env("CARGO_MANIFEST_DIR");
     let out_dir = env("OUT_DIR");
-    let target = std::env::var("MORGANA_TARGET").ok();
-    match build_in(&manifest_dir, &out_dir, target.as_deref()) {
+    match build_with_env(&manifest_dir, &out_dir, |k| std::env::var(k).ok()) {
         Ok(lines) => {
             for line in lines {
                 println!("{line}");
@@ -241,12 +305,39 @@ pub struct BuildFailure {
 
 /// The build script's work, without the process around it: compiles
 /// `manifest_dir/appliance.ron` for `target_override` (`MORGANA_TARGET`; empty means
-/// unset), checks `manifest_dir/Cargo.toml`, writes the outputs into `out_dir`, and
-/// returns the `cargo:` instructions to print.
+/// unset), checks `manifest_dir/Cargo.toml`, writes the outputs, and returns the
+/// `cargo:` instructions to print. Other build-time variables (a target's
+/// `build_env`) come from the process environment.
 pub fn build_in(
     manifest_dir: &Path,
     out_dir: &Path,
     target_override: Option<&str>,
+) -> Result<Vec<String>, BuildFailure> {
+    build_with_env(manifest_dir, out_dir, |k| {
+        if k == "MORGANA_TARGET" {
+            target_override.map(str::to_string)
+        } else {
+            std::env::var(k).ok()
+        }
+    })
+}
+
+/// The profile directory (`<target-dir>/<profile>`, where Cargo puts the binary) of a
+/// build script's `OUT_DIR`, which is `<target-dir>/<profile>/build/<package>-<hash>/out`
+/// in Cargo's layout: three levels up, checked.
+pub fn profile_dir(out_dir: &Path) -> Option<PathBuf> {
+    let build = out_dir.ancestors().nth(2)?;
+    (out_dir.file_name()? == "out" && build.file_name()? == "build")
+        .then(|| build.parent().map(Path::to_path_buf))
+        .flatten()
+}
+
+/// [`build_in`] with every environment variable read through `env` (`MORGANA_TARGET`,
+/// the target's `build_env`, `CARGO_PKG_NAME`).
+pub fn build_with_env(
+    manifest_dir: &Path,
+    out_dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, BuildFailure> {
     let mut lines = vec![
         "cargo:rerun-if-changed=appliance.ron".to_string(),
@@ -265,7 +356,8 @@ pub fn build_in(
             format!("error: cannot read {}: {e}\n", ron_path.display()),
         )
     })?;
-    let target = target_override.filter(|t| !t.trim().is_empty());
+    let target_env = env("MORGANA_TARGET");
+    let target = target_env.as_deref().filter(|t| !t.trim().is_empty());
     let shown_ron = shown(&ron_path, root.as_deref());
 
     let generated = compile(&source, &shown_ron, manifest_dir, target)
@@ -275,6 +367,9 @@ pub fn build_in(
     }
     for dir in &generated.watch {
         lines.push(format!("cargo:rerun-if-changed={}", dir.display()));
+    }
+    for (var, _) in &generated.build_env {
+        lines.push(format!("cargo:rerun-if-env-changed={var}"));
     }
 
     let cargo_toml = manifest_dir.join("Cargo.toml");
@@ -297,9 +392,24 @@ pub fn build_in(
             ));
         }
     }
+    let link_args = generated.resolve_link_args(&env).map_err(|d| {
+        fail(
+            &lines,
+            Diagnostics {
+                sources: SourceMap::default(),
+                list: vec![d],
+            }
+            .to_string(),
+        )
+    })?;
 
-    let write = |name: &str, text: &str| {
-        let p = out_dir.join(name);
+    let profile = profile_dir(out_dir);
+    let dir_of = |d: FileDir| match d {
+        FileDir::OutDir => Some(out_dir.to_path_buf()),
+        FileDir::Profile => profile.clone(),
+    };
+    let write = |dir: &Path, name: &str, text: &str| {
+        let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| {
             fail(
                 &lines,
@@ -307,12 +417,43 @@ pub fn build_in(
             )
         })
     };
-    write("appliance.rs", &generated.rust)?;
-    write("report.txt", &generated.report)?;
-    for (name, text) in &generated.files {
-        write(name, text)?;
+    write(out_dir, "appliance.rs", &generated.rust)?;
+    write(out_dir, "report.txt", &generated.report)?;
+    let mut notes = Vec::new();
+    for f in &generated.files {
+        match dir_of(f.dir) {
+            Some(dir) => write(&dir, &f.name, &f.text)?,
+            None => notes.push(format!(
+                "cargo:warning=cannot tell where the binary goes from OUT_DIR={} (expected <target-dir>/<profile>/build/<package>-<hash>/out): {} is not written",
+                out_dir.display(),
+                f.name
+            )),
+        }
+        if f.dir == FileDir::Profile
+            && let Some(pkg) = env("CARGO_PKG_NAME")
+            && pkg != generated.name
+        {
+            notes.push(format!(
+                "cargo:warning=appliance `{}` is built by package `{pkg}`: {} will not sit next to the binary `{pkg}`; give the appliance its package's name",
+                generated.name, f.name
+            ));
+        }
     }
-    for arg in &generated.link_args {
+    for f in &generated.stale_files {
+        if let Some(dir) = dir_of(f.dir) {
+            let p = dir.join(&f.name);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => notes.push(format!(
+                    "cargo:warning=cannot remove the stale {}: {e}",
+                    p.display()
+                )),
+            }
+        }
+    }
+    lines.extend(notes);
+    for arg in &link_args {
         lines.push(format!("cargo:rustc-link-arg-bins={arg}"));
     }
     Ok(lines)

@@ -10,6 +10,8 @@ pub enum Origin {
     Source(Span),
     /// The catalog's default.
     Default,
+    /// The catalog's default for the chosen target (`target_defaults`).
+    TargetDefault,
     /// The environment (`MORGANA_TARGET`).
     Env,
 }
@@ -39,6 +41,10 @@ pub enum Scalar {
     Choice(String),
     /// An IPv4 address.
     Ipv4([u8; 4]),
+    /// An IPv4 address with its prefix length.
+    Ipv4Cidr([u8; 4], u8),
+    /// An optional key left out.
+    Absent,
 }
 
 impl Scalar {
@@ -50,7 +56,19 @@ impl Scalar {
             Scalar::Bool(b) => b.to_string(),
             Scalar::Float(f) => format!("{f:?}"),
             Scalar::Choice(c) => c.clone(),
-            Scalar::Ipv4(a) => format!("\"{}.{}.{}.{}\"", a[0], a[1], a[2], a[3]),
+            Scalar::Ipv4(_) | Scalar::Ipv4Cidr(..) => format!("\"{}\"", self.plain()),
+            Scalar::Absent => "(none)".into(),
+        }
+    }
+
+    /// As plain text (deployment files): no quotes, addresses dotted.
+    pub fn plain(&self) -> String {
+        match self {
+            Scalar::Str(s) => s.clone(),
+            Scalar::Ipv4(a) => format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]),
+            Scalar::Ipv4Cidr(a, len) => format!("{}.{}.{}.{}/{len}", a[0], a[1], a[2], a[3]),
+            Scalar::Absent => String::new(),
+            other => other.ron(),
         }
     }
 
@@ -63,6 +81,10 @@ impl Scalar {
             Scalar::Float(f) => format!("{f:?}"),
             Scalar::Choice(c) => c.clone(),
             Scalar::Ipv4(a) => format!("[{}, {}, {}, {}]", a[0], a[1], a[2], a[3]),
+            Scalar::Ipv4Cidr(a, len) => {
+                format!("([{}, {}, {}, {}], {len})", a[0], a[1], a[2], a[3])
+            }
+            Scalar::Absent => "None".into(),
         }
     }
 }
@@ -104,6 +126,9 @@ pub struct Device {
     pub settings: Vec<Setting>,
     /// Requirements given explicitly.
     pub refs: Vec<Reference>,
+    /// Keys written in the file that mean nothing on the chosen target (the key's
+    /// `targets`), with where they are written: ignored, and reported.
+    pub ignored: Vec<(String, Span)>,
 }
 
 impl Device {
@@ -139,6 +164,8 @@ pub struct Appliance {
     pub main_span: Span,
     /// `heap_mib`.
     pub heap_mib: u64,
+    /// `memory_mib`: the memory of a kernel target's VM.
+    pub memory_mib: u64,
     /// `log_level`.
     pub log_level: String,
     /// `config`, in order.

@@ -1,7 +1,7 @@
 //! The reference of the appliance.ron format (`schemas/README.md`), generated from the
 //! catalog so that it cannot drift from what the compiler accepts.
 
-use crate::catalog::{Catalog, Code, KeySpec, KeyType, Status};
+use crate::catalog::{Catalog, Code, FileDir, KeySpec, KeyType, Status, Target};
 use crate::template;
 use crate::value::{Kind, Value};
 
@@ -27,6 +27,15 @@ fn type_cell(ty: &KeyType) -> String {
         KeyType::Bool => "bool".into(),
         KeyType::Int { rust, min, max } => format!("integer `{min}..={max}` (`{rust}`)"),
         KeyType::Ipv4 => "string (IPv4 address, becomes `[u8; 4]`)".into(),
+        KeyType::Ipv4Cidr { or } => {
+            let mut s =
+                String::from("string (IPv4 address `/` prefix length, a host of its subnet)");
+            for v in or {
+                s.push_str(&format!(" \\| `{v}`"));
+            }
+            s
+        }
+        KeyType::IfName => "string (network interface name, 1-15 bytes)".into(),
         KeyType::Dir => "string (directory, must exist)".into(),
         KeyType::Choice(c) => c
             .iter()
@@ -47,11 +56,28 @@ fn cell(s: &str) -> String {
 fn keys_table(keys: &[KeySpec], const_prefix: Option<&str>) -> String {
     let mut s = String::from("| key | type | default | meaning |\n|---|---|---|---|\n");
     for k in keys {
-        let default = match &k.default {
+        let mut default = match &k.default {
             Some(d) => format!("`{}`", ron(d)),
+            None if k.optional => "none".into(),
             None => "**required**".into(),
         };
+        for (t, d) in &k.target_defaults {
+            default.push_str(&format!("; `{}` on {t}", ron(d)));
+        }
         let mut doc = cell(&k.doc);
+        if !k.when.is_empty() {
+            let conds: Vec<String> = k.when.iter().map(|(c, v)| format!("`{c}: {v}`")).collect();
+            doc.push_str(&format!(" Only with {}.", conds.join(", ")));
+        }
+        if !k.targets.is_empty() {
+            doc.push_str(&format!(
+                " Used on {} only (ignored elsewhere).",
+                k.targets.join(", ")
+            ));
+        }
+        if let Some(w) = &k.within {
+            doc.push_str(&format!(" Must be inside the subnet of `{w}`."));
+        }
         if k.as_const
             && let Some(p) = const_prefix
         {
@@ -91,10 +117,24 @@ pub fn reference(cat: &Catalog) -> String {
                         .map(|c| format!("`{c}`"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    t.link_args.join(" ")
+                    link_args(t)
                 ));
+                for (var, krate) in &t.build_env {
+                    targets.push_str(&format!(
+                        "- `${var}` is set by the build script of `{krate}` for its direct dependents: the appliance's Cargo.toml must list `{krate}`\n"
+                    ));
+                }
                 for (d, imp) in &t.devices {
                     targets.push_str(&format!("- `{d}`: `{}`\n", imp.ty));
+                }
+                for f in &t.files {
+                    let dir = match f.dir {
+                        FileDir::OutDir => "in `OUT_DIR`",
+                        FileDir::Profile => "next to the binary (`target/<profile>/`)",
+                    };
+                    let name = template::render(&f.name, |n| Some(format!("<{n}>")))
+                        .unwrap_or_else(|_| f.name.clone());
+                    targets.push_str(&format!("- deployment file `{name}`, {dir}\n"));
                 }
             }
             Status::Planned(why) => targets.push_str(&format!("Not available yet: {why}.\n")),
@@ -142,12 +182,13 @@ pub fn reference(cat: &Catalog) -> String {
         if !c.requires.is_empty() {
             components.push_str("Requires (the key names a device; without it, the only device providing the signature is used):\n\n| key | signature | meaning |\n|---|---|---|\n");
             for r in &c.requires {
-                components.push_str(&format!(
-                    "| `{}` | `{}` | {} |\n",
-                    r.key,
-                    r.signature,
-                    cell(&r.doc)
-                ));
+                let mut doc = cell(&r.doc);
+                if !r.when.is_empty() {
+                    let conds: Vec<String> =
+                        r.when.iter().map(|(k, v)| format!("`{k}: {v}`")).collect();
+                    doc.push_str(&format!(" Only with {}.", conds.join(", ")));
+                }
+                components.push_str(&format!("| `{}` | `{}` | {doc} |\n", r.key, r.signature));
             }
             components.push('\n');
         }
@@ -194,6 +235,20 @@ pub fn reference(cat: &Catalog) -> String {
         })
     });
     out.unwrap_or_else(|e| format!("reference template error: {e}\n"))
+}
+
+/// A target's link arguments, a build-time variable shown as `$VAR`.
+pub(crate) fn link_args(t: &Target) -> String {
+    t.link_args
+        .iter()
+        .map(|a| {
+            template::render(a, |n| {
+                Some(format!("${}", n.strip_prefix("env.").unwrap_or(n)))
+            })
+            .unwrap_or_else(|_| a.clone())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A type template with placeholders shown by name.

@@ -75,10 +75,7 @@ impl Wiring<'_> {
 
 /// `Network(stack: Host)`: the component and the keys that select its implementation.
 pub fn describe(dev: &Device, comp: &Component) -> String {
-    let sel: Vec<String> = dev
-        .settings
-        .iter()
-        .filter(|s| matches!(s.value, Scalar::Choice(_)))
+    let sel: Vec<String> = selectors(dev, comp)
         .map(|s| format!("{}: {}", s.key, s.value.ron()))
         .collect();
     if sel.is_empty() {
@@ -86,6 +83,22 @@ pub fn describe(dev: &Device, comp: &Component) -> String {
     } else {
         format!("{}({})", comp.name, sel.join(", "))
     }
+}
+
+/// The settings of `dev` that select an implementation: its `Choice` keys.
+pub fn selectors<'d>(
+    dev: &'d Device,
+    comp: &Component,
+) -> impl Iterator<Item = &'d crate::model::Setting> {
+    let choices: Vec<&str> = comp
+        .keys
+        .iter()
+        .filter(|k| matches!(k.ty, crate::catalog::KeyType::Choice(_)))
+        .map(|k| k.name.as_str())
+        .collect();
+    dev.settings
+        .iter()
+        .filter(move |s| choices.contains(&s.key.as_str()))
 }
 
 /// Solves the wiring; problems go to `errs` (the result is `None` if there are any).
@@ -100,7 +113,7 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
         d = match a.target_origin {
             Origin::Source(span) => d.primary(span, "not available yet"),
             Origin::Env => d.note("the target comes from the environment variable MORGANA_TARGET"),
-            Origin::Default => d.note("this is the default target"),
+            Origin::Default | Origin::TargetDefault => d.note("this is the default target"),
         };
         let ready: Vec<String> = cat
             .targets
@@ -140,6 +153,9 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
         let me = first_declared + i;
         let comp = cat.component(&dev.component)?;
         for req in &comp.requires {
+            if !crate::check::device_holds(dev, &req.when) {
+                continue;
+            }
             if let Some(r) = dev.refs.iter().find(|r| r.key == req.key) {
                 let Some(n) = nodes.iter().position(|n| n.name == r.device) else {
                     let all: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
@@ -344,6 +360,41 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
                 }
             }
         }
+    }
+
+    // A resource (a NIC) belongs to one device.
+    let mut claimed: Vec<(String, usize)> = Vec::new();
+    for &n in &order {
+        let (Some(Chosen::Component(imp)), NodeKind::Declared(di)) = (&chosen[n], &nodes[n].kind)
+        else {
+            continue;
+        };
+        if imp.claims.is_empty() {
+            continue;
+        }
+        let dev = &a.devices[*di];
+        let Ok(claim) =
+            crate::template::render(&imp.claims, |k| dev.setting(k).map(|s| s.value.plain()))
+        else {
+            continue;
+        };
+        if let Some((_, first)) = claimed.iter().find(|(c, _)| *c == claim) {
+            let NodeKind::Declared(fi) = nodes[*first].kind else {
+                continue;
+            };
+            let other = &a.devices[fi];
+            errs.push(
+                Diagnostic::error(format!(
+                    "devices `{}` and `{}` both use the {claim} on target {}",
+                    other.name, dev.name, target.name
+                ))
+                .primary(dev.component_span, format!("uses the {claim}"))
+                .secondary(other.component_span, format!("also uses the {claim}"))
+                .help(format!("the {claim} belongs to one device: remove one of them, or make it use something else")),
+            );
+            continue;
+        }
+        claimed.push((claim, n));
     }
 
     // A device that is moved into its user can have only one user.

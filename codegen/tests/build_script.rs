@@ -8,7 +8,7 @@ const RON: &str = r#"Appliance(
     main: "Website",
     devices: {
         "site": Crunch(dir: "htdocs"),
-        "net": Network(stack: Host),
+        "net": Network,
         "http": HttpServer(),
     },
     start: ["http", "site"],
@@ -21,9 +21,22 @@ members = ["appliances/site"]
 [workspace.dependencies]
 morgana-signatures = { path = "platform/signatures" }
 morgana-unix = { path = "platform/unix" }
+morgana-pvh = { path = "platform/pvh" }
+morgana-virtio = { path = "platform/virtio" }
+morgana-direct = { path = "components/direct" }
 morgana-http = { path = "components/http" }
 kv-crunch = { path = "kv-crunch" }
 "#;
+
+/// Every crate either target needs.
+const ALL_DEPS: &str = "kv-crunch.workspace = true\nmorgana-http.workspace = true\nmorgana-signatures.workspace = true\nmorgana-unix.workspace = true\nmorgana-pvh.workspace = true\nmorgana-virtio.workspace = true\nmorgana-direct.workspace = true\n";
+
+/// `OUT_DIR` in Cargo's layout below `root`: `target/release/build/site-<hash>/out`.
+fn cargo_out_dir(root: &Path) -> PathBuf {
+    let out = root.join("target/release/build/site-0123456789abcdef/out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    out
+}
 
 fn scratch(name: &str, deps: &str) -> (PathBuf, PathBuf) {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -124,4 +137,134 @@ fn errors_name_the_file_relative_to_the_workspace() {
             .message
             .contains("invalid target `plan9` in the environment variable MORGANA_TARGET")
     );
+}
+
+#[test]
+fn the_kernel_target_links_with_the_script_that_morgana_pvh_publishes() {
+    let (app, _) = scratch("build-xen", ALL_DEPS);
+    let root = app
+        .parent()
+        .and_then(Path::parent)
+        .expect("root")
+        .to_path_buf();
+    let out = cargo_out_dir(&root);
+    let profile = root.join("target/release");
+    let env = |k: &str| match k {
+        "MORGANA_TARGET" => Some("xen".to_string()),
+        "DEP_MORGANA_PVH_KERNEL_LD" => Some("/src/platform/pvh/kernel.ld".to_string()),
+        "CARGO_PKG_NAME" => Some("site".to_string()),
+        _ => None,
+    };
+    let lines = morgana_codegen::build_with_env(&app, &out, env)
+        .unwrap_or_else(|f| panic!("{}", f.message));
+    assert!(
+        lines.contains(&"cargo:rerun-if-env-changed=DEP_MORGANA_PVH_KERNEL_LD".to_string()),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("cargo:rustc-link-arg-bins=-Wl,-T,/src/platform/pvh/kernel.ld")
+    );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("cargo:warning")),
+        "{lines:?}"
+    );
+    // The QEMU arguments go next to the binary, three levels above OUT_DIR.
+    let qemu = std::fs::read_to_string(profile.join("site.qemu")).expect("site.qemu");
+    let args: Vec<&str> = qemu.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        args,
+        [
+            "-accel",
+            "tcg",
+            "-m",
+            "32M",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-netdev",
+            "user,id=n0,hostfwd=tcp:127.0.0.1:8080-:8080",
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ]
+    );
+    assert!(
+        qemu.contains("\n# listen http://127.0.0.1:8080/\n"),
+        "{qemu}"
+    );
+
+    // Building for Unix again removes it: the runner then runs the binary itself.
+    let lines = morgana_codegen::build_with_env(&app, &out, |k| {
+        (k == "MORGANA_TARGET").then(|| "unix".to_string())
+    })
+    .unwrap_or_else(|f| panic!("{}", f.message));
+    assert!(
+        !profile.join("site.qemu").exists(),
+        "stale site.qemu: {lines:?}"
+    );
+}
+
+#[test]
+fn a_missing_kernel_script_says_which_dependency_to_add() {
+    let (app, out) = scratch("build-xen-no-dep", ALL_DEPS);
+    // DEP_MORGANA_PVH_KERNEL_LD reaches a build script only from a direct dependency
+    // on morgana-pvh; here it is unset.
+    let failure = morgana_codegen::build_with_env(&app, &out, |k| {
+        (k == "MORGANA_TARGET").then(|| "xen".to_string())
+    })
+    .expect_err("no linker script");
+    assert_eq!(
+        failure.message,
+        "error: target xen links with `-Wl,-T,$DEP_MORGANA_PVH_KERNEL_LD`, but the environment variable DEP_MORGANA_PVH_KERNEL_LD is not set
+   = note: the build script of `morgana-pvh` sets it (Cargo's `links` metadata) for the build scripts of the packages that depend on `morgana-pvh` directly
+   = help: add `morgana-pvh` under [dependencies] in the appliance's Cargo.toml, as a plain dependency (not optional, not renamed, not target-specific), e.g. `morgana-pvh.workspace = true`
+
+error: aborting due to 1 previous error
+"
+    );
+    assert!(
+        !out.join("appliance.rs").exists(),
+        "nothing is written on error"
+    );
+
+    // Without morgana-pvh in Cargo.toml at all, the dependency check says so first.
+    let (app, out) = scratch(
+        "build-xen-no-pvh",
+        &ALL_DEPS.replace("morgana-pvh.workspace = true\n", ""),
+    );
+    let failure = morgana_codegen::build_with_env(&app, &out, |k| {
+        (k == "MORGANA_TARGET").then(|| "xen".to_string())
+    })
+    .expect_err("morgana-pvh missing");
+    assert!(
+        failure.message.starts_with(
+            "error: the generated code uses `morgana-pvh`, but Cargo.toml does not depend on it"
+        ),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure.message.contains("morgana-pvh.workspace = true"),
+        "{}",
+        failure.message
+    );
+}
+
+#[test]
+fn the_profile_directory_is_three_levels_above_out_dir() {
+    let out = Path::new("/t/target/debug/build/site-0123/out");
+    assert_eq!(
+        morgana_codegen::profile_dir(out).as_deref(),
+        Some(Path::new("/t/target/debug"))
+    );
+    let cross = Path::new("/t/target/x86_64-unknown-linux-gnu/release/build/site-0123/out");
+    assert_eq!(
+        morgana_codegen::profile_dir(cross).as_deref(),
+        Some(Path::new("/t/target/x86_64-unknown-linux-gnu/release"))
+    );
+    assert_eq!(morgana_codegen::profile_dir(Path::new("/tmp/out")), None);
 }

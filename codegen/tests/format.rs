@@ -1,6 +1,7 @@
 //! The emitter lays code out as rustfmt would, so generated files are rustfmt-stable.
 //! This property test generates appliances with names and values of many lengths
-//! (crossing the 60- and 100-column thresholds) and asks rustfmt to agree.
+//! (crossing the 60- and 100-column thresholds), for both targets and both network
+//! stacks, and asks rustfmt to agree.
 
 mod common;
 
@@ -54,8 +55,37 @@ impl Rng {
     }
 }
 
+/// A random `Network(..)` for `target`: the host's sockets or the direct stack, with a
+/// tap of any valid length, DHCP or a static address, with or without a gateway.
+fn network(rng: &mut Rng, target: &str) -> String {
+    let direct = target == "xen" || rng.below(2) == 0;
+    if !direct {
+        return "Network(stack: Host)".into();
+    }
+    let mut keys = Vec::new();
+    if target == "unix" || rng.below(3) == 0 {
+        keys.push("stack: Direct".to_string());
+    }
+    if rng.below(2) == 0 {
+        let len = 1 + rng.below(15);
+        keys.push(format!("tap: \"{}\"", rng.name(len)));
+    }
+    if rng.below(2) == 0 {
+        let host = 1 + rng.below(250);
+        keys.push(format!(
+            "ipv4: \"10.{}.{}.{host}/8\"",
+            rng.below(256),
+            rng.below(256)
+        ));
+        if rng.below(2) == 0 {
+            keys.push("gateway: \"10.0.0.1\"".into());
+        }
+    }
+    format!("Network({})", keys.join(", "))
+}
+
 /// A random appliance, and whether all its names and strings are short.
-fn appliance(rng: &mut Rng, i: usize) -> (String, bool) {
+fn appliance(rng: &mut Rng, i: usize, target: &str) -> (String, bool) {
     let net = format!("n{}", rng.device_name());
     let http = format!("h{}", rng.device_name());
     let site = format!("s{}", rng.device_name());
@@ -84,7 +114,7 @@ fn appliance(rng: &mut Rng, i: usize) -> (String, bool) {
     }
     let _ = writeln!(s, "    }},\n    devices: {{");
     let _ = writeln!(s, "        \"{site}\": Crunch(dir: \"htdocs\"),");
-    let _ = writeln!(s, "        \"{net}\": Network(stack: Host),");
+    let _ = writeln!(s, "        \"{net}\": {},", network(rng, target));
     let _ = writeln!(
         s,
         "        \"{http}\": HttpServer(port: {}),",
@@ -125,8 +155,9 @@ fn generated_code_is_rustfmt_stable_for_many_name_lengths() {
     let mut files = Vec::new();
     let mut laid_out = 0;
     for i in 0..CASES {
-        let (src, short) = appliance(&mut rng, i);
-        let g = morgana_codegen::compile(&src, "appliance.ron", manifest_dir, None)
+        let target = if rng.below(2) == 0 { "unix" } else { "xen" };
+        let (src, short) = appliance(&mut rng, i, target);
+        let g = morgana_codegen::compile(&src, "appliance.ron", manifest_dir, Some(target))
             .unwrap_or_else(|d| panic!("case {i} should compile:\n{src}\n{d}"));
         // With short names and strings, everything is laid out; nothing is skipped.
         if !g.rust.contains("#[rustfmt::skip]") {

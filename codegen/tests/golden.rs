@@ -51,6 +51,28 @@ const CASES: &[Case] = &[
         expected: "tests/golden/appliance-static-website",
         target: None,
     },
+    // The same files on the kernel target.
+    Case {
+        ron: "../appliances/hello/appliance.ron",
+        expected: "tests/golden/appliance-hello-xen",
+        target: Some("xen"),
+    },
+    Case {
+        ron: "../appliances/static-website/appliance.ron",
+        expected: "tests/golden/appliance-static-website-xen",
+        target: Some("xen"),
+    },
+    // The direct stack with static addresses: over taps on Unix, virtio-net on Xen.
+    Case {
+        ron: "tests/golden/direct-tap/appliance.ron",
+        expected: "tests/golden/direct-tap",
+        target: None,
+    },
+    Case {
+        ron: "tests/golden/direct-xen/appliance.ron",
+        expected: "tests/golden/direct-xen",
+        target: None,
+    },
 ];
 
 fn generate(case: &Case) -> morgana_codegen::Generated {
@@ -68,8 +90,15 @@ fn golden_outputs_match() {
     for case in CASES {
         let g = generate(case);
         let dir = Path::new(case.expected);
+        if common::updating() {
+            std::fs::create_dir_all(dir).expect("golden directory");
+        }
         failures.extend(common::compare(&dir.join("expected.rs"), &g.rust));
         failures.extend(common::compare(&dir.join("report.txt"), &g.report));
+        // Deployment files (the QEMU arguments of a kernel image) are pinned too.
+        for f in &g.files {
+            failures.extend(common::compare(&dir.join(&f.name), &f.text));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -145,4 +174,40 @@ fn unused_devices_are_left_out_with_a_warning() {
         g.warnings[0]
     );
     assert!(!g.rust.contains("SPARE"));
+}
+
+#[test]
+fn static_website_on_xen_wiring_facts() {
+    let g = generate(&CASES[7]);
+    assert_eq!(g.target, "xen");
+    assert_eq!(
+        g.crates,
+        [
+            "kv-crunch",
+            "morgana-direct",
+            "morgana-http",
+            "morgana-pvh",
+            "morgana-signatures",
+            "morgana-virtio"
+        ]
+    );
+    assert_eq!(
+        g.link_args.last().map(String::as_str),
+        Some("-Wl,-T,{{ env.DEP_MORGANA_PVH_KERNEL_LD }}")
+    );
+    let resolved = g
+        .resolve_link_args(|v| (v == "DEP_MORGANA_PVH_KERNEL_LD").then(|| "/k.ld".into()))
+        .unwrap_or_else(|d| panic!("{}", d.message));
+    assert_eq!(resolved.last().map(String::as_str), Some("-Wl,-T,/k.ld"));
+    assert_eq!(g.files.len(), 1);
+    assert_eq!(g.files[0].name, "static-website.qemu");
+    assert_eq!(g.files[0].dir, morgana_codegen::FileDir::Profile);
+    assert!(g.stale_files.is_empty());
+    // Nothing of the Unix platform in a kernel.
+    assert!(!g.rust.contains("morgana_unix"));
+    // The Unix build of the same file removes the QEMU arguments.
+    let unix = generate(&CASES[5]);
+    assert!(unix.files.is_empty());
+    assert_eq!(unix.stale_files.len(), 1);
+    assert_eq!(unix.stale_files[0].name, "static-website.qemu");
 }

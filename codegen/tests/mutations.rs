@@ -69,6 +69,14 @@ const SNIPPETS: &[&str] = &[
     "#",
     "0b2",
     "\r\n",
+    "Dhcp",
+    "ipv4: \"10.0.2.15/24\"",
+    "\"10.0.2.0/31\"",
+    "gateway: \"10.0.2.2\"",
+    "tap: \"tap0\"",
+    "stack: Direct",
+    "memory_mib: 8,",
+    "\"e\": Network(stack: Direct),",
 ];
 
 fn char_boundary(s: &str, mut i: usize) -> usize {
@@ -121,6 +129,8 @@ fn mutated_descriptions_never_panic_and_errors_have_locations() {
         "tests/golden/static-website/appliance.ron",
         "tests/golden/defaults/appliance.ron",
         "tests/golden/target-override/appliance.ron",
+        "tests/golden/direct-tap/appliance.ron",
+        "tests/golden/direct-xen/appliance.ron",
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut compiled = 0;

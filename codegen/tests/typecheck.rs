@@ -1,6 +1,7 @@
 //! The golden outputs type-check against the interfaces that docs/architecture.md
 //! promises (the real morgana-signatures crate, and stubs of morgana-unix,
-//! morgana-http and kv-crunch with exactly the documented signatures), with
+//! morgana-pvh, morgana-virtio, morgana-direct, morgana-http and kv-crunch with exactly
+//! the documented signatures), with
 //! `-D warnings`. This catches a catalog template that drifts from the contract
 //! before an appliance build does.
 
@@ -78,6 +79,13 @@ mod morgana_unix {
         async fn listen(&self, _: SocketAddr) -> Result<Listener, Error> { Ok(Listener) }
     }
 
+    /// `Tap::open(platform, name)`: a Linux tap device, a `NetIf`.
+    pub struct Tap;
+    impl Tap {
+        pub fn open(_: &'static Platform, _name: &str) -> Result<Tap, Error> { Ok(Tap) }
+    }
+    crate::netif_stub::netif!(Tap);
+
     pub enum LogLevel { Off, Error, Warn, Info, Debug, Trace }
 
     macro_rules! entry {
@@ -90,6 +98,169 @@ mod morgana_unix {
         };
     }
     pub(crate) use entry;
+}
+
+mod netif_stub {
+    use morgana_signatures as sig;
+    pub struct Rx;
+    pub struct Tx;
+    impl sig::RxToken for Rx {
+        fn consume<R, F>(self, f: F) -> R where F: FnOnce(&[u8]) -> R { f(&[]) }
+    }
+    impl sig::TxToken for Tx {
+        fn consume<R, F>(self, _len: usize, f: F) -> R where F: FnOnce(&mut [u8]) -> R {
+            f(&mut [])
+        }
+    }
+    macro_rules! netif {
+        ($ty:ty) => {
+            impl morgana_signatures::NetIf for $ty {
+                type RxToken<'a> = $crate::netif_stub::Rx where Self: 'a;
+                type TxToken<'a> = $crate::netif_stub::Tx where Self: 'a;
+                fn receive(&mut self) -> Option<($crate::netif_stub::Rx, $crate::netif_stub::Tx)> { None }
+                fn transmit(&mut self) -> Option<$crate::netif_stub::Tx> { None }
+                fn mac_address(&self) -> morgana_signatures::MacAddress {
+                    morgana_signatures::MacAddress([2, 0, 0, 0, 0, 1])
+                }
+                fn mtu(&self) -> usize { 1500 }
+                fn register_rx_waker(&self, _: &core::task::Waker) {}
+            }
+        };
+    }
+    pub(crate) use netif;
+}
+
+mod morgana_pvh {
+    use core::fmt;
+    use morgana_signatures as sig;
+
+    pub struct Platform;
+    #[derive(Clone, Copy)]
+    pub struct Console;
+    #[derive(Clone, Copy)]
+    pub struct Clock;
+    #[derive(Clone, Copy)]
+    pub struct Entropy;
+    impl Platform {
+        pub fn console(&'static self) -> Console { Console }
+        pub fn clock(&'static self) -> Clock { Clock }
+        pub fn entropy(&'static self) -> Entropy { Entropy }
+    }
+    impl sig::Console for Console {
+        fn write_bytes(&self, _: &[u8]) {}
+    }
+    impl sig::MonotonicClock for Clock {
+        fn now(&self) -> sig::Instant { sig::Instant::ZERO }
+    }
+    impl sig::WallClock for Clock {
+        fn now_since_epoch(&self) -> Option<core::time::Duration> { None }
+    }
+    impl sig::Timer for Clock {
+        async fn sleep_until(&self, _: sig::Instant) {}
+    }
+    #[derive(Debug)]
+    pub struct EntropyError;
+    impl fmt::Display for EntropyError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("no RDRAND") }
+    }
+    impl sig::Entropy for Entropy {
+        type Error = EntropyError;
+        fn fill(&self, _: &mut [u8]) -> Result<(), EntropyError> { Ok(()) }
+    }
+
+    pub enum LevelFilter { Off, Error, Warn, Info, Debug, Trace }
+
+    macro_rules! entry {
+        ($main:path, heap_bytes = $heap:expr, log_level = $level:ident) => {
+            const HEAP_BYTES: usize = $heap;
+            pub fn start(p: &'static $crate::morgana_pvh::Platform) -> impl core::future::Future {
+                let _ = $crate::morgana_pvh::LevelFilter::$level;
+                $main(p)
+            }
+        };
+    }
+    pub(crate) use entry;
+}
+
+mod morgana_virtio {
+    use core::fmt;
+
+    /// `VirtioNet::find(platform)`: the first virtio-net device on the PCI bus.
+    pub struct VirtioNet;
+    impl VirtioNet {
+        pub fn find(_: &'static crate::morgana_pvh::Platform) -> Result<VirtioNet, Error> {
+            Err(Error::NoDevice)
+        }
+    }
+    crate::netif_stub::netif!(VirtioNet);
+
+    #[derive(Clone, Copy, Debug)]
+    pub enum Error { NoDevice }
+    impl fmt::Display for Error {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("no virtio-net device") }
+    }
+}
+
+mod morgana_direct {
+    use core::fmt;
+    use core::net::SocketAddr;
+    use morgana_signatures::{self as sig, Entropy, NetIf, Timer};
+
+    #[derive(Clone, Copy)]
+    pub enum Ipv4Config {
+        Dhcp,
+        Static { address: [u8; 4], prefix_len: u8, gateway: Option<[u8; 4]> },
+    }
+    #[derive(Clone, Copy)]
+    pub struct StackConfig {
+        pub ipv4: Ipv4Config,
+    }
+    impl StackConfig {
+        pub const fn new(ipv4: Ipv4Config) -> StackConfig { StackConfig { ipv4 } }
+    }
+
+    #[derive(Clone, Debug)]
+    pub struct Error;
+    impl fmt::Display for Error {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("error") }
+    }
+    impl sig::TcpError for Error {
+        fn kind(&self) -> sig::TcpErrorKind { sig::TcpErrorKind::Other }
+    }
+    pub struct Stream;
+    impl sig::TcpStream for Stream {
+        type Error = Error;
+        async fn read(&mut self, _: &mut [u8]) -> Result<usize, Error> { Ok(0) }
+        async fn write(&mut self, b: &[u8]) -> Result<usize, Error> { Ok(b.len()) }
+        async fn shutdown(&mut self) -> Result<(), Error> { Ok(()) }
+    }
+    pub struct Listener;
+    impl sig::TcpListener for Listener {
+        type Error = Error;
+        type Stream = Stream;
+        async fn accept(&mut self) -> Result<(Stream, SocketAddr), Error> { Err(Error) }
+        fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
+    }
+    pub struct Stack<N: NetIf, C: Timer> {
+        netif: N,
+        clock: C,
+    }
+    impl<N: NetIf, C: Timer> Stack<N, C> {
+        pub async fn connect<E: Entropy>(
+            netif: N,
+            clock: C,
+            _entropy: E,
+            _config: StackConfig,
+        ) -> Result<Self, Error> {
+            Ok(Stack { netif, clock })
+        }
+    }
+    impl<N: NetIf, C: Timer> sig::Tcp for Stack<N, C> {
+        type Error = Error;
+        type Stream = Stream;
+        type Listener = Listener;
+        async fn listen(&self, _: SocketAddr) -> Result<Listener, Error> { Ok(Listener) }
+    }
 }
 
 mod morgana_http {
@@ -172,6 +343,57 @@ const CASES: &[(&str, &str)] = &[
          impl App {
              pub async fn start(
                  _web: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "appliance-hello-xen",
+        "pub struct Hello;
+         impl Hello {
+             pub async fn start(console: impl Console) -> Result<(), Infallible> {
+                 console.write_str(config::GREETING);
+                 let _ = (config::AUDIENCE, config::REPEAT);
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "appliance-static-website-xen",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _console: impl Console,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "direct-tap",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _console: impl Console,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
+                 _admin: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "direct-xen",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _console: impl Console,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
                  _site: impl KvRo,
              ) -> Result<(), Infallible> {
                  Ok(())

@@ -16,10 +16,43 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+pub mod qemu;
+
 /// Where the end-to-end tests build appliances. A target directory of its own, so the
 /// nested `cargo build` never waits for the lock of the `cargo test` that runs us.
 pub fn target_dir() -> PathBuf {
     workspace_root().join("target").join("e2e")
+}
+
+/// The target directory shared by scratch copies of appliances (one-member workspaces
+/// made by the tests), so their dependencies are compiled once.
+pub fn scratch_target() -> PathBuf {
+    target_dir().join("scratch-target")
+}
+
+/// Where the end-to-end tests build kernel images (`MORGANA_TARGET=xen`): a directory
+/// apart from the Unix builds, so switching target never overwrites the other binary.
+pub fn kernel_target_dir() -> PathBuf {
+    workspace_root().join("target").join("e2e-xen")
+}
+
+/// Builds appliance `name` for the kernel target (`MORGANA_TARGET=xen`, release) and
+/// returns the path of its PVH image.
+pub fn build_kernel(name: &str) -> PathBuf {
+    let _guard = CARGO.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--quiet", "-p", name])
+        .env("CARGO_TARGET_DIR", kernel_target_dir())
+        .env("MORGANA_TARGET", "xen")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "MORGANA_TARGET=xen cargo build -p {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kernel_target_dir().join("release").join(name)
 }
 
 /// Serialises nested cargo invocations within one test binary.
@@ -148,10 +181,11 @@ pub fn curl(url: &str, args: &[&str]) -> Reply {
     let head = std::fs::read_to_string(&head).expect("curl wrote the head");
     let body = std::fs::read(&body).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
-    parse_head(&head, body)
+    parse_reply(&head, body)
 }
 
-fn parse_head(head: &str, body: Vec<u8>) -> Reply {
+/// Parses a response head as curl wrote it (`-D`), with the body already read.
+pub fn parse_reply(head: &str, body: Vec<u8>) -> Reply {
     // With redirects or 100-continue there can be several heads: keep the last.
     let last = head
         .split("\r\n\r\n")

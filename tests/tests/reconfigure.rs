@@ -2,7 +2,7 @@
 //! appliance.ron prints that greeting after `cargo build`, and a broken appliance.ron
 //! stops `cargo build` with the file, line and column of the mistake.
 
-use morgana_tests::{target_dir, workspace_root};
+use morgana_tests::{scratch_target, target_dir, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -67,7 +67,7 @@ fn build(dir: &Path) -> Output {
     Command::new(env!("CARGO"))
         .current_dir(dir)
         .args(["build", "--release", "--quiet"])
-        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env("CARGO_TARGET_DIR", scratch_target())
         .env_remove("MORGANA_TARGET")
         .output()
         .expect("cargo runs")
@@ -95,7 +95,7 @@ fn editing_appliance_ron_changes_the_binary_and_errors_point_at_the_mistake() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = Command::new(dir.join("target/release/hello"))
+    let run = Command::new(scratch_target().join("release/hello"))
         .output()
         .expect("runs");
     assert_eq!(String::from_utf8_lossy(&run.stdout), "Bonjour, world!\n");

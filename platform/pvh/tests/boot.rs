@@ -36,7 +36,7 @@ fn kernel(example: &str) -> PathBuf {
             example,
             "--message-format=json-render-diagnostics",
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .stderr(Stdio::inherit())
         .output()
         .expect("run cargo");

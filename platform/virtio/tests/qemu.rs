@@ -40,7 +40,7 @@ fn kernel() -> &'static Path {
                 "ping",
                 "--message-format=json-render-diagnostics",
             ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .stderr(Stdio::inherit())
             .output()
             .expect("run cargo");

@@ -6,6 +6,8 @@
 // Left out:
 //   clock    nothing requires it
 //   entropy  nothing requires it
+//   Crunch   compiled-in key-value store: nothing requires it
+//   Network  TCP/IP stack: nothing requires it
 
 /// Configuration, compiled in.
 pub mod config {

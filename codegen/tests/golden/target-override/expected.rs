@@ -8,7 +8,7 @@
 //   net      Network(Host)  morgana_unix::HostTcp     appliance.ron:16:16; required by api
 //   api      HttpServer     morgana_http::Server<..>  appliance.ron:17:16; argument 1 of main
 // Left out:
-//   nothing
+//   Crunch   compiled-in key-value store: nothing requires it
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:16:16).
 pub type Net = morgana_unix::HostTcp;

@@ -1,0 +1,115 @@
+//! Booting kernel images under QEMU (TCG) for the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A booted QEMU, killed when dropped. The guest's serial console goes to a file.
+pub struct Qemu {
+    child: Child,
+    serial: PathBuf,
+}
+
+/// The arguments every test boot uses: TCG, no display, serial to a file, no reboot on
+/// triple fault, and the isa-debug-exit device through which the kernel reports failure.
+fn base_args(memory: &str, serial: &Path) -> Vec<String> {
+    [
+        "-accel",
+        "tcg",
+        "-m",
+        memory,
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-serial",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("file:{}", serial.display())])
+    .collect()
+}
+
+impl Qemu {
+    /// Boots `image` with `memory` (e.g. "32M") and `extra` arguments (machine type, NIC).
+    pub fn boot(image: &Path, memory: &str, extra: &[&str]) -> Qemu {
+        let serial = std::env::temp_dir().join(format!(
+            "morgana-serial-{}-{:?}-{}",
+            std::process::id(),
+            std::thread::current().id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let _ = std::fs::remove_file(&serial);
+        let child = Command::new("qemu-system-x86_64")
+            .args(base_args(memory, &serial))
+            .args(extra)
+            .arg("-kernel")
+            .arg(image)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-system-x86_64 is installed (scripts/setup.sh installs it)");
+        Qemu { child, serial }
+    }
+
+    /// What the guest printed on its serial console so far, with the serial line's
+    /// `\r\n` line ends turned into `\n`.
+    pub fn serial(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.serial).unwrap_or_default())
+            .replace("\r\n", "\n")
+    }
+
+    /// Waits until the serial output contains `needle`; panics with the output after
+    /// `limit` or if QEMU exits first.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.serial();
+            if out.contains(needle) {
+                return out;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("QEMU exited ({status}) before printing {needle:?}; console:\n{out}");
+            }
+            if start.elapsed() > limit {
+                panic!("no {needle:?} on the console after {limit:?}; console:\n{out}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for QEMU to exit by itself and returns its status with the console output.
+    pub fn wait_exit(mut self, limit: Duration) -> (ExitStatus, String) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (status, self.serial());
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "QEMU still running after {limit:?}; console:\n{}",
+                    self.serial()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.serial);
+    }
+}
+
+/// QEMU's exit status for a kernel that reported failure code `code` through
+/// isa-debug-exit: `(code << 1) | 1`.
+pub const fn debug_exit_status(code: i32) -> i32 {
+    (code << 1) | 1
+}

@@ -1,0 +1,180 @@
+//! End to end on the kernel target: the same appliances, built with
+//! `MORGANA_TARGET=xen`, boot as PVH images under QEMU (TCG) and behave as on Unix.
+
+use morgana_tests::qemu::{Qemu, debug_exit_status};
+use morgana_tests::{build_kernel, curl, files_below, raw_exchange, workspace_root};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BOOT: Duration = Duration::from_secs(60);
+
+#[test]
+fn hello_kernel_greets_and_powers_off() {
+    let image = build_kernel("hello");
+    for machine in ["pc", "q35"] {
+        let (status, console) =
+            Qemu::boot(&image, "32M", &["-machine", machine, "-nic", "none"]).wait_exit(BOOT);
+        assert!(console.contains("Hello, world!\n"), "{machine}: {console}");
+        assert!(
+            console.contains("morgana: ready in"),
+            "{machine}: {console}"
+        );
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{machine}: ACPI power-off: {console}"
+        );
+    }
+}
+
+#[test]
+fn kernel_failures_are_reported_and_exit_with_failure() {
+    let image = build_kernel("hello");
+    // (kernel command line, QEMU exit status, text the console must show)
+    let cases = [
+        ("morgana.fault=panic", debug_exit_status(2), "panic"),
+        ("morgana.fault=null", debug_exit_status(3), "page fault"),
+        (
+            "morgana.fault=stack-overflow",
+            debug_exit_status(3),
+            "stack overflow",
+        ),
+    ];
+    for (cmdline, want, text) in cases {
+        let (status, console) =
+            Qemu::boot(&image, "32M", &["-nic", "none", "-append", cmdline]).wait_exit(BOOT);
+        assert_eq!(status.code(), Some(want), "{cmdline}: {console}");
+        assert!(
+            console.contains(text),
+            "{cmdline}: no {text:?} in:\n{console}"
+        );
+        assert!(
+            !console.contains("Hello, world!"),
+            "{cmdline}: the fault comes before main: {console}"
+        );
+    }
+}
+
+fn defined_symbols(image: &Path) -> String {
+    let out = Command::new("nm")
+        .arg("--defined-only")
+        .arg(image)
+        .output()
+        .expect("nm (binutils) is installed");
+    assert!(out.status.success(), "nm failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_kernel_carries_only_what_it_uses() {
+    let hello = defined_symbols(&build_kernel("hello"));
+    assert!(
+        hello.contains("morgana_pvh"),
+        "nm sees the kernel's symbols"
+    );
+    for absent in [
+        "smoltcp",
+        "morgana_virtio",
+        "morgana_direct",
+        "morgana_http",
+        "morgana_unix",
+        "rustix",
+        "kv_crunch",
+    ] {
+        assert!(!hello.contains(absent), "hello's kernel contains {absent}");
+    }
+    let site = defined_symbols(&build_kernel("static-website"));
+    for present in ["smoltcp", "morgana_virtio", "morgana_http"] {
+        assert!(
+            site.contains(present),
+            "static-website's kernel lacks {present}"
+        );
+    }
+    for absent in ["morgana_unix", "rustix"] {
+        assert!(
+            !site.contains(absent),
+            "static-website's kernel contains {absent}"
+        );
+    }
+}
+
+/// Boots the static website with its port forwarded to `host_port` and waits until it
+/// answers (slirp accepts connections before the guest is up, so poll with short
+/// timeouts).
+fn boot_site(memory: &str, machine: &str, host_port: u16) -> Qemu {
+    let image = build_kernel("static-website");
+    let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{host_port}-:8080");
+    let mut qemu = Qemu::boot(
+        &image,
+        memory,
+        &[
+            "-machine",
+            machine,
+            "-netdev",
+            &netdev,
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ],
+    );
+    qemu.wait_for("morgana: ready in", BOOT);
+    let addr: SocketAddr = format!("127.0.0.1:{host_port}").parse().expect("addr");
+    let start = Instant::now();
+    loop {
+        let got = raw_exchange(
+            addr,
+            b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            Duration::from_millis(500),
+        );
+        if got.starts_with(b"HTTP/1.1 200") {
+            return qemu;
+        }
+        assert!(
+            start.elapsed() < BOOT,
+            "the kernel never answered HTTP; console:\n{}",
+            qemu.serial()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn static_website_kernel_serves_every_file() {
+    let qemu = boot_site("32M", "pc", 18080);
+    let base = "http://127.0.0.1:18080";
+    let htdocs = workspace_root().join("appliances/static-website/htdocs");
+    for (key, path) in files_below(&htdocs) {
+        let want = std::fs::read(&path).expect("fixture");
+        let got = curl(&format!("{base}/{key}"), &[]);
+        assert_eq!(got.status, 200, "GET /{key}");
+        assert_eq!(got.body, want, "GET /{key}: bytes differ");
+    }
+    let index = curl(&format!("{base}/"), &[]);
+    let etag = index.header("etag").expect("ETag").to_string();
+    let again = curl(
+        &format!("{base}/"),
+        &["-H", &format!("If-None-Match: {etag}")],
+    );
+    assert_eq!(again.status, 304);
+    assert_eq!(curl(&format!("{base}/missing.html"), &[]).status, 404);
+    let want = std::fs::read(htdocs.join("docs/appliance-ron.html")).expect("page");
+    let gz = curl(
+        &format!("{base}/docs/appliance-ron.html"),
+        &["--compressed"],
+    );
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.body, want);
+    drop(qemu);
+}
+
+#[test]
+fn static_website_kernel_serves_in_16_mib_on_q35() {
+    let _qemu = boot_site("16M", "q35", 18081);
+    let want =
+        std::fs::read(workspace_root().join("appliances/static-website/htdocs/img/logo.png"))
+            .expect("logo");
+    let got = curl("http://127.0.0.1:18081/img/logo.png", &[]);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, want);
+}
