@@ -1,0 +1,37 @@
+# make_scratch_site DIR : a copy of appliances/static-website outside the workspace, its
+# Cargo.toml pointing at this checkout's crates (as tests/tests/direct_unix.rs does), with
+# bench files added (the binary is named static-website-<basename DIR>, so that scratch copies
+# sharing one target dir never overwrite each other's output), to htdocs: small.html (600 B), 100k.bin (100 KB), 1m.bin (1 MiB).
+# Sourced after lib/common.sh.
+make_scratch_site() {
+  local dir=$1 src=$BENCH_ROOT/appliances/static-website
+  mkdir -p "$dir"
+  rm -rf "$dir/src" "$dir/htdocs"
+  cp -r "$src/src" "$src/htdocs" "$src/build.rs" "$dir/"
+  [ -f "$dir/appliance.ron" ] && cmp -s "$src/appliance.ron" "$dir/appliance.ron.orig" 2>/dev/null || {
+    cp "$src/appliance.ron" "$dir/appliance.ron"; cp "$src/appliance.ron" "$dir/appliance.ron.orig"; }
+  printf '%0599d\n' 0 > "$dir/htdocs/small.html"
+  head -c 100000 /dev/zero | tr '\0' 'a' > "$dir/htdocs/100k.bin"
+  head -c 1048576 /dev/zero | tr '\0' 'b' > "$dir/htdocs/1m.bin"
+  local root=$BENCH_ROOT
+  sed -e 's/version.workspace = true/version = "0.1.0"/' \
+      -e 's/edition.workspace = true/edition = "2024"/' \
+      -e '/license.workspace = true/d' \
+      -e "s|^morgana-signatures.workspace = true|morgana-signatures = { path = \"$root/platform/signatures\" }|" \
+      -e "s|^morgana-unix.workspace = true|morgana-unix = { path = \"$root/platform/unix\" }|" \
+      -e "s|^morgana-pvh.workspace = true|morgana-pvh = { path = \"$root/platform/pvh\" }|" \
+      -e "s|^morgana-virtio.workspace = true|morgana-virtio = { path = \"$root/platform/virtio\" }|" \
+      -e "s|^morgana-http.workspace = true|morgana-http = { path = \"$root/components/http\" }|" \
+      -e "s|^morgana-direct.workspace = true|morgana-direct = { path = \"$root/components/direct\" }|" \
+      -e "s|^kv-crunch.workspace = true|kv-crunch = { path = \"$root/kv-crunch\" }|" \
+      -e "s|^morgana-codegen.workspace = true|morgana-codegen = { path = \"$root/codegen\" }|" \
+      -e "/^\[\[bin\]\]/,/^name/ s|^name = \"static-website\"|name = \"static-website-$(basename "$dir")\"|" \
+      "$src/Cargo.toml" > "$dir/Cargo.toml"
+  if grep -q 'workspace = true' "$dir/Cargo.toml"; then
+    echo "bench: unknown workspace dependency in $src/Cargo.toml" >&2; return 1
+  fi
+  # The workspace's release profile (see /Cargo.toml), repeated for a standalone package.
+  sed -n '/^\[profile/,$p' "$root/Cargo.toml" > "$dir/.profiles"
+  printf '\n[workspace]\n\n' >> "$dir/Cargo.toml"
+  cat "$dir/.profiles" >> "$dir/Cargo.toml"
+}
