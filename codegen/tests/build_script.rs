@@ -189,7 +189,7 @@ fn the_kernel_target_links_with_the_script_that_morgana_pvh_publishes() {
             "-netdev",
             "user,id=n0,hostfwd=tcp:127.0.0.1:8080-:8080",
             "-device",
-            "virtio-net-pci,netdev=n0",
+            "virtio-net-pci,netdev=n0,romfile=",
         ]
     );
     assert!(
