@@ -44,35 +44,51 @@ async fn main(p: &'static Platform) -> Result<(), StartError> {
     irq.wait().await;
     log::info!("interrupt on vector {:#x} delivered", irq.vector());
 
-    // An I/O APIC line: COM1 raises ISA IRQ 4 while its transmitter is empty.
-    let serial_irq = p
-        .interrupts()
-        .allocate()
-        .map_err(|e| StartError::new("irq", &e))?;
-    serial_irq
-        .route_isa(4)
-        .map_err(|e| StartError::new("irq", &e))?;
-    // SAFETY: COM1's interrupt-enable and modem-control registers: enable the
-    // transmitter-empty interrupt and OUT2 (which gates the UART's IRQ line).
-    unsafe {
-        outb(0x3F9, 0x02);
-        outb(0x3FC, 0x0B);
+    // Xen PVH guests have no UART and no I/O APIC.
+    if morgana_pvh::xen::on_xen() {
+        log::info!(
+            "on Xen {:?}: no COM1 IRQ to test",
+            morgana_pvh::xen::version()
+        );
+        match morgana_pvh::xen::store::open().and_then(|mut s| {
+            let name = s.read_string("name");
+            let vm = s.directory("device");
+            Ok((name, vm))
+        }) {
+            Ok((name, devices)) => log::info!("xenstore: name {name:?}, device/ {devices:?}"),
+            Err(e) => log::warn!("xenstore: {e}"),
+        }
+    } else {
+        // An I/O APIC line: COM1 raises ISA IRQ 4 while its transmitter is empty.
+        let serial_irq = p
+            .interrupts()
+            .allocate()
+            .map_err(|e| StartError::new("irq", &e))?;
+        serial_irq
+            .route_isa(4)
+            .map_err(|e| StartError::new("irq", &e))?;
+        // SAFETY: COM1's interrupt-enable and modem-control registers: enable the
+        // transmitter-empty interrupt and OUT2 (which gates the UART's IRQ line).
+        unsafe {
+            outb(0x3F9, 0x02);
+            outb(0x3FC, 0x0B);
+        }
+        let deadline = clock.now().saturating_add(Duration::from_secs(5));
+        let delivered = morgana_rt::timeout(&clock, deadline, serial_irq.wait()).await;
+        // SAFETY: back to no UART interrupts, as the console driver expects.
+        unsafe {
+            outb(0x3F9, 0x00);
+            outb(0x3FC, 0x03);
+        }
+        match delivered {
+            Ok(()) => log::info!(
+                "I/O APIC: COM1 IRQ 4 delivered on vector {:#x}",
+                serial_irq.vector()
+            ),
+            Err(e) => log::warn!("I/O APIC: COM1 IRQ 4 {e}"),
+        }
+        drop(serial_irq);
     }
-    let deadline = clock.now().saturating_add(Duration::from_secs(5));
-    let delivered = morgana_rt::timeout(&clock, deadline, serial_irq.wait()).await;
-    // SAFETY: back to no UART interrupts, as the console driver expects.
-    unsafe {
-        outb(0x3F9, 0x00);
-        outb(0x3FC, 0x03);
-    }
-    match delivered {
-        Ok(()) => log::info!(
-            "I/O APIC: COM1 IRQ 4 delivered on vector {:#x}",
-            serial_irq.vector()
-        ),
-        Err(e) => log::warn!("I/O APIC: COM1 IRQ 4 {e}"),
-    }
-    drop(serial_irq);
 
     let mut random = [0u8; 8];
     match p.entropy().fill(&mut random) {

@@ -233,6 +233,8 @@ pub(crate) enum BootError {
     LocalApic(MapError),
     /// The clock could not be calibrated.
     Clock(CalibrationError),
+    /// Xen's interfaces could not be set up.
+    Xen(crate::xen::XenError),
 }
 
 impl fmt::Display for BootError {
@@ -258,6 +260,7 @@ impl fmt::Display for BootError {
             BootError::Heap(e) => write!(f, "claiming the heap: {e}"),
             BootError::LocalApic(e) => write!(f, "mapping the local APIC: {e}"),
             BootError::Clock(e) => write!(f, "{e}"),
+            BootError::Xen(e) => write!(f, "{e}"),
         }
     }
 }
@@ -388,7 +391,10 @@ where
     F: Future<Output = Result<(), StartError>>,
 {
     time::set_entry_tsc(entry_tsc);
-    console::init();
+    let on_xen = crate::xen::detect().is_some();
+    if !on_xen {
+        console::init();
+    }
     // SAFETY: once, at boot, on the boot stack, interrupts off.
     unsafe { interrupts::init() };
     let features = cpu::Features::detect();
@@ -429,17 +435,47 @@ where
     let cmdline: &'static str = String::leak(String::from(cmdline));
     let memory_map: &'static [MemoryRegion] = Vec::leak(Vec::from(info.memory_map()));
 
-    let lapic = apic::init().unwrap_or_else(|e| boot_failed(BootError::LocalApic(e)));
-    let calibration = time::calibrate(if features.tsc_deadline {
-        None
+    let xen = if on_xen {
+        Some(crate::xen::init().unwrap_or_else(|e| boot_failed(BootError::Xen(e))))
     } else {
-        Some(&lapic)
-    })
-    .unwrap_or_else(|e| boot_failed(BootError::Clock(e)));
+        None
+    };
+
+    let lapic = apic::init().unwrap_or_else(|e| boot_failed(BootError::LocalApic(e)));
+    let calibration = match xen {
+        // Xen: no PIT. The pvclock gives the TSC rate; the virtual LAPIC timer runs at
+        // a fixed 100 MHz.
+        Some(x) if x.tsc_hz != 0 => time::Calibration {
+            tsc_hz: x.tsc_hz,
+            apic_hz: Some(100_000_000),
+            reference: "Xen pvclock",
+        },
+        Some(_) => boot_failed(BootError::Clock(CalibrationError::NoReference)),
+        None => time::calibrate(if features.tsc_deadline {
+            None
+        } else {
+            Some(&lapic)
+        })
+        .unwrap_or_else(|e| boot_failed(BootError::Clock(e))),
+    };
     time::set_tsc_hz(calibration.tsc_hz);
     let timer_mode = lapic.setup_timer(features.tsc_deadline, calibration.apic_hz);
+    let xen_events = if on_xen {
+        Some(crate::xen::evtchn::init())
+    } else {
+        None
+    };
     let ioapics = apic::init_ioapics(&acpi_info);
-    let wall = time::init_wall_clock();
+    // Xen PVH has no CMOS RTC: the shared info page carries the wall clock.
+    let wall = if on_xen {
+        let secs = crate::xen::hypercall::wall_clock_secs();
+        if let Some(s) = secs {
+            time::set_wall_clock(s);
+        }
+        secs
+    } else {
+        time::init_wall_clock()
+    };
 
     // The logger is installed once; a second `start` cannot happen.
     let _ = log::set_logger(&console::LOGGER);
@@ -479,6 +515,19 @@ where
         ioapics.unwrap_or(0),
         wall
     );
+    if let Some(x) = xen {
+        log::debug!(
+            "Xen {:?}: PV console, store ring at pfn {:#x} event channel {}",
+            crate::xen::version().unwrap_or((0, 0)),
+            x.store.0,
+            x.store.1
+        );
+    }
+    match xen_events {
+        Some(Ok(())) => log::debug!("Xen event channels: upcall vector, single-shot timer"),
+        Some(Err(e)) => log::warn!("Xen event channels unavailable ({e}): APIC timer idle"),
+        None => {}
+    }
     if info.cmdline_truncated {
         log::warn!("command line truncated to {CMDLINE_MAX} bytes");
     }

@@ -1,4 +1,5 @@
-//! The serial console (COM1, a 16550 UART) and the `log` logger.
+//! The serial console (COM1, a 16550 UART) and the `log` logger. On Xen the same
+//! functions write to the PV console instead (see `xen::console`).
 //!
 //! - The UART is driven by polling: the kernel never takes serial interrupts, and QEMU's
 //!   UART is always ready, so a write is a handful of port accesses per byte.
@@ -24,7 +25,8 @@ const LSR_IDLE: u8 = 1 << 6;
 /// UART reads 0xFF and so always looks ready; this only bounds a wedged one.
 const SPIN_LIMIT: u32 = 100_000;
 
-/// Programs COM1 for 115200 baud, 8N1, FIFOs on, no interrupts.
+/// Programs COM1 for 115200 baud, 8N1, FIFOs on, no interrupts. Not called on Xen,
+/// which has no UART for PVH guests.
 pub(crate) fn init() {
     // SAFETY: these are COM1's registers, programmed in the documented order (DLAB on to
     // set the divisor, then line control); no interrupt is enabled.
@@ -50,8 +52,17 @@ fn write_raw(byte: u8) {
     unsafe { outb(COM1, byte) }
 }
 
-/// Writes bytes to COM1, turning `\n` into `\r\n`.
+/// Writes bytes to the console: COM1 (turning `\n` into `\r\n`), or on Xen the PV
+/// console ring (port 0xE9 until the ring is set up).
 pub(crate) fn write_bytes(bytes: &[u8]) {
+    if crate::xen::on_xen() {
+        if crate::xen::console::active() {
+            crate::xen::console::write(bytes);
+        } else {
+            crate::xen::debug_port_write(bytes);
+        }
+        return;
+    }
     for &b in bytes {
         if b == b'\n' {
             write_raw(b'\r');
@@ -62,6 +73,10 @@ pub(crate) fn write_bytes(bytes: &[u8]) {
 
 /// Waits until the UART has sent everything (before the machine is switched off).
 pub(crate) fn flush() {
+    if crate::xen::on_xen() {
+        crate::xen::console::flush();
+        return;
+    }
     let mut spins = 0;
     // SAFETY: reading COM1's line status register has no side effect.
     while unsafe { inb(COM1 + LSR) } & LSR_IDLE == 0 && spins < SPIN_LIMIT {
@@ -85,7 +100,7 @@ pub(crate) fn print(args: fmt::Arguments<'_>) {
     let _ = SerialWriter.write_fmt(args);
 }
 
-/// The console handle: COM1. Cheap to copy.
+/// The console handle: COM1, or the PV console on Xen. Cheap to copy.
 #[derive(Clone, Copy, Debug)]
 pub struct Console {
     _private: (),

@@ -12,6 +12,10 @@
 //! | CPU exception ([`Failure::Exception`]) | writes 3 | 7 |
 //! | boot failure ([`Failure::Boot`]) | writes 4 | 9 |
 //!
+//! On Xen (detected at boot) success is `SCHEDOP_shutdown` with reason poweroff and
+//! every failure prints `morgana: exit status N (Kind)` (N as in the table) and shuts
+//! down with reason crash: Xen's reasons cannot carry the status itself.
+//!
 //! On QEMU `-machine pc` and `q35` SeaBIOS' ACPI tables give PM1a_CNT = 0x604 and
 //! `\_S5` = 0 (verified by the boot tests), so success writes SLP_EN|SLP_TYP(0) = 0x2000
 //! there. Fallbacks: if ACPI power-off is unavailable or does not take effect within
@@ -69,8 +73,12 @@ pub(crate) fn can_power_off() -> bool {
     POWER_OFF.load(Ordering::Relaxed) & (1 << 48) != 0
 }
 
-/// Stops the machine reporting success (QEMU exits 0).
+/// Stops the machine reporting success (QEMU exits 0; on Xen, shutdown reason
+/// poweroff).
 pub fn exit_success() -> ! {
+    if crate::xen::on_xen() {
+        crate::xen::shutdown(crate::xen::ShutdownReason::Poweroff);
+    }
     console::flush();
     let v = POWER_OFF.load(Ordering::Relaxed);
     if v & (1 << 48) != 0 {
@@ -96,8 +104,17 @@ pub fn exit_success() -> ! {
     triple_fault()
 }
 
-/// Stops the machine reporting `failure` (QEMU exits with [`Failure::qemu_status`]).
+/// Stops the machine reporting `failure` (QEMU exits with [`Failure::qemu_status`]; on
+/// Xen the status is printed and the domain shuts down with reason crash).
 pub fn exit_failure(failure: Failure) -> ! {
+    if crate::xen::on_xen() {
+        console::print(format_args!(
+            "morgana: exit status {} ({:?})\n",
+            failure.qemu_status(),
+            failure
+        ));
+        crate::xen::shutdown(crate::xen::ShutdownReason::Crash);
+    }
     console::flush();
     // SAFETY: port 0xf4 is QEMU's isa-debug-exit when configured; elsewhere it is an
     // unused ISA port and the write is ignored.

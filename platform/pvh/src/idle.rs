@@ -7,6 +7,9 @@
 //! `hlt` begins and wakes it: no wake-up is lost between the check and the halt. The CPU
 //! then sleeps, so an idle kernel costs the host (almost) nothing. Interrupts are
 //! disabled again right after `hlt`, before any Rust code runs.
+//!
+//! On Xen the timer is Xen's single-shot timer (VIRQ_TIMER) and the wake-up is the
+//! event channel upcall (see `xen::evtchn`); fired event channels are collected here.
 
 use crate::{apic, interrupts, time};
 use core::arch::asm;
@@ -25,9 +28,10 @@ impl Halt {
 }
 
 fn wake_due() -> bool {
+    let events = crate::xen::evtchn::poll();
     let timers = time::wake_expired() > 0;
     let irqs = interrupts::dispatch();
-    timers || irqs
+    timers || irqs || events
 }
 
 impl morgana_rt::Idle for Halt {
@@ -35,7 +39,11 @@ impl morgana_rt::Idle for Halt {
         if wake_due() {
             return;
         }
-        apic::arm_timer(time::next_deadline());
+        if crate::xen::evtchn::timer_ready() {
+            crate::xen::evtchn::arm_timer(time::next_deadline());
+        } else {
+            apic::arm_timer(time::next_deadline());
+        }
         // SAFETY: every IDT gate uses an IST stack, so an interrupt taken here does not
         // touch this stack (red zone included); the handlers save and restore every
         // register they use, including the SSE state. The asm may "touch memory" (no

@@ -11,7 +11,8 @@
 //! | [`interrupts`] | GDT/TSS/IDT on IST stacks, exception reports, device vectors ([`Irq`]) |
 //! | [`pci`] | configuration space, bus scan, BARs, MSI-X |
 //! | [`time`] | TSC clock calibrated against the PIT, timers, CMOS wall clock |
-//! | [`exit`] | power-off and failure statuses (QEMU isa-debug-exit) |
+//! | [`exit`] | power-off and failure statuses (QEMU isa-debug-exit, Xen shutdown) |
+//! | [`xen`] | Xen detection, hypercalls, PV console, pvclock, xenstore client |
 //! | `console`, `heap`, `entropy`, `idle`, `dma`, `apic`, `acpi`, `memmap` | the rest |
 //!
 //! The shape matches `morgana-unix`: a [`Platform`] with `console()`, `clock()` and
@@ -72,6 +73,7 @@ pub mod pci;
 mod stacks;
 mod sync;
 pub mod time;
+pub mod xen;
 
 use core::ops::Range;
 
@@ -115,7 +117,7 @@ impl Platform {
         }
     }
 
-    /// The console (COM1).
+    /// The console (COM1; on Xen the PV console).
     pub fn console(&'static self) -> Console {
         Console::new()
     }

@@ -420,6 +420,12 @@ impl WallClock for Clock {
     }
 }
 
+/// Anchors the wall clock at `secs` (Unix seconds) now (Xen: from the shared info page).
+pub(crate) fn set_wall_clock(secs: u64) {
+    WALL_READ_AT.store(nanos_since_entry(), Ordering::Relaxed);
+    WALL_SECS.store(secs, Ordering::Relaxed);
+}
+
 /// Reads the CMOS RTC once and anchors the wall clock to the monotonic clock.
 pub(crate) fn init_wall_clock() -> Option<u64> {
     let secs = read_rtc()?;

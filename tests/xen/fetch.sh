@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Fetches and unpacks the Debian packages of the Xen harness into CACHE (argument), and
+# builds the dom0 initramfs base there (base.cpio.gz) plus `xen` (uncompressed, for
+# QEMU's multiboot loader) and `vmlinuz`. Idempotent: finished steps are skipped.
+set -euo pipefail
+CACHE=${1:?usage: fetch.sh CACHE_DIR}
+mkdir -p "$CACHE/debs"
+cd "$CACHE/debs"
+
+KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$KPKG" ]; then
+  echo "fetch.sh: cannot resolve linux-image-amd64 (run apt-get update, see scripts/setup.sh)" >&2
+  exit 1
+fi
+PKGS="xen-hypervisor-4.17-amd64 xen-utils-4.17 libxenmisc4.17 libxencall1 libxenevtchn1
+  libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoollog1 libxentoolcore1
+  libxendevicemodel1 libxenhypfs1 libyajl2 liblzma5 libzstd1 zlib1g libuuid1 libgcc-s1
+  libc6 busybox-static $KPKG"
+for p in $PKGS; do
+  if ! ls "${p}"_*.deb >/dev/null 2>&1; then
+    # (apt warns that root downloads unsandboxed into a directory _apt cannot write.)
+    apt-get download -qq "$p" 2>&1 >/dev/null | grep -v 'unsandboxed as root' >&2 || true
+    if ! ls "${p}"_*.deb >/dev/null 2>&1; then
+      echo "fetch.sh: apt-get download $p failed (apt-get update? see scripts/setup.sh)" >&2
+      exit 1
+    fi
+  fi
+done
+
+rm -rf "$CACHE/root" "$CACHE/pkgs"
+mkdir -p "$CACHE/pkgs"
+for d in *.deb; do dpkg -x "$d" "$CACHE/pkgs"; done
+P=$CACHE/pkgs
+
+zcat "$P"/boot/xen-4.17-amd64.gz > "$CACHE/xen"
+cp "$P"/boot/vmlinuz-* "$CACHE/vmlinuz"
+KVER=$(ls "$P/lib/modules")
+
+R=$CACHE/root
+mkdir -p "$R"/{bin,sbin,lib,lib64,usr/lib/x86_64-linux-gnu,etc,proc,sys,dev,run,tmp,var/lib/xenstored,var/log/xen/console,var/run,modules,guest}
+cp "$P/bin/busybox" "$R/bin/busybox"
+for a in sh mount mkdir sleep cat echo insmod poweroff ls grep sed awk ps; do ln -sf busybox "$R/bin/$a"; done
+XB=$P/usr/lib/xen-4.17/bin
+mkdir -p "$R/usr/lib/xen-4.17/bin"
+for b in xl xenstored xenconsoled xen-init-dom0; do
+  f=$XB/$b
+  [ -f "$f" ] || f=$(find "$P" -name "$b" -type f | head -1)
+  cp "$f" "$R/usr/lib/xen-4.17/bin/$b"
+done
+# Shared libraries: everything the packages ship under lib dirs (simplest and robust).
+for dir in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu usr/lib/xen-4.17/lib; do
+  [ -d "$P/$dir" ] || continue
+  mkdir -p "$R/$dir"
+  find "$P/$dir" -maxdepth 1 \( -name '*.so*' \) -exec cp -a {} "$R/$dir/" \;
+done
+mkdir -p "$R/lib64"
+cp -a "$P"/lib64/ld-linux-x86-64.so.2 "$R/lib64/" 2>/dev/null || ln -sf /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$R/lib64/ld-linux-x86-64.so.2"
+for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc; do
+  f=$(find "$P/lib/modules/$KVER" -name "$m.ko*" | head -1)
+  if [ -z "$f" ]; then echo "fetch.sh: module $m not found (built in?)" >&2; continue; fi
+  case "$f" in
+    *.xz) xz -dc "$f" > "$R/modules/$m.ko" ;;
+    *.zst) zstd -dqc "$f" > "$R/modules/$m.ko" ;;
+    *) cp "$f" "$R/modules/$m.ko" ;;
+  esac
+done
+(cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/base.cpio.gz"
+touch "$R/.complete"
