@@ -57,7 +57,11 @@ impl fmt::Display for Error {
                 "cannot listen on {addr}: the direct stack speaks IPv4 only"
             ),
             Error::AddrNotAvailable(addr) => {
-                write!(f, "address {addr} is not an address of this stack")
+                write!(
+                    f,
+                    "address {addr} is not an address of this stack (it has no loopback \
+                     interface: listen on 0.0.0.0 or on the stack's own address)"
+                )
             }
             Error::AddrInUse(addr) => write!(f, "address {addr} already in use"),
             Error::Exhausted { max_sockets } => {

@@ -635,7 +635,8 @@ fn listen_checks_addresses_and_ports() {
         assert_eq!(e.kind(), TcpErrorKind::Invalid);
         assert_eq!(
             format!("{e}"),
-            "address 10.99.0.3:81 is not an address of this stack"
+            "address 10.99.0.3:81 is not an address of this stack (it has no loopback \
+             interface: listen on 0.0.0.0 or on the stack's own address)"
         );
 
         let v6: SocketAddr = "[::1]:80".parse().unwrap();
