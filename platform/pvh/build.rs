@@ -1,8 +1,9 @@
-//! Link arguments for the example kernels, and the linker script's path for dependents.
+//! Link arguments for the example kernels, published to dependents as well.
 //!
 //! A PVH kernel is a static, libc-free ELF laid out by `kernel.ld`. The same arguments
 //! are what the appliance compiler emits for appliance binaries on the PVH target (it can
-//! read the script's path from `DEP_MORGANA_PVH_KERNEL_LD`).
+//! read the script's path from `DEP_MORGANA_PVH_KERNEL_LD`); dependents' build scripts get the
+//! whole list as `DEP_MORGANA_PVH_LINK_ARGS`.
 
 use std::path::PathBuf;
 
@@ -11,16 +12,20 @@ fn main() {
     let script = dir.join("kernel.ld");
     println!("cargo:rerun-if-changed=kernel.ld");
     println!("cargo:rerun-if-changed=build.rs");
-    for arg in [
+    let script_arg = format!("-Wl,-T,{}", script.display());
+    let args = [
         "-nostartfiles",
         "-nostdlib",
         "-static",
         "-no-pie",
         "-Wl,--build-id=none",
         "-Wl,--gc-sections",
-    ] {
+        script_arg.as_str(),
+    ];
+    for arg in args {
         println!("cargo:rustc-link-arg-examples={arg}");
     }
-    println!("cargo:rustc-link-arg-examples=-Wl,-T,{}", script.display());
+    // For dependents' examples (e.g. morgana-virtio's): DEP_MORGANA_PVH_LINK_ARGS.
+    println!("cargo:link_args={}", args.join(" "));
     println!("cargo:kernel_ld={}", script.display());
 }
