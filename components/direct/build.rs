@@ -1,8 +1,8 @@
 //! Links the example (a freestanding `#![no_main]` binary with `morgana_unix::entry!`)
 //! the way codegen links appliances: no C runtime, no libc, static, not
-//! position-independent. The library itself needs nothing from this script. (The list
-//! is written out here: morgana-unix is only a dev-dependency of this crate, so its
-//! published `DEP_MORGANA_UNIX_LINK_ARGS` does not reach this script.)
+//! position-independent. The library itself needs nothing from this script. (The list is
+//! written out here, as in morgana-unix's build.rs: morgana-unix is only a dev-dependency
+//! of this crate, so no `links` metadata of it could reach this script.)
 
 fn main() {
     for arg in [
