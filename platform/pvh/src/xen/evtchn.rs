@@ -52,7 +52,7 @@ pub(crate) fn init() -> Result<(), XenError> {
     unsafe { ((base + UPCALL_MASK_OFF) as *mut u8).write_volatile(0) };
     let port = hypercall::bind_virq(VIRQ_TIMER)?;
     TIMER_PORT.store(port, Ordering::Relaxed);
-    Ok(())
+    super::control::init()
 }
 
 /// Whether Xen's timer drives the idle loop.
@@ -89,6 +89,8 @@ pub(crate) fn poll() -> bool {
         (*((base + PENDING_SEL_OFF) as *const AtomicU64)).swap(0, Ordering::AcqRel)
     };
     let mut any = false;
+    let store_port = super::store_ring().map_or(u32::MAX, |(_, port)| port);
+    let mut store_fired = false;
     let mut words = sel;
     while words != 0 {
         let w = words.trailing_zeros() as usize;
@@ -109,10 +111,15 @@ pub(crate) fn poll() -> bool {
             let b = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             any = true;
+            store_fired |= (w * 64 + b) as u32 == store_port;
             if let Some(waker) = WAKERS.with(|t| t[w * 64 + b].take()) {
                 waker.wake();
             }
         }
+    }
+    // The store's channel also carries the toolstack's requests (`xl shutdown`).
+    if store_fired {
+        super::control::check();
     }
     // The timer's own port only serves to end the halt.
     let tp = TIMER_PORT.load(Ordering::Relaxed);
@@ -141,6 +148,52 @@ pub fn register_waker(port: u32, waker: &Waker) {
 /// Signals `port`.
 pub fn notify(port: u32) {
     hypercall::evtchn_send(port)
+}
+
+/// Opens an event channel for a device backend in domain `remote` (it binds the other
+/// end): `EVTCHNOP_alloc_unbound`. Ports beyond the [`MAX_PORTS`] this kernel tracks
+/// are closed again and refused.
+pub fn alloc_unbound(remote: u16) -> Result<u32, XenError> {
+    let port = hypercall::evtchn_alloc_unbound(remote)?;
+    if port >= MAX_PORTS {
+        hypercall::evtchn_close(port);
+        return Err(XenError::PortTooHigh(port));
+    }
+    Ok(port)
+}
+
+/// Closes `port` (a device going away).
+pub fn close(port: u32) {
+    hypercall::evtchn_close(port)
+}
+
+/// Resolves once `port` has fired (see [`take_fired`]); the event loop halts meanwhile.
+pub fn wait(port: u32) -> PortWait {
+    PortWait { port }
+}
+
+/// The future of [`wait`].
+#[derive(Debug)]
+pub struct PortWait {
+    port: u32,
+}
+
+impl core::future::Future for PortWait {
+    type Output = ();
+    fn poll(
+        self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<()> {
+        if take_fired(self.port) {
+            return core::task::Poll::Ready(());
+        }
+        register_waker(self.port, cx.waker());
+        if take_fired(self.port) {
+            core::task::Poll::Ready(())
+        } else {
+            core::task::Poll::Pending
+        }
+    }
 }
 
 /// Arms Xen's single-shot timer for `deadline` (nanoseconds since entry) or stops it.

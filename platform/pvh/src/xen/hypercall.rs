@@ -20,12 +20,15 @@ const HYPERVISOR_HVM_OP: u64 = 34;
 
 const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
 const XENMAPSPACE_SHARED_INFO: u32 = 0;
+const XENMAPSPACE_GRANT_TABLE: u32 = 1;
 const SCHEDOP_YIELD: u64 = 0;
 const SCHEDOP_SHUTDOWN: u64 = 2;
 const EVTCHNOP_SEND: u64 = 4;
 const HVMOP_GET_PARAM: u64 = 1;
 const HVMOP_SET_EVTCHN_UPCALL_VECTOR: u64 = 23;
 const EVTCHNOP_BIND_VIRQ: u64 = 1;
+const EVTCHNOP_CLOSE: u64 = 3;
+const EVTCHNOP_ALLOC_UNBOUND: u64 = 6;
 const VCPUOP_SET_SINGLESHOT_TIMER: u64 = 8;
 const VCPUOP_STOP_SINGLESHOT_TIMER: u64 = 9;
 const DOMID_SELF: u16 = 0x7FF0;
@@ -126,15 +129,36 @@ struct AddToPhysmap {
 /// Maps the shared info page over `SHARED_INFO`.
 pub(crate) fn map_shared_info() -> Result<(), XenError> {
     let page = SHARED_INFO.0.get() as u64;
+    // SAFETY: the target frame is our own page-aligned, otherwise unused page.
+    unsafe { add_to_physmap(XENMAPSPACE_SHARED_INFO, 0, page) }?;
+    SHARED_READY.store(page, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Has Xen back the guest page at `page` (physical address) with grant table frame
+/// `index` of this domain.
+///
+/// # Safety
+/// `page` must be a page-aligned page of ours that nothing else uses: its contents are
+/// replaced by the grant table frame.
+pub(crate) unsafe fn map_grant_frame(index: u64, page: u64) -> Result<(), XenError> {
+    // SAFETY: forwarded to the caller.
+    unsafe { add_to_physmap(XENMAPSPACE_GRANT_TABLE, index, page) }
+}
+
+/// `XENMEM_add_to_physmap` for this domain.
+///
+/// # Safety
+/// As [`map_grant_frame`]: the page at `page` is given up to Xen's frame.
+unsafe fn add_to_physmap(space: u32, idx: u64, page: u64) -> Result<(), XenError> {
     let mut arg = AddToPhysmap {
         domid: DOMID_SELF,
         size: 0,
-        space: XENMAPSPACE_SHARED_INFO,
-        idx: 0,
+        space,
+        idx,
         gpfn: page >> 12,
     };
-    // SAFETY: `arg` is a live `xen_add_to_physmap`; the target frame is our own
-    // page-aligned, otherwise unused page.
+    // SAFETY: `arg` is a live `xen_add_to_physmap`; the caller vouches for the page.
     check(unsafe {
         hypercall3(
             HYPERVISOR_MEMORY_OP,
@@ -142,9 +166,53 @@ pub(crate) fn map_shared_info() -> Result<(), XenError> {
             (&raw mut arg) as u64,
             0,
         )
+    })
+}
+
+#[repr(C)]
+struct AllocUnbound {
+    dom: u16,
+    remote_dom: u16,
+    port: u32,
+}
+
+/// Opens a new event channel that domain `remote` may bind to; returns its port.
+pub(crate) fn evtchn_alloc_unbound(remote: u16) -> Result<u32, XenError> {
+    if !ready() {
+        return Err(XenError::NotXen);
+    }
+    let mut arg = AllocUnbound {
+        dom: DOMID_SELF,
+        remote_dom: remote,
+        port: 0,
+    };
+    // SAFETY: `arg` is a live `evtchn_alloc_unbound` (dom, remote_dom, port out).
+    check(unsafe {
+        hypercall3(
+            HYPERVISOR_EVENT_CHANNEL_OP,
+            EVTCHNOP_ALLOC_UNBOUND,
+            (&raw mut arg) as u64,
+            0,
+        )
     })?;
-    SHARED_READY.store(page, Ordering::SeqCst);
-    Ok(())
+    Ok(arg.port)
+}
+
+/// Closes event channel `port`.
+pub(crate) fn evtchn_close(port: u32) {
+    if !ready() {
+        return;
+    }
+    let mut arg = port;
+    // SAFETY: `arg` is a live `evtchn_close` (one u32 port).
+    unsafe {
+        hypercall3(
+            HYPERVISOR_EVENT_CHANNEL_OP,
+            EVTCHNOP_CLOSE,
+            (&raw mut arg) as u64,
+            0,
+        )
+    };
 }
 
 #[repr(C)]

@@ -19,11 +19,20 @@
 //! [`store`] is the xenstore client (wire protocol over the store ring), tested on the
 //! host against a simulated ring.
 //!
+//! For PV devices (netfront in morgana-netfront): [`grant`] shares pages with a backend
+//! domain (grant table v1, mapped on first use), [`evtchn::alloc_unbound`] and
+//! [`evtchn::wait`] give a device its event channel, and [`bus`] walks the xenbus
+//! handshake with clear errors for a missing, closing or stuck backend. [`control`]
+//! obeys `xl shutdown` and `xl reboot` (the `control/shutdown` node).
+//!
 //! The layouts and numbers here re-express Xen's public headers (`xen.h`,
 //! `hvm/params.h`, `io/console.h`, `io/xs_wire.h`); no code is taken from them.
 
+pub mod bus;
 pub mod console;
+pub mod control;
 pub mod evtchn;
+pub mod grant;
 pub mod hypercall;
 pub mod pvclock;
 pub mod store;
@@ -103,6 +112,10 @@ pub enum XenError {
     NotXen,
     /// The store ring could not be mapped.
     StoreMap,
+    /// Xen gave an event channel port beyond the ones this kernel tracks.
+    PortTooHigh(u32),
+    /// The grant table has no free entry left.
+    GrantsExhausted,
 }
 
 impl core::fmt::Display for XenError {
@@ -114,6 +127,12 @@ impl core::fmt::Display for XenError {
             XenError::NoVector => f.write_str("no interrupt vector for Xen event channels"),
             XenError::NotXen => f.write_str("not running on Xen"),
             XenError::StoreMap => f.write_str("cannot map the xenstore ring"),
+            XenError::PortTooHigh(p) => write!(
+                f,
+                "event channel port {p} is beyond the {} ports this kernel tracks",
+                evtchn::MAX_PORTS
+            ),
+            XenError::GrantsExhausted => f.write_str("no free grant table entry left"),
         }
     }
 }
