@@ -1,0 +1,148 @@
+//! The PVH kernel's network interface, found at boot: one image, whichever device the
+//! machine offers.
+//!
+//! ```ignore
+//! // What the generated connect chain does on the xen target:
+//! let nic = morgana_nic::Nic::find(platform).await?;   // impl morgana_signatures::NetIf
+//! ```
+//!
+//! On Xen (detected by morgana-pvh from the CPUID leaves) a PVH guest has no PCI bus
+//! worth scanning: the NIC is the first `vif` in xenstore, driven by netfront. Elsewhere
+//! (QEMU, KVM, Firecracker) it is the first virtio-net device on the PCI bus. [`Nic`] is
+//! a plain enum over the two drivers; its tokens are enums too, so the stack above is
+//! monomorphised once and a `match` per frame picks the driver.
+#![no_std]
+#![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
+
+use core::fmt;
+use core::task::Waker;
+use morgana_netfront::XenNet;
+use morgana_pvh::Platform;
+use morgana_signatures::{MacAddress, NetIf};
+use morgana_virtio::VirtioNet;
+
+/// The network interface this machine offers.
+pub enum Nic {
+    /// A virtio-net device on the PCI bus (QEMU, KVM, Firecracker).
+    Virtio(VirtioNet),
+    /// A Xen vif, driven by netfront.
+    Xen(XenNet),
+}
+
+/// Why no network interface could be driven.
+#[derive(Debug)]
+pub enum Error {
+    /// The virtio-net driver failed (or found no device).
+    Virtio(morgana_virtio::Error),
+    /// The netfront driver failed (no vif, backend missing or closed, ...).
+    Xen(morgana_netfront::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Virtio(e) => fmt::Display::fmt(e, f),
+            Error::Xen(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl Nic {
+    /// Finds and drives the machine's network interface.
+    pub async fn find(platform: &'static Platform) -> Result<Nic, Error> {
+        if morgana_pvh::xen::on_xen() {
+            morgana_netfront::connect()
+                .await
+                .map(Nic::Xen)
+                .map_err(Error::Xen)
+        } else {
+            VirtioNet::find(platform)
+                .map(Nic::Virtio)
+                .map_err(Error::Virtio)
+        }
+    }
+}
+
+/// A received frame of whichever driver.
+pub enum RxToken<'a> {
+    /// virtio-net's.
+    Virtio(<VirtioNet as NetIf>::RxToken<'a>),
+    /// netfront's.
+    Xen(<XenNet as NetIf>::RxToken<'a>),
+}
+
+/// Room for a frame to send, of whichever driver.
+pub enum TxToken<'a> {
+    /// virtio-net's.
+    Virtio(<VirtioNet as NetIf>::TxToken<'a>),
+    /// netfront's.
+    Xen(<XenNet as NetIf>::TxToken<'a>),
+}
+
+impl morgana_signatures::RxToken for RxToken<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        match self {
+            RxToken::Virtio(t) => t.consume(f),
+            RxToken::Xen(t) => t.consume(f),
+        }
+    }
+}
+
+impl morgana_signatures::TxToken for TxToken<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        match self {
+            TxToken::Virtio(t) => t.consume(len, f),
+            TxToken::Xen(t) => t.consume(len, f),
+        }
+    }
+}
+
+impl NetIf for Nic {
+    type RxToken<'a> = RxToken<'a>;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        match self {
+            Nic::Virtio(n) => n
+                .receive()
+                .map(|(rx, tx)| (RxToken::Virtio(rx), TxToken::Virtio(tx))),
+            Nic::Xen(n) => n
+                .receive()
+                .map(|(rx, tx)| (RxToken::Xen(rx), TxToken::Xen(tx))),
+        }
+    }
+
+    fn transmit(&mut self) -> Option<TxToken<'_>> {
+        match self {
+            Nic::Virtio(n) => n.transmit().map(TxToken::Virtio),
+            Nic::Xen(n) => n.transmit().map(TxToken::Xen),
+        }
+    }
+
+    fn mac_address(&self) -> MacAddress {
+        match self {
+            Nic::Virtio(n) => n.mac_address(),
+            Nic::Xen(n) => n.mac_address(),
+        }
+    }
+
+    fn mtu(&self) -> usize {
+        match self {
+            Nic::Virtio(n) => n.mtu(),
+            Nic::Xen(n) => n.mtu(),
+        }
+    }
+
+    fn register_rx_waker(&self, waker: &Waker) {
+        match self {
+            Nic::Virtio(n) => n.register_rx_waker(waker),
+            Nic::Xen(n) => n.register_rx_waker(waker),
+        }
+    }
+}
