@@ -118,8 +118,13 @@ pub enum KeyType {
         /// Identifiers accepted instead of an address.
         or: Vec<String>,
     },
-    /// A network interface name (Linux: 1 to 15 bytes, no `/`, `:`, whitespace).
+    /// A network interface name: 1 to 15 bytes (Linux's limit) of ASCII letters,
+    /// digits, `_`, `-` and `.`, so that it can be written unquoted into any deployment
+    /// file.
     IfName,
+    /// An Ethernet (MAC) address written as a string, six hex pairs separated by colons
+    /// (`"00:16:3e:00:00:02"`), unicast and not all zeros; kept in lower case.
+    Mac,
     /// A directory relative to the appliance's directory; must exist.
     Dir,
     /// One of the listed identifiers.
@@ -151,6 +156,7 @@ impl KeyType {
                 or.join(", ")
             ),
             KeyType::IfName => "a string naming a network interface".into(),
+            KeyType::Mac => "a string holding a MAC address".into(),
             KeyType::Dir => "a string naming a directory".into(),
             KeyType::Choice(c) => format!("one of {}", c.join(", ")),
             KeyType::Target => "a target".into(),
@@ -241,12 +247,15 @@ pub struct TargetFile {
     /// Where it is written.
     pub dir: FileDir,
     /// The contents (a template: `{{ name }}`, `{{ file }}`, `{{ target }}`,
-    /// `{{ heap_mib }}`, `{{ memory_mib }}`, `{{ deploy.<slot> }}`).
+    /// `{{ heap_mib }}`, `{{ memory_mib }}`, `{{ binary }}`, `{{ deploy.<slot> }}`).
     pub text: String,
 }
 
 /// Placeholders of a deployment file's name and text besides `deploy.<slot>`.
-pub const FILE_PLACEHOLDERS: &[&str] = &["name", "file", "target", "heap_mib", "memory_mib"];
+/// `binary` is the path of the built binary: absolute when the build script knows the
+/// profile directory (see [`crate::compile_with`]), else the bare file name.
+pub const FILE_PLACEHOLDERS: &[&str] =
+    &["name", "file", "target", "heap_mib", "memory_mib", "binary"];
 
 /// A platform device on one target.
 #[derive(Clone, Debug)]
@@ -335,9 +344,10 @@ pub enum Code {
     Connect {
         /// Type template.
         ty: String,
-        /// Values made before `connect`: (name, template of a synchronous expression
-        /// yielding `Result<T, E: Display>`). Each becomes `let <device>_<name> = ..?;`
-        /// and `{{ <name> }}` in `connect` (and in later steps) names it.
+        /// Values made before `connect`: (name, template of an expression yielding
+        /// `Result<T, E: Display>`, synchronous or ending in `.await`). Each becomes
+        /// `let <device>_<name> = ..?;` and `{{ <name> }}` in `connect` (and in later
+        /// steps) names it.
         prepare: Vec<(String, String)>,
         /// Expression template of a future yielding `Result<Self, E: Display>`.
         connect: String,
@@ -683,7 +693,9 @@ impl Catalog {
 
 /// The placeholders a component's keys give templates: `config.<key>` for constants in
 /// code (`in_code`), `<key>` otherwise, and `<key>.address` / `<key>.prefix_len` for an
-/// `Ipv4Cidr` key. Deployment templates (`!in_code`) get every key's plain value.
+/// `Ipv4Cidr` key. Deployment templates (`!in_code`) get every key's plain value, and
+/// `<key>.item` for an optional key: `<key>=<value>,` when it is set, nothing when it is
+/// not (an item of a comma-separated list such as an xl `vif` spec).
 pub(crate) fn key_placeholders(keys: &[KeySpec], in_code: bool) -> Vec<String> {
     let mut out = Vec::new();
     for k in keys {
@@ -695,6 +707,9 @@ pub(crate) fn key_placeholders(keys: &[KeySpec], in_code: bool) -> Vec<String> {
         if let KeyType::Ipv4Cidr { .. } = k.ty {
             out.push(format!("{}.address", k.name));
             out.push(format!("{}.prefix_len", k.name));
+        }
+        if !in_code && k.optional {
+            out.push(format!("{}.item", k.name));
         }
     }
     out
@@ -976,6 +991,7 @@ impl Decoder<'_> {
             "Ipv4" => Some(KeyType::Ipv4),
             "Ipv4Cidr" => Some(KeyType::Ipv4Cidr { or: Vec::new() }),
             "IfName" => Some(KeyType::IfName),
+            "Mac" => Some(KeyType::Mac),
             "Dir" => Some(KeyType::Dir),
             "Target" => Some(KeyType::Target),
             "Config" => Some(KeyType::Config),

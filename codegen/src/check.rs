@@ -233,6 +233,7 @@ fn example(ty: &KeyType) -> String {
         KeyType::Ipv4 => "\"127.0.0.1\"".into(),
         KeyType::Ipv4Cidr { .. } => "\"10.0.2.15/24\"".into(),
         KeyType::IfName => "\"tap0\"".into(),
+        KeyType::Mac => "\"00:16:3e:00:00:02\"".into(),
         KeyType::Dir => "\"htdocs\"".into(),
         KeyType::Choice(c) => c.first().cloned().unwrap_or_default(),
         KeyType::Target => "Unix".into(),
@@ -266,7 +267,8 @@ fn wrong_type(ty: &KeyType, v: &Value, key: &str) -> Diagnostic {
             | KeyType::Dir
             | KeyType::Ipv4
             | KeyType::Ipv4Cidr { .. }
-            | KeyType::IfName,
+            | KeyType::IfName
+            | KeyType::Mac,
             Kind::Unit(i),
         ) => {
             d = d.help(format!("strings are quoted: `\"{}\"`", i.name));
@@ -324,6 +326,7 @@ fn scalar(ty: &KeyType, v: &Value, key: &str) -> Result<Scalar, Diagnostic> {
             ipv4_cidr(s, v.span, key, or)
         }
         (KeyType::IfName, Kind::Str(s)) => if_name(s, v.span, key).map(|()| Scalar::Str(s.clone())),
+        (KeyType::Mac, Kind::Str(s)) => mac(s, v.span, key).map(Scalar::Str),
         (KeyType::Ipv4Cidr { or: choices }, Kind::Unit(i)) if !choices.is_empty() => {
             if choices.contains(&i.name) {
                 Ok(Scalar::Choice(i.name.clone()))
@@ -470,7 +473,7 @@ fn if_name(s: &str, span: Span, key: &str) -> Result<(), Diagnostic> {
         "cannot be `.` or `..`".to_string()
     } else if let Some(c) = s
         .chars()
-        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
         format!("contains {c:?}")
     } else {
@@ -479,9 +482,48 @@ fn if_name(s: &str, span: Span, key: &str) -> Result<(), Diagnostic> {
     Err(Diagnostic::error(format!("`{key}`: the interface name {s:?} {why}"))
         .primary(span, "not a network interface name")
         .note(format!(
-            "Linux interface names have 1 to {MAX_IF_NAME} bytes, without `/`, `:` or whitespace"
+            "interface names have 1 to {MAX_IF_NAME} bytes (Linux's limit); Morgana takes ASCII letters, digits, `_`, `-` and `.`, so that deployment files can hold them as they are"
         ))
         .help("e.g. \"tap0\""))
+}
+
+/// Checks a MAC address (`"00:16:3e:00:00:02"`) and returns it in lower case.
+fn mac(s: &str, span: Span, key: &str) -> Result<String, Diagnostic> {
+    let pairs: Vec<&str> = s.split(':').collect();
+    let hex_pair = |p: &&str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit());
+    let why = if pairs.len() == 1 && s.split('-').count() == 6 {
+        Some("separates its pairs with `-`, not `:`".to_string())
+    } else if pairs.len() != 6 {
+        Some(format!("has {} colon-separated parts, not 6", pairs.len()))
+    } else {
+        pairs
+            .iter()
+            .find(|p| !hex_pair(p))
+            .map(|p| format!("has {p:?}, which is not two hex digits"))
+    };
+    if let Some(why) = why {
+        return Err(
+            Diagnostic::error(format!("`{key}` is not a MAC address: {s:?} {why}"))
+                .primary(span, "expected six hex pairs separated by colons")
+                .help("e.g. \"00:16:3e:00:00:02\" (00:16:3e is Xen's prefix)"),
+        );
+    }
+    let first = u8::from_str_radix(pairs[0], 16).unwrap_or(0);
+    let problem = if first & 1 == 1 {
+        Some("is a multicast address (the lowest bit of the first byte is set)")
+    } else if pairs.iter().all(|p| *p == "00") {
+        Some("is all zeros")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(
+            Diagnostic::error(format!("`{key}`: the MAC address {s:?} {problem}"))
+                .primary(span, "not a unicast interface address")
+                .help("e.g. \"00:16:3e:00:00:02\" (00:16:3e is Xen's prefix), or leave the key out for a random one"),
+        );
+    }
+    Ok(s.to_ascii_lowercase())
 }
 
 fn target(

@@ -46,6 +46,8 @@ struct Emitter<'a> {
     cat: &'a Catalog,
     w: &'a Wiring<'a>,
     file: &'a str,
+    /// The binary's path for deployment files (`{{ binary }}`).
+    binary: &'a str,
 }
 
 fn width(s: &str) -> usize {
@@ -403,6 +405,9 @@ impl Emitter<'_> {
                                 Some(Scalar::Ipv4(*a).plain())
                             }
                             (Some(Scalar::Ipv4Cidr(_, len)), "prefix_len") => Some(len.to_string()),
+                            // An optional key as an item of a comma-separated list.
+                            (Some(Scalar::Absent), "item") => Some(String::new()),
+                            (Some(v), "item") => Some(format!("{key}={},", v.plain())),
                             _ => None,
                         },
                         None => dev.setting(name).map(|s| s.value.plain()),
@@ -437,6 +442,7 @@ impl Emitter<'_> {
                 "target" => target.to_string(),
                 "heap_mib" => self.a.heap_mib.to_string(),
                 "memory_mib" => self.a.memory_mib.to_string(),
+                "binary" => self.binary.to_string(),
                 _ => return None,
             })
         })?;
@@ -819,7 +825,13 @@ impl Emitter<'_> {
                         uses_platform |= uses(text, "platform");
                         let var = format!("{name}_{step}");
                         let head = self.rendered_value(n, text, "platform", &steps)?;
-                        let stmt = try_chain(&format!("let {var} = "), &head, name, 4, "?;", false);
+                        // A step ending in `.await` is laid out as an awaited chain.
+                        let (head, awaited) = match head.strip_suffix(".await") {
+                            Some(h) => (h.to_string(), true),
+                            None => (head, false),
+                        };
+                        let stmt =
+                            try_chain(&format!("let {var} = "), &head, name, 4, "?;", awaited);
                         stmts.push(skip_if_too_wide(stmt));
                         steps.push((step.clone(), var));
                     }
@@ -906,8 +918,15 @@ pub fn emit(
     cat: &Catalog,
     w: &Wiring<'_>,
     file: &str,
+    binary: &str,
 ) -> Result<Output, Diagnostic> {
-    let e = Emitter { a, cat, w, file };
+    let e = Emitter {
+        a,
+        cat,
+        w,
+        file,
+        binary,
+    };
     emit_inner(&e).map_err(|msg| {
         Diagnostic::error(format!(
             "internal error in morgana-codegen while emitting code: {msg}"

@@ -120,7 +120,8 @@ impl Generated {
 ///
 /// `path` is the file name shown in messages; `manifest_dir` is where relative paths
 /// (e.g. `Crunch(dir: ..)`) are resolved; `target_override` is the value of
-/// `MORGANA_TARGET`, if set.
+/// `MORGANA_TARGET`, if set. Deployment files name the binary by its bare file name (see
+/// [`compile_with`]).
 pub fn compile(
     source: &str,
     path: &str,
@@ -128,16 +129,21 @@ pub fn compile(
     target_override: Option<&str>,
 ) -> Result<Generated, Diagnostics> {
     let catalog = Catalog::builtin()?;
-    compile_with(&catalog, source, path, manifest_dir, target_override)
+    compile_with(&catalog, source, path, manifest_dir, target_override, None)
 }
 
-/// Compiles an appliance description against `catalog`.
+/// Compiles an appliance description against `catalog`. `profile_dir` is where Cargo
+/// puts the binary (`target/<profile>`, see [`profile_dir`]): deployment files that name
+/// the binary (`{{ binary }}`, e.g. the `kernel` of an xl config) get its absolute path
+/// `<profile_dir>/<name>`, which works right after `cargo build`; without it they get
+/// the bare name.
 pub fn compile_with(
     catalog: &Catalog,
     source: &str,
     path: &str,
     manifest_dir: &Path,
     target_override: Option<&str>,
+    profile_dir: Option<&Path>,
 ) -> Result<Generated, Diagnostics> {
     let mut sources = SourceMap::default();
     let file = sources.add(SourceFile::new(path, source));
@@ -199,7 +205,11 @@ pub fn compile_with(
     let file_name = Path::new(path)
         .file_name()
         .map_or_else(|| path.to_string(), |f| f.to_string_lossy().into_owned());
-    let out = match emit::emit(&model, catalog, &wiring, &file_name) {
+    let binary = match profile_dir {
+        Some(dir) => dir.join(&model.name).to_string_lossy().into_owned(),
+        None => model.name.clone(),
+    };
+    let out = match emit::emit(&model, catalog, &wiring, &file_name, &binary) {
         Ok(o) => o,
         Err(d) => return Err(fail(sources, vec![d])),
     };
@@ -360,8 +370,18 @@ pub fn build_with_env(
     let target = target_env.as_deref().filter(|t| !t.trim().is_empty());
     let shown_ron = shown(&ron_path, root.as_deref());
 
-    let generated = compile(&source, &shown_ron, manifest_dir, target)
-        .map_err(|d| fail(&lines, d.to_string()))?;
+    // The deployment files name the binary where Cargo puts it: an absolute path.
+    let profile = profile_dir(out_dir).map(|p| std::path::absolute(&p).unwrap_or(p));
+    let catalog = Catalog::builtin().map_err(|d| fail(&lines, d.to_string()))?;
+    let generated = compile_with(
+        &catalog,
+        &source,
+        &shown_ron,
+        manifest_dir,
+        target,
+        profile.as_deref(),
+    )
+    .map_err(|d| fail(&lines, d.to_string()))?;
     for w in &generated.warnings {
         lines.extend(w.lines().map(|l| format!("cargo:warning={l}")));
     }
@@ -403,7 +423,6 @@ pub fn build_with_env(
         )
     })?;
 
-    let profile = profile_dir(out_dir);
     let dir_of = |d: FileDir| match d {
         FileDir::OutDir => Some(out_dir.to_path_buf()),
         FileDir::Profile => profile.clone(),

@@ -36,6 +36,7 @@ fn type_cell(ty: &KeyType) -> String {
             s
         }
         KeyType::IfName => "string (network interface name, 1-15 bytes)".into(),
+        KeyType::Mac => "string (MAC address, e.g. \"00:16:3e:00:00:02\")".into(),
         KeyType::Dir => "string (directory, must exist)".into(),
         KeyType::Choice(c) => c
             .iter()

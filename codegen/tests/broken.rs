@@ -39,7 +39,7 @@ fn run(name: &str) -> Result<String, String> {
         Err(_) => Catalog::builtin(),
     }
     .map_err(|d| format!("catalog does not load:\n{d}"))?;
-    match compile_with(&catalog, &source, &path, dir, env.as_deref()) {
+    match compile_with(&catalog, &source, &path, dir, env.as_deref(), None) {
         Ok(_) => Err(format!("{path} compiled, but it is in the broken corpus")),
         Err(d) => Ok(d.to_string()),
     }

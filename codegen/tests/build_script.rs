@@ -22,14 +22,14 @@ members = ["appliances/site"]
 morgana-signatures = { path = "platform/signatures" }
 morgana-unix = { path = "platform/unix" }
 morgana-pvh = { path = "platform/pvh" }
-morgana-virtio = { path = "platform/virtio" }
+morgana-nic = { path = "platform/nic" }
 morgana-direct = { path = "components/direct" }
 morgana-http = { path = "components/http" }
 kv-crunch = { path = "kv-crunch" }
 "#;
 
 /// Every crate either target needs.
-const ALL_DEPS: &str = "kv-crunch.workspace = true\nmorgana-http.workspace = true\nmorgana-signatures.workspace = true\nmorgana-unix.workspace = true\nmorgana-pvh.workspace = true\nmorgana-virtio.workspace = true\nmorgana-direct.workspace = true\n";
+const ALL_DEPS: &str = "kv-crunch.workspace = true\nmorgana-http.workspace = true\nmorgana-signatures.workspace = true\nmorgana-unix.workspace = true\nmorgana-pvh.workspace = true\nmorgana-nic.workspace = true\nmorgana-direct.workspace = true\n";
 
 /// `OUT_DIR` in Cargo's layout below `root`: `target/release/build/site-<hash>/out`.
 fn cargo_out_dir(root: &Path) -> PathBuf {
@@ -197,15 +197,19 @@ fn the_kernel_target_links_with_the_script_that_morgana_pvh_publishes() {
         "{qemu}"
     );
 
-    // Building for Unix again removes it: the runner then runs the binary itself.
+    // So does the xl config, which names the image by its absolute path.
+    let xl = std::fs::read_to_string(profile.join("site.xl")).expect("site.xl");
+    let kernel = format!("\nkernel = \"{}\"\n", profile.join("site").display());
+    assert!(profile.is_absolute() && xl.contains(&kernel), "{xl}");
+
+    // Building for Unix again removes both: the runner then runs the binary itself.
     let lines = morgana_codegen::build_with_env(&app, &out, |k| {
         (k == "MORGANA_TARGET").then(|| "unix".to_string())
     })
     .unwrap_or_else(|f| panic!("{}", f.message));
-    assert!(
-        !profile.join("site.qemu").exists(),
-        "stale site.qemu: {lines:?}"
-    );
+    for stale in ["site.qemu", "site.xl"] {
+        assert!(!profile.join(stale).exists(), "stale {stale}: {lines:?}");
+    }
 }
 
 #[test]

@@ -75,13 +75,25 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// The profile directory the goldens are generated for: deployment files that name the
+/// binary (the xl config's `kernel`) show it below this.
+const PROFILE_DIR: &str = "/home/user/appliance/target/release";
+
 fn generate(case: &Case) -> morgana_codegen::Generated {
     let ron = Path::new(case.ron);
     let source =
         std::fs::read_to_string(ron).unwrap_or_else(|e| panic!("read {}: {e}", ron.display()));
     let dir = ron.parent().expect("a directory");
-    morgana_codegen::compile(&source, case.ron, dir, case.target)
-        .unwrap_or_else(|d| panic!("{} should compile:\n{d}", case.ron))
+    let catalog = morgana_codegen::Catalog::builtin().unwrap_or_else(|d| panic!("{d}"));
+    morgana_codegen::compile_with(
+        &catalog,
+        &source,
+        case.ron,
+        dir,
+        case.target,
+        Some(Path::new(PROFILE_DIR)),
+    )
+    .unwrap_or_else(|d| panic!("{} should compile:\n{d}", case.ron))
 }
 
 #[test]
@@ -186,9 +198,9 @@ fn static_website_on_xen_wiring_facts() {
             "kv-crunch",
             "morgana-direct",
             "morgana-http",
+            "morgana-nic",
             "morgana-pvh",
-            "morgana-signatures",
-            "morgana-virtio"
+            "morgana-signatures"
         ]
     );
     assert_eq!(
@@ -199,15 +211,40 @@ fn static_website_on_xen_wiring_facts() {
         .resolve_link_args(|v| (v == "DEP_MORGANA_PVH_KERNEL_LD").then(|| "/k.ld".into()))
         .unwrap_or_else(|d| panic!("{}", d.message));
     assert_eq!(resolved.last().map(String::as_str), Some("-Wl,-T,/k.ld"));
-    assert_eq!(g.files.len(), 1);
-    assert_eq!(g.files[0].name, "static-website.qemu");
-    assert_eq!(g.files[0].dir, morgana_codegen::FileDir::Profile);
+    let names: Vec<&str> = g.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["static-website.qemu", "static-website.xl"]);
+    assert!(
+        g.files
+            .iter()
+            .all(|f| f.dir == morgana_codegen::FileDir::Profile)
+    );
     assert!(g.stale_files.is_empty());
+    // The xl config starts the image where cargo built it, with a vif on the default
+    // bridge (no fixed MAC: xl picks one).
+    let xl = &g.files[1].text;
+    assert!(
+        xl.contains("\nkernel = \"/home/user/appliance/target/release/static-website\"\n"),
+        "{xl}"
+    );
+    assert!(xl.contains("\nmemory = 32\n"), "{xl}");
+    assert!(xl.contains("\nvif = [ 'bridge=xenbr0' ]\n"), "{xl}");
     // Nothing of the Unix platform in a kernel.
     assert!(!g.rust.contains("morgana_unix"));
-    // The Unix build of the same file removes the QEMU arguments.
+    // The Unix build of the same file removes the QEMU arguments and the xl config.
     let unix = generate(&CASES[5]);
     assert!(unix.files.is_empty());
-    assert_eq!(unix.stale_files.len(), 1);
-    assert_eq!(unix.stale_files[0].name, "static-website.qemu");
+    let stale: Vec<&str> = unix.stale_files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(stale, ["static-website.qemu", "static-website.xl"]);
+}
+
+#[test]
+fn hello_on_xen_has_no_vif() {
+    let g = generate(&CASES[6]);
+    let xl = g
+        .files
+        .iter()
+        .find(|f| f.name == "hello.xl")
+        .expect("hello.xl");
+    assert!(xl.text.contains("\ntype = \"pvh\"\n"), "{}", xl.text);
+    assert!(!xl.text.contains("vif"), "{}", xl.text);
 }

@@ -141,7 +141,7 @@ fn mutated_descriptions_never_panic_and_errors_have_locations() {
         for _ in 0..600 {
             let src = mutate(&original, &mut rng);
             let result = panic::catch_unwind(|| {
-                compile_with(&catalog, &src, "appliance.ron", dir, None)
+                compile_with(&catalog, &src, "appliance.ron", dir, None, None)
                     .map_err(|d| (d.to_string(), d))
             });
             let Ok(result) = result else {

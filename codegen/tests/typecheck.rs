@@ -1,6 +1,6 @@
 //! The golden outputs type-check against the interfaces that docs/architecture.md
 //! promises (the real morgana-signatures crate, and stubs of morgana-unix,
-//! morgana-pvh, morgana-virtio, morgana-direct, morgana-http and kv-crunch with exactly
+//! morgana-pvh, morgana-nic, morgana-direct, morgana-http and kv-crunch with exactly
 //! the documented signatures), with
 //! `-D warnings`. This catches a catalog template that drifts from the contract
 //! before an appliance build does.
@@ -182,22 +182,22 @@ mod morgana_pvh {
     pub(crate) use entry;
 }
 
-mod morgana_virtio {
+mod morgana_nic {
     use core::fmt;
 
-    /// `VirtioNet::find(platform)`: the first virtio-net device on the PCI bus.
-    pub struct VirtioNet;
-    impl VirtioNet {
-        pub fn find(_: &'static crate::morgana_pvh::Platform) -> Result<VirtioNet, Error> {
+    /// `Nic::find(platform).await`: the machine's NIC (a Xen vif, or virtio-net).
+    pub enum Nic { Virtio }
+    impl Nic {
+        pub async fn find(_: &'static crate::morgana_pvh::Platform) -> Result<Nic, Error> {
             Err(Error::NoDevice)
         }
     }
-    crate::netif_stub::netif!(VirtioNet);
+    crate::netif_stub::netif!(Nic);
 
     #[derive(Clone, Copy, Debug)]
     pub enum Error { NoDevice }
     impl fmt::Display for Error {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("no virtio-net device") }
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("no network interface") }
     }
 }
 

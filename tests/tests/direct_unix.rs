@@ -161,18 +161,9 @@ fn build_direct_site() -> PathBuf {
         .lines()
         .map(|l| match l.split_once(".workspace = true") {
             Some((name, _)) => {
-                let folder = match name {
-                    "morgana-signatures" => "platform/signatures",
-                    "morgana-unix" => "platform/unix",
-                    "morgana-pvh" => "platform/pvh",
-                    "morgana-virtio" => "platform/virtio",
-                    "morgana-http" => "components/http",
-                    "morgana-direct" => "components/direct",
-                    "kv-crunch" => "kv-crunch",
-                    "morgana-codegen" => "codegen",
-                    other => panic!("unknown workspace dependency {other}"),
-                };
-                format!("{name} = {{ path = \"{}\" }}", path(folder))
+                let folder = workspace_path(&root, name)
+                    .unwrap_or_else(|| panic!("{name} is not a path dependency of the workspace"));
+                format!("{name} = {{ path = \"{}\" }}", path(&folder))
             }
             None => l.to_string(),
         })
@@ -193,6 +184,20 @@ fn build_direct_site() -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     scratch_target().join("release/static-website")
+}
+
+/// The folder of workspace dependency `name`, from the root Cargo.toml's
+/// `[workspace.dependencies]` (`name = { path = "folder" }`).
+fn workspace_path(root: &Path, name: &str) -> Option<String> {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
+    manifest.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        if key.trim() != name {
+            return None;
+        }
+        let (_, rest) = value.split_once("path = \"")?;
+        Some(rest.split('"').next()?.to_string())
+    })
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -1,7 +1,14 @@
 #!/bin/sh
-# dom0's /init in the Xen harness (tests/xen/run-guest.sh): starts the Xen daemons, runs
-# each /guest/N/kernel (N = 0, 1, ...) as a PVH guest in turn, prints its console log
-# and shutdown reason between markers, then powers the machine off.
+# dom0's /init in the Xen harness (tests/xen/run-guest.sh): starts the Xen daemons and
+# the network (bridge xenbr0 10.0.0.1/24 with a DHCP server), runs each /guest/N/kernel
+# (N = 0, 1, ...) as a PVH guest in turn, prints its console log and shutdown reason
+# between markers, then powers the machine off.
+#
+# /guest/N/ holds `kernel` and `cmdline`, and optionally `config.xl` (an xl config used
+# instead of the built-in one; name, kernel, cmdline and on_* are overridden on xl's
+# command line) and `check` (a script sourced in a subshell once the guest is created,
+# with the helpers below; its output goes between CHECK markers, then the harness shuts
+# the guest down).
 export PATH=/bin:/sbin:/usr/lib/xen-4.17/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -10,8 +17,10 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mkdir -p /run/xenstored /var/run/xen /var/log/xen/console /var/lib/xenstored /var/lib/xen
-for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc; do
-  [ -f /modules/$m.ko ] && insmod /modules/$m.ko
+for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc llc stp bridge xen-netback; do
+  if [ -f /modules/$m.ko ]; then
+    insmod /modules/$m.ko || echo "dom0-init: insmod $m failed"
+  fi
 done
 mount -t xenfs xenfs /proc/xen
 XENSTORED_ROOTDIR=/var/lib/xenstored xenstored --pid-file=/run/xenstored.pid
@@ -20,38 +29,120 @@ while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1
 xen-init-dom0 >/dev/null 2>&1
 xenconsoled --log=guest --log-dir=/var/log/xen/console
 
-# One guest: write its xl config, create it, wait until it has shut down, report.
-run_guest() {
-  n=$1
-  dir=/guest/$n
-  cmdline=$(cat $dir/cmdline)
-  cat > $dir/guest.cfg <<CFG
-name = "guest$n"
-type = "pvh"
-kernel = "$dir/kernel"
-memory = 32
-vcpus = 1
-cmdline = "$cmdline"
-on_poweroff = "preserve"
-on_crash = "preserve"
-on_reboot = "preserve"
-CFG
-  echo "===MORGANA-XEN-CREATE-$n==="
-  xl create $dir/guest.cfg 2>&1
+# The guests' network: bridge xenbr0 (the default `bridge=` of a vif), dom0 at 10.0.0.1,
+# leases from 10.0.0.10 on. Exists only inside the emulated machine.
+ip link set lo up
+if brctl addbr xenbr0; then
+  echo 0 > /sys/class/net/xenbr0/bridge/forward_delay
+  ip addr add 10.0.0.1/24 dev xenbr0
+  ip link set xenbr0 up
+  cat > /etc/udhcpd.conf <<CONF
+interface xenbr0
+start 10.0.0.10
+end 10.0.0.99
+lease_file /var/lib/udhcpd.leases
+auto_time 1
+option subnet 255.255.255.0
+option router 10.0.0.1
+option lease 3600
+CONF
+  : > /var/lib/udhcpd.leases
+  udhcpd -S /etc/udhcpd.conf || echo "dom0-init: udhcpd failed"
+else
+  echo "dom0-init: cannot create bridge xenbr0 (module bridge missing?)"
+fi
 
+# Helpers for the loop below and for check scripts (which run in a subshell with
+# GUEST (the domain name), DOMID and CONSOLE (its console log) set).
+
+# The domain's state letters and shutdown code (`xl list -v` columns 5 and 8), or
+# nothing when xl does not list it.
+guest_state() {
+  xl list -v 2>/dev/null | awk -v name="$1" '$1 == name {print $5, $8}'
+}
+
+# Whether domain $1 still runs (listed, neither shut down nor crashed).
+guest_running() {
+  st=$(guest_state "$1")
+  [ -n "$st" ] || return 1
+  case "${st%% *}" in *s*|*c*) return 1 ;; esac
+  return 0
+}
+
+# wait_console PATTERN SECONDS: waits until the guest's console log has a line matching
+# PATTERN (grep -E); fails at once when the guest stops, or after SECONDS.
+wait_console() {
+  t=0
+  while [ $t -lt $(($2 * 5)) ]; do
+    grep -qE "$1" "$CONSOLE" 2>/dev/null && return 0
+    if ! guest_running "$GUEST"; then
+      sleep 0.5
+      grep -qE "$1" "$CONSOLE" 2>/dev/null && return 0
+      echo "wait_console: $GUEST stopped before printing /$1/"
+      return 1
+    fi
+    sleep 0.2
+    t=$((t + 1))
+  done
+  echo "wait_console: no /$1/ from $GUEST after $2 s"
+  return 1
+}
+
+# What the networking side looks like: netback's and netfront's xenstore directories,
+# the bridge's ports, addresses and DHCP leases. For debugging a frontend.
+net_diagnostics() {
+  echo "--- xenstore backend/vif/$DOMID (netback; state 2 InitWait, 4 Connected):"
+  xenstore-ls -f /local/domain/0/backend/vif/$DOMID 2>&1
+  echo "--- xenstore device/vif of domain $DOMID (netfront):"
+  xenstore-ls -f /local/domain/$DOMID/device/vif 2>&1
+  echo "--- ports of xenbr0: $(ls /sys/class/net/xenbr0/brif 2>&1 | tr '\n' ' ')"
+  echo "--- ip addr:"
+  ip addr 2>&1
+  echo "--- DHCP leases:"
+  dumpleases -f /var/lib/udhcpd.leases 2>&1
+  for v in /sys/class/net/vif*; do
+    [ -d "$v" ] || continue
+    echo "--- ${v##*/}: rx_packets $(cat $v/statistics/rx_packets) tx_packets $(cat $v/statistics/tx_packets) operstate $(cat $v/operstate)"
+  done
+}
+
+# One line on domain $DOMID's first vif once its hotplug is done (or after 10 s):
+# netback's state, hotplug-status, and the bridge the vif is in.
+vif_report() {
+  b=/local/domain/0/backend/vif/$DOMID/0
+  t=0
+  while [ $t -lt 50 ] && [ "$(xenstore-read $b/hotplug-status 2>/dev/null)" != connected ]; do
+    sleep 0.2
+    t=$((t + 1))
+  done
+  state=$(xenstore-read $b/state 2>/dev/null || echo none)
+  hotplug=$(xenstore-read $b/hotplug-status 2>/dev/null || echo none)
+  bridge=none
+  for br in /sys/class/net/*/brif/vif$DOMID.0; do
+    [ -e "$br" ] || continue
+    bridge=${br#/sys/class/net/}
+    bridge=${bridge%%/*}
+  done
+  echo "backend-state:$state hotplug-status:$hotplug bridge:$bridge"
+}
+
+# wait_end NAME TICKS: waits up to TICKS x 0.2 s for domain NAME to shut down and sets
+# `reason`: poweroff | crash | reboot | ... from the code it gave Xen, `gone` when xl
+# no longer lists it, `running` when it still runs at the end.
+wait_end() {
   # With on_* = "preserve" the domain stays after it shuts down, and `xl list -v` shows
   # the shutdown code it gave Xen (column Reason-Code: 0 poweroff, 1 reboot, 2 suspend,
   # 3 crash, 4 watchdog, 5 soft_reset).
   # xl itself occasionally fails (see the notes): only several empty answers in a row
   # mean the domain is gone.
-  reason=timeout
+  reason=running
   i=0
   missing=0
-  while [ $i -lt 600 ]; do
-    line=$(xl list -v 2>/dev/null | awk -v name="guest$n" '$1 == name {print $5, $8}')
+  while [ $i -lt $2 ]; do
+    line=$(guest_state "$1")
     if [ -z "$line" ]; then
       missing=$((missing + 1))
-      if [ $missing -ge 10 ]; then reason=gone; break; fi
+      if [ $missing -ge 10 ]; then reason=gone; return; fi
       sleep 0.2
       i=$((i + 1))
       continue
@@ -65,18 +156,76 @@ CFG
           0) reason=poweroff ;; 1) reason=reboot ;; 2) reason=suspend ;; 3) reason=crash ;;
           4) reason=watchdog ;; 5) reason=soft_reset ;; *) reason="code-$code" ;;
         esac
-        break ;;
+        return ;;
     esac
     sleep 0.2
     i=$((i + 1))
   done
+}
+
+# One guest: create it from its xl config, wait until it has shut down (or run its
+# check, then shut it down), report.
+run_guest() {
+  n=$1
+  dir=/guest/$n
+  GUEST=guest$n
+  cmdline=$(cat $dir/cmdline)
+  echo "===MORGANA-XEN-CREATE-$n==="
+  if [ -f $dir/config.xl ]; then
+    # The given config as it is, but for what the harness needs: its own name and
+    # kernel path, and every domain kept after it stops so that its reason can be read.
+    set -- "name=\"$GUEST\"" "kernel=\"$dir/kernel\"" 'on_poweroff="preserve"' \
+      'on_crash="preserve"' 'on_reboot="preserve"'
+    [ -z "$cmdline" ] || set -- "$@" "cmdline=\"$cmdline\""
+    xl create $dir/config.xl "$@" 2>&1
+  else
+    cat > $dir/guest.cfg <<CFG
+name = "$GUEST"
+type = "pvh"
+kernel = "$dir/kernel"
+memory = 32
+vcpus = 1
+cmdline = "$cmdline"
+on_poweroff = "preserve"
+on_crash = "preserve"
+on_reboot = "preserve"
+CFG
+    xl create $dir/guest.cfg 2>&1
+  fi
+  DOMID=$(xl domid $GUEST 2>/dev/null)
+  CONSOLE=/var/log/xen/console/guest-$GUEST.log
+  if [ -n "$DOMID" ] && xenstore-exists /local/domain/0/backend/vif/$DOMID 2>/dev/null; then
+    echo "===MORGANA-XEN-VIF-$n=$(vif_report)==="
+  fi
+
+  if [ -f $dir/check ]; then
+    echo "===MORGANA-XEN-CHECK-BEGIN-$n==="
+    if (export GUEST DOMID CONSOLE; . $dir/check) 2>&1; then
+      echo "===MORGANA-XEN-CHECK-END-$n=ok==="
+    else
+      echo "check failed: networking as dom0 sees it"
+      net_diagnostics 2>&1
+      echo "===MORGANA-XEN-CHECK-END-$n=failed==="
+    fi
+    # Ask the guest to shut down (xenstore control/shutdown); a guest that does not
+    # watch it runs on and is destroyed below.
+    if guest_running $GUEST; then
+      xl shutdown $GUEST >/dev/null 2>&1
+      wait_end $GUEST 25
+    else
+      wait_end $GUEST 50
+    fi
+  else
+    wait_end $GUEST 600
+    [ "$reason" != running ] || reason=timeout
+  fi
   # Give xenconsoled a moment to write out the last of the ring.
   sleep 0.5
   echo "===MORGANA-XEN-CONSOLE-BEGIN-$n==="
-  cat /var/log/xen/console/guest-guest$n.log 2>/dev/null
+  cat $CONSOLE 2>/dev/null
   echo "===MORGANA-XEN-CONSOLE-END-$n==="
   echo "===MORGANA-XEN-SHUTDOWN-$n=$reason==="
-  xl destroy guest$n >/dev/null 2>&1
+  xl destroy $GUEST >/dev/null 2>&1
 }
 
 n=0

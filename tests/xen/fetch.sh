@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Fetches and unpacks the Debian packages of the Xen harness into CACHE (argument), and
 # builds the dom0 initramfs base there (base.cpio.gz) plus `xen` (uncompressed, for
-# QEMU's multiboot loader) and `vmlinuz`. Idempotent: finished steps are skipped.
+# QEMU's multiboot loader) and `vmlinuz`. Downloads are kept; the unpacked tree is
+# rebuilt every run. run-guest.sh reruns this script whenever its text changed (the
+# finished tree records this file's checksum in root/.complete), so adding a package
+# or module here is picked up by existing caches.
 set -euo pipefail
 CACHE=${1:?usage: fetch.sh CACHE_DIR}
+STAMP=$(sha256sum < "$0")
 mkdir -p "$CACHE/debs"
 cd "$CACHE/debs"
 
@@ -15,7 +19,7 @@ fi
 PKGS="xen-hypervisor-4.17-amd64 xen-utils-4.17 libxenmisc4.17 libxencall1 libxenevtchn1
   libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoollog1 libxentoolcore1
   libxendevicemodel1 libxenhypfs1 libyajl2 liblzma5 libzstd1 zlib1g libuuid1 libgcc-s1
-  libc6 busybox-static $KPKG"
+  libc6 busybox-static xenstore-utils $KPKG"
 for p in $PKGS; do
   if ! ls "${p}"_*.deb >/dev/null 2>&1; then
     # (apt warns that root downloads unsandboxed into a directory _apt cannot write.)
@@ -39,7 +43,10 @@ KVER=$(ls "$P/lib/modules")
 R=$CACHE/root
 mkdir -p "$R"/{bin,sbin,lib,lib64,usr/lib/x86_64-linux-gnu,etc,proc,sys,dev,run,tmp,var/lib/xenstored,var/log/xen/console,var/run,modules,guest}
 cp "$P/bin/busybox" "$R/bin/busybox"
-for a in sh mount mkdir sleep cat echo insmod poweroff ls grep sed awk ps; do ln -sf busybox "$R/bin/$a"; done
+# Every busybox applet (ip, brctl, udhcpd, wget, nc, sha256sum, timeout, ...).
+for a in $("$R/bin/busybox" --list); do
+  [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"
+done
 XB=$P/usr/lib/xen-4.17/bin
 mkdir -p "$R/usr/lib/xen-4.17/bin"
 for b in xl xenstored xenconsoled xen-init-dom0; do
@@ -47,6 +54,9 @@ for b in xl xenstored xenconsoled xen-init-dom0; do
   [ -f "$f" ] || f=$(find "$P" -name "$b" -type f | head -1)
   cp "$f" "$R/usr/lib/xen-4.17/bin/$b"
 done
+# xenstore-utils: one program that acts by the name it is called under.
+cp "$P/usr/bin/xenstore" "$R/bin/xenstore"
+for a in read write ls list exists rm watch chmod; do ln -sf xenstore "$R/bin/xenstore-$a"; done
 # Shared libraries: everything the packages ship under lib dirs (simplest and robust).
 for dir in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu usr/lib/xen-4.17/lib; do
   [ -d "$P/$dir" ] || continue
@@ -55,7 +65,8 @@ for dir in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu usr/lib/xen-4.17/lib; d
 done
 mkdir -p "$R/lib64"
 cp -a "$P"/lib64/ld-linux-x86-64.so.2 "$R/lib64/" 2>/dev/null || ln -sf /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$R/lib64/ld-linux-x86-64.so.2"
-for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc; do
+# llc, stp, bridge: the dom0 bridge xenbr0; xen-netback: the backend of guests' vifs.
+for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc llc stp bridge xen-netback; do
   f=$(find "$P/lib/modules/$KVER" -name "$m.ko*" | head -1)
   if [ -z "$f" ]; then echo "fetch.sh: module $m not found (built in?)" >&2; continue; fi
   case "$f" in
@@ -64,5 +75,7 @@ for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc; do
     *) cp "$f" "$R/modules/$m.ko" ;;
   esac
 done
-(cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/base.cpio.gz"
-touch "$R/.complete"
+# Written aside and renamed: a harness run may be reading the old one.
+(cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/base.cpio.gz.new"
+mv "$CACHE/base.cpio.gz.new" "$CACHE/base.cpio.gz"
+echo "$STAMP" > "$R/.complete"

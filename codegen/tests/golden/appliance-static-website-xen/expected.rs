@@ -11,8 +11,8 @@
 // Left out:
 //   nothing
 
-/// `net`: Network(stack: Direct, ipv4: Dhcp) on xen (appliance.ron:20:17).
-pub type Net = morgana_direct::Stack<morgana_virtio::VirtioNet, morgana_pvh::Clock>;
+/// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:20:17).
+pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;
 /// `http`: HttpServer (appliance.ron:22:17).
 pub type Http = morgana_http::Server<Net, morgana_pvh::Clock>;
 
@@ -39,8 +39,9 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let net_nic =
-        morgana_virtio::VirtioNet::find(platform).map_err(|e| StartError::new("net", &e))?;
+    let net_nic = morgana_nic::Nic::find(platform)
+        .await
+        .map_err(|e| StartError::new("net", &e))?;
     let net = Net::connect(
         net_nic,
         clock,
