@@ -50,10 +50,10 @@ async fn main(p: &'static Platform) -> Result<(), StartError> {
             "on Xen {:?}: no COM1 IRQ to test",
             morgana_pvh::xen::version()
         );
-        match morgana_pvh::xen::store::open().and_then(|mut s| {
+        match morgana_pvh::xen::store::open().map(|mut s| {
             let name = s.read_string("name");
             let vm = s.directory("device");
-            Ok((name, vm))
+            (name, vm)
         }) {
             Ok((name, devices)) => log::info!("xenstore: name {name:?}, device/ {devices:?}"),
             Err(e) => log::warn!("xenstore: {e}"),

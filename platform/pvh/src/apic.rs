@@ -109,11 +109,14 @@ impl Lapic {
         write(REG_TIMER_INITIAL, u32::MAX);
     }
 
-    /// Stops the calibration count and returns how many ticks elapsed.
-    pub(crate) fn stop_calibration(&self) -> u32 {
-        let elapsed = u32::MAX - read(REG_TIMER_CURRENT);
+    /// Ticks counted since [`Lapic::start_calibration`].
+    pub(crate) fn calibration_ticks(&self) -> u32 {
+        u32::MAX - read(REG_TIMER_CURRENT)
+    }
+
+    /// Stops the calibration count.
+    pub(crate) fn stop_calibration(&self) {
         write(REG_TIMER_INITIAL, 0);
-        elapsed
     }
 
     /// Selects the timer mode: TSC deadline if available, else one-shot at `apic_hz`.

@@ -23,8 +23,9 @@
 //! ## The Rust boot sequence ([`start`])
 //! serial console → GDT/TSS/IDT (from here every exception is reported) → copy the
 //! command line and memory map out of `hvm_start_info` → read ACPI → choose the heap →
-//! build and switch to the W^X page tables → claim the heap → local APIC → calibrate the
-//! TSC (and the APIC timer without TSC-deadline) → I/O APICs → RTC → logger →
+//! build and switch to the W^X page tables → claim the heap → local APIC → I/O APICs →
+//! RTC → finish the TSC calibration started at entry (and the APIC timer's, without
+//! TSC-deadline) → logger →
 //! `morgana: ready in N us` → run the appliance's future on `block_on` + [`Halt`] →
 //! power off (success) or exit with a failure status.
 
@@ -392,6 +393,10 @@ where
 {
     time::set_entry_tsc(entry_tsc);
     let on_xen = crate::xen::detect().is_some();
+    // The TSC rate: stated by the hypervisor or CPU, else measured against the PIT over
+    // the boot work from here to `time::finish` (Xen has no PIT: its pvclock states it).
+    let stated = if on_xen { None } else { time::stated_rate() };
+    let pit = (!on_xen && stated.is_none()).then(time::PitStopwatch::start);
     if !on_xen {
         console::init();
     }
@@ -442,29 +447,11 @@ where
     };
 
     let lapic = apic::init().unwrap_or_else(|e| boot_failed(BootError::LocalApic(e)));
-    let calibration = match xen {
-        // Xen: no PIT. The pvclock gives the TSC rate; the virtual LAPIC timer runs at
-        // a fixed 100 MHz.
-        Some(x) if x.tsc_hz != 0 => time::Calibration {
-            tsc_hz: x.tsc_hz,
-            apic_hz: Some(100_000_000),
-            reference: "Xen pvclock",
-        },
-        Some(_) => boot_failed(BootError::Clock(CalibrationError::NoReference)),
-        None => time::calibrate(if features.tsc_deadline {
-            None
-        } else {
-            Some(&lapic)
-        })
-        .unwrap_or_else(|e| boot_failed(BootError::Clock(e))),
-    };
-    time::set_tsc_hz(calibration.tsc_hz);
-    let timer_mode = lapic.setup_timer(features.tsc_deadline, calibration.apic_hz);
-    let xen_events = if on_xen {
-        Some(crate::xen::evtchn::init())
-    } else {
-        None
-    };
+    // Without TSC-deadline the APIC timer's rate is needed too: measured against the TSC
+    // from here on, unless stated.
+    let apic_watch =
+        (!on_xen && !features.tsc_deadline && stated.is_none_or(|c| c.apic_hz.is_none()))
+            .then(|| time::ApicStopwatch::start(&lapic));
     let ioapics = apic::init_ioapics(&acpi_info);
     // Xen PVH has no CMOS RTC: the shared info page carries the wall clock.
     let wall = if on_xen {
@@ -475,6 +462,24 @@ where
         secs
     } else {
         time::init_wall_clock()
+    };
+    let calibration = match xen {
+        // The virtual LAPIC timer on Xen runs at a fixed 100 MHz.
+        Some(x) if x.tsc_hz != 0 => time::Calibration {
+            tsc_hz: x.tsc_hz,
+            apic_hz: Some(100_000_000),
+            reference: "Xen pvclock",
+        },
+        Some(_) => boot_failed(BootError::Clock(CalibrationError::NoReference)),
+        None => time::finish(stated, pit, apic_watch.map(|w| (w, &lapic)))
+            .unwrap_or_else(|e| boot_failed(BootError::Clock(e))),
+    };
+    time::set_tsc_hz(calibration.tsc_hz);
+    let timer_mode = lapic.setup_timer(features.tsc_deadline, calibration.apic_hz);
+    let xen_events = if on_xen {
+        Some(crate::xen::evtchn::init())
+    } else {
+        None
     };
 
     // The logger is installed once; a second `start` cannot happen.

@@ -3,13 +3,14 @@
 //! Decisions:
 //! - The monotonic clock is the TSC, counted from the kernel's first instruction (the
 //!   boot code reads the TSC before anything else), so log times and the ready time are
-//!   "since entry". It is calibrated once against PIT channel 2: 2 ms countdowns whose
-//!   start and end are bracketed by TSC reads, repeated (up to 10 times) until one is
-//!   known to 0.05 %. Bracketing matters under emulation: QEMU TCG sometimes stalls the
-//!   vCPU for milliseconds between two polls, and a naive "wait for the edge" loop then
-//!   read the TSC 10-60 % fast (measured here). Where no PIT answers (Xen PVH has none)
-//!   CPUID leaf 0x15/0x16 is tried; without either the kernel cannot keep time and stops
-//!   at boot with a message.
+//!   "since entry". Its rate comes from, in order: the hypervisor timing leaf
+//!   (CPUID 0x4000_0010), CPUID 0x15, a PIT channel-2 window, CPUID 0x16. The PIT window
+//!   is started at entry and read back when the rate is needed, so it overlaps the boot
+//!   work (under QEMU TCG ~10 ms, enough: no waiting) and is only waited out while it is
+//!   not yet known to 0.05 %. Both ends of a window are bracketed by TSC reads: QEMU TCG
+//!   stalls the vCPU for milliseconds at times, which widens a bracket instead of
+//!   silently skewing the result (a naive "wait for the edge" loop read the TSC 10-60 %
+//!   fast here). Without any reference the kernel stops at boot with a message.
 //! - Conversions use a 32.32 fixed-point nanoseconds-per-tick factor and 128-bit
 //!   products, so no division happens on the hot path.
 //! - Timers live in one queue ordered by deadline (a `BTreeMap` keyed by
@@ -93,7 +94,7 @@ pub(crate) fn tsc_at(nanos: u64) -> u64 {
 /// Why the clock could not be calibrated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CalibrationError {
-    /// No PIT answered and CPUID does not state the TSC frequency.
+    /// CPUID states no TSC frequency and no PIT answered.
     NoReference,
 }
 
@@ -101,139 +102,288 @@ impl core::fmt::Display for CalibrationError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CalibrationError::NoReference => f.write_str(
-                "cannot calibrate the TSC: no PIT answered and CPUID leaves 0x15/0x16 give no frequency",
+                "cannot calibrate the TSC: CPUID states no frequency (leaves 0x40000010, 0x15, 0x16) and no PIT answered",
             ),
         }
     }
 }
 
-/// What calibration measured.
+/// The clock's rates and where they came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Calibration {
     /// TSC ticks per second.
     pub tsc_hz: u64,
-    /// Local APIC timer ticks per second at divide-by-1, when measured.
+    /// Local APIC timer ticks per second at divide-by-1, when known.
     pub apic_hz: Option<u64>,
     /// Which reference was used.
     pub reference: &'static str,
 }
 
 const PIT_HZ: u64 = 1_193_182;
-/// One calibration window, in microseconds.
-const GATE_US: u64 = 2_000;
-/// Windows tried before settling for the most precise one.
-const MAX_TRIES: u32 = 10;
+/// The count a PIT window starts from: the largest, 54.9 ms until it runs out.
+const PIT_START: u16 = 0xFFFF;
+/// A window is accepted once its uncertainty is below 1/`PRECISION` of it (0.05 %).
+const PRECISION: u64 = 2000;
+/// The APIC timer's rate is accepted at 1/`APIC_PRECISION` (1 %).
+const APIC_PRECISION: u64 = 100;
+/// PIT windows started before giving up (each runs out after 54.9 ms).
+const MAX_WINDOWS: u32 = 4;
 
-/// One PIT window: TSC ticks for `count` PIT ticks, and how uncertain that is (TSC
-/// ticks), plus the APIC timer ticks seen (if measured).
-struct Window {
-    tsc: u64,
-    uncertainty: u64,
-    apic: Option<u32>,
+/// Two TSC reads around an event: it happened somewhere in between.
+#[derive(Clone, Copy, Debug)]
+struct Bracket {
+    before: u64,
+    after: u64,
 }
 
-/// Times one PIT channel-2 countdown of `count` ticks with the TSC.
-///
-/// Both ends are bracketed by TSC reads: the start lies between the reads around the
-/// write that loads the counter; the end (the OUT edge) between the read before the last
-/// poll that saw it low and the read after the poll that saw it high. Under emulation
-/// the vCPU may stall at any point (seen under QEMU TCG: stalls of milliseconds), which
-/// widens a bracket instead of silently skewing the result.
-fn pit_window(count: u64, lapic: Option<&crate::apic::Lapic>) -> Option<Window> {
-    // SAFETY: (this and the port accesses below) ports 0x42/0x43/0x61 are PIT channel 2
-    // and its gate on the PC platform; channel 2 (the speaker's) is used by nothing
-    // else, and the speaker output stays off.
-    unsafe {
-        let gate = inb(0x61);
-        outb(0x61, (gate & !0x02) | 0x01);
-        outb(0x43, 0b1011_0000); // channel 2, lobyte/hibyte, mode 0, binary
-        outb(0x42, count as u8);
-    }
-    if let Some(l) = lapic {
-        l.start_calibration();
-    }
-    let a0 = rdtsc();
-    // SAFETY: see above; the high byte starts the countdown.
-    unsafe { outb(0x42, (count >> 8) as u8) };
-    let a1 = rdtsc();
-    let mut before_low = a1;
-    loop {
-        let b0 = rdtsc();
-        // SAFETY: see above; reading the gate register has no side effect.
-        let high = unsafe { inb(0x61) } & 0x20 != 0;
-        let b1 = rdtsc();
-        if high {
-            let apic = lapic.map(|l| l.stop_calibration());
-            let start = a0 / 2 + a1 / 2;
-            let end = before_low / 2 + b1 / 2;
-            return Some(Window {
-                tsc: end.saturating_sub(start),
-                uncertainty: ((a1 - a0) + (b1 - before_low)) / 2,
-                apic,
-            });
+impl Bracket {
+    fn around(event: impl FnOnce()) -> Bracket {
+        let before = rdtsc();
+        event();
+        Bracket {
+            before,
+            after: rdtsc(),
         }
-        before_low = b0;
-        // No edge after ~2^31 ticks (about a second on any usable CPU): no PIT here.
-        if b1.wrapping_sub(a0) > 1 << 31 {
-            return None;
-        }
-        core::hint::spin_loop();
+    }
+
+    fn mid(self) -> u64 {
+        self.before / 2 + self.after / 2
+    }
+
+    fn width(self) -> u64 {
+        self.after.saturating_sub(self.before)
     }
 }
 
-/// Measures the TSC (and, if `lapic` is given, the APIC timer) against PIT channel 2.
-/// Tries windows until one is known to 0.05 % (keeping the most precise).
-pub(crate) fn calibrate(
-    lapic: Option<&crate::apic::Lapic>,
-) -> Result<Calibration, CalibrationError> {
-    let count = PIT_HZ * GATE_US / 1_000_000;
-    // SAFETY: reading port 0x61 has no side effect; it is restored below.
-    let saved = unsafe { inb(0x61) };
-    let mut best: Option<Window> = None;
-    for _ in 0..MAX_TRIES {
-        let Some(w) = pit_window(count, lapic) else {
-            break;
-        };
-        let precise = w.uncertainty.saturating_mul(2000) < w.tsc;
-        if best.as_ref().is_none_or(|b| w.uncertainty < b.uncertainty) {
-            best = Some(w);
+/// TSC ticks between two brackets, and how uncertain that is (half of each bracket).
+fn span(from: Bracket, to: Bracket) -> (u64, u64) {
+    (
+        to.mid().saturating_sub(from.mid()),
+        (from.width() + to.width()) / 2,
+    )
+}
+
+/// The rate the CPU or the hypervisor states, if any: the hypervisor timing leaf
+/// 0x4000_0010 (KVM with an invariant TSC, VMware: TSC and APIC bus in kHz), else leaf
+/// 0x15 (TSC/crystal ratio and the crystal, which also drives the local APIC timer).
+/// Leaf 0x16 (the nominal base frequency) is only a last resort, see [`finish`].
+pub(crate) fn stated_rate() -> Option<Calibration> {
+    stated_rate_from(|leaf| cpu::cpuid(leaf, 0))
+}
+
+/// [`stated_rate`] over any CPUID (subleaf 0), for tests.
+fn stated_rate_from(cpuid: impl Fn(u32) -> cpu::Cpuid) -> Option<Calibration> {
+    if cpuid(1).ecx & (1 << 31) != 0 {
+        let h = cpuid(0x4000_0000);
+        let mut vendor = [0u8; 12];
+        for (d, r) in vendor.chunks_exact_mut(4).zip([h.ebx, h.ecx, h.edx]) {
+            d.copy_from_slice(&r.to_le_bytes());
         }
-        if precise {
-            break;
+        if h.eax >= 0x4000_0010 && (&vendor == b"KVMKVMKVM\0\0\0" || &vendor == b"VMwareVMware") {
+            let t = cpuid(0x4000_0010);
+            if t.eax != 0 {
+                return Some(Calibration {
+                    tsc_hz: u64::from(t.eax) * 1000,
+                    apic_hz: (t.ebx != 0).then(|| u64::from(t.ebx) * 1000),
+                    reference: "CPUID 0x40000010",
+                });
+            }
         }
     }
-    // SAFETY: restores the gate register as it was.
-    unsafe { outb(0x61, saved) };
-    if let Some(w) = best {
-        return Ok(Calibration {
-            tsc_hz: w.tsc * PIT_HZ / count,
-            apic_hz: w.apic.map(|t| u64::from(t) * PIT_HZ / count),
-            reference: "PIT",
-        });
-    }
-    // No PIT: CPUID leaf 0x15 (TSC/crystal ratio) or 0x16 (base MHz).
-    let max = cpu::cpuid(0, 0).eax;
-    if max >= 0x15 {
-        let l = cpu::cpuid(0x15, 0);
+    if cpuid(0).eax >= 0x15 {
+        let l = cpuid(0x15);
         if l.eax != 0 && l.ebx != 0 && l.ecx != 0 {
-            return Ok(Calibration {
+            return Some(Calibration {
                 tsc_hz: u64::from(l.ecx) * u64::from(l.ebx) / u64::from(l.eax),
-                apic_hz: None,
+                apic_hz: Some(u64::from(l.ecx)),
                 reference: "CPUID 0x15",
             });
         }
     }
-    if max >= 0x16 {
-        let mhz = cpu::cpuid(0x16, 0).eax & 0xFFFF;
-        if mhz != 0 {
-            return Ok(Calibration {
+    None
+}
+
+/// The TSC against PIT channel 2, measured while the kernel boots: [`PitStopwatch::start`]
+/// loads the counter at entry and [`PitStopwatch::finish`] latches it when the rate is
+/// needed, so the boot work in between is the window and nothing is waited out unless it
+/// is still too short for 0.05 % (fast hardware: up to ~2 ms).
+///
+/// The count and the OUT pin are read with the 8254's read-back command (OUT high: the
+/// count ran out, after 54.9 ms, and a new window starts). Port 0x61 is only written, to
+/// open channel 2's gate: machines without a speaker port (QEMU `-M microvm`) read 0xFF
+/// there, and the earlier calibration that polled it for OUT saw every window end at once
+/// and read the TSC ~2,500 times too slow (`ready in 124949170 us`).
+pub(crate) struct PitStopwatch {
+    start: Bracket,
+    windows: u32,
+    saved_gate: u8,
+}
+
+impl PitStopwatch {
+    /// Starts a window: channel 2 in mode 0 (count down once) from [`PIT_START`].
+    pub(crate) fn start() -> PitStopwatch {
+        // SAFETY: (this and the port accesses below) ports 0x42/0x43/0x61 are PIT channel
+        // 2 and its gate on the PC platform; channel 2 (the speaker's) is used by nothing
+        // else, and the speaker output stays off (bit 1 of port 0x61 clear).
+        let saved_gate = unsafe {
+            let gate = inb(0x61);
+            outb(0x61, (gate & !0x02) | 0x01);
+            outb(0x43, 0b1011_0000); // channel 2, lobyte/hibyte, mode 0, binary
+            gate
+        };
+        // Done twice: the first time, QEMU TCG translates the code between the TSC reads
+        // (a 15 us bracket instead of 0.25 us); reloading the count restarts it.
+        Self::load();
+        let start = Self::load();
+        PitStopwatch {
+            start,
+            windows: 1,
+            saved_gate,
+        }
+    }
+
+    /// Loads the count (high byte last, which starts the countdown); returns when.
+    #[inline(never)]
+    fn load() -> Bracket {
+        // SAFETY: see `start`.
+        unsafe { outb(0x42, PIT_START as u8) };
+        // SAFETY: see `start`.
+        Bracket::around(|| unsafe { outb(0x42, (PIT_START >> 8) as u8) })
+    }
+
+    /// PIT ticks counted so far and when they were latched; `None` if the count ran out
+    /// or what answers is not a PIT in the mode we set (an absent one reads 0xFF).
+    fn read(&self) -> Option<(u64, Bracket)> {
+        // SAFETY: see `start`; read-back latches channel 2's status and count (bits
+        // 5 and 4 clear, bit 3 = channel 2), which are then read in that order.
+        let at = Bracket::around(|| unsafe { outb(0x43, 0b1100_1000) });
+        // SAFETY: see above.
+        let (status, lo, hi) = unsafe { (inb(0x42), inb(0x42), inb(0x42)) };
+        // OUT (bit 7) high: ran out; the access mode and mode bits must be ours.
+        if status & 0x80 != 0 || status & 0x3F != 0b11_0000 {
+            return None;
+        }
+        // Null count (bit 6): the count is not loaded yet.
+        let ticks = if status & 0x40 != 0 {
+            0
+        } else {
+            u64::from(PIT_START - u16::from_le_bytes([lo, hi]))
+        };
+        Some((ticks, at))
+    }
+
+    /// Waits until the window is long enough and returns the TSC rate (Hz); `None` if no
+    /// PIT counts here.
+    pub(crate) fn finish(mut self) -> Option<u64> {
+        let hz = loop {
+            match self.read() {
+                None if self.windows < MAX_WINDOWS => {
+                    let windows = self.windows + 1;
+                    self = PitStopwatch {
+                        windows,
+                        ..PitStopwatch::start()
+                    };
+                }
+                None => break None,
+                Some((ticks, at)) => {
+                    let (tsc, bracket) = span(self.start, at);
+                    // Plus one PIT tick of quantisation.
+                    if ticks > 0 && (bracket + tsc / ticks).saturating_mul(PRECISION) < tsc {
+                        break Some(tsc * PIT_HZ / ticks);
+                    }
+                    // Far past the 54.9 ms the count lasts, yet neither precise nor run
+                    // out: nothing counts here.
+                    if tsc > 1 << 31 {
+                        break None;
+                    }
+                }
+            }
+            core::hint::spin_loop();
+        };
+        // SAFETY: restores the gate register as it was.
+        unsafe { outb(0x61, self.saved_gate) };
+        hz
+    }
+}
+
+/// The local APIC timer (divide-by-1) against the TSC, when nothing states its rate:
+/// started once the APIC is mapped and read once the TSC rate is known.
+pub(crate) struct ApicStopwatch {
+    start: Bracket,
+}
+
+impl ApicStopwatch {
+    /// Starts the APIC timer counting down (masked).
+    pub(crate) fn start(lapic: &crate::apic::Lapic) -> ApicStopwatch {
+        // Twice, for the reason given in `PitStopwatch::start`; the second start restarts
+        // the count.
+        Self::load(lapic);
+        ApicStopwatch {
+            start: Self::load(lapic),
+        }
+    }
+
+    #[inline(never)]
+    fn load(lapic: &crate::apic::Lapic) -> Bracket {
+        Bracket::around(|| lapic.start_calibration())
+    }
+
+    /// Waits until the window is known to 1 % (or is 10 ms long) and returns the APIC
+    /// timer's rate (Hz) at `tsc_hz`. The APIC timer only wakes the idle loop, which
+    /// checks the TSC and sleeps again if woken early, so 1 % is plenty; holding it to
+    /// the TSC's 0.05 % made boots wait up to 17 ms after a vCPU stall during `start`.
+    pub(crate) fn finish(self, lapic: &crate::apic::Lapic, tsc_hz: u64) -> u64 {
+        loop {
+            let mut ticks = 0;
+            let at = Bracket::around(|| ticks = lapic.calibration_ticks());
+            let (tsc, uncertainty) = span(self.start, at);
+            if tsc > 0 && (uncertainty.saturating_mul(APIC_PRECISION) < tsc || tsc > tsc_hz / 100) {
+                lapic.stop_calibration();
+                let hz = u128::from(ticks) * u128::from(tsc_hz) / u128::from(tsc);
+                return u64::try_from(hz).unwrap_or(u64::MAX);
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Completes the calibration begun at boot: the stated rate if there is one, else the PIT
+/// window (else CPUID 0x16's nominal frequency); the APIC timer's rate, if `apic` is
+/// given and nothing stated it, against the TSC.
+pub(crate) fn finish(
+    stated: Option<Calibration>,
+    pit: Option<PitStopwatch>,
+    apic: Option<(ApicStopwatch, &crate::apic::Lapic)>,
+) -> Result<Calibration, CalibrationError> {
+    let mut c = match (stated, pit.and_then(PitStopwatch::finish)) {
+        (Some(c), _) => c,
+        (None, Some(tsc_hz)) => Calibration {
+            tsc_hz,
+            apic_hz: None,
+            reference: "PIT",
+        },
+        (None, None) => {
+            let max = cpu::cpuid(0, 0).eax;
+            let mhz = if max >= 0x16 {
+                cpu::cpuid(0x16, 0).eax & 0xFFFF
+            } else {
+                0
+            };
+            if mhz == 0 {
+                return Err(CalibrationError::NoReference);
+            }
+            Calibration {
                 tsc_hz: u64::from(mhz) * 1_000_000,
                 apic_hz: None,
                 reference: "CPUID 0x16",
-            });
+            }
         }
+    };
+    if let Some((watch, lapic)) = apic {
+        let hz = watch.finish(lapic, c.tsc_hz);
+        c.apic_hz = c.apic_hz.or(Some(hz));
     }
-    Err(CalibrationError::NoReference)
+    Ok(c)
 }
 
 /// A registered timer: what [`TimerQueue::insert`] returns, to refresh or cancel it.
@@ -406,8 +556,8 @@ impl Timer for Clock {
 
 /// Unix seconds read from the RTC at boot (`u64::MAX`: unknown).
 static WALL_SECS: AtomicU64 = AtomicU64::new(u64::MAX);
-/// Monotonic nanoseconds at which the RTC was read.
-static WALL_READ_AT: AtomicU64 = AtomicU64::new(0);
+/// TSC value at which the wall clock was read (so it can be read before calibration).
+static WALL_READ_TSC: AtomicU64 = AtomicU64::new(0);
 
 impl WallClock for Clock {
     fn now_since_epoch(&self) -> Option<Duration> {
@@ -415,21 +565,22 @@ impl WallClock for Clock {
         if secs == u64::MAX {
             return None;
         }
-        let since = nanos_since_entry().saturating_sub(WALL_READ_AT.load(Ordering::Relaxed));
+        let ticks = rdtsc().saturating_sub(WALL_READ_TSC.load(Ordering::Relaxed));
+        let since = ticks_to_nanos(ticks, NS_PER_TICK.load(Ordering::Relaxed));
         Some(Duration::from_secs(secs) + Duration::from_nanos(since))
     }
 }
 
 /// Anchors the wall clock at `secs` (Unix seconds) now (Xen: from the shared info page).
 pub(crate) fn set_wall_clock(secs: u64) {
-    WALL_READ_AT.store(nanos_since_entry(), Ordering::Relaxed);
+    WALL_READ_TSC.store(rdtsc(), Ordering::Relaxed);
     WALL_SECS.store(secs, Ordering::Relaxed);
 }
 
 /// Reads the CMOS RTC once and anchors the wall clock to the monotonic clock.
 pub(crate) fn init_wall_clock() -> Option<u64> {
     let secs = read_rtc()?;
-    WALL_READ_AT.store(nanos_since_entry(), Ordering::Relaxed);
+    WALL_READ_TSC.store(rdtsc(), Ordering::Relaxed);
     WALL_SECS.store(secs, Ordering::Relaxed);
     Some(secs)
 }
@@ -585,6 +736,60 @@ mod tests {
             ticks_to_nanos(year, fixed) / 1_000_000_000,
             86_400 * 365 - 1
         );
+    }
+
+    fn leaves(list: &[(u32, [u32; 4])]) -> impl Fn(u32) -> cpu::Cpuid + '_ {
+        |leaf| {
+            let r = list
+                .iter()
+                .find(|(l, _)| *l == leaf)
+                .map_or([0; 4], |(_, r)| *r);
+            cpu::Cpuid {
+                eax: r[0],
+                ebx: r[1],
+                ecx: r[2],
+                edx: r[3],
+            }
+        }
+    }
+
+    #[test]
+    fn stated_rates() {
+        let kvm = u32::from_le_bytes(*b"KVMK");
+        let vmkv = u32::from_le_bytes(*b"VMKV");
+        let m = u32::from_le_bytes(*b"M\0\0\0");
+        // KVM with the timing leaf: TSC and APIC bus in kHz.
+        let c = stated_rate_from(leaves(&[
+            (0, [0xd, 0, 0, 0]),
+            (1, [0, 0, 1 << 31, 0]),
+            (0x4000_0000, [0x4000_0010, kvm, vmkv, m]),
+            (0x4000_0010, [2_500_000, 1_000_000, 0, 0]),
+        ]))
+        .unwrap();
+        assert_eq!((c.tsc_hz, c.apic_hz), (2_500_000_000, Some(1_000_000_000)));
+        // Another hypervisor's leaf 0x4000_0010 means something else: not used.
+        let other = u32::from_le_bytes(*b"Othe");
+        assert_eq!(
+            stated_rate_from(leaves(&[
+                (1, [0, 0, 1 << 31, 0]),
+                (0x4000_0000, [0x4000_0010, other, other, other]),
+                (0x4000_0010, [2_500_000, 0, 0, 0]),
+            ])),
+            None
+        );
+        // Leaf 0x15: crystal 24 MHz, TSC = crystal * 125 / 1.
+        let c = stated_rate_from(leaves(&[
+            (0, [0x16, 0, 0, 0]),
+            (0x15, [1, 125, 24_000_000, 0]),
+        ]))
+        .unwrap();
+        assert_eq!((c.tsc_hz, c.apic_hz), (3_000_000_000, Some(24_000_000)));
+        // Leaf 0x15 without the crystal (many CPUs), or absent: measure instead.
+        assert_eq!(
+            stated_rate_from(leaves(&[(0, [0x16, 0, 0, 0]), (0x15, [2, 250, 0, 0])])),
+            None
+        );
+        assert_eq!(stated_rate_from(leaves(&[(0, [0xd, 0, 0, 0])])), None);
     }
 
     #[test]
