@@ -102,22 +102,20 @@ fn a_kernel_carries_only_what_it_uses() {
 
 /// Boots the static website with its port forwarded to `host_port` and waits until it
 /// answers (slirp accepts connections before the guest is up, so poll with short
-/// timeouts).
-fn boot_site(memory: &str, machine: &str, host_port: u16) -> Qemu {
+/// timeouts). `firmware`: extra arguments (none: SeaBIOS, which assigns the PCI BARs).
+fn boot_site(memory: &str, machine: &str, host_port: u16, firmware: &[&str]) -> Qemu {
     let image = build_kernel("static-website");
     let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{host_port}-:8080");
-    let mut qemu = Qemu::boot(
-        &image,
-        memory,
-        &[
-            "-machine",
-            machine,
-            "-netdev",
-            &netdev,
-            "-device",
-            "virtio-net-pci,netdev=n0",
-        ],
-    );
+    let mut args = vec![
+        "-machine",
+        machine,
+        "-netdev",
+        &netdev,
+        "-device",
+        "virtio-net-pci,netdev=n0",
+    ];
+    args.extend_from_slice(firmware);
+    let mut qemu = Qemu::boot(&image, memory, &args);
     qemu.wait_for("morgana: ready in", BOOT);
     let addr: SocketAddr = format!("127.0.0.1:{host_port}").parse().expect("addr");
     let start = Instant::now();
@@ -141,7 +139,7 @@ fn boot_site(memory: &str, machine: &str, host_port: u16) -> Qemu {
 
 #[test]
 fn static_website_kernel_serves_every_file() {
-    let qemu = boot_site("32M", "pc", 18080);
+    let qemu = boot_site("32M", "pc", 18080, &[]);
     let base = "http://127.0.0.1:18080";
     let htdocs = workspace_root().join("appliances/static-website/htdocs");
     for (key, path) in files_below(&htdocs) {
@@ -168,9 +166,16 @@ fn static_website_kernel_serves_every_file() {
     drop(qemu);
 }
 
+/// Also with the generated deployment file's firmware (schemas/catalog.ron): qboot,
+/// which leaves the PCI BARs unassigned, so the kernel assigns them.
 #[test]
 fn static_website_kernel_serves_in_16_mib_on_q35() {
-    let _qemu = boot_site("16M", "q35", 18081);
+    let _qemu = boot_site(
+        "16M",
+        "q35",
+        18081,
+        &["-nodefaults", "-no-user-config", "-bios", "qboot.rom"],
+    );
     let want =
         std::fs::read(workspace_root().join("appliances/static-website/htdocs/img/logo.png"))
             .expect("logo");

@@ -5,6 +5,8 @@
 //!   ports on q35 are such bridges);
 //! - [`Pci::bar`] decodes a BAR, 64-bit BARs included (QEMU puts them above 4 GiB with
 //!   enough RAM), and sizes it with the usual write-ones probe while decoding is off;
+//!   a memory BAR on bus 0 that the firmware left without an address (QEMU's qboot
+//!   assigns none: Linux does it itself) gets one from [`ASSIGN_WINDOW`];
 //!   [`Pci::map_bar`] maps a memory BAR uncached;
 //! - [`Pci::capabilities`] walks the capability list (virtio's vendor capabilities, 0x09,
 //!   and MSI-X, 0x11); [`Pci::msix`] + [`MsixTable`] program MSI-X entries with an
@@ -18,9 +20,34 @@ use crate::interrupts::MsiMessage;
 use crate::paging::{self, MapError, Mmio};
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 const CONFIG_ADDRESS: u16 = 0xCF8;
 const CONFIG_DATA: u16 = 0xCFC;
+
+/// Where memory BARs left unassigned by the firmware are placed: inside the 32-bit PCI
+/// hole of QEMU's `pc` (RAM below 4 GiB ends by 0xC000_0000) and `q35` (its ECAM ends
+/// there) machines, below the firmware, I/O APIC and local APIC pages.
+pub const ASSIGN_WINDOW: Range<u64> = 0xC000_0000..0xFE00_0000;
+/// The next free address in [`ASSIGN_WINDOW`].
+static ASSIGN_NEXT: AtomicU64 = AtomicU64::new(ASSIGN_WINDOW.start);
+
+/// Takes `size` bytes (a power of two), aligned to `size`, from [`ASSIGN_WINDOW`], whose
+/// first free address is `next`.
+fn take_window(next: &AtomicU64, size: u64) -> Option<u64> {
+    if !size.is_power_of_two() {
+        return None;
+    }
+    let at = next
+        .load(Ordering::Relaxed)
+        .checked_next_multiple_of(size)?;
+    let end = at.checked_add(size)?;
+    (end <= ASSIGN_WINDOW.end).then(|| {
+        next.store(end, Ordering::Relaxed);
+        at
+    })
+}
 
 /// Command register bits.
 pub mod command {
@@ -353,7 +380,25 @@ impl Pci {
         let cmd = self.read16(at, 0x04);
         // Decoding off while the BAR holds all-ones.
         self.write16(at, 0x04, cmd & !(command::IO | command::MEMORY));
-        let result = self.probe_bar(at, index, max);
+        let mut result = self.probe_bar(at, index, max);
+        if let Ok(Bar::Memory {
+            address: ref mut address @ 0,
+            size,
+            is_64bit,
+            ..
+        }) = result
+            && at.bus == 0
+            && let Some(a) = take_window(&ASSIGN_NEXT, size)
+        {
+            // Behind a bridge the bridge's window would need programming too: left alone.
+            let off = 0x10 + index * 4;
+            let flags = self.read32(at, off) & 0xF;
+            self.write32(at, off, a as u32 | flags);
+            if is_64bit {
+                self.write32(at, off + 4, (a >> 32) as u32);
+            }
+            *address = a;
+        }
         self.write16(at, 0x04, cmd);
         result
     }
@@ -518,6 +563,17 @@ impl Iterator for Capabilities {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unassigned_bars_are_placed_aligned_inside_the_window() {
+        let next = AtomicU64::new(ASSIGN_WINDOW.start);
+        assert_eq!(take_window(&next, 0x1000), Some(0xC000_0000));
+        assert_eq!(take_window(&next, 0x4000), Some(0xC000_4000));
+        assert_eq!(take_window(&next, 0x1000), Some(0xC000_8000));
+        assert_eq!(take_window(&next, 0x3000), None, "not a power of two");
+        assert_eq!(take_window(&next, 1 << 31), None, "does not fit");
+        assert_eq!(take_window(&next, 1 << 28), Some(0xD000_0000));
+    }
 
     #[test]
     fn config_addresses() {
