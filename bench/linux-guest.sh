@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reference: Debian's Linux kernel + busybox httpd (static 10.0.2.15, no DHCP) booted under
-# QEMU with the same flags as a Morgana PVH image (TCG, -m, virtio-net-pci, user net + hostfwd).
+# QEMU with the same flags as a Morgana PVH image (QEMU_MACHINE_ARGS and QEMU_NIC in lib/common.sh,
+# -m, user net + hostfwd).
 #
 #   linux-guest.sh build                    fetch kernel + busybox with apt-get download, build initrd (cached)
 #   linux-guest.sh boot PORT MEM_MB LOG     start QEMU in the background; prints its pid
@@ -55,10 +56,10 @@ case "${1:-}" in
   boot)
     port=${2:?port} mem=${3:?mem} log=${4:?serial log}
     build
-    qemu-system-x86_64 -accel tcg -m "$mem" -display none -no-reboot \
+    qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -m "$mem" \
       -kernel "$CACHE/vmlinuz" -initrd "$CACHE/initrd.gz" -append "console=ttyS0 quiet" \
       -serial "file:$log" \
-      -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:80" -device virtio-net-pci,netdev=n0 \
+      -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:80" -device "$QEMU_NIC" \
       </dev/null >/dev/null 2>&1 &
     echo $! ;;
   *) sed -n '2,7p' "$0"; exit 2 ;;

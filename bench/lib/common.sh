@@ -5,6 +5,12 @@ BENCH_CACHE=${MORGANA_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/morgana-bench
 BENCH_TARGET=${CARGO_TARGET_DIR:-$BENCH_ROOT/target/h-bench}
 mkdir -p "$BENCH_CACHE"
 
+# QEMU flags for every guest of every figure, Morgana and the Linux reference alike: those
+# of the generated deployment file (schemas/catalog.ron: no default devices, qboot instead
+# of SeaBIOS, no option ROM on the NIC; see docs/benchmarks.md, figure 1).
+QEMU_MACHINE_ARGS=(-accel tcg -display none -no-reboot -nodefaults -no-user-config -bios qboot.rom)
+QEMU_NIC=virtio-net-pci,netdev=n0,romfile=
+
 now() { date +%s.%N; }
 # elapsed START -> seconds since START (3 decimals)
 elapsed() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN{printf "%.3f", e-s}'; }

@@ -13,18 +13,16 @@ make_scratch_site() {
   printf '%0599d\n' 0 > "$dir/htdocs/small.html"
   head -c 100000 /dev/zero | tr '\0' 'a' > "$dir/htdocs/100k.bin"
   head -c 1048576 /dev/zero | tr '\0' 'b' > "$dir/htdocs/1m.bin"
-  local root=$BENCH_ROOT
+  local root=$BENCH_ROOT deps=()
+  # Every workspace path dependency (`name = { path = "dir" }` in the root Cargo.toml),
+  # pointed at this checkout.
+  while read -r name path; do
+    deps+=(-e "s|^$name.workspace = true|$name = { path = \"$root/$path\" }|")
+  done < <(sed -n 's/^\([a-z0-9_-]*\) = { path = "\([^"]*\)" }$/\1 \2/p' "$root/Cargo.toml")
   sed -e 's/version.workspace = true/version = "0.1.0"/' \
       -e 's/edition.workspace = true/edition = "2024"/' \
       -e '/license.workspace = true/d' \
-      -e "s|^morgana-signatures.workspace = true|morgana-signatures = { path = \"$root/platform/signatures\" }|" \
-      -e "s|^morgana-unix.workspace = true|morgana-unix = { path = \"$root/platform/unix\" }|" \
-      -e "s|^morgana-pvh.workspace = true|morgana-pvh = { path = \"$root/platform/pvh\" }|" \
-      -e "s|^morgana-virtio.workspace = true|morgana-virtio = { path = \"$root/platform/virtio\" }|" \
-      -e "s|^morgana-http.workspace = true|morgana-http = { path = \"$root/components/http\" }|" \
-      -e "s|^morgana-direct.workspace = true|morgana-direct = { path = \"$root/components/direct\" }|" \
-      -e "s|^kv-crunch.workspace = true|kv-crunch = { path = \"$root/kv-crunch\" }|" \
-      -e "s|^morgana-codegen.workspace = true|morgana-codegen = { path = \"$root/codegen\" }|" \
+      "${deps[@]}" \
       -e "/^\[\[bin\]\]/,/^name/ s|^name = \"static-website\"|name = \"static-website-$(basename "$dir")\"|" \
       "$src/Cargo.toml" > "$dir/Cargo.toml"
   if grep -q 'workspace = true' "$dir/Cargo.toml"; then
