@@ -3,7 +3,7 @@
 use alloc::format;
 use core::fmt;
 use morgana_http::{Server, StaticSite};
-use morgana_signatures::{Console, KvRo, Tcp, Timer};
+use morgana_signatures::{Console, KvRo, ShowAddr, Tcp, Timer};
 
 /// The application, written against the signatures only: the same code serves from a Unix
 /// process and from a kernel.
@@ -34,7 +34,7 @@ impl Website {
         console.write_str(&format!(
             "static-website: serving {} files on http://{}/\n",
             site.len(),
-            http.local_addr()
+            ShowAddr(http.local_addr())
         ));
         http.serve(StaticSite::new(site)).await.map_err(Stopped)
     }

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::net::SocketAddr;
 use core::time::Duration;
-use morgana_signatures::{StartMessage, TcpError, TcpErrorKind};
+use morgana_signatures::{ShowAddr, StartMessage, TcpError, TcpErrorKind};
 
 /// Why the direct stack could not start, listen, or move data.
 #[derive(Clone, Debug)]
@@ -44,7 +44,9 @@ impl fmt::Display for Error {
                 if after.subsec_millis() == 0 {
                     write!(f, "no DHCP answer after {} s", after.as_secs())
                 } else {
-                    write!(f, "no DHCP answer after {} ms", after.as_millis())
+                    // As u64: formatting a u128 costs a kilobyte of image.
+                    let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+                    write!(f, "no DHCP answer after {ms} ms")
                 }
             }
             Error::Entropy(why) => write!(
@@ -54,16 +56,18 @@ impl fmt::Display for Error {
             ),
             Error::Ipv6(addr) => write!(
                 f,
-                "cannot listen on {addr}: the direct stack speaks IPv4 only"
+                "cannot listen on {}: the direct stack speaks IPv4 only",
+                ShowAddr(*addr)
             ),
             Error::AddrNotAvailable(addr) => {
                 write!(
                     f,
-                    "address {addr} is not an address of this stack (it has no loopback \
-                     interface: listen on 0.0.0.0 or on the stack's own address)"
+                    "address {} is not an address of this stack (it has no loopback \
+                     interface: listen on 0.0.0.0 or on the stack's own address)",
+                    ShowAddr(*addr)
                 )
             }
-            Error::AddrInUse(addr) => write!(f, "address {addr} already in use"),
+            Error::AddrInUse(addr) => write!(f, "address {} already in use", ShowAddr(*addr)),
             Error::Exhausted { max_sockets } => {
                 write!(f, "out of TCP sockets (max_sockets = {max_sockets})")
             }

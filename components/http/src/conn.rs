@@ -6,7 +6,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use morgana_rt::{TimedOut, timeout};
-use morgana_signatures::{Instant, TcpStream, Timer};
+use morgana_signatures::{Instant, ShowAddr, TcpStream, Timer};
 
 use crate::negotiate;
 use crate::request::{self, Method, Request, Target, TargetError, Version};
@@ -47,7 +47,7 @@ pub(crate) async fn serve<S, C, H>(
     match requests(&mut io, &mut input, path_buf, head_buf, handler, peer).await {
         End::Done => {}
         End::Refuse(refusal) => {
-            log::debug!("{peer}: {}: {}", refusal.status, refusal.why);
+            log::debug!("{}: {}: {}", ShowAddr(peer), refusal.status, refusal.why);
             let sent = match error_response(head_buf, refusal.status) {
                 Some(head) => {
                     let page = refusal.status.page().as_bytes();
@@ -57,12 +57,12 @@ pub(crate) async fn serve<S, C, H>(
                 None => Err(Broken::HeadOverflow),
             };
             if let Err(broken) = sent {
-                log::debug!("{peer}: dropped: {broken}");
+                log::debug!("{}: dropped: {broken}", ShowAddr(peer));
                 return;
             }
         }
         End::Broken(broken) => {
-            log::debug!("{peer}: dropped: {broken}");
+            log::debug!("{}: dropped: {broken}", ShowAddr(peer));
             return;
         }
     }
@@ -246,7 +246,7 @@ where
         let (status, body) = match headers.error() {
             None => (response.status, response.body),
             Some(e) => {
-                log::debug!("{peer}: handler's response head refused: {e}");
+                log::debug!("{}: handler's response head refused: {e}", ShowAddr(peer));
                 headers.clear();
                 headers.insert("Content-Type", HTML);
                 let status = Status::InternalServerError;
@@ -266,7 +266,8 @@ where
             return End::Broken(broken);
         }
         log::trace!(
-            "{peer}: {} {} -> {}",
+            "{}: {} {} -> {}",
+            ShowAddr(peer),
             method_name(meta.method),
             path,
             status.code()
@@ -302,7 +303,7 @@ fn check<'b>(req: &httparse::Request<'_, 'b>) -> Result<Meta<'b>, Refusal> {
     let fields = |name: &'static str| {
         req.headers
             .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .filter(move |h| negotiate::eq_ignore_case(h.name.as_bytes(), name.as_bytes()))
             .map(|h| h.value)
     };
 
@@ -342,7 +343,7 @@ fn check<'b>(req: &httparse::Request<'_, 'b>) -> Result<Meta<'b>, Refusal> {
     let mut expect_continue = false;
     if version == Version::Http11 {
         for value in fields("expect") {
-            if negotiate::trim_ows(value).eq_ignore_ascii_case(b"100-continue") {
+            if negotiate::eq_ignore_case(negotiate::trim_ows(value), b"100-continue") {
                 expect_continue = true;
             } else {
                 return Err(refuse(Status::ExpectationFailed, "unknown expectation"));

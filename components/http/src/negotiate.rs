@@ -4,6 +4,13 @@
 //! All of them work on raw bytes, never index out of bounds, and treat anything they do
 //! not understand conservatively (documented per function).
 
+/// `a.eq_ignore_ascii_case(b)`, not inlined: it is used in a dozen places, each inlined
+/// copy some 150 bytes of image.
+#[inline(never)]
+pub(crate) fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
 /// `value` without leading and trailing spaces and tabs (OWS).
 pub(crate) fn trim_ows(value: &[u8]) -> &[u8] {
     let start = value
@@ -43,7 +50,7 @@ pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
 
 /// Whether a `Connection` list in `values` has `token` (case-insensitive).
 pub(crate) fn has_token<'v>(values: impl Iterator<Item = &'v [u8]>, token: &str) -> bool {
-    list_elements(values).any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
+    list_elements(values).any(|e| eq_ignore_case(e, token.as_bytes()))
 }
 
 /// Whether the last transfer coding of the `Transfer-Encoding` fields in `values` is
@@ -51,7 +58,7 @@ pub(crate) fn has_token<'v>(values: impl Iterator<Item = &'v [u8]>, token: &str)
 pub(crate) fn final_coding_is_chunked<'v>(values: impl Iterator<Item = &'v [u8]>) -> bool {
     list_elements(values).last().is_some_and(|coding| {
         let name = coding.split(|&b| b == b';').next().unwrap_or_default();
-        trim_ows(name).eq_ignore_ascii_case(b"chunked")
+        eq_ignore_case(trim_ows(name), b"chunked")
     })
 }
 
@@ -107,15 +114,14 @@ pub(crate) fn prefers_gzip<'v>(values: impl Iterator<Item = &'v [u8]>) -> bool {
                 Some(eq) => (param.get(..eq), param.get(eq + 1..)),
                 None => (Some(param), None),
             };
-            if name.is_some_and(|n| trim_ows(n).eq_ignore_ascii_case(b"q")) {
+            if name.is_some_and(|n| eq_ignore_case(trim_ows(n), b"q")) {
                 weight = value.map(trim_ows).and_then(qvalue);
             }
         }
         let Some(weight) = weight else { continue };
-        let slot = if coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip")
-        {
+        let slot = if eq_ignore_case(coding, b"gzip") || eq_ignore_case(coding, b"x-gzip") {
             &mut gzip
-        } else if coding.eq_ignore_ascii_case(b"identity") {
+        } else if eq_ignore_case(coding, b"identity") {
             &mut identity
         } else if coding == b"*" {
             &mut star

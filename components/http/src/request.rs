@@ -79,7 +79,7 @@ impl<'r> Request<'r> {
         let headers: &'r [httparse::Header<'r>] = self.headers;
         headers
             .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .filter(move |h| negotiate::eq_ignore_case(h.name.as_bytes(), name.as_bytes()))
             .map(|h| h.value)
     }
 
@@ -156,7 +156,7 @@ pub(crate) fn split_target(target: &str) -> Result<Target<'_>, TargetError> {
 fn strip_scheme(target: &str) -> Option<&str> {
     ["http://", "https://"].into_iter().find_map(|scheme| {
         let head = target.as_bytes().get(..scheme.len())?;
-        if head.eq_ignore_ascii_case(scheme.as_bytes()) {
+        if negotiate::eq_ignore_case(head, scheme.as_bytes()) {
             target.get(scheme.len()..)
         } else {
             None

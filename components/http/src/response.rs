@@ -381,7 +381,10 @@ fn check_name(name: &str) -> Result<(), HeaderError> {
     if name.is_empty() || !name.bytes().all(is_tchar) {
         return Err(HeaderError::InvalidName);
     }
-    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+    if RESERVED
+        .iter()
+        .any(|r| crate::negotiate::eq_ignore_case(r.as_bytes(), name.as_bytes()))
+    {
         return Err(HeaderError::Reserved);
     }
     Ok(())

@@ -7,7 +7,7 @@ use core::pin::pin;
 use core::time::Duration;
 
 use morgana_rt::TaskSet;
-use morgana_signatures::{Tcp, TcpError, TcpErrorKind, TcpListener, Timer};
+use morgana_signatures::{ShowAddr, Tcp, TcpError, TcpErrorKind, TcpListener, Timer};
 
 use crate::conn;
 use crate::request::Request;
@@ -59,7 +59,9 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
-            Error::Listen { address, error } => write!(f, "cannot listen on {address}: {error}"),
+            Error::Listen { address, error } => {
+                write!(f, "cannot listen on {}: {error}", ShowAddr(*address))
+            }
             Error::LocalAddr(e) => write!(f, "cannot read the listening address: {e}"),
             Error::Accept(e) => write!(f, "cannot accept connections: {e}"),
         }
@@ -176,14 +178,14 @@ impl<T: Tcp, C: Timer> Server<T, C> {
                 Ok((stream, peer)) => {
                     if conns.is_full() {
                         if rejects.insert(conn::refuse(stream, clock, idle)).is_err() {
-                            log::debug!("{peer}: dropped: at the connection cap");
+                            log::debug!("{}: dropped: at the connection cap", ShowAddr(peer));
                         }
                     } else if conns
                         .insert(conn::serve(stream, peer, clock, idle, handler))
                         .is_err()
                     {
                         // Not reached: the set had room.
-                        log::debug!("{peer}: dropped: connection set full");
+                        log::debug!("{}: dropped: connection set full", ShowAddr(peer));
                     }
                 }
                 Err(e) => match e.kind() {

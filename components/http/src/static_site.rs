@@ -131,7 +131,11 @@ fn store_error<'a>(
     headers: &mut Headers<'_>,
     e: &impl core::fmt::Display,
 ) -> Response<'a> {
-    log::debug!("{}: store: {}: {e}", request.peer(), request.path());
+    log::debug!(
+        "{}: store: {}: {e}",
+        morgana_signatures::ShowAddr(request.peer()),
+        request.path()
+    );
     html(headers, Status::InternalServerError)
 }
 

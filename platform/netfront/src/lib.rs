@@ -100,7 +100,11 @@ impl fmt::Display for Error {
                  receive mode this driver speaks"
             ),
             Error::BadMac { value } => {
-                write!(f, "netfront: the vif's mac {value:?} is not six hex pairs")
+                let value = value.escape_default();
+                write!(
+                    f,
+                    "netfront: the vif's mac \"{value}\" is not six hex pairs"
+                )
             }
         }
     }

@@ -509,8 +509,12 @@ where
         },
         if nx { ", NX" } else { "" },
     );
+    let wall: &dyn core::fmt::Display = match &wall {
+        Some(secs) => secs,
+        None => &"unknown",
+    };
     log::debug!(
-        "cmdline {:?}; ACPI power-off {}; {} I/O APIC(s); wall clock {:?}",
+        "cmdline \"{}\"; ACPI power-off {}; {} I/O APIC(s); wall clock {}",
         cmdline,
         if exit::can_power_off() {
             "available"
@@ -521,9 +525,9 @@ where
         wall
     );
     if let Some(x) = xen {
+        let (major, minor) = crate::xen::version().unwrap_or((0, 0));
         log::debug!(
-            "Xen {:?}: PV console, store ring at pfn {:#x} event channel {}",
-            crate::xen::version().unwrap_or((0, 0)),
+            "Xen {major}.{minor}: PV console, store ring at pfn {:#x} event channel {}",
             x.store.0,
             x.store.1
         );

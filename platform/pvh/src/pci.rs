@@ -309,8 +309,7 @@ impl Pci {
         })
     }
 
-    /// Every function on bus 0 and behind its bridges, in bus/device/function order of
-    /// discovery.
+    /// Every function on bus 0 and behind its bridges, in bus/device/function order.
     pub fn scan(&self) -> Vec<PciFunction> {
         let mut found = Vec::new();
         let mut visited = [0u64; 4];
@@ -346,14 +345,15 @@ impl Pci {
                     if f.header_type == 1 {
                         buses.push(self.read8(at, 0x19)); // secondary bus
                     }
-                    found.push(f);
+                    // Kept in address order (buses behind bridges come in any order).
+                    let pos = found.partition_point(|g: &PciFunction| g.address < at);
+                    found.insert(pos, f);
                     if function == 0 && self.read8(at, 0x0E) & 0x80 == 0 {
                         break; // single-function device
                     }
                 }
             }
         }
-        found.sort_unstable_by_key(|f| f.address);
         found
     }
 

@@ -223,7 +223,9 @@ impl fmt::Display for InterruptMode {
                 write!(f, "INTx (IRQ {line}, vector {vector:#x})")
             }
             InterruptMode::Poll { interval } => {
-                write!(f, "polling every {} us", interval.as_micros())
+                // As u64: formatting a u128 costs a kilobyte of image.
+                let us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+                write!(f, "polling every {us} us")
             }
         }
     }

@@ -182,12 +182,13 @@ impl fmt::Display for BusError {
         match self {
             BusError::NoDevice { node } => write!(
                 f,
-                "no {node} in xenstore: the domain has no such device (for a network, give \
-                 the domain config a line like vif = [ 'bridge=xenbr0' ])"
+                "no {node} in xenstore (for a network, add vif = [ 'bridge=xenbr0' ] to the \
+                 xl config)"
             ),
             BusError::Store { path, error } => write!(f, "xenstore {path}: {error}"),
             BusError::BadValue { path, value } => {
-                write!(f, "xenstore {path} holds {value:?}, which does not parse")
+                let value = value.escape_default();
+                write!(f, "xenstore {path} holds \"{value}\", which does not parse")
             }
             BusError::BackendGone { backend, state } => {
                 write!(

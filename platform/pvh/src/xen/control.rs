@@ -71,13 +71,16 @@ pub(crate) fn check() {
         }
         let value = client.read_string(NODE).ok()?;
         let request = parse(&value);
-        log::debug!("xen: {NODE} = {value:?}");
+        // Quoted and escaped with `escape_default`, not `{:?}`, whose Unicode tables cost
+        // kilobytes of image.
+        let quoted = value.escape_default();
+        log::debug!("xen: {NODE} = \"{quoted}\"");
         if request != Request::None {
             // Acknowledge, as the toolstack expects.
             let _ = client.write(NODE, b"");
             if request == Request::Unsupported {
                 log::warn!(
-                    "xen: the toolstack asked for {value:?}, which this kernel does not support"
+                    "xen: the toolstack asked for \"{quoted}\", which this kernel does not support"
                 );
             }
         }

@@ -49,10 +49,11 @@ struct Page(UnsafeCell<[u8; 4096]>);
 // only through volatile reads (shared info); one CPU.
 unsafe impl Sync for Page {}
 
-/// Filled in by Xen with one 32-byte stub per hypercall. It lies in `.text` so that the
-/// kernel's W^X tables map it executable; Xen writes it through its physical address.
-#[unsafe(link_section = ".text.morgana_xen_hypercall_page")]
-static HYPERCALL_PAGE: Page = Page(UnsafeCell::new([0xC3; 4096]));
+/// Filled in by Xen with one 32-byte stub per hypercall. kernel.ld puts it at the end of
+/// the text segment, so that the kernel's W^X tables map it executable, as NOBITS: it
+/// takes no bytes in the image. Xen writes it through its physical address.
+#[unsafe(link_section = ".morgana_xen_hypercall_page")]
+static HYPERCALL_PAGE: Page = Page(UnsafeCell::new([0; 4096]));
 
 /// The page whose frame is replaced by Xen's shared info page.
 #[unsafe(link_section = ".bss.morgana_xen_shared_info")]

@@ -13,8 +13,9 @@
 //! | APIC timer frequency | Xen's virtual LAPIC runs at a fixed 100 MHz |
 //! | power-off / failure | `SCHEDOP_shutdown`: reason poweroff on success, crash on failure |
 //!
-//! The hypercall page is a page of `.text` (executable under W^X) that Xen fills in when
-//! its physical address is written to the MSR that CPUID leaf base+2 names. The shared
+//! The hypercall page is a zero-filled (NOBITS) page at the end of the text segment
+//! (executable under W^X, no bytes in the image) that Xen fills in when its physical
+//! address is written to the MSR that CPUID leaf base+2 names. The shared
 //! info page is mapped with `XENMEM_add_to_physmap` over a page-aligned `.bss` page.
 //! [`store`] is the xenstore client (wire protocol over the store ring), tested on the
 //! host against a simulated ring.

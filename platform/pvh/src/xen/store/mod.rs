@@ -260,7 +260,11 @@ impl<T: Transport> Client<T> {
             }
             if r.kind == MsgType::Error as u32 {
                 let name = r.payload.split(|&b| b == 0).next().unwrap_or(&[]);
-                return Err(StoreError::Xen(String::from_utf8_lossy(name).into_owned()));
+                // Xen's names are ASCII ("ENOENT"); bytes as Latin-1 chars need no
+                // UTF-8 repair code (`from_utf8_lossy` is a kilobyte of image).
+                return Err(StoreError::Xen(
+                    name.iter().map(|&b| char::from(b)).collect(),
+                ));
             }
             if r.kind != kind as u32 {
                 self.broken = true;
