@@ -192,7 +192,12 @@ on_reboot = "preserve"
 CFG
     xl create $dir/guest.cfg 2>&1
   fi
-  DOMID=$(xl domid $GUEST 2>/dev/null)
+  # xl now and then aborts under TCG (see the notes): ask again before giving up.
+  DOMID=
+  for _ in 1 2 3 4 5; do
+    DOMID=$(xl domid $GUEST 2>/dev/null) && [ -n "$DOMID" ] && break
+    sleep 0.2
+  done
   CONSOLE=/var/log/xen/console/guest-$GUEST.log
   if [ -n "$DOMID" ] && xenstore-exists /local/domain/0/backend/vif/$DOMID 2>/dev/null; then
     echo "===MORGANA-XEN-VIF-$n=$(vif_report)==="

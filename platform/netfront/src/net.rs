@@ -324,7 +324,7 @@ impl<H: Hal> morgana_signatures::RxToken for RxToken<'_, H> {
     {
         // SAFETY: the backend wrote `len` bytes at `offset` of page `id` (checked to
         // lie within the page) and answered; the page is not posted again, so not
-        // written, until after `f` returns.
+        // written, until the token is dropped, after `f` returns.
         let frame = unsafe {
             core::slice::from_raw_parts(
                 self.rx
@@ -334,14 +334,22 @@ impl<H: Hal> morgana_signatures::RxToken for RxToken<'_, H> {
                 self.len,
             )
         };
-        let result = f(frame);
+        // The buffer goes back to the backend when the token is dropped, right after.
+        f(frame)
+    }
+}
+
+impl<H: Hal> Drop for RxToken<'_, H> {
+    /// Re-posts the buffer, whether the frame was consumed or the token merely dropped
+    /// (a stack that discards a token must not leak one of the 128 buffers: without
+    /// posted buffers netback stops delivering, for good).
+    fn drop(&mut self) {
         self.rx.post(self.id);
         // Long bursts: hand buffers back before the ring runs dry.
         if self.rx.ring.unpublished() >= 32 && self.rx.ring.push() {
             bump(&self.counters.notifies);
             self.hal.notify();
         }
-        result
     }
 }
 
@@ -460,6 +468,8 @@ impl<H: Hal> NetIf for Netfront<H> {
                 || offset + len as usize > PAGE
                 || flags & (NETRXF_MORE_DATA | NETRXF_EXTRA_INFO | NETRXF_CSUM_BLANK) != 0;
             if bad {
+                // As i32: the kernel formats i32 already; an i16 formatter is 250 bytes more.
+                let status = i32::from(status);
                 log::debug!(
                     "netfront: dropped receive response id {id}: status {status}, offset {offset}, flags {flags:#x}"
                 );
