@@ -201,19 +201,18 @@ pub(crate) fn evtchn_alloc_unbound(remote: u16) -> Result<u32, XenError> {
 
 /// Closes event channel `port`.
 pub(crate) fn evtchn_close(port: u32) {
+    evtchn_port_op(EVTCHNOP_CLOSE, port)
+}
+
+/// An event channel operation whose argument is one port (`evtchn_send`,
+/// `evtchn_close`); the result is ignored (nothing to do about a failure).
+fn evtchn_port_op(op: u64, port: u32) {
     if !ready() {
         return;
     }
     let mut arg = port;
-    // SAFETY: `arg` is a live `evtchn_close` (one u32 port).
-    unsafe {
-        hypercall3(
-            HYPERVISOR_EVENT_CHANNEL_OP,
-            EVTCHNOP_CLOSE,
-            (&raw mut arg) as u64,
-            0,
-        )
-    };
+    // SAFETY: `arg` is a live `evtchn_send`/`evtchn_close` (one u32 port).
+    unsafe { hypercall3(HYPERVISOR_EVENT_CHANNEL_OP, op, (&raw mut arg) as u64, 0) };
 }
 
 #[repr(C)]
@@ -239,26 +238,31 @@ pub(crate) fn hvm_param(index: u32) -> Result<u64, XenError> {
 
 /// Signals event channel `port`.
 pub(crate) fn evtchn_send(port: u32) {
-    if !ready() {
-        return;
-    }
-    let mut arg = port;
-    // SAFETY: `arg` is a live `evtchn_send` (one u32 port).
-    unsafe {
-        hypercall3(
-            HYPERVISOR_EVENT_CHANNEL_OP,
-            EVTCHNOP_SEND,
-            (&raw mut arg) as u64,
-            0,
-        )
-    };
+    evtchn_port_op(EVTCHNOP_SEND, port)
 }
 
-/// Gives the CPU back to Xen for a moment.
+/// Gives the CPU back to Xen for a moment, with interrupts enabled for the duration.
+///
+/// The loops that wait for dom0 (console ring full, xenstore replies, the flush before
+/// shutdown) run with interrupts disabled while dom0 answers on event channels, so
+/// Xen has the upcall pending in the virtual LAPIC and must open an interrupt window
+/// at every VM entry. Under QEMU's emulated SVM (the test harness) that path
+/// occasionally ended in a triple fault (seen twice, each time in such a loop: reason
+/// "reboot", no report). With interrupts on, the pending upcall is simply delivered —
+/// its handler only records it (IST stack of its own), the event loop collects the
+/// ports later — and Xen, seeing `evtchn_upcall_pending` still set, injects nothing
+/// more until then.
 pub(crate) fn sched_yield() {
     if ready() {
-        // SAFETY: SCHEDOP_yield takes no argument.
-        unsafe { hypercall3(HYPERVISOR_SCHED_OP, SCHEDOP_YIELD, 0, 0) };
+        // SAFETY: SCHEDOP_yield takes no argument. Enabling interrupts around it is what
+        // the idle loop does around `hlt`: every gate uses an IST stack, the device
+        // vectors' handlers only set flags and EOI, and interrupts are off again before
+        // any Rust code runs.
+        unsafe {
+            asm!("sti", options(nomem, nostack));
+            hypercall3(HYPERVISOR_SCHED_OP, SCHEDOP_YIELD, 0, 0);
+            asm!("cli", options(nostack));
+        }
     }
 }
 
