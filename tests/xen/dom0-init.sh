@@ -215,8 +215,16 @@ CFG
     # Ask the guest to shut down (xenstore control/shutdown); a guest that does not
     # watch it runs on and is destroyed below.
     if guest_running $GUEST; then
-      xl shutdown $GUEST >/dev/null 2>&1
-      wait_end $GUEST 25
+      # xl now and then aborts under TCG before it has written the request: try again.
+      for _ in 1 2 3; do
+        xl shutdown $GUEST >/dev/null 2>&1 && break
+        sleep 0.2
+      done
+      wait_end $GUEST 50
+      if [ "$reason" = running ]; then
+        echo "shutdown: $GUEST still runs; control/shutdown =" \
+          "'$(xenstore-read /local/domain/$DOMID/control/shutdown 2>&1)'"
+      fi
     else
       wait_end $GUEST 50
     fi
