@@ -484,7 +484,11 @@ fn if_name(s: &str, span: Span, key: &str) -> Result<(), Diagnostic> {
         .note(format!(
             "interface names have 1 to {MAX_IF_NAME} bytes (Linux's limit); Morgana takes ASCII letters, digits, `_`, `-` and `.`, so that deployment files can hold them as they are"
         ))
-        .help("e.g. \"tap0\""))
+        .help(if key.ends_with("bridge") {
+            "e.g. \"xenbr0\""
+        } else {
+            "e.g. \"tap0\""
+        }))
 }
 
 /// Checks a MAC address (`"00:16:3e:00:00:02"`) and returns it in lower case.
