@@ -460,8 +460,13 @@ fn static_website_on_xen_serves_every_file_to_dom0() {
     assert_eq!(
         g.shutdown,
         "poweroff",
-        "static-website did not power off on `xl shutdown`:\n{}",
-        context()
+        "static-website did not power off on `xl shutdown`:\n{}\n--- the harness after the check ---\n{}",
+        context(),
+        run.output
+            .lines()
+            .filter(|l| l.starts_with("shutdown:") || l.contains("(d4)") || l.contains("d4v0"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(
         g.console

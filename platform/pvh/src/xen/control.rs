@@ -61,26 +61,48 @@ pub fn parse(value: &str) -> Request {
 /// fire the channel too, and reading on every firing would feed itself.
 pub(crate) fn check() {
     let request = CONTROL.with(|c| {
-        let client = c.as_mut()?;
         let mut fired = false;
-        while let Ok(Some(event)) = client.next_event() {
-            fired |= event.token == TOKEN;
+        loop {
+            let client = c.as_mut()?;
+            match client.next_event() {
+                Ok(Some(event)) => fired |= event.token == TOKEN,
+                Ok(None) => break,
+                Err(e) => {
+                    // The client is unusable after a framing error: start afresh on the
+                    // ring (where the bad message ended) and look at the node anyway.
+                    log::warn!("xen: xenstore watch of {NODE} failed ({e}); watching again");
+                    *c = None;
+                    match store::open() {
+                        Ok(mut fresh) => match fresh.watch(NODE, TOKEN) {
+                            Ok(()) => *c = Some(fresh),
+                            Err(e) => log::warn!("xen: cannot watch {NODE} again ({e})"),
+                        },
+                        Err(e) => log::warn!("xen: cannot reopen xenstore ({e})"),
+                    }
+                    fired = true;
+                    break;
+                }
+            }
         }
         if !fired {
             return None;
         }
-        let value = client.read_string(NODE).ok()?;
+        let client = c.as_mut()?;
+        let value = match client.read_string(NODE) {
+            Ok(v) => v,
+            Err(e) => {
+                log::warn!("xen: cannot read {NODE} ({e})");
+                return None;
+            }
+        };
         let request = parse(&value);
-        // Quoted and escaped with `escape_default`, not `{:?}`, whose Unicode tables cost
-        // kilobytes of image.
-        let quoted = value.escape_default();
-        log::debug!("xen: {NODE} = \"{quoted}\"");
+        log::debug!("xen: {NODE} = {value:?}");
         if request != Request::None {
             // Acknowledge, as the toolstack expects.
             let _ = client.write(NODE, b"");
             if request == Request::Unsupported {
                 log::warn!(
-                    "xen: the toolstack asked for \"{quoted}\", which this kernel does not support"
+                    "xen: the toolstack asked for {value:?}, which this kernel does not support"
                 );
             }
         }

@@ -203,10 +203,13 @@ impl<T: Transport> Client<T> {
         .map(drop)
     }
 
-    /// The next watch event, if one has arrived (does not wait).
+    /// The next watch event, if one has arrived (does not wait). Only whole messages
+    /// are taken: xenstored writes a message's header and payload separately and
+    /// signals after each, so the event loop may look between the two; a half-written
+    /// event stays in the ring until the rest arrives.
     pub fn next_event(&mut self) -> Result<Option<WatchEvent>, StoreError> {
         if self.events.is_empty() && !self.broken {
-            while self.reply_header_ready()? {
+            while self.message_ready()? {
                 let r = self.read_reply()?;
                 if r.kind == MsgType::WatchEvent as u32 {
                     self.events.push_back(parse_event(&r.payload)?);
@@ -324,8 +327,25 @@ impl<T: Transport> Client<T> {
         Ok(avail as usize)
     }
 
-    fn reply_header_ready(&mut self) -> Result<bool, StoreError> {
-        Ok(self.reply_available()? >= HEADER)
+    /// Whether a whole message (header and payload) waits in the ring, without taking
+    /// anything from it.
+    fn message_ready(&mut self) -> Result<bool, StoreError> {
+        let avail = self.reply_available()?;
+        if avail < HEADER {
+            return Ok(false);
+        }
+        let cons = self.t.read_u32(RSP_CONS);
+        let mut len = [0u8; 4];
+        for (i, b) in len.iter_mut().enumerate() {
+            let at = RSP + (cons.wrapping_add(12 + i as u32) % RING_SIZE) as usize;
+            *b = self.t.read_u8(at);
+        }
+        let len = u32::from_le_bytes(len);
+        if len as usize > PAYLOAD_MAX {
+            self.broken = true;
+            return Err(StoreError::Oversized(len));
+        }
+        Ok(avail >= HEADER + len as usize)
     }
 
     /// Reads exactly `out.len()` bytes of reply, waiting (bounded) as needed.

@@ -304,3 +304,31 @@ fn malformed_watch_event_is_an_error() {
     assert_eq!(c.read("name"), Err(StoreError::Malformed));
     assert_eq!(c.read("name"), Err(StoreError::Broken));
 }
+
+#[test]
+fn a_half_written_watch_event_waits_for_the_rest() {
+    // xenstored writes a message's header and payload separately and signals after
+    // each: the event loop may look in between. Taking the header then would time out
+    // on the payload and break the client for good (the `xl shutdown` that was lost).
+    let mut c = client(Mode::Normal);
+    let payload = b"control/shutdown\0morgana-control\0";
+    let mut header = Vec::new();
+    header.extend_from_slice(&(MsgType::WatchEvent as u32).to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let sim = c.transport_mut();
+    sim.outbound.extend(header);
+    sim.pump();
+    assert_eq!(c.next_event(), Ok(None));
+    let sim = c.transport_mut();
+    sim.outbound.extend(payload.iter().copied());
+    sim.pump();
+    let ev = c.next_event().unwrap().unwrap();
+    assert_eq!(
+        (ev.path.as_str(), ev.token.as_str()),
+        ("control/shutdown", "morgana-control")
+    );
+    // Still usable.
+    assert_eq!(c.read_string("name").unwrap(), "guest");
+}
