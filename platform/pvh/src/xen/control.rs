@@ -68,19 +68,13 @@ pub(crate) fn check() {
                 Ok(Some(event)) => fired |= event.token == TOKEN,
                 Ok(None) => break,
                 Err(e) => {
-                    // The client is unusable after a framing error: start afresh on the
-                    // ring (where the bad message ended) and look at the node anyway.
-                    log::warn!("xen: xenstore watch of {NODE} failed ({e}); watching again");
+                    // Only a xenstored that breaks the protocol gets here (whole messages
+                    // are taken, see `Client::next_event`): say so, once.
+                    log::warn!(
+                        "xen: xenstore failed ({e}): `xl shutdown` will not reach this domain"
+                    );
                     *c = None;
-                    match store::open() {
-                        Ok(mut fresh) => match fresh.watch(NODE, TOKEN) {
-                            Ok(()) => *c = Some(fresh),
-                            Err(e) => log::warn!("xen: cannot watch {NODE} again ({e})"),
-                        },
-                        Err(e) => log::warn!("xen: cannot reopen xenstore ({e})"),
-                    }
-                    fired = true;
-                    break;
+                    return None;
                 }
             }
         }
@@ -88,21 +82,18 @@ pub(crate) fn check() {
             return None;
         }
         let client = c.as_mut()?;
-        let value = match client.read_string(NODE) {
-            Ok(v) => v,
-            Err(e) => {
-                log::warn!("xen: cannot read {NODE} ({e})");
-                return None;
-            }
-        };
+        let value = client.read_string(NODE).ok()?;
         let request = parse(&value);
-        log::debug!("xen: {NODE} = {value:?}");
+        // Quoted and escaped with `escape_default`, not `{:?}`, whose Unicode tables cost
+        // kilobytes of image.
+        let quoted = value.escape_default();
+        log::debug!("xen: {NODE} = \"{quoted}\"");
         if request != Request::None {
             // Acknowledge, as the toolstack expects.
             let _ = client.write(NODE, b"");
             if request == Request::Unsupported {
                 log::warn!(
-                    "xen: the toolstack asked for {value:?}, which this kernel does not support"
+                    "xen: the toolstack asked for \"{quoted}\", which this kernel does not support"
                 );
             }
         }
