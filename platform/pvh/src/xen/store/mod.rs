@@ -425,7 +425,16 @@ pub struct RingTransport {
 /// How long one request may take.
 const REQUEST_NANOS: u64 = 5_000_000_000;
 
-/// Opens a client on this domain's store ring (Xen only; the ring is mapped once).
+/// Opens a client on this domain's store ring (Xen only; mapping the page again for a
+/// second client is harmless).
+///
+/// Several clients may share the ring (the kernel's `control` and a driver's handshake
+/// do): every request completes, reply included, before the call returns, so replies
+/// never interleave; a watch event is taken by whichever client reads the ring next,
+/// so a client cannot rely on seeing its own events. The xenbus wait polls as well;
+/// `control` does rely on its watch, so an `xl shutdown` sent while a driver is still
+/// in its handshake (during boot) can be taken by the driver's client and missed: send
+/// it again. One shared client would remove that window.
 pub fn open() -> Result<Client<RingTransport>, super::XenError> {
     let (pfn, port) = super::store_ring().ok_or(super::XenError::NotXen)?;
     let phys = pfn << 12;
