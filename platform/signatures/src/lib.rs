@@ -1,7 +1,7 @@
 //! Morgana's module signatures.
 //!
 //! These are the MirageOS `module type`s of Morgana: `CONSOLE`, `CLOCK`, `TIME`,
-//! `RANDOM`, `NETIF`, `TCP`, `KV_RO`. Each is a trait with associated types for its errors and
+//! `RANDOM`, `NETIF`, `TCP`, `UDP`, `KV_RO`. Each is a trait with associated types for its errors and
 //! handles, and no constructors: how a device is made is the business of the platform
 //! that provides it and of the generated `connect` chain, never of the code that uses it.
 //!
@@ -28,6 +28,9 @@ use core::fmt;
 use core::net::SocketAddr;
 use core::task::Waker;
 use core::time::Duration;
+
+mod udp;
+pub use udp::{Received, Udp, UdpError, UdpSocket};
 
 /// A point on a monotonic clock, in nanoseconds since an arbitrary origin (boot).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
