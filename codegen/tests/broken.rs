@@ -36,7 +36,7 @@ fn run(name: &str) -> Result<String, String> {
             let shown = ext_path.to_string_lossy().into_owned();
             Catalog::from_sources(&[(BUILTIN_PATH, BUILTIN_SOURCE), (&shown, &ext)])
         }
-        Err(_) => Catalog::builtin(),
+        Err(_) => Catalog::builtin().cloned(),
     }
     .map_err(|d| format!("catalog does not load:\n{d}"))?;
     match compile_with(&catalog, &source, &path, dir, env.as_deref(), None) {

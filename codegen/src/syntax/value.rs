@@ -1,4 +1,10 @@
 //! The syntax tree of a RON document: values that remember where they came from.
+//!
+//! The tree is what the text says, before any type is known: `Network()` is a struct
+//! named `Network` with no fields, `Some("x")` a tuple struct named `Some`, `8080u16`
+//! a number token. Meaning comes later, from the position a value takes in the catalog's
+//! shape of an appliance (see `crate::check`), exactly as the `ron` crate gives a token
+//! its meaning from the Rust type it deserializes into.
 
 use crate::diag::Span;
 
@@ -14,8 +20,10 @@ pub struct Value {
 /// An identifier with its span.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ident {
-    /// The text.
+    /// The text, without the `r#` of a raw identifier.
     pub name: String,
+    /// Written as a raw identifier (`r#name`): never a keyword such as `Some` or `true`.
+    pub raw: bool,
     /// Where.
     pub span: Span,
 }
@@ -25,17 +33,22 @@ pub struct Ident {
 pub enum Kind {
     /// `true` / `false`.
     Bool(bool),
-    /// An integer literal (any base), sign included.
-    Int(i128),
-    /// A float literal.
-    Float(f64),
+    /// A number as written (`8080`, `-0x1F`, `1_000u16`, `2.5e3`, `.5f32`): what it
+    /// means depends on the type it is read as (see `crate::syntax::number`).
+    Number(String),
+    /// A byte literal `b'a'`: an integer of type `u8`.
+    Byte(u8),
     /// A string literal, escapes resolved.
     Str(String),
-    /// A bare identifier: a unit struct or enum variant such as `Unix` or `Host`.
-    Unit(Ident),
-    /// `Name(key: value, ...)` or `(key: value, ...)`.
+    /// A character literal `'a'`.
+    Char(char),
+    /// A byte string `b"..."` or `br"..."`.
+    Bytes(Vec<u8>),
+    /// A bare identifier: a unit struct or enum variant such as `Unix` or `None`.
+    Ident(Ident),
+    /// `Name(key: value, ...)`, `(key: value, ...)`, `Name()` or `()`.
     Struct(Struct),
-    /// `Name(a, b)` or `(a, b)`.
+    /// `Name(a, b)` or `(a, b)` (a tuple, a tuple struct or variant, `Some(x)`).
     Tuple(Tuple),
     /// `[a, b]`.
     List(Vec<Value>),
@@ -43,7 +56,7 @@ pub enum Kind {
     Map(Vec<(Value, Value)>),
 }
 
-/// A struct with named fields.
+/// A struct with named fields (or empty parentheses).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Struct {
     /// The struct's name, if written.
@@ -75,15 +88,20 @@ impl Value {
     pub fn describe(&self) -> String {
         match &self.kind {
             Kind::Bool(_) => "a boolean".into(),
-            Kind::Int(_) => "an integer".into(),
-            Kind::Float(_) => "a float".into(),
+            Kind::Number(n) if crate::syntax::number::looks_like_float(n) => "a float".into(),
+            Kind::Number(_) | Kind::Byte(_) => "an integer".into(),
             Kind::Str(_) => "a string".into(),
-            Kind::Unit(i) => format!("the identifier `{}`", i.name),
+            Kind::Char(_) => "a character".into(),
+            Kind::Bytes(_) => "a byte string".into(),
+            Kind::Ident(i) if !i.raw && i.name == "None" => "`None`".into(),
+            Kind::Ident(i) => format!("the identifier `{}`", i.name),
             Kind::Struct(s) => match &s.name {
                 Some(n) => format!("a struct `{}(..)`", n.name),
+                None if s.fields.is_empty() => "`()`".into(),
                 None => "a struct `(..)`".into(),
             },
             Kind::Tuple(t) => match &t.name {
+                Some(n) if !n.raw && n.name == "Some" => "`Some(..)`".into(),
                 Some(n) => format!("a tuple struct `{}(..)`", n.name),
                 None => "a tuple".into(),
             },
@@ -98,5 +116,29 @@ impl Value {
             Kind::Str(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// The identifier, if this is a bare identifier.
+    pub fn as_ident(&self) -> Option<&Ident> {
+        match &self.kind {
+            Kind::Ident(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// `Some(x)` (`Some`, not `r#Some`, with exactly one item).
+    pub fn as_some(&self) -> Option<&Value> {
+        match &self.kind {
+            Kind::Tuple(Tuple {
+                name: Some(n),
+                items,
+            }) if !n.raw && n.name == "Some" && items.len() == 1 => Some(&items[0]),
+            _ => None,
+        }
+    }
+
+    /// Whether this is `None` (not `r#None`).
+    pub fn is_none(&self) -> bool {
+        matches!(&self.kind, Kind::Ident(i) if !i.raw && i.name == "None")
     }
 }
