@@ -2,7 +2,8 @@
 //!
 //! A component whose data is known when the appliance is built (a redirect table, a
 //! DNS zone) has it compiled by a build-time compiler — a host library implementing
-//! [`build::Compiler`], run by morgana-codegen for the catalog entry's `build` step —
+//! `morgana_archive_build::Compiler` (crate `archive/build`), run by morgana-codegen for
+//! the catalog entry's `build` step —
 //! into an [rkyv](https://docs.rs/rkyv) archive in `OUT_DIR`. The generated code
 //! includes the archive with [`include_aligned!`] and calls [`access`] once, while the
 //! appliance starts: the archive is validated (every offset, length and enum tag
@@ -23,17 +24,14 @@
 #![no_std]
 #![deny(unsafe_code)]
 
-#[cfg(feature = "build")]
-extern crate std;
-
-#[cfg(feature = "build")]
-pub mod build;
-
 use core::fmt;
 
 pub use rkyv;
+#[cfg(feature = "read")]
 use rkyv::Portable;
+#[cfg(feature = "read")]
 use rkyv::api::low::LowValidator;
+#[cfg(feature = "read")]
 use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor::{Source, Trace};
 
@@ -59,6 +57,7 @@ macro_rules! include_aligned {
 /// Validation reads the whole archive once; call it once, at start, and keep the
 /// reference. On error nothing of the archive has been handed out. `bytes` is usually
 /// `&ARCHIVE.0` of an [`include_aligned!`] static.
+#[cfg(feature = "read")]
 pub fn access<T>(bytes: &'static [u8]) -> Result<&'static T, Error>
 where
     T: Portable + for<'a> CheckBytes<LowValidator<'a, Trail>>,
@@ -111,17 +110,22 @@ impl fmt::Display for Error {
 impl core::error::Error for Error {}
 
 /// The validator's message and its trace ("while checking ..."), kept in a fixed
-/// buffer: validation allocates nothing.
+/// buffer: validation allocates nothing. Small enough (with [`Error`], under 128 bytes)
+/// to be returned by value.
 pub struct Trail {
-    buf: [u8; 240],
-    len: usize,
+    buf: [u8; TRAIL],
+    len: u8,
     truncated: bool,
 }
+
+/// How much of the validator's message is kept.
+const TRAIL: usize = 104;
+const _: () = assert!(TRAIL < 256 && core::mem::size_of::<Error>() <= 128);
 
 impl Trail {
     fn empty() -> Trail {
         Trail {
-            buf: [0; 240],
+            buf: [0; TRAIL],
             len: 0,
             truncated: false,
         }
@@ -129,19 +133,20 @@ impl Trail {
 
     /// The text so far.
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
     }
 }
 
 impl fmt::Write for Trail {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.buf.len() - self.len;
-        let mut take = s.len().min(room);
+        let at = usize::from(self.len);
+        let mut take = s.len().min(TRAIL - at);
         while !s.is_char_boundary(take) {
             take -= 1;
         }
-        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-        self.len += take;
+        self.buf[at..at + take].copy_from_slice(&s.as_bytes()[..take]);
+        // At most TRAIL (< 256) in all.
+        self.len = u8::try_from(at + take).unwrap_or(u8::MAX);
         if take < s.len() {
             self.truncated = true;
         }
@@ -181,7 +186,7 @@ impl Source for Trail {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "read"))]
 mod tests {
     extern crate std;
     use std::string::ToString;

@@ -12,17 +12,17 @@
 
 use std::path::{Path, PathBuf};
 
-use morgana_archive::build::{self as build, Compiler};
+use morgana_archive_build::{self as build, Compiler};
 
-use crate::catalog::{Catalog, Code};
+use crate::catalog::Code;
 use crate::diag::{Diagnostic, SourceFile, SourceMap, Span};
 use crate::model::{Appliance, Scalar};
 use crate::wire::{Chosen, NodeKind, Wiring};
 
-/// Every compiler codegen can run, by name. Adding one: depend on its crate (its
-/// `compiler` feature) in codegen's Cargo.toml and list it here.
+/// Every compiler codegen can run, by name. Adding one: depend on its host crate
+/// (`morgana-<component>-compiler`) in codegen's Cargo.toml and list it here.
 pub fn compilers() -> &'static [&'static dyn Compiler] {
-    static COMPILERS: [&dyn Compiler; 1] = [&morgana_redirects::compiler::COMPILER];
+    static COMPILERS: [&dyn Compiler; 1] = [&morgana_redirects_compiler::COMPILER];
     &COMPILERS
 }
 
@@ -63,7 +63,6 @@ pub fn static_name(device: &str) -> String {
 /// sources added to `sources`), warnings to `warnings`.
 pub fn run(
     a: &Appliance,
-    cat: &Catalog,
     w: &Wiring<'_>,
     manifest_dir: &Path,
     display_dir: &str,
@@ -161,7 +160,6 @@ pub fn run(
                 inputs,
             });
         }
-        let _ = cat;
     }
     out
 }
@@ -219,7 +217,11 @@ fn convert(
         out = out.note(n.clone());
     }
     if let Some((span, key)) = origin {
-        out = out.secondary(*span, format!("compiled because {key} names it"));
+        let shown = sources.get(span.file).path.clone();
+        out = out.note(format!(
+            "compiled because {key} names it ({shown}:{}:{})",
+            span.line, span.col
+        ));
     }
     for h in &d.help {
         out = out.help(h.clone());

@@ -100,7 +100,7 @@ impl Generated {
         for arg in &self.link_args {
             let ctx = minijinja::context! { env => values.clone() };
             let resolved =
-                templates::render_inline(&engine, "link argument", arg, ctx).map_err(|e| {
+                templates::render_inline(engine, "link argument", arg, ctx).map_err(|e| {
                     Diagnostic::error(format!("internal error in morgana-codegen: {e}"))
                         .note("this is a bug in the catalog or in codegen, not in appliance.ron")
                 })?;
@@ -200,7 +200,6 @@ pub fn compile_with(
     let mut warnings = unused_devices(&model, &wiring);
     let archives = archive::run(
         &model,
-        catalog,
         &wiring,
         manifest_dir,
         &display_dir,

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use minijinja::{Value, context};
-use serde::Serialize;
 
 use crate::catalog::{Catalog, Code, FileDir, KeySpec, KeyType, Status, Target};
 use crate::syntax::parser::EXTENSIONS;
@@ -75,16 +74,8 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// A row of a keys table.
-#[derive(Serialize)]
-struct KeyRow {
-    key: String,
-    ty: String,
-    default: String,
-    doc: String,
-}
-
-fn key_rows(keys: &[KeySpec], const_prefix: Option<&str>) -> Vec<KeyRow> {
+/// The rows of a keys table: `key`, `ty`, `default` and `doc` each.
+fn key_rows(keys: &[KeySpec], const_prefix: Option<&str>) -> Vec<Value> {
     let mut rows = Vec::new();
     for k in keys {
         let mut default = match &k.default {
@@ -121,11 +112,11 @@ fn key_rows(keys: &[KeySpec], const_prefix: Option<&str>) -> Vec<KeyRow> {
                 k.ty.rust_type()
             ));
         }
-        rows.push(KeyRow {
-            key: k.name.clone(),
-            ty: type_cell(&k.ty),
-            default,
-            doc,
+        rows.push(context! {
+            key => k.name.clone(),
+            ty => type_cell(&k.ty),
+            default => default,
+            doc => doc,
         });
     }
     rows
@@ -147,7 +138,7 @@ pub(crate) fn link_arg_shown(arg: &str, build_env: &[(String, String)]) -> Strin
         .iter()
         .map(|(v, _)| (v.as_str(), format!("${v}")))
         .collect();
-    templates::render_inline(&env, "link argument", arg, context! { env => vars })
+    templates::render_inline(env, "link argument", arg, context! { env => vars })
         .unwrap_or_else(|_| arg.to_string())
 }
 
@@ -258,7 +249,7 @@ fn component_section(c: &crate::catalog::Component) -> Value {
         doc => &c.doc,
         provides => provides,
         requires => requires,
-        keys => minijinja::value::Serde(key_rows(&c.keys, Some("<DEVICE>"))),
+        keys => key_rows(&c.keys, Some("<DEVICE>")),
         impls => impls,
     }
 }
@@ -267,7 +258,7 @@ fn component_section(c: &crate::catalog::Component) -> Value {
 pub fn reference(cat: &Catalog) -> String {
     let env = templates::environment();
     let ctx = context! {
-        appliance_keys => minijinja::value::Serde(key_rows(&cat.appliance, None)),
+        appliance_keys => key_rows(&cat.appliance, None),
         targets => cat.targets.iter().map(target_section).collect::<Vec<_>>(),
         platform_devices => cat.platform_devices.iter().map(|p| {
             (p.name.clone(), p.provides.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "), cell(&p.doc))
@@ -277,6 +268,6 @@ pub fn reference(cat: &Catalog) -> String {
         extensions => EXTENSIONS.to_vec(),
         compilers => crate::archive::compiler_names(),
     };
-    templates::render(&env, "reference.md.jinja", ctx)
+    templates::render(env, "reference.md.jinja", ctx)
         .unwrap_or_else(|e| format!("reference template error: {e}\n"))
 }

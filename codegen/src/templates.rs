@@ -87,6 +87,17 @@ fn build() -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
+    // `{{ list | join(", ") }}`.
+    env.add_filter(
+        "join",
+        |items: Vec<minijinja::Value>, sep: Option<String>| {
+            items
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(sep.as_deref().unwrap_or(""))
+        },
+    );
     // `{{ text | pad(10) }}`: left-aligned in 10 columns (characters).
     env.add_filter("pad", |s: String, width: usize| {
         let n = s.chars().count();

@@ -459,7 +459,7 @@ fn claims(
         }
         let dev = &a.devices[*di];
         let ctx = minijinja::Value::from(crate::emit::context::plain_keys(dev));
-        let Ok(claim) = crate::templates::render_inline(&env, "claims", &imp.claims, ctx) else {
+        let Ok(claim) = crate::templates::render_inline(env, "claims", &imp.claims, ctx) else {
             continue;
         };
         if let Some((_, first)) = claimed.iter().find(|(c, _)| *c == claim) {

@@ -292,7 +292,7 @@ fn emit_inner(e: &Emitter<'_>) -> Result<Output, String> {
             name => &e.a.name,
             target => &e.w.target.name,
             target_origin => e.target_origin(),
-            tables => minijinja::value::Serde(&tables),
+            tables => minijinja::Value::from(&tables),
             aliases => code.aliases,
             config => code.config,
             statics => code.statics,
@@ -318,14 +318,14 @@ fn emit_inner(e: &Emitter<'_>) -> Result<Output, String> {
             name => &e.a.name,
             target => &e.w.target.name,
             target_origin => e.target_origin(),
-            tables => minijinja::value::Serde(&tables),
+            tables => minijinja::Value::from(&tables),
             order => order,
             crates => &crates,
             link_args => crate::reference::link_args(e.w.target),
             heap_mib => e.a.heap_mib,
             log_level => &e.a.log_level,
             files => files.iter().map(|f| (f.name.clone(), f.dir == FileDir::Profile)).collect::<Vec<_>>(),
-            archives => minijinja::value::Serde(archives),
+            archives => archives,
         },
     )?;
 
@@ -339,22 +339,14 @@ fn emit_inner(e: &Emitter<'_>) -> Result<Output, String> {
 }
 
 /// An archive as the report template sees it.
-fn archive_row(a: &Archive) -> std::collections::BTreeMap<&'static str, String> {
-    [
-        ("device", a.device.clone()),
-        ("compiler", a.compiler.clone()),
-        ("file", a.file_name.clone()),
-        ("summary", a.summary.clone()),
-        ("bytes", a.bytes.len().to_string()),
-        (
-            "inputs",
-            a.inputs
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-    ]
-    .into_iter()
-    .collect()
+fn archive_row(a: &Archive) -> minijinja::Value {
+    let inputs: Vec<String> = a.inputs.iter().map(|p| p.display().to_string()).collect();
+    context! {
+        device => &a.device,
+        compiler => &a.compiler,
+        file => &a.file_name,
+        summary => &a.summary,
+        bytes => a.bytes.len(),
+        inputs => inputs.join(", "),
+    }
 }

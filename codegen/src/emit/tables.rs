@@ -1,7 +1,7 @@
 //! The tables of the header comment and the report: what is included and why, what
 //! is left out, and the keys ignored on this target.
 
-use serde::Serialize;
+use minijinja::{Value, context};
 
 use crate::catalog::Code;
 use crate::emit::Emitter;
@@ -9,7 +9,7 @@ use crate::names;
 use crate::wire::{Chosen, NodeKind};
 
 /// The rows, and the widths of the first columns (for the templates' `pad`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Tables {
     /// Included: name, title (`Network(Direct)`), type, why.
     pub included: Vec<[String; 4]>,
@@ -25,6 +25,21 @@ pub struct Tables {
     pub type_width: usize,
     /// Width of the ignored keys' column.
     pub ignored_width: usize,
+}
+
+impl From<&Tables> for Value {
+    fn from(t: &Tables) -> Value {
+        let rows = |r: Vec<Vec<String>>| r;
+        context! {
+            included => rows(t.included.iter().map(|r| r.to_vec()).collect()),
+            left_out => rows(t.left_out.iter().map(|r| r.to_vec()).collect()),
+            ignored => rows(t.ignored.iter().map(|r| r.to_vec()).collect()),
+            name_width => t.name_width,
+            title_width => t.title_width,
+            type_width => t.type_width,
+            ignored_width => t.ignored_width,
+        }
+    }
 }
 
 fn width(s: &str) -> usize {

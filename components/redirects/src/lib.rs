@@ -9,8 +9,8 @@
 //! /blog           https://blog.example.org/       302
 //! ```
 //!
-//! The build checks it (the [`compiler`], run by morgana-codegen for the catalog's
-//! `Redirects` component: malformed lines, duplicate or looping redirects are errors
+//! The build checks it (the compiler in `compiler/`, crate `morgana-redirects-compiler`,
+//! run by morgana-codegen for the catalog's `Redirects` component: malformed lines, duplicate or looping redirects are errors
 //! with file:line:column) and compiles it into an rkyv archive. At run time [`Table`]
 //! reads that archive in place — validated once at start, then looked up by binary
 //! search with no allocation — and [`Redirecting`] answers matching requests with the
@@ -18,40 +18,46 @@
 #![no_std]
 #![deny(unsafe_code)]
 
-extern crate alloc;
-#[cfg(any(test, feature = "compiler"))]
-extern crate std;
-
-#[cfg(feature = "compiler")]
-pub mod compiler;
-
-use alloc::string::String;
-use alloc::vec::Vec;
-
+#[cfg(feature = "read")]
 use morgana_archive::Aligned;
 
 /// The statuses a redirect may have.
 pub const STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 
-/// The table as the compiler writes it: rules sorted by `from`.
-#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
-pub struct Redirects {
-    /// The rules, sorted by `from` (byte-wise), each `from` once.
-    pub rules: Vec<Rule>,
+/// The table as the appliance reads it, in place: declared here rather than derived,
+/// so that reading needs neither `alloc` nor rkyv's `alloc` feature in the appliance.
+/// The compiler's host types write exactly this layout (`#[rkyv(as = ..)]`).
+#[derive(rkyv::Portable, Debug)]
+#[cfg_attr(
+    feature = "read",
+    derive(rkyv::bytecheck::CheckBytes),
+    bytecheck(crate = rkyv::bytecheck)
+)]
+#[repr(C)]
+pub struct ArchivedRedirects {
+    /// The rules, sorted by `from`.
+    pub rules: rkyv::vec::ArchivedVec<ArchivedRule>,
 }
 
-/// One redirect.
-#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
-pub struct Rule {
-    /// The request path it matches (decoded, as `Request::path` gives it).
-    pub from: String,
-    /// Where it sends the client (`Location`).
-    pub to: String,
-    /// 301, 302, 303, 307 or 308.
-    pub status: u16,
+/// One redirect, archived.
+#[derive(rkyv::Portable, Debug)]
+#[cfg_attr(
+    feature = "read",
+    derive(rkyv::bytecheck::CheckBytes),
+    bytecheck(crate = rkyv::bytecheck)
+)]
+#[repr(C)]
+pub struct ArchivedRule {
+    /// The request path it matches.
+    pub from: rkyv::string::ArchivedString,
+    /// Where it sends the client.
+    pub to: rkyv::string::ArchivedString,
+    /// The status.
+    pub status: rkyv::Archived<u16>,
 }
 
 /// A redirect found for a path.
+#[cfg(feature = "read")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Redirect<'a> {
     /// Where to.
@@ -61,17 +67,20 @@ pub struct Redirect<'a> {
 }
 
 /// The compiled-in table, validated: a cheap `Copy` handle on the archive.
+#[cfg(feature = "read")]
 #[derive(Clone, Copy)]
 pub struct Table {
     table: &'static ArchivedRedirects,
 }
 
+#[cfg(feature = "read")]
 impl core::fmt::Debug for Table {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "Table({} redirects)", self.len())
     }
 }
 
+#[cfg(feature = "read")]
 impl Table {
     /// Validates the archive the build wrote and opens it; a corrupt archive is
     /// refused and never read.
@@ -163,48 +172,5 @@ mod http {
             headers.insert("Content-Type", "text/html; charset=utf-8");
             Response::new(status, status.page().as_bytes())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::string::ToString;
-    use alloc::vec;
-
-    fn table(rules: &[(&str, &str, u16)]) -> Table {
-        let mut rules: Vec<Rule> = rules
-            .iter()
-            .map(|(f, t, s)| Rule {
-                from: f.to_string(),
-                to: t.to_string(),
-                status: *s,
-            })
-            .collect();
-        rules.sort_by(|a, b| a.from.cmp(&b.from));
-        let bytes = morgana_archive::build::to_bytes(&Redirects { rules }).expect("archive");
-        let mut buf = std::boxed::Box::new(Aligned([0u8; 4096]));
-        buf.0[..bytes.len()].copy_from_slice(&bytes);
-        let leaked: &'static Aligned<[u8; 4096]> = std::boxed::Box::leak(buf);
-        Table::access_bytes(&leaked.0[..bytes.len()]).expect("valid")
-    }
-
-    #[test]
-    fn lookups_find_exact_paths_only() {
-        let t = table(&[("/b", "/c", 302), ("/a", "/x", 301), ("/docs/", "/d/", 308)]);
-        assert_eq!(t.len(), 3);
-        assert_eq!(
-            t.lookup("/a"),
-            Some(Redirect {
-                to: "/x",
-                status: 301
-            })
-        );
-        assert_eq!(t.lookup("/b").map(|r| r.status), Some(302));
-        assert_eq!(t.lookup("/docs/").map(|r| r.to), Some("/d/"));
-        assert_eq!(t.lookup("/docs"), None);
-        assert_eq!(t.lookup("/"), None);
-        assert!(table(&[]).is_empty());
-        let _ = vec![0u8];
     }
 }

@@ -1,8 +1,9 @@
-//! The host side: build-time compilers and the archives they write.
+//! The host side of morgana-archive: build-time compilers and the archives they write.
 //!
 //! A component whose data is compiled at build time ships a [`Compiler`] in a host
-//! library (behind a feature of its crate, e.g. `morgana-redirects/compiler`).
-//! morgana-codegen registers it by name (`codegen/src/archive.rs`), and a catalog
+//! library crate of its own (e.g. `morgana-redirects-compiler`, next to the component's
+//! crate, which reads the archive). morgana-codegen depends on that library and
+//! registers the compiler by name (`codegen/src/archive.rs`), and a catalog
 //! entry asks for it with `build: Build(compiler: "<name>", input: "<key>")`. For each
 //! included device codegen reads the files the key names, calls
 //! [`Compiler::compile`], writes the archive to `OUT_DIR/<device>.rkyv`, and prints the
@@ -10,8 +11,6 @@
 //! line with a caret, help).
 
 use std::path::{Path, PathBuf};
-use std::string::String;
-use std::vec::Vec;
 
 /// A file given to a compiler.
 #[derive(Clone, Debug)]
@@ -125,7 +124,8 @@ pub trait Compiler: Sync {
     fn compile(&self, input: &Input<'_>) -> Result<(Output, Vec<Diagnostic>), Vec<Diagnostic>>;
 }
 
-/// Serializes `value` into an archive that [`crate::access`] reads in the appliance.
+/// Serializes `value` into an archive that `morgana_archive::access` reads in the
+/// appliance.
 pub fn to_bytes<T>(value: &T) -> Result<Vec<u8>, rkyv::rancor::Error>
 where
     T: for<'a> rkyv::Serialize<
@@ -138,3 +138,5 @@ where
 {
     rkyv::to_bytes::<rkyv::rancor::Error>(value).map(|v| v.to_vec())
 }
+
+pub use rkyv;

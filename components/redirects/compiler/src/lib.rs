@@ -1,5 +1,5 @@
 //! The build-time compiler of redirect files (host, std): parses and checks them, and
-//! writes the archive [`crate::Table`] reads. morgana-codegen runs it for a device
+//! writes the archive `morgana_redirects::Table` reads. morgana-codegen runs it for a device
 //! whose implementation has `build: Build(compiler: "redirects", input: "file")`.
 //!
 //! The format: one redirect per line, `<from> <to> [<status>]` separated by spaces or
@@ -16,13 +16,29 @@
 //! through several redirects. Warning: a redirect to another redirected path (a chain
 //! costs the client a round trip).
 
-use std::format;
-use std::string::{String, ToString};
-use std::vec::Vec;
+use morgana_archive_build::{Compiler, Diagnostic, Input, Output};
+use morgana_redirects::{ArchivedRedirects, ArchivedRule, STATUSES};
 
-use morgana_archive::build::{Compiler, Diagnostic, Input, Output};
+/// The table as the compiler writes it: rules sorted by `from`, archived as the
+/// appliance's [`ArchivedRedirects`].
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
+#[rkyv(as = ArchivedRedirects)]
+pub struct Redirects {
+    /// The rules, sorted by `from` (byte-wise), each `from` once.
+    pub rules: Vec<Rule>,
+}
 
-use crate::{Redirects, Rule, STATUSES};
+/// One redirect.
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
+#[rkyv(as = ArchivedRule)]
+pub struct Rule {
+    /// The request path it matches (decoded, as `Request::path` gives it).
+    pub from: String,
+    /// Where it sends the client (`Location`).
+    pub to: String,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+}
 
 /// The compiler, by the name the catalog gives: `redirects`.
 pub struct RedirectCompiler;
@@ -48,8 +64,8 @@ impl Compiler for RedirectCompiler {
         let mut rules: Vec<Rule> = rules.into_iter().map(|(r, _)| r).collect();
         rules.sort_by(|a, b| a.from.as_bytes().cmp(b.from.as_bytes()));
         let n = rules.len();
-        let archive = morgana_archive::build::to_bytes(&Redirects { rules }).map_err(|e| {
-            std::vec![Diagnostic::error(
+        let archive = morgana_archive_build::to_bytes(&Redirects { rules }).map_err(|e| {
+            vec![Diagnostic::error(
                 &input
                     .files
                     .first()
@@ -87,9 +103,8 @@ struct Place {
 /// The fields of a line with their 1-based columns (in characters).
 fn fields(line: &str) -> Vec<(u32, &str)> {
     let mut out = Vec::new();
-    let mut col = 1u32;
     let mut start: Option<(u32, usize)> = None;
-    for (i, c) in line.char_indices() {
+    for (col, (i, c)) in (1u32..).zip(line.char_indices()) {
         if c == ' ' || c == '\t' {
             if let Some((sc, si)) = start.take() {
                 out.push((sc, &line[si..i]));
@@ -97,7 +112,6 @@ fn fields(line: &str) -> Vec<(u32, &str)> {
         } else if start.is_none() {
             start = Some((col, i));
         }
-        col += 1;
     }
     if let Some((sc, si)) = start {
         out.push((sc, &line[si..]));
@@ -286,7 +300,7 @@ fn check_graph(rules: &[(Rule, Place)], diags: &mut Vec<Diagnostic>) {
             continue;
         }
         // Follow the chain; a loop comes back to `i`.
-        let mut seen = std::vec![i];
+        let mut seen = vec![i];
         let mut k = j;
         let looped = loop {
             if k == i {
@@ -349,7 +363,9 @@ fn check_graph(rules: &[(Rule, Place)], diags: &mut Vec<Diagnostic>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use morgana_archive::build::SourceText;
+    use morgana_archive::Aligned;
+    use morgana_archive_build::SourceText;
+    use morgana_redirects::{Redirect, Table};
     use std::path::Path;
 
     fn compile(text: &str) -> Result<(Output, Vec<Diagnostic>), Vec<Diagnostic>> {
@@ -414,5 +430,40 @@ mod tests {
             "`/a` redirects to `/b`, which is redirected again"
         );
         assert!(warnings[0].warning);
+    }
+
+    fn table(rules: &[(&str, &str, u16)]) -> Table {
+        let mut rules: Vec<Rule> = rules
+            .iter()
+            .map(|(f, t, s)| Rule {
+                from: f.to_string(),
+                to: t.to_string(),
+                status: *s,
+            })
+            .collect();
+        rules.sort_by(|a, b| a.from.cmp(&b.from));
+        let bytes = morgana_archive_build::to_bytes(&Redirects { rules }).expect("archive");
+        let mut buf = std::boxed::Box::new(Aligned([0u8; 4096]));
+        buf.0[..bytes.len()].copy_from_slice(&bytes);
+        let leaked: &'static Aligned<[u8; 4096]> = std::boxed::Box::leak(buf);
+        Table::access_bytes(&leaked.0[..bytes.len()]).expect("valid")
+    }
+
+    #[test]
+    fn lookups_find_exact_paths_only() {
+        let t = table(&[("/b", "/c", 302), ("/a", "/x", 301), ("/docs/", "/d/", 308)]);
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            t.lookup("/a"),
+            Some(Redirect {
+                to: "/x",
+                status: 301
+            })
+        );
+        assert_eq!(t.lookup("/b").map(|r| r.status), Some(302));
+        assert_eq!(t.lookup("/docs/").map(|r| r.to), Some("/d/"));
+        assert_eq!(t.lookup("/docs"), None);
+        assert_eq!(t.lookup("/"), None);
+        assert!(table(&[]).is_empty());
     }
 }
