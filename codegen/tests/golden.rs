@@ -86,7 +86,7 @@ fn generate(case: &Case) -> morgana_codegen::Generated {
     let dir = ron.parent().expect("a directory");
     let catalog = morgana_codegen::Catalog::builtin().unwrap_or_else(|d| panic!("{d}"));
     morgana_codegen::compile_with(
-        &catalog,
+        catalog,
         &source,
         case.ron,
         dir,

@@ -28,10 +28,10 @@ pub fn validate(cat: &Catalog, findings: &mut Vec<Finding>) {
         }
     }
     for t in &cat.targets {
-        validate_target(cat, t, &env, findings);
+        validate_target(cat, t, env, findings);
     }
     for c in &cat.components {
-        validate_component(cat, c, &env, findings);
+        validate_component(cat, c, env, findings);
     }
     for k in &cat.appliance {
         let at = catalog_path!["appliance", &k.name];

@@ -317,13 +317,11 @@ impl<'a> Lexer<'a> {
         if c == '\'' {
             return self.char_literal(start);
         }
-        if rest.starts_with("r#") {
-            let n = rest[2..]
-                .find(|c| !is_ident_raw(c))
-                .unwrap_or(rest.len() - 2);
+        if let Some(raw) = rest.strip_prefix("r#") {
+            let n = raw.find(|c| !is_ident_raw(c)).unwrap_or(raw.len());
             if n > 0 {
                 self.bump_n(2 + n);
-                let name = rest[2..2 + n].to_string();
+                let name = raw[..n].to_string();
                 return Ok(token(self, Tok::Ident(name, true)));
             }
         }
@@ -583,7 +581,7 @@ impl<'a> Lexer<'a> {
             .collect();
         match self.rest().find(&closing) {
             Some(i) => {
-                let body = self.src[body_start..body_start + i].as_bytes().to_vec();
+                let body = self.src.as_bytes()[body_start..body_start + i].to_vec();
                 self.bump_n(i + closing.len());
                 Ok(body)
             }
