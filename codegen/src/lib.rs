@@ -129,6 +129,40 @@ impl Generated {
     }
 }
 
+/// Reads an appliance description into the checked model, without wiring or emitting
+/// anything: what the description says, value by value (for tests that compare the
+/// reading with other readers of RON).
+pub fn read(
+    catalog: &Catalog,
+    source: &str,
+    path: &str,
+    manifest_dir: &Path,
+) -> Result<model::Appliance, Diagnostics> {
+    let mut sources = SourceMap::default();
+    let file = sources.add(SourceFile::new(path, source));
+    let doc = match syntax::parse(source, file) {
+        Ok(d) => d,
+        Err(d) => {
+            return Err(Diagnostics {
+                sources,
+                list: vec![d],
+            });
+        }
+    };
+    let cx = check::Context {
+        catalog,
+        manifest_dir,
+        display_dir: "",
+        target_override: None,
+        extensions: doc.extensions,
+    };
+    let mut list = Vec::new();
+    match check::check(&doc, &cx, &mut list) {
+        Some(m) if list.is_empty() => Ok(m),
+        _ => Err(Diagnostics { sources, list }),
+    }
+}
+
 /// Compiles an appliance description with the built-in catalog.
 ///
 /// `path` is the file name shown in messages; `manifest_dir` is where relative paths

@@ -480,10 +480,16 @@ impl<'a> Lexer<'a> {
                 }
             }
             Some('u') => self.unicode_escape(here)?,
-            Some('\n') | Some('\r') => {
-                return Err(Diagnostic::error("`\\` at the end of a line")
-                    .primary(self.span_from(here), "not a line continuation in RON")
-                    .help("remove the `\\` (a string may span lines as it is), or write `\\\\` for a backslash"));
+            // A line continuation (in strings, not characters): the line break and the
+            // spaces, tabs and line breaks after it are left out.
+            Some('\n') if !in_char => {
+                self.skip_continuation();
+                return Ok(());
+            }
+            Some('\r') if !in_char && self.peek() == Some('\n') => {
+                self.bump();
+                self.skip_continuation();
+                return Ok(());
             }
             Some(other) => {
                 return Err(Diagnostic::error(format!(
@@ -504,6 +510,12 @@ impl<'a> Lexer<'a> {
         let mut buf = [0; 4];
         out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         Ok(())
+    }
+
+    fn skip_continuation(&mut self) {
+        while matches!(self.peek(), Some(' ' | '\t' | '\n' | '\r')) {
+            self.bump();
+        }
     }
 
     fn hex_byte(&mut self, here: Mark) -> Result<u8, Diagnostic> {
