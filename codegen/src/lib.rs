@@ -11,8 +11,9 @@
 //! 4. [`emit`]: Rust source (type aliases, `config` constants, statics, one connect
 //!    chain, the platform's entry macro), a report and the target's deployment files.
 //!
-//! Problems are [`Diagnostics`], rendered like rustc's; the build script prints them
-//! and exits with failure before rustc sees any generated code.
+//! Problems are [`Diagnostics`], rendered like rustc's; the build script hands them to
+//! Cargo as its own `error:` lines ([`cargo::report`]), and Cargo stops the build before
+//! rustc sees any generated code.
 
 pub mod cargo;
 pub mod catalog;
@@ -201,6 +202,26 @@ pub fn compile_with(
             );
         }
     }
+    // Keys of other targets: allowed, so that one appliance.ron serves every target,
+    // but said, so that a key written for this target and ignored is not a surprise.
+    for dev in &model.devices {
+        for (key, span) in &dev.ignored {
+            let only = catalog
+                .component(&dev.component)
+                .and_then(|c| c.keys.iter().find(|k| &k.name == key))
+                .map(|k| k.targets.join(", "))
+                .unwrap_or_default();
+            warnings.push(
+                Diagnostic::warning(format!(
+                    "`{}.{key}` has no effect on target {}",
+                    dev.name, wiring.target.name
+                ))
+                .primary(*span, format!("used on {only} only"))
+                .note("it is ignored in this build"),
+            );
+        }
+    }
+    warnings.sort_by_key(|w| w.span().map(|s| s.lo));
 
     let file_name = Path::new(path)
         .file_name()
@@ -275,8 +296,9 @@ fn shown(path: &Path, root: Option<&Path>) -> String {
 
 /// The build script: reads `$CARGO_MANIFEST_DIR/appliance.ron` (and `MORGANA_TARGET`),
 /// writes `$OUT_DIR/appliance.rs`, `$OUT_DIR/report.txt` and the target's deployment
-/// files, and tells Cargo what to watch and how to link. On error it prints the
-/// diagnostics and exits with status 1, before rustc sees any generated code.
+/// files, and tells Cargo what to watch and how to link. Problems reach the terminal as
+/// Cargo's own `error:` and `warning:` lines ([`cargo::report`]); after an error it
+/// writes nothing and Cargo stops the build before rustc sees any generated code.
 pub fn build() {
     let env = |k: &str| match std::env::var_os(k) {
         Some(v) => PathBuf::from(v),
@@ -297,8 +319,11 @@ pub fn build() {
             for line in &failure.instructions {
                 println!("{line}");
             }
-            eprint!("{}", failure.message);
-            std::process::exit(1);
+            // Exit successfully: Cargo stops at the logged errors, without the dump
+            // of a failed build script around them.
+            for line in cargo::report(&failure.message) {
+                println!("{line}");
+            }
         }
     }
 }
@@ -383,11 +408,16 @@ pub fn build_with_env(
     )
     .map_err(|d| fail(&lines, d.to_string()))?;
     for w in &generated.warnings {
-        lines.extend(w.lines().map(|l| format!("cargo:warning={l}")));
+        lines.extend(cargo::report(w));
     }
     for dir in &generated.watch {
         lines.push(format!("cargo:rerun-if-changed={}", dir.display()));
     }
+    lines.extend(cargo::big_dirs(
+        manifest_dir,
+        &generated.watch,
+        cargo::BIG_DIR,
+    ));
     for (var, _) in &generated.build_env {
         lines.push(format!("cargo:rerun-if-env-changed={var}"));
     }
@@ -443,7 +473,7 @@ pub fn build_with_env(
         match dir_of(f.dir) {
             Some(dir) => write(&dir, &f.name, &f.text)?,
             None => notes.push(format!(
-                "cargo:warning=cannot tell where the binary goes from OUT_DIR={} (expected <target-dir>/<profile>/build/<package>-<hash>/out): {} is not written",
+                "cargo::warning=cannot tell where the binary goes from OUT_DIR={} (expected <target-dir>/<profile>/build/<package>-<hash>/out): {} is not written",
                 out_dir.display(),
                 f.name
             )),
@@ -453,7 +483,7 @@ pub fn build_with_env(
             && pkg != generated.name
         {
             notes.push(format!(
-                "cargo:warning=appliance `{}` is built by package `{pkg}`: {} will not sit next to the binary `{pkg}`; give the appliance its package's name",
+                "cargo::warning=appliance `{}` is built by package `{pkg}`: {} will not sit next to the binary `{pkg}`; give the appliance its package's name",
                 generated.name, f.name
             ));
         }
@@ -465,7 +495,7 @@ pub fn build_with_env(
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => notes.push(format!(
-                    "cargo:warning=cannot remove the stale {}: {e}",
+                    "cargo::warning=cannot remove the stale {}: {e}",
                     p.display()
                 )),
             }
