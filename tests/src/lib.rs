@@ -17,6 +17,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 pub mod qemu;
+pub mod workspace;
 
 /// Where the end-to-end tests build appliances. A target directory of its own, so the
 /// nested `cargo build` never waits for the lock of the `cargo test` that runs us.

@@ -32,7 +32,8 @@ impl Website {
         K: KvRo,
     {
         console.write_str(&format!(
-            "static-website: serving {} files on http://{}/\n",
+            "{}: serving {} files on http://{}/\n",
+            env!("CARGO_PKG_NAME"),
             site.len(),
             ShowAddr(http.local_addr())
         ));
