@@ -6,7 +6,8 @@
 #   gcc                the linker driver rustc calls (cc)
 #   qemu-system-x86    boots the PVH kernels; version 10 from bookworm-backports, which
 #                      Xen-under-QEMU needs (7.2 from bookworm crashes dom0)
-#   iproute2           network namespaces and tap devices for the direct-stack tests
+#   iproute2           network namespaces and tap devices for the direct-stack tests;
+#                      `ss`, with which scripts/morgana-run finds who holds a host port
 #   iputils-ping       pings the direct stack across a tap (ICMP echo)
 #   udhcpd             busybox's DHCP server: the direct stack's DHCP test leases from it
 #   binutils           nm: tests check which code a kernel image carries

@@ -320,7 +320,10 @@ pub fn build() {
                 println!("{line}");
             }
             // Exit successfully: Cargo stops at the logged errors, without the dump
-            // of a failed build script around them.
+            // of a failed build script around them, before rustc compiles the package
+            // (docs/errors.md). Should rustc ever run all the same, it must not find
+            // the code of an earlier build.
+            let _ = std::fs::remove_file(out_dir.join("appliance.rs"));
             for line in cargo::report(&failure.message) {
                 println!("{line}");
             }

@@ -638,6 +638,37 @@ fn check_site(ws: &Path, name: &str) {
         Some(2),
         "exits by SIGINT, as a shell reports (130): {status}\n{stderr}"
     );
-    let left = processes_with(&["qemu-system", &format!("release/{name}")]);
+    let image = scratch_target().join("release").join(name);
+    let qemu = [
+        String::from("qemu-system"),
+        format!("-kernel {}", image.display()),
+    ];
+    let qemu: Vec<&str> = qemu.iter().map(String::as_str).collect();
+    let left = processes_with(&qemu);
     assert!(left.is_empty(), "QEMU left running: {left:?}");
+
+    // Killed outright (SIGKILL, as `Child::kill` does), the runner cannot pass anything
+    // on: QEMU still goes (its parent-death signal).
+    let mut run = spawn_run(ws, name, &xen);
+    let start = Instant::now();
+    while processes_with(&qemu).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "QEMU never started"
+        );
+        assert!(run.try_wait().expect("try_wait").is_none(), "ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.kill().expect("SIGKILL");
+    let status = run.wait().expect("wait");
+    assert_eq!(status.signal(), Some(9));
+    let start = Instant::now();
+    while !processes_with(&qemu).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "QEMU outlived its runner: {:?}",
+            processes_with(&qemu)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
