@@ -18,6 +18,8 @@
 //! The guest ABI itself (ports, request blocks, boot information) is the
 //! `morgana-tender-abi` crate, documented in `docs/tender-abi.md`.
 
+#![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
+
 pub mod calls;
 pub mod cpu;
 pub mod disk;

@@ -1,5 +1,7 @@
 //! `morgana-tender`: runs a Morgana kernel on KVM at CPL 3. See `docs/tender.md`.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use clap::Parser;
 use kvm_ioctls::Kvm;
 use morgana_tender::calls::Devices;

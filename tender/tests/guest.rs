@@ -24,6 +24,7 @@ fn the_guest_runs_at_cpl_3_and_its_status_becomes_the_tenders() {
         .console_has("tender-test-guest: hello from CPL 3")
         .console_has("tender-test-guest: abi 1, TSC ")
         .console_has("command line \"exit=3\"")
+        .console_has("cpuid: hypervisor \"MorganaTendr\", abi 1")
         .console_has("sse: 1.5 * 2.25 = 3.375")
         .console_has("exiting with status 3")
         .report_has("morgana-tender: the guest exited with status 3")

@@ -488,7 +488,23 @@ mod tests {
         assert_eq!(size_of::<BlockInfo>(), 16);
         assert_eq!(size_of::<MemoryRegion>(), 24);
         assert_eq!(size_of::<TenderNote>(), 24);
-        assert_eq!(size_of::<BootInfo>(), 136);
+        assert_eq!(size_of::<BootInfo>(), 128);
+        // The offsets docs/tender-abi.md lists.
+        use core::mem::offset_of;
+        assert_eq!(offset_of!(BootInfo, flags), 16);
+        assert_eq!(offset_of!(BootInfo, tsc_hz), 24);
+        assert_eq!(offset_of!(BootInfo, boot_wall_ns), 40);
+        assert_eq!(offset_of!(BootInfo, cmdline), 48);
+        assert_eq!(offset_of!(BootInfo, memory_map), 64);
+        assert_eq!(offset_of!(BootInfo, stack_bottom), 80);
+        assert_eq!(offset_of!(BootInfo, net), 96);
+        assert_eq!(offset_of!(BootInfo, block), 112);
+        assert_eq!(offset_of!(NetInfo, mtu), 8);
+        assert_eq!(offset_of!(Wait, events), 16);
+        assert_eq!(offset_of!(NetFrames, done), 12);
+        assert_eq!(offset_of!(BlockRequest, sector), 8);
+        assert_eq!(offset_of!(MemoryRegion, kind), 16);
+        assert_eq!(offset_of!(TenderNote, entry), 8);
     }
 
     #[test]

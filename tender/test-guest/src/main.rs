@@ -17,6 +17,7 @@
 //! | `quiet` | skips the hello lines |
 #![no_std]
 #![no_main]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod faults;
 mod heap;
@@ -253,6 +254,18 @@ fn hello(boot: &Boot) {
         }
     );
     println!("command line {:?}", boot.cmdline);
+    // The hypervisor leaves say who runs the guest.
+    let sig = core::arch::x86_64::__cpuid(abi::CPUID_SIGNATURE_LEAF);
+    let leaf = core::arch::x86_64::__cpuid(abi::CPUID_INFO_LEAF);
+    let mut name = [0u8; 12];
+    name[..4].copy_from_slice(&sig.ebx.to_le_bytes());
+    name[4..8].copy_from_slice(&sig.ecx.to_le_bytes());
+    name[8..].copy_from_slice(&sig.edx.to_le_bytes());
+    println!(
+        "cpuid: hypervisor {:?}, abi {}",
+        core::str::from_utf8(&name).unwrap_or("?"),
+        leaf.eax
+    );
     // Floating point is SSE on x86-64: native at CPL 3 (KVM's emulator would fail on it
     // at CPL 0 on this kind of host).
     let a = core::hint::black_box(1.5f64);
