@@ -37,7 +37,7 @@ MAC=02:4d:42:00:00:02
 cleanup() { ip netns del "$NS" 2>/dev/null || true; }
 trap cleanup EXIT
 ip netns add "$NS"
-ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+ip netns exec "$NS" sh -c 'for c in all default; do echo 1 > /proc/sys/net/ipv6/conf/$c/disable_ipv6; done 2>/dev/null || true'
 ip netns exec "$NS" ip link set lo up
 ip netns exec "$NS" ip tuntap add dev "$TAP" mode tap
 ip netns exec "$NS" ip addr add 10.95.0.1/24 dev "$TAP"

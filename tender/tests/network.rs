@@ -82,8 +82,12 @@ impl Netns {
         );
         run_ok(Command::new("ip").args(["netns", "add", &name]));
         let ns = Netns { name, tender: None };
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        // (Through /proc: no procps needed; a kernel without IPv6 has nothing to mute.)
+        ns.exec(&[
+            "sh",
+            "-c",
+            "for c in all default; do echo 1 > /proc/sys/net/ipv6/conf/$c/disable_ipv6; done 2>/dev/null || true",
+        ]);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
         ns.exec(&["ip", "tuntap", "add", "dev", TAP, "mode", "tap"]);
         ns.exec(&["ip", "addr", "add", &format!("{HOST_SIDE}/24"), "dev", TAP]);

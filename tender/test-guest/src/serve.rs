@@ -6,7 +6,7 @@
 
 use crate::{Boot, println};
 use morgana_tender_abi::{self as abi, guest};
-use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
+use smoltcp::iface::{Config, Interface, PollResult, SocketSet, SocketStorage};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
@@ -159,6 +159,7 @@ pub fn serve(boot: &Boot) -> ! {
         }
         iface.poll(now(boot), &mut nic, &mut sockets);
         let mut busy = false;
+        let mut answered = false;
         for (h, req) in handles.iter().flatten().zip(requests.iter_mut()) {
             let socket = sockets.get_mut::<tcp::Socket>(*h);
             busy |= socket.is_active();
@@ -172,6 +173,7 @@ pub fn serve(boot: &Boot) -> ! {
                 let text = &req.buf[..req.len];
                 if text.windows(4).any(|w| w == b"\r\n\r\n") || req.len == req.buf.len() {
                     req.answered = true;
+                    answered = true;
                     served += 1;
                     let path = text.split(|b| *b == b' ').nth(1).unwrap_or(b"/");
                     if path == b"/bad-pointer" {
@@ -198,13 +200,18 @@ pub fn serve(boot: &Boot) -> ! {
                 }
             }
         }
-        iface.poll(now(boot), &mut nic, &mut sockets);
+        // Frames taken by this poll (a request that arrived meanwhile) are handled before
+        // waiting: the wait would not return for them.
+        let more = iface.poll(now(boot), &mut nic, &mut sockets) == PollResult::SocketStateChanged;
         if let Some(t) = done_at {
             // Let the last response and FIN go out (at most 2 s), then stop.
             if !busy || boot.now_ns() - t > 2_000_000_000 {
                 println!("served {served} request(s)");
                 guest::exit(0);
             }
+        }
+        if more || answered {
+            continue;
         }
         let deadline = match iface.poll_delay(now(boot), &sockets) {
             Some(d) => boot.deadline_after(d.total_micros() * 1000),
