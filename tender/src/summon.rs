@@ -92,7 +92,8 @@ pub fn serve<C: WriteVolatile>(
     max: Option<u64>,
     mut log: impl FnMut(&str),
 ) -> io::Result<()> {
-    let tick = Duration::from_millis(50).min(policy.idle.unwrap_or(Duration::MAX) / 4);
+    let tick = (policy.idle.unwrap_or(Duration::MAX) / 4)
+        .clamp(Duration::from_millis(1), Duration::from_millis(50));
     let mut number = 0;
     // The next guest's VM, prepared while no frame is waiting.
     let mut next = Some(Machine::prepare(kvm, template).map_err(io::Error::other)?);
