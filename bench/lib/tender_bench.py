@@ -144,24 +144,26 @@ def cmd_summon(tender, guest, ip, mac, summons):
     # the stop before the next request). A segment of a finished connection that comes
     # late (a retransmitted FIN) summons a guest too: counted, not measured.
     t = Tender(base + ["--idle-ms", "100"] + guest_args)
-    t.expect("the guest boots on the first frame")
     connect, first, guest_side, syns, stray = [], [], [], 0, 0
-    for n in range(1, summons + 1):
-        c, f, data = request(ip)
-        if b"200 OK" not in data:
-            raise SystemExit(f"summon {n}: {data!r}")
-        while True:
-            line = t.expect("stopped: ")
-            if "woken by TCP SYN" in line:
-                break
-            stray += 1
-        if "(1 TCP SYN)" not in line:
-            syns += 1
-        part = line.split("first reply after ")[1].split(" ms")[0]
-        guest_side.append(float(part))
-        connect.append(c)
-        first.append(f)
-    t.stop()
+    try:
+        t.expect("the guest boots on the first frame")
+        for n in range(1, summons + 1):
+            c, f, data = request(ip)
+            if b"200 OK" not in data:
+                raise SystemExit(f"summon {n}: {data!r}")
+            while True:
+                line = t.expect("stopped: ")
+                if "woken by TCP SYN" in line:
+                    break
+                stray += 1
+            if "(1 TCP SYN)" not in line:
+                syns += 1
+            part = line.split("first reply after ")[1].split(" ms")[0]
+            guest_side.append(float(part))
+            connect.append(c)
+            first.append(f)
+    finally:
+        t.stop()
     report("summon_syn_to_synack", connect, "ms")
     report("summon_syn_to_first_byte", first, "ms")
     report("summon_wake_to_guest_reply", guest_side, "ms")
@@ -169,14 +171,15 @@ def cmd_summon(tender, guest, ip, mac, summons):
     print(f"summon_stray_summons={stray}")
     # Reference: the guest stays up (the first request summons it, the rest find it up).
     t = Tender(base + ["--idle-ms", "600000"] + guest_args)
-    t.expect("the guest boots on the first frame")
-    request(ip)
-    warm_connect, warm_first = [], []
-    for _ in range(summons):
-        c, f, _ = request(ip)
-        warm_connect.append(c)
-        warm_first.append(f)
-    t.stop()
+    warm_first = []
+    try:
+        t.expect("the guest boots on the first frame")
+        request(ip)
+        for _ in range(summons):
+            _, f, _ = request(ip)
+            warm_first.append(f)
+    finally:
+        t.stop()
     report("warm_syn_to_first_byte", warm_first, "ms")
     print(f"summon_vs_warm_first_byte_ratio={statistics.median(first) / statistics.median(warm_first):.1f}")
 
