@@ -23,7 +23,7 @@ use core::task::Poll;
 use morgana_signatures::{NetIf, Received, Timer, Udp};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp::{self, PacketBuffer, PacketMetadata, SendError};
-use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 
 use crate::Error;
 use crate::stack::{Inner, Shared, Stack};
@@ -43,6 +43,10 @@ impl<N: NetIf, C: Timer> Udp for Stack<N, C> {
     /// Binds `addr`: the unspecified address (`0.0.0.0`, or `[::]` for both families
     /// on a dual stack) or one of the stack's own; port 0 picks a free one from 49152
     /// up. A port bound by another UDP socket is [`Error::AddrInUse`].
+    ///
+    /// `max_payload` is the IPv4 maximum (MTU − 28) for a socket that takes IPv4
+    /// (`0.0.0.0`, `[::]`, an IPv4 address), the IPv6 one (MTU − 48) for a socket on an
+    /// IPv6 address; `send_to` refuses a datagram above its peer's family's maximum.
     async fn bind(&self, addr: SocketAddr) -> Result<UdpSocket<N, C>, Error> {
         let (handle, local, v4_only, max_payload) =
             self.shared.inner.borrow_mut().bind_udp(addr)?;
@@ -57,6 +61,17 @@ impl<N: NetIf, C: Timer> Udp for Stack<N, C> {
 }
 
 impl<N: NetIf> Inner<N> {
+    /// One frame less `headers`, and never more than a buffer holds (a larger datagram
+    /// could never be queued).
+    fn max_udp_payload(&self, headers: usize) -> usize {
+        self.dev
+            .0
+            .mtu()
+            .saturating_sub(headers)
+            .min(self.config.udp_rx_buffer)
+            .min(self.config.udp_tx_buffer)
+    }
+
     fn udp_port_in_use(&self, port: u16) -> bool {
         self.sockets.iter().any(|(_, s)| {
             <udp::Socket<'_> as smoltcp::socket::AnySocket<'_>>::downcast(s)
@@ -97,20 +112,10 @@ impl<N: NetIf> Inner<N> {
                 port,
             })
             .map_err(|_| Error::AddrNotAvailable(addr))?;
-        let headers = if addr.is_ipv4() {
-            V4_HEADERS
-        } else {
-            V6_HEADERS
-        };
-        // One frame, and never more than a buffer holds (a larger one could never be
-        // queued).
-        let max_payload = self
-            .dev
-            .0
-            .mtu()
-            .saturating_sub(headers)
-            .min(self.config.udp_rx_buffer)
-            .min(self.config.udp_tx_buffer);
+        // A socket that takes IPv4 (on an IPv4 address, or `[::]`) carries the IPv4
+        // maximum; one on an IPv6 address the IPv6 one (`send_to` checks each peer).
+        let v4_too = addr.is_ipv4() || addr.ip().is_unspecified();
+        let max_payload = self.max_udp_payload(if v4_too { V4_HEADERS } else { V6_HEADERS });
         self.udp_sockets += 1;
         let local = SocketAddr::new(addr.ip(), port);
         log::debug!("udp bound on {}", morgana_signatures::ShowAddr(local));
@@ -137,8 +142,12 @@ impl<N: NetIf, C: Timer> core::fmt::Debug for UdpSocket<N, C> {
 }
 
 /// `peer` as smoltcp's endpoint, or why it cannot be one for this socket.
-fn endpoint(peer: SocketAddr, v4_only: bool) -> Result<IpEndpoint, Error> {
+fn endpoint(peer: SocketAddr, local: SocketAddr, v4_only: bool) -> Result<IpEndpoint, Error> {
     match peer {
+        // A socket on an IPv6 address has no IPv4 source.
+        SocketAddr::V4(_) if local.is_ipv6() && !local.ip().is_unspecified() => {
+            Err(Error::Unaddressable(peer))
+        }
         SocketAddr::V4(a) => Ok(IpEndpoint::from(a)),
         #[cfg(feature = "ipv6")]
         SocketAddr::V6(a) if !v4_only => match a.ip().to_ipv4_mapped() {
@@ -193,13 +202,20 @@ impl<N: NetIf, C: Timer> morgana_signatures::UdpSocket for UdpSocket<N, C> {
     }
 
     async fn send_to(&mut self, buf: &[u8], peer: SocketAddr) -> Result<(), Error> {
-        if buf.len() > self.max_payload {
+        let to = endpoint(peer, self.local, self.v4_only)?;
+        let max = match to.addr {
+            IpAddress::Ipv4(_) => self.max_payload,
+            #[allow(unreachable_patterns)]
+            _ => self
+                .max_payload
+                .min(self.shared.inner.borrow().max_udp_payload(V6_HEADERS)),
+        };
+        if buf.len() > max {
             return Err(Error::DatagramTooLarge {
                 len: buf.len(),
-                max: self.max_payload,
+                max,
             });
         }
-        let to = endpoint(peer, self.v4_only)?;
         let handle = self.handle;
         self.shared
             .drive(|inner, cx| {

@@ -197,7 +197,26 @@ fn tcp_and_udp_over_a_static_ipv6_address() {
         let mut both = stack.listen(addr6([0; 8], 80)).await.unwrap();
         let mut v4_only = stack.listen(addr([0, 0, 0, 0], 81)).await.unwrap();
         let mut udp = stack.bind(addr6([0; 8], 53)).await.unwrap();
-        assert_eq!(udp.max_payload(), 1452, "1500 less 40 (IPv6) and 8 (UDP)");
+        // [::] takes IPv4 too: the IPv4 maximum, and the IPv6 one for IPv6 peers.
+        assert_eq!(udp.max_payload(), 1472, "1500 less 20 (IPv4) and 8 (UDP)");
+        let mut only6 = stack.bind(addr6(STACK_IP6, 54)).await.unwrap();
+        assert_eq!(only6.max_payload(), 1452, "1500 less 40 (IPv6) and 8 (UDP)");
+        let e = udp
+            .send_to(&[0; 1453], addr6(PEER_IP6, 9))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::DatagramTooLarge {
+                    len: 1453,
+                    max: 1452
+                }
+            ),
+            "{e}"
+        );
+        let e = only6.send_to(b"x", addr(PEER_IP, 9)).await.unwrap_err();
+        assert!(matches!(e, Error::Unaddressable(_)), "{e}");
 
         let server = async {
             for _ in 0..2 {
