@@ -16,6 +16,7 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+pub mod lossy;
 pub mod qemu;
 
 /// Where the end-to-end tests build appliances. A target directory of its own, so the

@@ -105,15 +105,20 @@ impl fmt::Display for Ipv6Config {
 /// stack advertises; a request of a static site fits many times over).
 pub const DEFAULT_RX_BUFFER: usize = 16 * 1024;
 
-/// Transmit buffer of each TCP connection by default: 32 KiB (what a response can have
-/// in flight and unacknowledged; enough to keep a LAN or a tap busy).
-pub const DEFAULT_TX_BUFFER: usize = 32 * 1024;
+/// Transmit buffer of each TCP connection by default: 64 KiB (what a response can have
+/// in flight and unacknowledged). On a lossy link a hole must be reported by three
+/// duplicate ACKs, which only segments sent after it bring: with 32 KiB the buffer was
+/// often full behind a hole, no segment followed, and smoltcp waited for its
+/// retransmission timeout (at least 1 s). 64 KiB measured faster on the lossy-link
+/// rig, 128 KiB slower (smoltcp resends everything in flight after a timeout):
+/// docs/benchmarks.md, "TCP over a lossy link".
+pub const DEFAULT_TX_BUFFER: usize = 64 * 1024;
 
 /// Connections a listener holds before they are accepted, by default.
 pub const DEFAULT_BACKLOG: usize = 32;
 
 /// Most TCP sockets (listening, connected, and closing) at once, by default: with the
-/// default buffers at most 6 MiB of socket buffers.
+/// default buffers at most 10 MiB of socket buffers.
 pub const DEFAULT_MAX_SOCKETS: usize = 128;
 
 /// Receive buffer of each UDP socket by default: 16 KiB of datagrams (eleven at the

@@ -83,9 +83,9 @@
 //! # Buffers and limits
 //!
 //! Each socket has [`StackConfig::rx_buffer`] (default 16 KiB: the advertised window)
-//! and [`StackConfig::tx_buffer`] (default 32 KiB: what can be in flight) bytes,
+//! and [`StackConfig::tx_buffer`] (default 64 KiB: what can be in flight) bytes,
 //! allocated when the socket is made. At most [`StackConfig::max_sockets`] (default
-//! 128, so 6 MiB of buffers) exist at once; beyond that listeners stop adding spares and
+//! 128, so 10 MiB of buffers) exist at once; beyond that listeners stop adding spares and
 //! new connections are refused until some close. Handshakes time out after
 //! [`HANDSHAKE_TIMEOUT`], and an established connection that does not acknowledge data
 //! for [`CONNECTION_TIMEOUT`] is aborted (reads and writes then fail with
