@@ -230,6 +230,8 @@ struct WireState {
     wakers: [Option<Waker>; 2],
     /// Every frame sent, with the sending side (lost ones included).
     log: Vec<(usize, Vec<u8>)>,
+    /// Whether frames are logged (a fuzz run sends millions).
+    logging: bool,
     loss: Option<LossFn>,
     sent: u64,
     lost: u64,
@@ -246,6 +248,7 @@ impl Wire {
             queues: [VecDeque::new(), VecDeque::new()],
             wakers: [None, None],
             log: Vec::new(),
+            logging: true,
             loss: None,
             sent: 0,
             lost: 0,
@@ -253,6 +256,23 @@ impl Wire {
         let a = SimNic::new(wire.clone(), 0, STACK_MAC);
         let b = SimNic::new(wire.clone(), 1, PEER_MAC);
         (wire, a, b)
+    }
+
+    /// Stops logging frames (the log of a long run would grow without bound).
+    pub fn stop_logging(&self) {
+        let mut w = self.0.borrow_mut();
+        w.logging = false;
+        w.log = Vec::new();
+    }
+
+    /// How many frames wait for side `to`.
+    pub fn queued(&self, to: usize) -> usize {
+        self.0.borrow().queues[to].len()
+    }
+
+    /// Drops every frame waiting for side `to`.
+    pub fn discard(&self, to: usize) {
+        self.0.borrow_mut().queues[to].clear();
     }
 
     pub fn set_loss(&self, f: LossFn) {
@@ -265,7 +285,9 @@ impl Wire {
             let mut w = self.0.borrow_mut();
             let n = w.sent;
             w.sent += 1;
-            w.log.push((from, frame.clone()));
+            if w.logging {
+                w.log.push((from, frame.clone()));
+            }
             let lost = match w.loss.as_mut() {
                 Some(f) => f(n, from, &frame),
                 None => false,
