@@ -71,9 +71,26 @@ fn build_lossy_site(relay: &Path) -> (PathBuf, Vec<u8>) {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let profiles = "\n[workspace]\n\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\nopt-level = \"s\"\nlto = \"fat\"\ncodegen-units = 1\n";
-    std::fs::write(dir.join("Cargo.toml"), manifest + profiles).expect("Cargo.toml");
-    let target = root.join("target").join("e2e-xen").join("scratch-target");
+    // The workspace's profiles, verbatim: with the same settings the scratch build
+    // reuses what the kernel tests compiled in the same target directory.
+    let root_manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("root Cargo.toml");
+    let profiles = &root_manifest[root_manifest.find("[profile").expect("profiles")..];
+    // Its own binary name, so the workspace's static-website image beside it stays.
+    let manifest = manifest.replacen(
+        "name = \"static-website\"\npath",
+        "name = \"static-website-lossy\"\npath",
+        1,
+    );
+    assert!(
+        manifest.contains("static-website-lossy"),
+        "the [[bin]] section moved"
+    );
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("{manifest}\n\n[workspace]\n\n{profiles}"),
+    )
+    .expect("Cargo.toml");
+    let target = morgana_tests::kernel_target_dir();
     let out = Command::new(env!("CARGO"))
         .current_dir(&dir)
         .args(["build", "--release", "--quiet"])
@@ -87,7 +104,7 @@ fn build_lossy_site(relay: &Path) -> (PathBuf, Vec<u8>) {
         String::from_utf8_lossy(&out.stderr)
     );
     let want = std::fs::read(&file).expect("lossy.bin");
-    (target.join("release/static-website"), want)
+    (target.join("release/static-website-lossy"), want)
 }
 
 /// The folder of workspace dependency `name` (`name = { path = "folder" }`).
