@@ -11,6 +11,10 @@
 #   iputils-ping       pings the direct stack across a tap (ICMP echo)
 #   udhcpd             busybox's DHCP server: the direct stack's DHCP test leases from it
 #   binutils           nm: tests check which code a kernel image carries
+#   socat              the real UDP client of the UDP echo tests (and bench/udp-echo.sh's
+#                      reference echo server)
+#   radvd              sends the router advertisements from which the direct stack takes
+#                      its IPv6 address (SLAAC) in the tap tests
 #   cpio, gzip, xz-utils  the Xen harness (tests/xen) builds dom0's initramfs and unpacks modules
 set -euo pipefail
 
@@ -44,6 +48,6 @@ add_backports() {
 
 add_backports
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd cpio gzip xz-utils >/dev/null
+apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd socat radvd cpio gzip xz-utils >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 echo "setup: $(qemu-system-x86_64 --version | head -1)"

@@ -16,6 +16,7 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+pub mod lossy;
 pub mod qemu;
 pub mod workspace;
 

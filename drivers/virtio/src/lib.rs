@@ -115,6 +115,8 @@ pub mod transport;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;
 
 use core::fmt;

@@ -29,7 +29,8 @@
 //!   borrowed from it ([`Clock`], [`HostTcp`]) are neither `Send` nor `Sync`.
 //! - **Devices**: [`Console`] (stdout), [`Clock`] (`CLOCK_MONOTONIC`, `CLOCK_REALTIME`,
 //!   timers), [`Entropy`] (`getrandom`), [`HostTcp`] (host sockets: non-blocking,
-//!   `SO_REUSEADDR`, `TCP_NODELAY`, `MSG_NOSIGNAL`, gather writes with `sendmsg`), and
+//!   `SO_REUSEADDR`, `TCP_NODELAY`, `MSG_NOSIGNAL`, gather writes with `sendmsg`; it
+//!   implements `Udp` too, with `recvfrom(MSG_TRUNC)` reporting truncation), and
 //!   [`Tap`], a Linux tap device implementing the `NETIF` signature
 //!   ([`NetIf`](morgana_signatures::NetIf)) for the direct TCP/IP stack
 //!   (`morgana-direct`): `/dev/net/tun` attached with `TUNSETIFF`
@@ -73,12 +74,14 @@ mod reactor;
 mod sys;
 mod tap;
 mod tcp;
+mod udp;
 
 pub use error::{Error, IfName, TapStep};
 pub use platform::{Args, Clock, Console, Entropy, Platform};
 pub use reactor::EpollIdle;
 pub use tap::{Tap, TapRx, TapTx};
 pub use tcp::{HostListener, HostStream, HostTcp};
+pub use udp::{HOST_UDP_MAX_PAYLOAD, HostUdpSocket};
 
 /// What [`entry!`] expands to refers to; not a public API.
 #[doc(hidden)]
