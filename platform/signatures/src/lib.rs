@@ -32,6 +32,12 @@ use core::time::Duration;
 mod udp;
 pub use udp::{Received, Udp, UdpError, UdpSocket};
 
+mod block;
+pub use block::{Block, BlockError, BlockErrorKind, check_request};
+
+mod kv;
+pub use kv::{Kv, KvError, KvErrorKind, KvRead, Value};
+
 /// A point on a monotonic clock, in nanoseconds since an arbitrary origin (boot).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(u64);
