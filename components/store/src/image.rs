@@ -131,7 +131,10 @@ fn entry_crc(offset: u64, rest: &[u8]) -> u32 {
 
 /// Builds an image of `entries` (key, value, meta), in any order. The result is a whole
 /// number of 4096-byte blocks: write it to a file or a disk and attach it.
-pub fn build<K, V, I>(entries: I, options: BuildOptions) -> Result<Vec<u8>, ImageError<()>>
+pub fn build<K, V, I>(
+    entries: I,
+    options: BuildOptions,
+) -> Result<Vec<u8>, ImageError<core::convert::Infallible>>
 where
     K: AsRef<[u8]>,
     V: AsRef<[u8]>,
