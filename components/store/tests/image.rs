@@ -4,7 +4,7 @@
 mod common;
 
 use common::run;
-use morgana_signatures::{KvError, KvErrorKind, KvRead};
+use morgana_signatures::{KvError, KvErrorKind};
 use morgana_store::image::{BuildOptions, IMAGE_VERSION, build};
 use morgana_store::{Image, ImageError, MemBlock};
 
