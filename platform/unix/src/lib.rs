@@ -34,6 +34,9 @@
 //!   ([`NetIf`](morgana_signatures::NetIf)) for the direct TCP/IP stack
 //!   (`morgana-direct`): `/dev/net/tun` attached with `TUNSETIFF`
 //!   (`IFF_TAP | IFF_NO_PI`), non-blocking, its fd on the same epoll loop.
+//!   [`FileBlock`] is a disk image file or host block device behind the `BLOCK`
+//!   signature ([`Block`](morgana_signatures::Block)): created at its size if absent,
+//!   never overwritten, locked, `fdatasync` as the flush.
 //! - **Heap**: talc over a fixed arena of `heap_bytes` in `.bss`. Exhaustion is reported
 //!   as `morgana: out of memory: ...` before the panic line.
 //! - **Log**: the `log` facade, one line per record on stderr:
@@ -64,6 +67,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+mod block;
 mod entry;
 mod error;
 mod heap;
@@ -74,6 +78,7 @@ mod sys;
 mod tap;
 mod tcp;
 
+pub use block::{FileBlock, FileBlockError, FileOptions, FileSync, ShortPath};
 pub use error::{Error, IfName, TapStep};
 pub use platform::{Args, Clock, Console, Entropy, Platform};
 pub use reactor::EpollIdle;
