@@ -11,6 +11,9 @@
 #   udhcpd             busybox's DHCP server: the direct stack's DHCP test leases from it
 #   binutils           nm: tests check which code a kernel image carries
 #   cpio, gzip, xz-utils  the Xen harness (tests/xen) builds dom0's initramfs and unpacks modules
+#   redis-server, redis-tools  the peer of the Redis-protocol server: its differential tests
+#                      compare replies with redis-server and redis-cli; bench/kv.sh runs
+#                      redis-benchmark against both
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -43,6 +46,6 @@ add_backports() {
 
 add_backports
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd cpio gzip xz-utils >/dev/null
+apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd cpio gzip xz-utils redis-server redis-tools >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 echo "setup: $(qemu-system-x86_64 --version | head -1)"
