@@ -371,6 +371,8 @@ fn scripted_sessions_get_the_same_replies_as_redis_server() {
     steps += compare(&mut r, &mut o, &script("QUIT"));
     assert!(r.closed() && o.closed(), "QUIT closes the connection");
     eprintln!("{steps} replies identical");
+    drop((redis, ours));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -423,6 +425,8 @@ fn malformed_requests_get_the_same_errors_and_close_the_connection() {
         c.send_raw(b"*0\r\n*-1\r\n\r\n \r\n*1\r\n$4\r\nPING\r\n");
         assert_eq!(c.reply().unwrap(), b"+PONG\r\n");
     }
+    drop((redis, ours));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -455,4 +459,6 @@ fn redis_cli_sessions_print_the_same() {
     let (a, b) = (run(redis.addr), run(ours.addr));
     assert!(a.contains("hello world") && a.lines().count() > 20, "{a}");
     assert_eq!(b, a);
+    drop((redis, ours));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -443,7 +443,9 @@ impl<B: Block> Store<B> {
             let Some(rec) = self.valid_record(&mut win, seq, pos).await? else {
                 let damaged = if expected_end.is_some_and(|e| pos < e) {
                     Some("a record fails its checks but the log goes on in the next segment")
-                } else if self.markers_after(&mut win, seq, pos).await? >= 2 {
+                } else if expected_end.is_none()
+                    && self.markers_after(&mut win, seq, pos).await? >= 2
+                {
                     Some("a record fails its checks but later commits in the segment were flushed")
                 } else {
                     None
@@ -535,23 +537,47 @@ impl<B: Block> Store<B> {
         from: u32,
     ) -> Result<u32, Error<B::Error>> {
         let sector = self.sb.sector_size;
+        let seg_size = self.sb.segment_size;
         let mut found = 0;
         let mut pos = from + 1;
-        while pos as usize + RECORD_HEADER_LEN <= self.sb.segment_size as usize && found < 2 {
-            let at = self.fetch(win, pos, RECORD_HEADER_LEN as u32).await?;
-            let b = &win.buf[at..at + RECORD_HEADER_LEN];
-            // Cheap tests first: kind Pad, zero key length and meta.
-            if b[4] == Kind::Pad as u8
-                && b[5..8] == [0, 0, 0]
-                && b[12..20] == [0; 8]
-                && (pos + RECORD_HEADER_LEN as u32 + format::le32(b, 8)).is_multiple_of(sector)
-                && let Some((h, _)) = self.valid_record(win, seq, pos).await?
-            {
-                found += 1;
-                pos += h.len() as u32;
-                continue;
+        while pos as usize + RECORD_HEADER_LEN <= seg_size as usize && found < 2 {
+            // A window's worth of candidate positions at a time, tested in place.
+            let want = READ_CHUNK.min(seg_size - pos);
+            let at = self.fetch(win, pos, want).await?;
+            let last = at + want as usize - RECORD_HEADER_LEN;
+            let mut i = at;
+            let mut hit = None;
+            while i <= last {
+                let b = &win.buf[i..i + RECORD_HEADER_LEN];
+                // Cheap tests first: kind Pad, zero key length and meta, ending on a
+                // sector boundary.
+                if b[4] == Kind::Pad as u8 && b[5..8] == [0, 0, 0] && b[12..20] == [0; 8] {
+                    let p = pos + (i - at) as u32;
+                    let end =
+                        u64::from(p) + RECORD_HEADER_LEN as u64 + u64::from(format::le32(b, 8));
+                    if end.is_multiple_of(u64::from(sector)) && end <= u64::from(seg_size) {
+                        let crc = format::record_crc(
+                            self.sb.store_id,
+                            seq,
+                            p,
+                            &b[4..RECORD_HEADER_LEN],
+                            &[],
+                        );
+                        if crc == format::le32(b, 0) {
+                            hit = Some((p, end as u32));
+                            break;
+                        }
+                    }
+                }
+                i += 1;
             }
-            pos += 1;
+            match hit {
+                Some((_, end)) => {
+                    found += 1;
+                    pos = end;
+                }
+                None => pos += (last - at + 1) as u32,
+            }
         }
         Ok(found)
     }
