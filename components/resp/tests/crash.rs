@@ -223,7 +223,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
             let older: Vec<String> = model
                 .acked
                 .keys()
-                .filter(|k| !touched.contains(k) && rng.next() % 16 == 0)
+                .filter(|k| !touched.contains(k) && rng.next().is_multiple_of(16))
                 .cloned()
                 .collect();
             let keys: Vec<&String> = touched.iter().chain(older.iter()).collect();
