@@ -957,7 +957,8 @@ fn info<K: Kv, C: MonotonicClock + WallClock>(
         let failed = shared.failure.borrow().is_some();
         let _ = write!(
             t,
-            "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:{fsync}\r\nchanges_not_durable:{}\r\nlast_commit_status:{}\r\n\r\n",
+            "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:{fsync}\r\ncommits:{}\r\nchanges_not_durable:{}\r\nlast_commit_status:{}\r\n\r\n",
+            shared.commits.get(),
             st.writes.saturating_sub(shared.durable.get()),
             if failed { "err" } else { "ok" }
         );

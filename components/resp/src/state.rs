@@ -140,6 +140,8 @@ pub(crate) struct Shared<K, C> {
     pub connected: Cell<usize>,
     pub connections_total: Cell<u64>,
     pub rejected: Cell<u64>,
+    /// Commits made (store syncs that flushed something).
+    pub commits: Cell<u64>,
 }
 
 impl<K: Kv, C: MonotonicClock + WallClock> Shared<K, C> {
@@ -164,6 +166,7 @@ impl<K: Kv, C: MonotonicClock + WallClock> Shared<K, C> {
             connected: Cell::new(0),
             connections_total: Cell::new(0),
             rejected: Cell::new(0),
+            commits: Cell::new(0),
         }
     }
 
@@ -226,7 +229,10 @@ impl<K: Kv, C: MonotonicClock + WallClock> Shared<K, C> {
     /// A commit of every change up to `upto` ended; wakes whoever waited for it.
     pub(crate) fn committed(&self, upto: u64, result: Result<(), String>) {
         match result {
-            Ok(()) => self.durable.set(self.durable.get().max(upto)),
+            Ok(()) => {
+                self.durable.set(self.durable.get().max(upto));
+                self.commits.set(self.commits.get() + 1);
+            }
             Err(message) => {
                 *self.failure.borrow_mut() = Some(SyncFailure { upto, message });
             }
