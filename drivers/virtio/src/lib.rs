@@ -105,6 +105,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod blk;
 mod hal;
 mod net;
 pub mod pci;
@@ -120,6 +121,7 @@ mod tests;
 use core::fmt;
 use core::task::Waker;
 
+pub use blk::{Blk, BlkConfig, BlkError, BlkStats, VirtioBlk};
 pub use hal::{DmaMemory, Hal};
 pub use net::{
     BUFFER_SIZE, Config, DEFAULT_QUEUE_SIZE, ETHERNET_MTU, NET_HDR_LEN, Net, RxToken, Stats,
