@@ -1,6 +1,8 @@
 //! Morgana's virtio-net driver: the `NetIf` of the PVH kernel under QEMU, KVM and
 //! Firecracker.
 //!
+//! The crate also drives virtio-blk disks as the `BLOCK` signature: see [`blk`].
+//!
 //! ```ignore
 //! // What the generated connect chain does on the PVH target:
 //! let nic = morgana_virtio::VirtioNet::find(platform)?;   // impl morgana_signatures::NetIf

@@ -158,7 +158,7 @@ impl fmt::Display for BlkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BlkError::NoDevice => f.write_str(
-                "no virtio-blk device found on the PCI bus (add -drive file=disk.img,format=raw,if=none,id=disk -device virtio-blk-pci,drive=disk)",
+                "no virtio-blk device found on the PCI bus (add -drive file=IMG,format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0)",
             ),
             BlkError::Init(e) => write!(f, "virtio-blk: {e}"),
             BlkError::ConfigUnreadable => {
