@@ -194,12 +194,10 @@ async fn main(p: &'static Platform) -> Result<(), StartError> {
         Some("poll") => InterruptPreference::Poll,
         _ => InterruptPreference::Auto,
     };
-    let open = |n| {
-        VirtioBlk::find_nth(p, n, BlkConfig::default(), irq)
-            .map_err(|e| StartError::new(if n == 0 { "disk0" } else { "disk1" }, &e))
-    };
-    let disk0 = open(0)?;
-    let disk1 = open(1)?;
+    let disk0 = VirtioBlk::find_nth(p, 0, BlkConfig::default(), irq)
+        .map_err(|e| StartError::new("disk0", &e))?;
+    let disk1 = VirtioBlk::find_nth(p, 1, BlkConfig::default(), irq)
+        .map_err(|e| StartError::new("disk1", &e))?;
     console.print(format_args!(
         "disk0: {} sectors of {} bytes, flush {}, {} slots\n",
         disk0.sectors(),
