@@ -60,11 +60,11 @@ cargo build --release --quiet -p morgana-store --example inspect \
 KV=$CARGO_TARGET_DIR/release/examples/kv-server
 INSPECT=$CARGO_TARGET_DIR/release/examples/inspect
 
-# start_kv POLICY DISK -> sets KV_PID, KV_PORT (waits until it listens)
+# start_kv POLICY DISK [SYNC] -> sets KV_PID, KV_PORT (waits until it listens)
 start_kv() {
   local out=$SCRATCH/kv-$$.out
   : > "$out"
-  "$KV" --disk "$2" --size-mib 2048 --port 0 --durability "$1" > "$out" 2>>"$SCRATCH/kv.log" &
+  "$KV" --disk "$2" --size-mib 2048 --port 0 --durability "$1" --sync "${3:-fdatasync}" > "$out" 2>>"$SCRATCH/kv.log" &
   KV_PID=$!; PIDS+=("$KV_PID")
   for _ in $(seq 1 3000); do grep -q listening "$out" && break; sleep 0.01; done
   KV_PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$out")
@@ -106,6 +106,15 @@ for policy in always everysec; do
   result "kv_${policy}_get_morgana" "$(median "${kg[@]}")"
   result "kv_${policy}_get_ratio" "$(ratio "$(median "${kg[@]}")" "$(median "${rg[@]}")")"
   result "kv_${policy}_morgana_commits" "$(redis-cli -p "$KV_PORT" info persistence | tr -d '\r' | sed -n 's/^commits://p')"
+  stop "$KV_PID"
+  # The same with O_DIRECT instead of the page cache (kv-server --sync direct).
+  start_kv "$policy" "$SCRATCH/kv-$policy-direct.img" direct
+  declare -a ds=() rs2=()
+  for rep in $(seq 1 "$REPS"); do
+    rs2+=("$(rb "$REDIS_PORT" set)"); ds+=("$(rb "$KV_PORT" set)")
+  done
+  result "kv_${policy}_set_morgana_direct" "$(median "${ds[@]}")"
+  result "kv_${policy}_set_direct_ratio" "$(ratio "$(median "${ds[@]}")" "$(median "${rs2[@]}")")"
   stop "$REDIS_PID"; stop "$KV_PID"
 done
 
@@ -167,6 +176,8 @@ for policy in always everysec; do
     printf '%-34s %14s %14s %8s\n' "$op/s, P16 c50, $policy" \
       "$(get "kv_${policy}_${op}_morgana")" "$(get "kv_${policy}_${op}_redis")" "$(get "kv_${policy}_${op}_ratio")"
   done
+  printf '%-34s %14s %14s %8s\n' "set/s, $policy, O_DIRECT" \
+    "$(get "kv_${policy}_set_morgana_direct")" "" "$(get "kv_${policy}_set_direct_ratio")"
 done
 printf '%-34s %14s %14s\n' "recovery of $KEYS keys (s)" "$(get kv_recovery_morgana_s)" "$(get kv_recovery_redis_s)"
 printf '%-34s %14s %14s\n' "RSS with $KEYS keys (KiB)" "$(get kv_recovery_morgana_rss_kib)" "$(get kv_recovery_redis_rss_kib)"
