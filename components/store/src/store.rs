@@ -467,14 +467,8 @@ impl<B: Block> Store<B> {
                         len,
                         meta: h.meta,
                     };
-                    let old = match self.index.get_mut(key) {
-                        Some(l) => Some(core::mem::replace(l, loc)),
-                        None => {
-                            self.index.insert(key.into(), loc);
-                            None
-                        }
-                    };
-                    if let Some(old) = old {
+                    // One search of the tree per record (most keys are new at mount).
+                    if let Some(old) = self.index.insert(key.into(), loc) {
                         self.unlive(old);
                     }
                     self.slots[slot as usize].live += u64::from(len);

@@ -97,16 +97,8 @@ macro_rules! freestanding_symbols {
         /// The C contract: both pointers are valid for `n` bytes.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-            let mut i = 0;
-            while i < n {
-                // SAFETY: `i < n` and both ranges are valid for `n` bytes.
-                let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
-                if x != y {
-                    return i32::from(x) - i32::from(y);
-                }
-                i += 1;
-            }
-            0
+            // SAFETY: the caller upholds memcmp's contract, which is compare_bytes's.
+            unsafe { $crate::compare_bytes(a, b, n) }
         }
 
         /// # Safety
@@ -134,4 +126,74 @@ macro_rules! freestanding_symbols {
         #[unsafe(no_mangle)]
         pub extern "C" fn rust_eh_personality() {}
     };
+}
+
+/// Compares `n` bytes at `a` and `b` as C's `memcmp` does (negative, zero or positive as
+/// the first differing byte of `a` is smaller, absent or larger), eight bytes at a time.
+/// The `memcmp` of [`freestanding_symbols!`]: ordered maps compare keys with it, so a
+/// byte-at-a-time loop made mounting a store of a million keys six times slower.
+///
+/// Whole words are read unaligned and compared as big-endian numbers (the first byte in
+/// memory is the most significant); the few bytes left over are read one at a time with
+/// volatile reads, which LLVM cannot turn back into a call to `memcmp` itself.
+///
+/// # Safety
+/// `a` and `b` are valid for reads of `n` bytes.
+#[inline]
+pub unsafe fn compare_bytes(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: `i + 8 <= n`, and both ranges are valid for `n` bytes; unaligned reads.
+        let (x, y) = unsafe {
+            (
+                a.add(i).cast::<u64>().read_unaligned(),
+                b.add(i).cast::<u64>().read_unaligned(),
+            )
+        };
+        if x != y {
+            return if u64::from_be(x) < u64::from_be(y) {
+                -1
+            } else {
+                1
+            };
+        }
+        i += 8;
+    }
+    while i < n {
+        // SAFETY: `i < n` and both ranges are valid for `n` bytes.
+        let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
+        if x != y {
+            return i32::from(x) - i32::from(y);
+        }
+        i += 1;
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compare_bytes;
+
+    #[test]
+    fn compares_like_slices_do() {
+        let mut seed = 0x1234_5678_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let n = (next() % 40) as usize;
+            let a: alloc::vec::Vec<u8> = (0..n).map(|_| (next() % 4) as u8 * 85).collect();
+            let mut b = a.clone();
+            if n > 0 && next() % 3 != 0 {
+                let at = (next() as usize) % n;
+                b[at] = (next() % 256) as u8;
+            }
+            // SAFETY: both vectors hold `n` bytes.
+            let got = unsafe { compare_bytes(a.as_ptr(), b.as_ptr(), n) };
+            assert_eq!(got.signum(), a.cmp(&b) as i32, "{a:?} vs {b:?}");
+        }
+    }
 }
