@@ -46,15 +46,17 @@ fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-/// Runs one command (`args` not empty) and writes its reply.
+/// Runs one command (`args` not empty) and writes its reply. `now` is the time in Unix
+/// milliseconds, read once per batch of pipelined commands (as Redis reads it once per
+/// command: the difference is microseconds).
 pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
     args: Args<'_>,
     st: &mut State<K>,
     shared: &Shared<K, C>,
+    now: u64,
     out: &mut Vec<u8>,
 ) -> After {
     st.stats.commands += 1;
-    let now = shared.now_ms();
     let name = args.get(0);
     let n = args.len();
     // Lower-case ASCII name for the lookup (and for arity errors), up to 16 bytes.

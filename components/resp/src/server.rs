@@ -345,6 +345,7 @@ async fn connection<S: TcpStream, K: Kv, C: Timer + WallClock>(
     loop {
         let mut start = 0;
         let mut close = false;
+        let now = shared.now_ms();
         while start < filled {
             match parser.parse(&input[start..filled]) {
                 Ok(Parsed::Incomplete) => break,
@@ -353,7 +354,7 @@ async fn connection<S: TcpStream, K: Kv, C: Timer + WallClock>(
                     if !args.is_empty() {
                         let mut st = shared.state.lock().await;
                         let before = st.writes;
-                        let after = commands::execute(args, &mut st, shared, &mut out).await;
+                        let after = commands::execute(args, &mut st, shared, now, &mut out).await;
                         if st.writes != before {
                             needs = st.writes;
                         }
