@@ -24,6 +24,8 @@ pub const MIN_SEGMENTS: u32 = 5;
 const MIN_FREE: usize = 2;
 /// Segments held back from live data: the head and the two free ones.
 const RESERVED_SEGMENTS: u32 = 3;
+/// Bytes that must be zero for `open_or_format` to take a device as blank.
+const BLANK_PROBE: u64 = 128 * 1024;
 /// How much is read at once when walking a segment (mount, compaction).
 const READ_CHUNK: u32 = 256 * 1024;
 /// Default longest key.
@@ -266,21 +268,29 @@ impl<B: Block> Store<B> {
         Store::open(dev, config).await
     }
 
-    /// Mounts the store on `dev`, formatting it first if it is blank (all zero where
-    /// the superblock goes) — never a device that holds anything else.
+    /// Mounts the store on `dev`, formatting it first if it is blank — never a device
+    /// that holds anything else. Blank means the first 128 KiB are zero: that covers
+    /// the superblock area and where partition tables and the common file systems keep
+    /// their own signatures (ext4 at 1 KiB, ISO 9660 at 32 KiB, btrfs at 64 KiB), so an
+    /// image holding one is refused ([`Error::NotAStore`]) rather than formatted over.
     pub async fn open_or_format(
         dev: B,
         options: FormatOptions,
         config: Config,
     ) -> Result<Store<B>, Error<B::Error>> {
-        let mut first = vec![0u8; dev.sector_size()];
-        if dev.sectors() > 0 {
-            dev.read(0, &mut first).await.map_err(Error::Device)?;
+        let sector = dev.sector_size() as u64;
+        let probe = (BLANK_PROBE / sector).min(dev.sectors());
+        let mut head = vec![0u8; (probe * sector) as usize];
+        if probe > 0 {
+            dev.read(0, &mut head).await.map_err(Error::Device)?;
         }
-        if first.iter().all(|&b| b == 0) {
-            Store::format(dev, options, config).await
-        } else {
-            Store::open(dev, config).await
+        if head.iter().all(|&b| b == 0) {
+            return Store::format(dev, options, config).await;
+        }
+        match Store::open(dev, config).await {
+            // Sector 0 is zero but something else is there.
+            Err(Error::Blank) => Err(Error::NotAStore),
+            other => other,
         }
     }
 

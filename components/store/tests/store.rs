@@ -161,6 +161,18 @@ fn superblocks_that_are_damaged_foreign_or_from_another_version_are_refused() {
     let e = open(image[..image.len() - 65536].to_vec(), 512).unwrap_err();
     assert!(matches!(e, Error::DeviceTooSmall { .. }), "{e}");
 
+    // A file system whose first sector is zero (ext4 keeps its superblock at 1 KiB) is
+    // not blank: refused, not formatted over.
+    let mut ext4 = vec![0u8; 4096 + 8 * 65536];
+    ext4[1080..1082].copy_from_slice(&0xEF53u16.to_le_bytes());
+    let e = run(Store::open_or_format(
+        MemBlock::from_bytes(512, ext4, false),
+        small(65536),
+        Config::default(),
+    ))
+    .unwrap_err();
+    assert!(matches!(e, Error::NotAStore), "{e}");
+
     // open_or_format formats a blank device, and only that.
     let store = run(Store::open_or_format(
         MemBlock::new(512, 4096 + 8 * 65536),
