@@ -279,6 +279,10 @@ fn find_crlf(input: &[u8], from: usize) -> Option<usize> {
 /// Parses a decimal `i64` the way Redis's `string2ll` does: an optional `-`, no `+`,
 /// no blanks, no leading zeros (but `0` itself), no overflow.
 pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    // The common case, a short positive number: no overflow possible.
+    if !b.is_empty() && b.len() <= 18 && b[0] != b'0' && b.iter().all(u8::is_ascii_digit) {
+        return Some(b.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0')));
+    }
     if b.is_empty() || b.len() > 20 {
         return None;
     }

@@ -346,19 +346,24 @@ async fn connection<S: TcpStream, K: Kv, C: Timer + WallClock>(
         let mut start = 0;
         let mut close = false;
         let now = shared.now_ms();
+        // The store is locked once for the whole batch, and let go while replies are
+        // sent.
+        let mut st = None;
         while start < filled {
             match parser.parse(&input[start..filled]) {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Command { len }) => {
                     let args = parser.args(&input[start..filled]);
                     if !args.is_empty() {
-                        let mut st = shared.state.lock().await;
-                        let before = st.writes;
-                        let after = commands::execute(args, &mut st, shared, now, &mut out).await;
-                        if st.writes != before {
-                            needs = st.writes;
+                        if st.is_none() {
+                            st = Some(shared.state.lock().await);
                         }
-                        drop(st);
+                        let state = st.as_mut().expect("locked above");
+                        let before = state.writes;
+                        let after = commands::execute(args, state, shared, now, &mut out).await;
+                        if state.writes != before {
+                            needs = state.writes;
+                        }
                         commands += 1;
                         close = after == After::Close;
                     }
@@ -366,8 +371,9 @@ async fn connection<S: TcpStream, K: Kv, C: Timer + WallClock>(
                     if close {
                         break;
                     }
-                    if out.len() >= OUT_HIGH_WATER
-                        && send(
+                    if out.len() >= OUT_HIGH_WATER {
+                        st = None;
+                        if send(
                             &mut stream,
                             shared,
                             limits,
@@ -377,8 +383,9 @@ async fn connection<S: TcpStream, K: Kv, C: Timer + WallClock>(
                         )
                         .await
                         .is_err()
-                    {
-                        return;
+                        {
+                            return;
+                        }
                     }
                 }
                 Err(e) => {
@@ -390,6 +397,7 @@ async fn connection<S: TcpStream, K: Kv, C: Timer + WallClock>(
                 }
             }
         }
+        drop(st);
         if send(
             &mut stream,
             shared,
