@@ -16,6 +16,9 @@
 #   radvd              sends the router advertisements from which the direct stack takes
 #                      its IPv6 address (SLAAC) in the tap tests
 #   cpio, gzip, xz-utils  the Xen harness (tests/xen) builds dom0's initramfs and unpacks modules
+#   redis-server, redis-tools  the peer of the Redis-protocol server: its differential tests
+#                      compare replies with redis-server and redis-cli; bench/kv.sh runs
+#                      redis-benchmark against both
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -48,6 +51,6 @@ add_backports() {
 
 add_backports
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd socat radvd cpio gzip xz-utils >/dev/null
+apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd socat radvd cpio gzip xz-utils redis-server redis-tools >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 echo "setup: $(qemu-system-x86_64 --version | head -1)"

@@ -1,6 +1,8 @@
 //! Morgana's virtio-net driver: the `NetIf` of the PVH kernel under QEMU, KVM and
 //! Firecracker.
 //!
+//! The crate also drives virtio-blk disks as the `BLOCK` signature: see [`blk`].
+//!
 //! ```ignore
 //! // What the generated connect chain does on the PVH target:
 //! let nic = morgana_virtio::VirtioNet::find(platform)?;   // impl morgana_signatures::NetIf
@@ -105,6 +107,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod blk;
 mod hal;
 mod net;
 pub mod pci;
@@ -122,6 +125,7 @@ mod tests;
 use core::fmt;
 use core::task::Waker;
 
+pub use blk::{Blk, BlkConfig, BlkError, BlkStats, VirtioBlk};
 pub use hal::{DmaMemory, Hal};
 pub use net::{
     BUFFER_SIZE, Config, DEFAULT_QUEUE_SIZE, ETHERNET_MTU, NET_HDR_LEN, Net, RxToken, Stats,

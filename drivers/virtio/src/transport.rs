@@ -104,6 +104,13 @@ pub trait Transport {
     /// Reads a 16-bit field of the device-specific configuration (little-endian);
     /// `None` beyond its end or misaligned.
     fn read_config16(&self, offset: usize) -> Option<u16>;
+    /// Reads a 32-bit field (or half of a 64-bit one) of the device-specific
+    /// configuration (little-endian); `None` beyond its end or misaligned. A transport
+    /// that cannot is `None` throughout (the default).
+    fn read_config32(&self, offset: usize) -> Option<u32> {
+        let _ = offset;
+        None
+    }
 }
 
 /// How many status reads a reset may take before the device is declared stuck. QEMU

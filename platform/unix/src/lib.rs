@@ -35,6 +35,9 @@
 //!   ([`NetIf`](morgana_signatures::NetIf)) for the direct TCP/IP stack
 //!   (`morgana-direct`): `/dev/net/tun` attached with `TUNSETIFF`
 //!   (`IFF_TAP | IFF_NO_PI`), non-blocking, its fd on the same epoll loop.
+//!   [`FileBlock`] is a disk image file or host block device behind the `BLOCK`
+//!   signature ([`Block`](morgana_signatures::Block)): created at its size if absent,
+//!   never overwritten, locked, `fdatasync` as the flush.
 //! - **Heap**: talc over a fixed arena of `heap_bytes` in `.bss`. Exhaustion is reported
 //!   as `morgana: out of memory: ...` before the panic line.
 //! - **Log**: the `log` facade, one line per record on stderr:
@@ -65,6 +68,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+mod block;
 mod entry;
 mod error;
 mod heap;
@@ -76,6 +80,7 @@ mod tap;
 mod tcp;
 mod udp;
 
+pub use block::{FileBlock, FileBlockError, FileOptions, FileSync, ShortPath};
 pub use error::{Error, IfName, TapStep};
 pub use platform::{Args, Clock, Console, Entropy, Platform};
 pub use reactor::EpollIdle;
