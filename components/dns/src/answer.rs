@@ -77,7 +77,7 @@ struct Edns {
 /// A query that passed the format checks.
 struct Query<'q> {
     id: u16,
-    /// RD and CD, copied into the response.
+    /// RD, copied into the response (CD is not: there is no DNSSEC validation to skip).
     flags: u16,
     /// The question's name, as sent.
     qname: &'q [u8],
@@ -104,7 +104,11 @@ fn parse(msg: &[u8]) -> Result<Query<'_>, Option<(u16, u16, u8)>> {
     }
     let formerr = Some((id, keep, rcode::FORMERR));
     let count = |at| wire::u16_at(msg, at).unwrap_or(0);
-    if count(4) != 1 || count(6) != 0 || count(8) != 0 {
+    if count(4) != 1 {
+        // Not one question: nothing of the header is kept (as NSD).
+        return Err(Some((id, 0, rcode::FORMERR)));
+    }
+    if count(6) != 0 || count(8) != 0 {
         return Err(formerr);
     }
     let qend = wire::skip_plain_name(msg, HEADER_LEN).ok_or(formerr)?;
@@ -145,12 +149,10 @@ fn parse(msg: &[u8]) -> Result<Query<'_>, Option<(u16, u16, u8)>> {
         });
         at = end;
     }
-    if at != msg.len() {
-        return Err(formerr);
-    }
+    // Bytes after the last record are ignored, as NSD does (some middleboxes pad).
     Ok(Query {
         id,
-        flags: flags & 0x0110,
+        flags: flags & 0x0100,
         qname: &msg[HEADER_LEN..qend],
         question: &msg[HEADER_LEN..qend + 4],
         qtype,

@@ -244,7 +244,8 @@ fn question_set() -> Vec<Question> {
     ];
     let mut rng = Rng(0x5eed_d15c_0de5_0001);
     let mut qs = Vec::new();
-    for name in &names {
+    // Every name × type twice, with different EDNS sizes, case and transport.
+    for name in names.iter().chain(names.iter()) {
         for &t in types {
             let edns = ednses[rng.below(ednses.len())];
             let name = if rng.below(4) == 0 {
@@ -317,6 +318,81 @@ fn question_set() -> Vec<Question> {
     qs
 }
 
+/// Queries that are malformed or not plain queries, as raw bytes.
+fn odd_queries() -> Vec<(&'static str, Vec<u8>)> {
+    let good = query(0x4242, "www.example.test.", 1, 1, None);
+    let with_opt = query(0x4243, "www.example.test.", 1, 1, Some((1232, 0, false)));
+    let mut v: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let mut m = good.clone();
+    m[5] = 0; // QDCOUNT 0
+    v.push(("qdcount 0", m.clone()));
+    m[5] = 2;
+    v.push(("qdcount 2, one question", m));
+    let mut m = good.clone();
+    m[7] = 1;
+    v.push(("ancount 1", m));
+    let mut m = good.clone();
+    m[9] = 1;
+    v.push(("nscount 1", m));
+    let mut m = good.clone();
+    m[11] = 1;
+    v.push(("arcount 1, no record", m));
+    let mut m = good.clone();
+    m.push(0);
+    v.push(("a trailing byte", m));
+    let mut m = good.clone();
+    m.truncate(m.len() - 2);
+    v.push(("question cut short", m));
+    let mut m = with_opt.clone();
+    m[11] = 2;
+    m.extend_from_slice(&with_opt[with_opt.len() - 11..]);
+    v.push(("two OPT records", m));
+    let mut m = with_opt.clone();
+    let n = m.len();
+    m[n - 1] = 4; // rdlength 4 with no rdata
+    v.push(("OPT rdlength beyond the end", m));
+    let mut m = with_opt.clone();
+    let n = m.len();
+    m[n - 1] = 4;
+    m.extend_from_slice(&[0, 10, 0, 9]); // an option claiming 9 bytes, none there
+    v.push(("OPT option beyond its rdata", m));
+    let mut m = with_opt.clone();
+    let n = m.len();
+    m[n - 1] = 8;
+    m.extend_from_slice(&[0, 10, 0, 4, 1, 2, 3, 4]); // a well-formed unknown option
+    v.push(("OPT with an unknown option", m));
+    let mut m = with_opt.clone();
+    let n = m.len();
+    m[n - 11] = 1; // OPT owned by the name "a." instead of the root
+    m.insert(n - 10, b'a');
+    m.insert(n - 9, 0);
+    v.push(("OPT owned by a name", m));
+    for (what, opcode) in [
+        ("opcode IQUERY", 1u8),
+        ("opcode STATUS", 2),
+        ("opcode UPDATE", 5),
+        ("opcode 15", 15),
+    ] {
+        let mut m = good.clone();
+        m[2] |= opcode << 3;
+        v.push((what, m));
+    }
+    let mut m = good.clone();
+    m[12] = 0xc0; // a compression pointer in the question
+    m[13] = 0x0c;
+    v.push(("pointer in the question", m));
+    let mut m = good.clone();
+    m[12] = 64; // label too long
+    v.push(("64-byte label", m));
+    let mut m = good.clone();
+    m[3] |= 0x30; // AD and CD
+    v.push(("AD and CD set", m));
+    let mut m = good.clone();
+    m[2] &= !0x01; // RD clear
+    v.push(("RD clear", m));
+    v
+}
+
 fn diff(a: &Msg, b: &Msg) -> Vec<String> {
     let mut d = Vec::new();
     if a.flags != b.flags {
@@ -346,6 +422,9 @@ fn diff(a: &Msg, b: &Msg) -> Vec<String> {
                 fmt(y)
             ));
         }
+    }
+    if a.len != b.len {
+        d.push(format!("length {} vs {}", a.len, b.len));
     }
     if a.opt != b.opt {
         d.push(format!("opt {:?} vs {:?}", a.opt, b.opt));
@@ -423,13 +502,28 @@ fn answers_match_nsd() {
             )),
         }
     }
+    for (what, wire) in odd_queries() {
+        udp += 1;
+        let a = ask_udp(&sock, nsd_addr, &wire);
+        let b = ask_udp(&sock, ours, &wire);
+        match (a.map(|a| parse(&a)), b.map(|b| parse(&b))) {
+            (Some(Ok(x)), Some(Ok(y))) => {
+                let d = diff(&x, &y);
+                if !d.is_empty() {
+                    failures.push(format!("{what}:\n{}", d.join("\n")));
+                }
+            }
+            (None, None) => {}
+            (x, y) => failures.push(format!("{what}: nsd {x:?}, morgana {y:?}")),
+        }
+    }
+    let total = qs.len() + odd_queries().len();
     println!(
-        "differential: {} questions ({udp} UDP, {tcp} TCP), {} differences",
-        qs.len(),
+        "differential: {total} questions ({udp} UDP, {tcp} TCP), {} differences",
         failures.len()
     );
     assert!(
-        qs.len() >= 2000,
+        total >= 2000,
         "the query set should hold a few thousand questions"
     );
     if !failures.is_empty() {
@@ -437,7 +531,7 @@ fn answers_match_nsd() {
         panic!(
             "{} of {} answers differ from NSD's; the first ones:\n{}",
             failures.len(),
-            qs.len(),
+            total,
             shown
                 .iter()
                 .map(|s| s.as_str())
