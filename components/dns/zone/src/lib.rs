@@ -154,7 +154,10 @@ pub fn build(files: &[ZoneFile<'_>]) -> (ZoneSet, Vec<ZoneSummary>, Vec<Diagnost
                 )),
             );
         } else {
-            check(f.path, &parsed, &mut diags);
+            // Zone-wide checks (SOA, NS, ...) only on a file that parsed: a record that
+            // did not parse would only show up again as missing.
+            let syntax_ok = !diags.iter().any(|d| d.level == Level::Error);
+            check(f.path, &parsed, syntax_ok, &mut diags);
             if !diags.iter().any(|d| d.level == Level::Error) {
                 let zone = compile_zone(&parsed);
                 summaries.push(ZoneSummary {
@@ -230,7 +233,7 @@ fn canonical_rdata(rt: u16, rdata: &[u8]) -> Vec<u8> {
     v
 }
 
-fn check(file: &str, z: &Parsed, diags: &mut Vec<Diagnostic>) {
+fn check(file: &str, z: &Parsed, complete: bool, diags: &mut Vec<Diagnostic>) {
     let origin = &z.origin;
     let zname = name_text(origin);
     let mut first_soa: Option<&Record> = None;
@@ -272,7 +275,7 @@ fn check(file: &str, z: &Parsed, diags: &mut Vec<Diagnostic>) {
         }
         by_owner.entry(r.owner.as_slice()).or_default().push(r);
     }
-    if first_soa.is_none() {
+    if first_soa.is_none() && complete {
         diags.push(
             Diagnostic::error(file, start(), format!("zone `{zname}` has no SOA record"))
                 .help(format!("add `@ IN SOA ns1.{zname} hostmaster.{zname} 1 7200 3600 1209600 300` after `$ORIGIN`")),
@@ -281,7 +284,7 @@ fn check(file: &str, z: &Parsed, diags: &mut Vec<Diagnostic>) {
     let apex_ns = by_owner
         .get(origin.as_slice())
         .is_some_and(|rs| rs.iter().any(|r| r.rtype == rtype::NS));
-    if !apex_ns {
+    if !apex_ns && complete {
         let at = first_soa.map_or(start(), |s| s.span);
         diags.push(
             Diagnostic::error(
@@ -308,10 +311,14 @@ fn check(file: &str, z: &Parsed, diags: &mut Vec<Diagnostic>) {
         let cname = rs.iter().find(|r| r.rtype == rtype::CNAME);
         let mut seen: HashMap<(u16, Vec<u8>), &Record> = HashMap::new();
         let mut ttls: HashMap<u16, &Record> = HashMap::new();
+        let mut cname_reported = false;
         for r in rs {
             if let Some(c) = cname
                 && !std::ptr::eq(*r, *c)
             {
+                if std::mem::replace(&mut cname_reported, true) {
+                    continue;
+                }
                 let (later, earlier) = if r.span.lo > c.span.lo {
                     (*r, *c)
                 } else {

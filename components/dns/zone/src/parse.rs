@@ -101,6 +101,10 @@ impl<'a> Lexer<'a> {
             match b {
                 b'\n' => {
                     self.bump();
+                    if open.is_none() && cur.toks.is_empty() {
+                        // A blank or comment-only line: nothing to carry over.
+                        cur.blank_owner = false;
+                    }
                     if open.is_none() && !cur.toks.is_empty() {
                         out.push(std::mem::replace(
                             &mut cur,
@@ -624,7 +628,14 @@ impl Parser<'_> {
         i += 1;
         let Some(rt) = type_from_name(&type_tok.text).filter(|_| !type_tok.quoted) else {
             let upper = type_tok.text.to_ascii_uppercase();
-            let d = if let Some((_, n)) = KNOWN_UNSUPPORTED.iter().find(|(m, _)| *m == upper) {
+            let d = if type_tok.text.starts_with(|c: char| c.is_ascii_digit()) {
+                self.err(
+                    type_tok.span,
+                    format!("`{}` is neither a TTL nor a record type", type_tok.text),
+                )
+                .label("expected a TTL or a record type")
+                .help("a TTL is seconds (`3600`) or a number with units s, m, h, d, w (`1h30m`)")
+            } else if let Some((_, n)) = KNOWN_UNSUPPORTED.iter().find(|(m, _)| *m == upper) {
                 self.err(
                     type_tok.span,
                     format!("record type {upper} is not supported"),
@@ -800,7 +811,12 @@ impl Parser<'_> {
             return Err(Box::new(
                 self.err(
                     at,
-                    format!("{tname} needs {} fields, found {}", shape.len(), toks.len()),
+                    format!(
+                        "{tname} needs {} field{}, found {}",
+                        shape.len(),
+                        if shape.len() == 1 { "" } else { "s" },
+                        toks.len()
+                    ),
                 )
                 .label(format!("`{}` missing after this", shape[toks.len()]))
                 .help(format!("write `{usage}`")),
