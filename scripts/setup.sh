@@ -11,6 +11,10 @@
 #   udhcpd             busybox's DHCP server: the direct stack's DHCP test leases from it
 #   binutils           nm: tests check which code a kernel image carries
 #   cpio, gzip, xz-utils  the Xen harness (tests/xen) builds dom0's initramfs and unpacks modules
+#   nsd                the reference authoritative DNS server of morgana-dns's differential
+#                      test (components/dns/tests/differential.rs) and of bench/dns.sh
+#   bind9, dnsperf     bench/dns.sh: BIND is the second reference, dnsperf the load generator
+#   bind9-dnsutils, knot-dnsutils  dig and kdig, to query the DNS server by hand and in tests
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -43,6 +47,7 @@ add_backports() {
 
 add_backports
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd cpio gzip xz-utils >/dev/null
+apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd cpio gzip xz-utils \
+  nsd bind9 dnsperf bind9-dnsutils knot-dnsutils >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 echo "setup: $(qemu-system-x86_64 --version | head -1)"
