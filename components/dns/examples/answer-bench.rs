@@ -37,8 +37,14 @@ fn main() {
     let mut bytes = 0usize;
     for i in 0..rounds {
         let q = &queries[i % queries.len()];
-        bytes += morgana_dns::respond(&zones, q, &mut out, morgana_dns::Transport::Udp { ipv6: false }, &config)
-            .unwrap_or(0);
+        bytes += morgana_dns::respond(
+            &zones,
+            q,
+            &mut out,
+            morgana_dns::Transport::Udp { ipv6: false },
+            &config,
+        )
+        .unwrap_or(0);
     }
     let took = start.elapsed();
     println!(

@@ -17,13 +17,20 @@ fn main() {
     let files: Vec<morgana_dns_zone::ZoneFile<'_>> = paths
         .iter()
         .zip(&texts)
-        .map(|(p, t)| morgana_dns_zone::ZoneFile { path: p, text: t, origin: None })
+        .map(|(p, t)| morgana_dns_zone::ZoneFile {
+            path: p,
+            text: t,
+            origin: None,
+        })
         .collect();
     let start = Instant::now();
     let result = morgana_dns_zone::compile(&files);
     let took = start.elapsed();
     let show = |d: &morgana_dns_zone::Diagnostic| {
-        let text = paths.iter().position(|p| *p == d.file).map_or("", |i| texts[i].as_str());
+        let text = paths
+            .iter()
+            .position(|p| *p == d.file)
+            .map_or("", |i| texts[i].as_str());
         eprint!("{}", d.render(text));
     };
     match result {
@@ -31,9 +38,16 @@ fn main() {
             c.warnings.iter().for_each(show);
             std::fs::write(&out, &c.archive).expect("write the archive");
             for z in &c.zones {
-                println!("zone {}: {} records, {} names", z.origin, z.records, z.nodes);
+                println!(
+                    "zone {}: {} records, {} names",
+                    z.origin, z.records, z.nodes
+                );
             }
-            println!("archive {} bytes, compiled in {:.3} s", c.archive.len(), took.as_secs_f64());
+            println!(
+                "archive {} bytes, compiled in {:.3} s",
+                c.archive.len(),
+                took.as_secs_f64()
+            );
         }
         Err(diags) => {
             diags.iter().for_each(show);

@@ -305,7 +305,7 @@ fn check(file: &str, z: &Parsed, complete: bool, diags: &mut Vec<Diagnostic>) {
         .map(|(o, _)| *o)
         .collect();
     let mut owners: Vec<&&[u8]> = by_owner.keys().collect();
-    owners.sort_by_key(|o| by_owner[**o][0].span.lo);
+    owners.sort_by_cached_key(|o| by_owner[**o][0].span.lo);
     for owner in owners {
         let rs = &by_owner[*owner];
         let cname = rs.iter().find(|r| r.rtype == rtype::CNAME);
