@@ -1,29 +1,32 @@
-//! A test-only host adapter: the `Udp`, `Tcp` and `Timer` signatures over `std::net`
-//! non-blocking sockets, with a `poll(2)` reactor as `morgana_rt::Idle`. It lets the
+//! A test-only host adapter: the `Udp`, `Tcp` and `Timer` signatures over non-blocking
+//! host sockets (`mio`: epoll), with `mio::Poll` as `morgana_rt::Idle`. It lets the
 //! differential test and the benchmark run the real server over real sockets before a
 //! platform's own UDP exists; it is not part of any appliance.
 #![allow(dead_code)]
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use mio::{Events, Interest, Token};
 use morgana_rt::Idle;
 use morgana_signatures::{
     Instant, MonotonicClock, Received, Tcp, TcpError, TcpErrorKind, TcpListener, TcpStream, Timer,
     Udp, UdpError, UdpSocket,
 };
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
-#[derive(Default)]
 struct State {
-    io: Vec<(Weak<dyn AsFd>, PollFlags, Waker)>,
+    poll: mio::Poll,
+    events: Events,
+    next: usize,
+    /// Per registered socket: who waits to read, who waits to write.
+    wakers: HashMap<usize, (Option<Waker>, Option<Waker>)>,
     timers: Vec<(Instant, Waker)>,
 }
 
@@ -37,69 +40,67 @@ pub struct HostNet {
 impl Default for HostNet {
     fn default() -> Self {
         HostNet {
-            state: Rc::default(),
+            state: Rc::new(RefCell::new(State {
+                poll: mio::Poll::new().expect("epoll"),
+                events: Events::with_capacity(256),
+                next: 0,
+                wakers: HashMap::new(),
+                timers: Vec::new(),
+            })),
             origin: std::time::Instant::now(),
         }
     }
 }
 
 impl HostNet {
-    fn register(&self, fd: Weak<dyn AsFd>, flags: PollFlags, waker: &Waker) {
-        self.state.borrow_mut().io.push((fd, flags, waker.clone()));
+    fn register(&self, source: &mut impl mio::event::Source) -> io::Result<usize> {
+        let mut s = self.state.borrow_mut();
+        s.next += 1;
+        let t = s.next;
+        s.poll
+            .registry()
+            .register(source, Token(t), Interest::READABLE | Interest::WRITABLE)?;
+        s.wakers.insert(t, (None, None));
+        Ok(t)
+    }
+
+    fn forget(&self, token: usize) {
+        self.state.borrow_mut().wakers.remove(&token);
     }
 }
 
 impl Idle for HostNet {
     fn wait(&mut self) {
-        let (io, timers) = {
-            let mut s = self.state.borrow_mut();
-            (std::mem::take(&mut s.io), std::mem::take(&mut s.timers))
-        };
         let now = self.now();
-        let mut later = Vec::new();
-        let mut next: Option<Instant> = None;
-        for (at, w) in timers {
-            if at <= now {
-                w.wake();
-            } else {
-                next = Some(next.map_or(at, |n: Instant| n.min(at)));
-                later.push((at, w));
-            }
-        }
-        let live: Vec<(Rc<dyn AsFd>, PollFlags, Waker)> = io
-            .into_iter()
-            .filter_map(|(fd, f, w)| fd.upgrade().map(|fd| (fd, f, w)))
-            .collect();
-        let timeout = next.map(|n| {
-            let d = n.saturating_duration_since(now);
-            Timespec {
-                tv_sec: d.as_secs() as i64,
-                tv_nsec: i64::from(d.subsec_nanos()),
-            }
-        });
-        let mut fds: Vec<PollFd<'_>> = live.iter().map(|(fd, f, _)| PollFd::new(fd, *f)).collect();
-        let woke_timers = later.len();
-        if !fds.is_empty() || woke_timers > 0 {
-            let _ = poll(&mut fds, timeout.as_ref());
-        }
-        let ready: Vec<bool> = fds.iter().map(|p| !p.revents().is_empty()).collect();
-        drop(fds);
         let mut s = self.state.borrow_mut();
-        for ((fd, f, w), r) in live.into_iter().zip(ready) {
-            if r {
-                w.wake();
-            } else {
-                s.io.push((Rc::downgrade(&fd), f, w));
+        let next = s.timers.iter().map(|(at, _)| *at).min();
+        let timeout = next.map(|n| n.saturating_duration_since(now));
+        let State {
+            poll,
+            events,
+            wakers,
+            ..
+        } = &mut *s;
+        let _ = poll.poll(events, timeout);
+        let mut wake = Vec::new();
+        for e in events.iter() {
+            if let Some((r, w)) = wakers.get_mut(&e.token().0) {
+                if e.is_readable() || e.is_read_closed() || e.is_error() {
+                    wake.extend(r.take());
+                }
+                if e.is_writable() || e.is_write_closed() || e.is_error() {
+                    wake.extend(w.take());
+                }
             }
         }
         let now = self.now();
-        for (at, w) in later {
-            if at <= now {
-                w.wake();
-            } else {
-                s.timers.push((at, w));
-            }
-        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut s.timers)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        s.timers = later;
+        drop(s);
+        wake.into_iter().for_each(Waker::wake);
+        due.into_iter().for_each(|(_, w)| w.wake());
     }
 }
 
@@ -164,16 +165,20 @@ impl UdpError for HostError {
     }
 }
 
-/// Runs a non-blocking operation, parking on `flags` of `fd` while it would block.
+/// Runs a non-blocking operation, parking (for reading or writing) while it would block.
+/// The operation is always tried first, so an edge that epoll reported earlier is never
+/// needed again.
 async fn io<T>(
     net: &HostNet,
-    fd: &Rc<dyn AsFd>,
-    flags: PollFlags,
+    token: usize,
+    write: bool,
     mut op: impl FnMut() -> io::Result<T>,
 ) -> Result<T, HostError> {
     poll_fn(|cx| match op() {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            net.register(Rc::downgrade(fd), flags, cx.waker());
+            if let Some((r, w)) = net.state.borrow_mut().wakers.get_mut(&token) {
+                *(if write { w } else { r }) = Some(cx.waker().clone());
+            }
             Poll::Pending
         }
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {
@@ -188,8 +193,14 @@ async fn io<T>(
 /// A bound UDP socket.
 pub struct HostUdpSocket {
     net: HostNet,
-    sock: Rc<std::net::UdpSocket>,
-    fd: Rc<dyn AsFd>,
+    sock: mio::net::UdpSocket,
+    token: usize,
+}
+
+impl Drop for HostUdpSocket {
+    fn drop(&mut self) {
+        self.net.forget(self.token);
+    }
 }
 
 impl Udp for HostNet {
@@ -197,14 +208,12 @@ impl Udp for HostNet {
     type Socket = HostUdpSocket;
 
     async fn bind(&self, addr: SocketAddr) -> Result<HostUdpSocket, HostError> {
-        let sock = std::net::UdpSocket::bind(addr).map_err(HostError)?;
-        sock.set_nonblocking(true).map_err(HostError)?;
-        let sock = Rc::new(sock);
-        let fd: Rc<dyn AsFd> = sock.clone();
+        let mut sock = mio::net::UdpSocket::bind(addr).map_err(HostError)?;
+        let token = self.register(&mut sock).map_err(HostError)?;
         Ok(HostUdpSocket {
             net: self.clone(),
             sock,
-            fd,
+            token,
         })
     }
 }
@@ -213,10 +222,10 @@ impl UdpSocket for HostUdpSocket {
     type Error = HostError;
 
     async fn recv_from(&mut self, buf: &mut [u8]) -> Result<Received, HostError> {
-        let sock = self.sock.clone();
+        let sock = &self.sock;
+        let (len, peer) = io(&self.net, self.token, false, || sock.recv_from(buf)).await?;
         // std has no MSG_TRUNC: a datagram that filled a buffer smaller than the largest
         // possible one is taken as truncated.
-        let (len, peer) = io(&self.net, &self.fd, PollFlags::IN, || sock.recv_from(buf)).await?;
         Ok(Received {
             len,
             peer,
@@ -225,12 +234,10 @@ impl UdpSocket for HostUdpSocket {
     }
 
     async fn send_to(&mut self, buf: &[u8], peer: SocketAddr) -> Result<(), HostError> {
-        let sock = self.sock.clone();
-        io(&self.net, &self.fd, PollFlags::OUT, || {
-            sock.send_to(buf, peer)
-        })
-        .await
-        .map(|_| ())
+        let sock = &self.sock;
+        io(&self.net, self.token, true, || sock.send_to(buf, peer))
+            .await
+            .map(|_| ())
     }
 
     fn local_addr(&self) -> Result<SocketAddr, HostError> {
@@ -245,15 +252,27 @@ impl UdpSocket for HostUdpSocket {
 /// A listening socket.
 pub struct HostListener {
     net: HostNet,
-    sock: Rc<std::net::TcpListener>,
-    fd: Rc<dyn AsFd>,
+    sock: mio::net::TcpListener,
+    token: usize,
+}
+
+impl Drop for HostListener {
+    fn drop(&mut self) {
+        self.net.forget(self.token);
+    }
 }
 
 /// A connected stream.
 pub struct HostStream {
     net: HostNet,
-    sock: Rc<std::net::TcpStream>,
-    fd: Rc<dyn AsFd>,
+    sock: mio::net::TcpStream,
+    token: usize,
+}
+
+impl Drop for HostStream {
+    fn drop(&mut self) {
+        self.net.forget(self.token);
+    }
 }
 
 impl Tcp for HostNet {
@@ -262,14 +281,12 @@ impl Tcp for HostNet {
     type Listener = HostListener;
 
     async fn listen(&self, addr: SocketAddr) -> Result<HostListener, HostError> {
-        let sock = std::net::TcpListener::bind(addr).map_err(HostError)?;
-        sock.set_nonblocking(true).map_err(HostError)?;
-        let sock = Rc::new(sock);
-        let fd: Rc<dyn AsFd> = sock.clone();
+        let mut sock = mio::net::TcpListener::bind(addr).map_err(HostError)?;
+        let token = self.register(&mut sock).map_err(HostError)?;
         Ok(HostListener {
             net: self.clone(),
             sock,
-            fd,
+            token,
         })
     }
 }
@@ -279,17 +296,15 @@ impl TcpListener for HostListener {
     type Stream = HostStream;
 
     async fn accept(&mut self) -> Result<(HostStream, SocketAddr), HostError> {
-        let sock = self.sock.clone();
-        let (s, peer) = io(&self.net, &self.fd, PollFlags::IN, || sock.accept()).await?;
-        s.set_nonblocking(true).map_err(HostError)?;
+        let sock = &self.sock;
+        let (mut s, peer) = io(&self.net, self.token, false, || sock.accept()).await?;
         let _ = s.set_nodelay(true);
-        let s = Rc::new(s);
-        let fd: Rc<dyn AsFd> = s.clone();
+        let token = self.net.register(&mut s).map_err(HostError)?;
         Ok((
             HostStream {
                 net: self.net.clone(),
                 sock: s,
-                fd,
+                token,
             },
             peer,
         ))
@@ -304,13 +319,13 @@ impl TcpStream for HostStream {
     type Error = HostError;
 
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, HostError> {
-        let sock = self.sock.clone();
-        io(&self.net, &self.fd, PollFlags::IN, || (&*sock).read(buf)).await
+        let sock = &self.sock;
+        io(&self.net, self.token, false, || (&*sock).read(buf)).await
     }
 
     async fn write(&mut self, buf: &[u8]) -> Result<usize, HostError> {
-        let sock = self.sock.clone();
-        io(&self.net, &self.fd, PollFlags::OUT, || (&*sock).write(buf)).await
+        let sock = &self.sock;
+        io(&self.net, self.token, true, || (&*sock).write(buf)).await
     }
 
     async fn shutdown(&mut self) -> Result<(), HostError> {
