@@ -158,7 +158,7 @@ done
 
 echo
 echo "DNS benchmark ($MODE, dnsperf -c 4 -l $LEN, 80 % existing / 20 % NXDOMAIN) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs"
-echo "morgana_host = Morgana's DNS server through the host test harness (std sockets + poll), not the appliance"
+echo "morgana_host = Morgana's DNS server through the host test harness (std sockets through mio, epoll), not the appliance"
 for n in "${SIZES[@]}"; do
   for k in compile nsd bind morgana_host; do printf '%-9s %-13s %s\n' "$n" "$k" "${R["$n $k"]}"; done
 done
