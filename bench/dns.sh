@@ -5,7 +5,7 @@
 #   bench/dns.sh [--quick|--smoke] [SIZES...]     SIZES: records per zone (default 10 10000 1000000)
 #
 # Morgana is measured through the HOST HARNESS (`morgana-dns`'s example `host-serve`:
-# std sockets and a poll(2) loop, one thread), labelled `morgana_host`, until the dns
+# std sockets and an epoll loop (mio), one thread), labelled `morgana_host`, until the dns
 # appliance runs on a platform's own UDP; the figures exist early, they are not the
 # appliance's. Each server runs one process/thread: NSD `server-count: 1`, BIND `-n 1`.
 # Prints name=value lines (also appended to $BENCH_OUT) and a table. Needs root on

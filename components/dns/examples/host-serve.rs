@@ -1,5 +1,5 @@
 //! Serves zone files with Morgana's DNS server through the test-only host adapter
-//! (`std::net` sockets and a `poll(2)` loop), for `dig` by hand and for `bench/dns.sh`
+//! (`std::net` sockets in an epoll loop through mio), for `dig` by hand and for `bench/dns.sh`
 //! until a platform's own UDP runs the appliance:
 //!
 //!     cargo run --release -p morgana-dns --example host-serve -- 127.0.0.1:5353 a.zone b.zone
