@@ -33,7 +33,8 @@ pub const UDP_BACKOFF: Duration = Duration::from_millis(10);
 /// What the server is told by the appliance (compiled in by codegen).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Where to listen, UDP and TCP (port 0: UDP picks a port and TCP takes the same).
+    /// Where to listen, UDP and TCP (port 0: UDP picks a port and TCP takes the same; if
+    /// that one is taken for TCP, another is picked, a few times).
     pub address: SocketAddr,
     /// The most TCP connections served at once; a connection beyond it is closed at once.
     pub max_tcp_connections: usize,
@@ -146,21 +147,29 @@ impl<U: Udp, T: Tcp, C: Timer> Server<U, T, C> {
         if config.udp_payload < 512 {
             return Err(Error::InvalidConfig("udp_payload must be at least 512"));
         }
-        let socket = udp
-            .bind(config.address)
-            .await
-            .map_err(|error| Error::Bind {
-                address: config.address,
-                error,
-            })?;
-        let local_addr = socket.local_addr().map_err(Error::LocalAddr)?;
-        let listener = tcp
-            .listen(local_addr)
-            .await
-            .map_err(|error| Error::Listen {
-                address: local_addr,
-                error,
-            })?;
+        // With port 0, the port UDP got may be taken for TCP: try another a few times.
+        let mut attempts = if config.address.port() == 0 { 8 } else { 1 };
+        let (socket, listener, local_addr) = loop {
+            attempts -= 1;
+            let socket = udp
+                .bind(config.address)
+                .await
+                .map_err(|error| Error::Bind {
+                    address: config.address,
+                    error,
+                })?;
+            let local_addr = socket.local_addr().map_err(Error::LocalAddr)?;
+            match tcp.listen(local_addr).await {
+                Ok(listener) => break (socket, listener, local_addr),
+                Err(e) if attempts > 0 && e.kind() == TcpErrorKind::AddrInUse => continue,
+                Err(error) => {
+                    return Err(Error::Listen {
+                        address: local_addr,
+                        error,
+                    });
+                }
+            }
+        };
         Ok(Server {
             _udp: udp,
             _tcp: tcp,
