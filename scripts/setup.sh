@@ -19,6 +19,10 @@
 #   redis-server, redis-tools  the peer of the Redis-protocol server: its differential tests
 #                      compare replies with redis-server and redis-cli; bench/kv.sh runs
 #                      redis-benchmark against both
+#   nsd                the reference authoritative DNS server of morgana-dns's differential
+#                      test (components/dns/tests/differential.rs) and of bench/dns.sh
+#   bind9, dnsperf     bench/dns.sh: BIND is the second reference, dnsperf the load generator
+#   bind9-dnsutils, knot-dnsutils  dig and kdig, to query the DNS server by hand and in tests
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -51,6 +55,7 @@ add_backports() {
 
 add_backports
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd socat radvd cpio gzip xz-utils redis-server redis-tools >/dev/null
+apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd socat radvd cpio gzip xz-utils \
+  redis-server redis-tools nsd bind9 dnsperf bind9-dnsutils knot-dnsutils >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 echo "setup: $(qemu-system-x86_64 --version | head -1)"
