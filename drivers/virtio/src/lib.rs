@@ -106,27 +106,35 @@ extern crate alloc;
 extern crate std;
 
 mod hal;
+pub mod mmio;
 mod net;
 pub mod pci;
 pub mod pvh;
+pub mod pvh_bus;
 mod queue;
 pub mod transport;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod fake_mmio;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mmio;
 
 use core::fmt;
 use core::task::Waker;
 
 pub use hal::{DmaMemory, Hal};
+pub use mmio::{MmioDevice, MmioRegs, MmioTransport};
 pub use net::{
     BUFFER_SIZE, Config, DEFAULT_QUEUE_SIZE, ETHERNET_MTU, NET_HDR_LEN, Net, RxToken, Stats,
     TxToken, net_feature,
 };
 pub use pci::{PciRegs, PciTransport, Region, VirtioPciCaps};
 pub use pvh::{PvhHal, PvhInterrupt, PvhRegs, VirtioNet};
+pub use pvh_bus::{AnyVirtioNet, PvhTransport};
 pub use transport::{QueueNotify, QueueSetup, Transport};
 
 /// How the driver learns that the device may have returned receive buffers.
@@ -238,6 +246,55 @@ pub enum Error {
     Pci(morgana_pvh::PciError),
     /// No interrupt vector could be set up.
     Irq(morgana_pvh::IrqError),
+    /// No device of the wanted type on the PCI bus nor over virtio-mmio.
+    NotFound {
+        /// The virtio device type looked for ([`mmio::device_id`]).
+        device_id: u32,
+    },
+    /// A virtio-mmio register window is smaller than its registers.
+    MmioWindowTooSmall {
+        /// Its physical address.
+        base: u64,
+        /// Its length.
+        len: usize,
+    },
+    /// A virtio-mmio window does not start with the magic value "virt".
+    MmioBadMagic {
+        /// Its physical address.
+        base: u64,
+        /// What it read.
+        magic: u32,
+    },
+    /// A virtio-mmio device offers only the legacy interface (QEMU's default,
+    /// `force-legacy=on`).
+    MmioLegacy {
+        /// Its physical address.
+        base: u64,
+    },
+    /// A virtio-mmio device of an unknown register version.
+    MmioVersion {
+        /// Its physical address.
+        base: u64,
+        /// The version it reports.
+        version: u32,
+    },
+    /// A virtio-mmio window could not be mapped.
+    MmioMap {
+        /// Its physical address.
+        base: u64,
+        /// Why.
+        error: morgana_pvh::MapError,
+    },
+    /// A virtio-mmio queue was already in use (QueueReady set) before set-up.
+    MmioQueueBusy {
+        /// Queue index.
+        queue: u16,
+    },
+    /// A virtio-mmio queue did not become ready when told to.
+    MmioQueueNotReady {
+        /// Queue index.
+        queue: u16,
+    },
 }
 
 impl fmt::Display for Error {
@@ -294,6 +351,37 @@ impl fmt::Display for Error {
             }
             Error::Pci(e) => write!(f, "virtio PCI: {e}"),
             Error::Irq(e) => write!(f, "virtio interrupt: {e}"),
+            Error::NotFound { device_id } => write!(
+                f,
+                "no virtio-{} device found, neither on the PCI bus (add -device virtio-{}-pci,...) nor over virtio-mmio (with -M microvm: -device virtio-{}-device,...)",
+                mmio::device_name(*device_id),
+                mmio::device_name(*device_id),
+                mmio::device_name(*device_id)
+            ),
+            Error::MmioWindowTooSmall { base, len } => {
+                write!(f, "the virtio-mmio window at {base:#x} is only {len} bytes")
+            }
+            Error::MmioBadMagic { base, magic } => write!(
+                f,
+                "no virtio-mmio device at {base:#x} (magic value {magic:#x}, not \"virt\")"
+            ),
+            Error::MmioLegacy { base } => write!(
+                f,
+                "the virtio-mmio device at {base:#x} is legacy-only (version 1); QEMU needs -global virtio-mmio.force-legacy=false"
+            ),
+            Error::MmioVersion { base, version } => write!(
+                f,
+                "the virtio-mmio device at {base:#x} has unknown register version {version}"
+            ),
+            Error::MmioMap { base, error } => {
+                write!(f, "cannot map the virtio-mmio window at {base:#x}: {error}")
+            }
+            Error::MmioQueueBusy { queue } => {
+                write!(f, "virtio-mmio queue {queue} is already in use")
+            }
+            Error::MmioQueueNotReady { queue } => {
+                write!(f, "virtio-mmio queue {queue} did not become ready")
+            }
         }
     }
 }
