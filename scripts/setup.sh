@@ -12,6 +12,13 @@
 #   udhcpd             busybox's DHCP server: the direct stack's DHCP test leases from it
 #   binutils           nm: tests check which code a kernel image carries
 #   cpio, gzip, xz-utils  the Xen harness (tests/xen) builds dom0's initramfs and unpacks modules
+#   libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients
+#                      the libvirt test (tests/tests/deploy.rs) runs a private libvirtd
+#                      (tests/libvirt/private-libvirtd.sh), `virsh` and `virt-xml-validate`;
+#                      from bookworm-backports (11.x), which matches QEMU 10 and accepts
+#                      <interface type='user'><backend type='passt'/> (bookworm's 9.0 does not)
+#   passt              libvirt's user-mode network with <portForward> (SLIRP has none in XML)
+#   umoci, skopeo      read back the OCI image layout scripts/oci-image writes for urunc
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -46,4 +53,6 @@ add_backports
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd cpio gzip xz-utils >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients passt umoci skopeo >/dev/null
 echo "setup: $(qemu-system-x86_64 --version | head -1)"

@@ -38,16 +38,23 @@
 //! - a [`Hal`]: DMA memory with its bus address, and memory barriers;
 //! - a [`Transport`]: the device's basic facilities (status, features, queue set-up,
 //!   notifications, configuration space). [`PciTransport`] implements it for the modern
-//!   PCI layout over any [`PciRegs`] (the mapped register regions);
+//!   PCI layout over any [`PciRegs`] (the mapped register regions), [`MmioTransport`]
+//!   for virtio-mmio over any [`MmioRegs`] (a register window: Firecracker, QEMU
+//!   `-machine microvm`; see [`mmio`]), [`PvhTransport`] for whichever of the two the
+//!   machine has;
 //! - an [`Interrupt`]: how the driver learns that frames arrived.
 //!
 //! [`pvh`] instantiates them for morgana-pvh: [`VirtioNet`] is
 //! `Net<PvhHal, PciTransport<PvhRegs>, PvhInterrupt>`, and [`VirtioNet::find`] finds the
 //! device on the PCI bus (vendor 0x1af4, device 0x1041 modern or 0x1000 transitional),
-//! maps its capability regions and sets up its interrupt. morgana-pvh does not depend
-//! on this crate. The host tests run the same generic code against an in-memory fake
-//! device (`src/fake.rs`) that implements the register file and the device side of the
-//! virtqueues.
+//! maps its capability regions and sets up its interrupt. [`pvh_bus`] does the same on
+//! either bus: [`AnyVirtioNet::find_any`] (what `morgana_nic::Nic` uses) looks on PCI,
+//! then in the virtio-mmio windows named by `virtio_mmio.device=` on the command line or
+//! by the ACPI DSDT, and [`pvh_bus::find_device`] does it for any device type.
+//! morgana-pvh does not depend on this crate. The host tests run the same generic code
+//! against an in-memory fake device (`src/fake.rs`) that implements the register file
+//! and the device side of the virtqueues (behind a virtio-mmio window:
+//! `src/fake_mmio.rs`).
 //!
 //! # What the device gets
 //!
