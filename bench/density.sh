@@ -16,8 +16,10 @@
 #   stop_reason            why it stopped
 #   qemu_rss_mib_median    QEMU's resident memory per instance (guest pages it touched
 #                          included), min-max
+#   qemu_pss_mib_median    the same with shared pages (QEMU's libraries) split among them
 #   guest_mib              the memory each guest was given (-m)
-#   host_used_mib          MemTotal - MemAvailable growth over the run, per instance
+#   host_used_mib_per_instance  MemAvailable's drop over the run, per instance (a quiet
+#                          machine only: other programs move it too)
 #   load_before/load_after /proc/loadavg, so a run on a busy machine says so
 # Run it on a quiet machine: the figure is the host's, and other work shrinks it.
 set -euo pipefail
@@ -43,6 +45,8 @@ trap cleanup EXIT
 
 avail_mib() { awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo; }
 rss_mib() { awk '/^VmRSS:/ {printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo nan; }
+# Proportional set size: shared pages (QEMU's libraries) split among the instances.
+pss_mib() { awk '/^Pss:/ {printf "%.1f", $2/1024}' "/proc/$1/smaps_rollup" 2>/dev/null || echo nan; }
 answers() { curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$1/" 2>/dev/null | grep -q '^200$'; }
 
 echo "cores=$(nproc) mem_total_mib=$(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo)"
@@ -88,12 +92,16 @@ done
 held=0
 for port in "${ports[@]}"; do answers "$port" && held=$((held + 1)); done
 rss=()
-for p in "${pids[@]}"; do rss+=("$(rss_mib "$p")"); done
+pss=()
+for p in "${pids[@]}"; do rss+=("$(rss_mib "$p")"); pss+=("$(pss_mib "$p")"); done
 read -r m lo hi _ <<<"$(stats "${rss[@]}")"
+read -r pm plo phi _ <<<"$(stats "${pss[@]}")"
 echo "instances=$held"
 echo "started=${#pids[@]}"
 echo "stop_reason=$reason"
 echo "qemu_rss_mib_median=$m ($lo-$hi)"
+echo "qemu_pss_mib_median=$pm ($plo-$phi)"
 echo "guest_mib=$MEM"
+# Only meaningful on a quiet machine (other programs move MemAvailable too).
 [ "${#pids[@]}" -gt 0 ] && echo "host_used_mib_per_instance=$(awk -v a="$avail0" -v b="$(avail_mib)" -v n="${#pids[@]}" 'BEGIN{printf "%.1f", (a-b)/n}')"
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"

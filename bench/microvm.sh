@@ -8,9 +8,11 @@
 #                                        MORGANA_TARGET=xen into $CARGO_TARGET_DIR)
 #
 # Prints name=value lines (seconds from QEMU's start to the first HTTP 200, medians with
-# min-max) and the ratio microvm/pc. microvm runs both ways QEMU 10 offers: with ACPI
-# (its default; SeaBIOS-microvm firmware, devices in the DSDT, interrupts) and with
-# acpi=off (qboot, devices on the kernel command line, polled: no I/O APIC described).
+# min-max) and the ratios to pc. microvm runs three ways: with ACPI and its default
+# firmware (bios-microvm.bin, a SeaBIOS; devices in the DSDT, interrupts), with ACPI and
+# -bios qboot.rom (qboot installs QEMU's ACPI tables too: same devices, faster firmware),
+# and with acpi=off (qboot; devices on the kernel command line, polled: no I/O APIC is
+# described).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 REPS=${1:-7}
@@ -45,22 +47,26 @@ boot() {
   echo "${t:-nan}"
 }
 
-declare -a pc q35 mvm mvm_noacpi
+declare -a pc q35 mvm mvm_qboot mvm_noacpi
 for ((i = 1; i <= REPS; i++)); do
   pc+=("$(boot -M pc -bios qboot.rom -device virtio-net-pci,netdev=n0,romfile=)")
   q35+=("$(boot -M q35 -bios qboot.rom -device virtio-net-pci,netdev=n0,romfile=)")
   mvm+=("$(boot -M microvm -global virtio-mmio.force-legacy=false -device virtio-net-device,netdev=n0)")
+  mvm_qboot+=("$(boot -M microvm -bios qboot.rom -global virtio-mmio.force-legacy=false -device virtio-net-device,netdev=n0)")
   mvm_noacpi+=("$(boot -M microvm,acpi=off -global virtio-mmio.force-legacy=false -device virtio-net-device,netdev=n0)")
-  echo "rep=$i pc=${pc[-1]} q35=${q35[-1]} microvm=${mvm[-1]} microvm_acpi_off=${mvm_noacpi[-1]}"
+  echo "rep=$i pc=${pc[-1]} q35=${q35[-1]} microvm=${mvm[-1]} microvm_qboot=${mvm_qboot[-1]} microvm_acpi_off=${mvm_noacpi[-1]}"
 done
 read -r m_pc lo_pc hi_pc _ <<<"$(stats "${pc[@]}")"
 read -r m_q35 lo_q35 hi_q35 _ <<<"$(stats "${q35[@]}")"
 read -r m_mvm lo_mvm hi_mvm _ <<<"$(stats "${mvm[@]}")"
+read -r m_qb lo_qb hi_qb _ <<<"$(stats "${mvm_qboot[@]}")"
 read -r m_off lo_off hi_off _ <<<"$(stats "${mvm_noacpi[@]}")"
 echo "first200_pc_s=$m_pc ($lo_pc-$hi_pc)"
 echo "first200_q35_s=$m_q35 ($lo_q35-$hi_q35)"
 echo "first200_microvm_s=$m_mvm ($lo_mvm-$hi_mvm)"
+echo "first200_microvm_qboot_s=$m_qb ($lo_qb-$hi_qb)"
 echo "first200_microvm_acpi_off_s=$m_off ($lo_off-$hi_off)"
 echo "ratio_microvm_to_pc=$(ratio "$m_mvm" "$m_pc")"
+echo "ratio_microvm_qboot_to_pc=$(ratio "$m_qb" "$m_pc")"
 echo "ratio_microvm_acpi_off_to_pc=$(ratio "$m_off" "$m_pc")"
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"
