@@ -102,14 +102,26 @@ fn microvm_virtio_mmio_serves_every_file() {
     let image = build_kernel("static-website");
 
     // QEMU 10's microvm with ACPI (its default): the transport is in the DSDT, its
-    // line on the second I/O APIC; nothing on the command line.
+    // line on the second I/O APIC; QEMU puts nothing on the command line. Here the
+    // command line names the same window again (taken once) and a malformed one
+    // (ignored, with the reason).
     let port = free_port();
     let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080");
-    let mut qemu = Qemu::boot(&image, "32M", &microvm_args("microvm", &netdev, true));
+    let mut args = microvm_args("microvm", &netdev, true);
+    args.extend([
+        "-append",
+        "virtio_mmio.device=512@0xfeb02e00:47 virtio_mmio.device=junk",
+    ]);
+    let mut qemu = Qemu::boot(&image, "32M", &args);
     let console = qemu.wait_for("serving", BOOT);
     assert!(
-        console.contains("virtio-net virtio-mmio 0xfeb") && console.contains("INTx (IRQ"),
+        console.contains("virtio-net virtio-mmio 0xfeb02e00 (512 bytes, IRQ 47)")
+            && console.contains("INTx (IRQ 47"),
         "the NIC is found over virtio-mmio and interrupts; console:\n{console}"
+    );
+    assert!(
+        console.contains("ignored virtio_mmio.device=junk: no `@<base>` after the size"),
+        "console:\n{console}"
     );
     wait_for_200(port, || qemu.serial());
     serves_every_file(&format!("http://127.0.0.1:{port}"));
