@@ -23,6 +23,13 @@
 #                      test (components/dns/tests/differential.rs) and of bench/dns.sh
 #   bind9, dnsperf     bench/dns.sh: BIND is the second reference, dnsperf the load generator
 #   bind9-dnsutils, knot-dnsutils  dig and kdig, to query the DNS server by hand and in tests
+#   libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients
+#                      the libvirt test (tests/tests/deploy.rs) runs a private libvirtd
+#                      (tests/libvirt/private-libvirtd.sh), `virsh` and `virt-xml-validate`;
+#                      from bookworm-backports (11.x), which matches QEMU 10 and accepts
+#                      <interface type='user'><backend type='passt'/> (bookworm's 9.0 does not)
+#   passt              libvirt's user-mode network with <portForward> (SLIRP has none in XML)
+#   umoci, skopeo      read back the OCI image layout scripts/oci-image writes for urunc
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -58,4 +65,6 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd socat radvd cpio gzip xz-utils \
   redis-server redis-tools nsd bind9 dnsperf bind9-dnsutils knot-dnsutils >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients passt umoci skopeo >/dev/null
 echo "setup: $(qemu-system-x86_64 --version | head -1)"

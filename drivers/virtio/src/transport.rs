@@ -4,9 +4,10 @@
 //!
 //! The methods follow the virtio 1.x "basic facilities of a virtio device" one for one,
 //! so a transport is a thin register map: [`crate::PciTransport`] for the modern PCI
-//! layout today, a virtio-mmio transport (`-machine microvm`) would be another. The
-//! device initialisation sequence built on top of them ([`initialize`]) is shared by
-//! every device type and every transport.
+//! layout, [`crate::MmioTransport`] for virtio-mmio (Firecracker, `-machine microvm`),
+//! and [`crate::PvhTransport`] for either, chosen at boot. The device initialisation
+//! sequence built on top of them ([`initialize`]) is shared by every device type and
+//! every transport.
 
 use crate::Error;
 
