@@ -1,6 +1,7 @@
-//! The appliance's Cargo.toml must list the crates the generated code uses; this
-//! checks it (a tiny line-based reading of TOML tables is enough here) and says which
-//! line to add.
+//! Codegen's side of Cargo: the appliance's Cargo.toml must list the crates the
+//! generated code uses (this checks it with a tiny line-based reading of TOML tables and
+//! says which line to add), and diagnostics reach the terminal as Cargo's own messages
+//! ([`report`]).
 
 use crate::diag::{Diagnostic, FileId, SourceFile, Span};
 
@@ -125,6 +126,130 @@ pub fn check_dependencies(
     Some(d)
 }
 
+/// The Cargo instructions that show rendered diagnostics (as [`crate::Diagnostic::render`]
+/// and [`crate::Diagnostics`]'s `Display` write them) as Cargo's own messages.
+///
+/// Cargo prints `cargo::error=MSG` as `error: <package>@<version>: MSG` and
+/// `cargo::warning=MSG` as `warning: <package>@<version>: MSG`. An instruction ends at
+/// its newline, so each line of a diagnostic becomes one instruction of the
+/// diagnostic's level; the prefix Cargo adds is the same on every line, so the snippet
+/// and its caret stay aligned. The level in the headline (`error: `) goes, as Cargo
+/// writes its own; so do rustc's closing "aborting due to" line, which Cargo's "build
+/// script logged errors" replaces, and the blank lines between diagnostics (they would
+/// print as empty `error:` lines).
+///
+/// A build script that logged errors and exits successfully stops the build before
+/// rustc compiles its package, without the "failed to run custom build command" dump
+/// Cargo prints for a build script that exits with failure (docs/errors.md).
+pub fn report(rendered: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut level = "error";
+    for line in rendered.lines() {
+        let text = if let Some(rest) = line.strip_prefix("error: ") {
+            if rest.starts_with("aborting due to ") {
+                continue;
+            }
+            level = "error";
+            rest
+        } else if let Some(rest) = line.strip_prefix("warning: ") {
+            level = "warning";
+            rest
+        } else if line.trim().is_empty() {
+            continue;
+        } else {
+            line
+        };
+        out.push(format!("cargo::{level}={text}"));
+    }
+    out
+}
+
+/// From how many files or bytes a compiled-in directory gets a line before rustc
+/// starts: below that, compiling it in takes well under a second.
+pub const BIG_DIR: (u64, u64) = (1_000, 8 << 20);
+
+/// Cargo instructions announcing the compiled-in directories (`dirs`, relative to
+/// `manifest_dir`) that hold at least `limits` = (files, bytes): hashing, compressing
+/// and embedding them keeps rustc busy with the package, and Cargo's own progress only
+/// names the package meanwhile. Counted as `crunch!` takes them (regular files,
+/// symbolic links followed, version-control folders and `.DS_Store` left out).
+pub fn big_dirs(
+    manifest_dir: &std::path::Path,
+    dirs: &[std::path::PathBuf],
+    limits: (u64, u64),
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let (mut files, mut bytes) = (0, 0);
+        let mut seen = Vec::new();
+        count(&manifest_dir.join(dir), &mut files, &mut bytes, &mut seen);
+        if files >= limits.0 || bytes >= limits.1 {
+            out.push(format!(
+                "cargo::warning=compiling in {}/: {} files, {}; hashing, compressing and embedding them keeps rustc busy for a while",
+                dir.display(),
+                thousands(files),
+                size(bytes)
+            ));
+        }
+    }
+    out
+}
+
+fn count(
+    dir: &std::path::Path,
+    files: &mut u64,
+    bytes: &mut u64,
+    seen: &mut Vec<std::path::PathBuf>,
+) {
+    // A symbolic link back up the tree would loop: every directory is walked once.
+    let Ok(real) = dir.canonicalize() else { return };
+    if seen.contains(&real) {
+        return;
+    }
+    seen.push(real);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if matches!(
+            entry.file_name().to_str(),
+            Some(".git" | ".hg" | ".svn" | ".DS_Store")
+        ) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => count(&path, files, bytes, seen),
+            Ok(m) if m.is_file() => {
+                *files += 1;
+                *bytes += m.len();
+            }
+            _ => {}
+        }
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +270,51 @@ mod tests {
         );
         assert_eq!(d.span().map(|s| (s.line, s.col)), Some((4, 1)));
         assert!(check_dependencies(&file, 0, &crates[..1], None).is_none());
+    }
+
+    #[test]
+    fn report_turns_each_line_into_an_instruction_of_its_level() {
+        let rendered = "warning: device `spare` is never used\n  --> a.ron:3:9\n   |\n 3 |         \"spare\": Clock,\n   |         ^^^^^^^ unused\n\nerror: unknown component `Netwrok`\n  --> a.ron:4:16\n   = help: did you mean `Network`?\n\nerror: aborting due to 1 previous error\n";
+        assert_eq!(
+            report(rendered),
+            [
+                "cargo::warning=device `spare` is never used",
+                "cargo::warning=  --> a.ron:3:9",
+                "cargo::warning=   |",
+                "cargo::warning= 3 |         \"spare\": Clock,",
+                "cargo::warning=   |         ^^^^^^^ unused",
+                "cargo::error=unknown component `Netwrok`",
+                "cargo::error=  --> a.ron:4:16",
+                "cargo::error=   = help: did you mean `Network`?",
+            ]
+        );
+        assert!(report("").is_empty());
+    }
+
+    #[test]
+    fn big_compiled_in_directories_are_announced() {
+        let root = std::env::temp_dir().join(format!("morgana-big-dirs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("site/sub/.git")).expect("mkdir");
+        for i in 0..3 {
+            std::fs::write(root.join(format!("site/sub/{i}.html")), [b'x'; 700]).expect("write");
+        }
+        std::fs::write(root.join("site/.git/HEAD"), "ref").ok();
+        std::fs::write(root.join("site/sub/.git/HEAD"), "ref").expect("write");
+        std::fs::write(root.join("site/.DS_Store"), "junk").expect("write");
+        std::os::unix::fs::symlink("..", root.join("site/sub/up")).expect("symlink");
+        let dirs = [std::path::PathBuf::from("site")];
+        assert_eq!(
+            big_dirs(&root, &dirs, (3, u64::MAX)),
+            [
+                "cargo::warning=compiling in site/: 3 files, 2.1 KiB; hashing, compressing and embedding them keeps rustc busy for a while"
+            ]
+        );
+        assert_eq!(big_dirs(&root, &dirs, (u64::MAX, 2100)).len(), 1);
+        assert!(big_dirs(&root, &dirs, (4, 2101)).is_empty());
+        assert!(big_dirs(&root, &[std::path::PathBuf::from("missing")], (1, 1)).is_empty());
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(size(50 << 20), "50.0 MiB");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

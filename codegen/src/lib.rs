@@ -16,8 +16,9 @@
 //!    the platform's entry macro) built with quote and laid out by prettyplease, and the
 //!    report and the target's deployment files rendered by minijinja ([`templates`]).
 //!
-//! Problems are [`Diagnostics`], rendered like rustc's; the build script prints them
-//! and exits with failure before rustc sees any generated code.
+//! Problems are [`Diagnostics`], rendered like rustc's; the build script hands them to
+//! Cargo as its own `error:` lines ([`cargo::report`]), and Cargo stops the build before
+//! rustc sees any generated code.
 
 pub mod archive;
 pub mod cargo;
@@ -231,7 +232,7 @@ pub fn compile_with(
     let Some(wiring) = wire::wire(&model, catalog, &mut diags) else {
         return Err(fail(sources, diags));
     };
-    let mut warnings = unused_devices(&model, &wiring);
+    let mut warnings = unused_devices(&model, catalog, &wiring);
     let archives = archive::run(
         &model,
         &wiring,
@@ -276,8 +277,13 @@ pub fn compile_with(
     })
 }
 
-/// A warning for each declared device that nothing starts or requires.
-fn unused_devices(model: &model::Appliance, wiring: &wire::Wiring<'_>) -> Vec<Diagnostic> {
+/// A warning for each declared device that nothing starts or requires, and for each key
+/// written for another target.
+fn unused_devices(
+    model: &model::Appliance,
+    catalog: &Catalog,
+    wiring: &wire::Wiring<'_>,
+) -> Vec<Diagnostic> {
     let mut warnings = Vec::new();
     for (i, node) in wiring.nodes.iter().enumerate() {
         if let wire::NodeKind::Declared(d) = node.kind
@@ -293,6 +299,26 @@ fn unused_devices(model: &model::Appliance, wiring: &wire::Wiring<'_>) -> Vec<Di
             );
         }
     }
+    // Keys of other targets: allowed, so that one appliance.ron serves every target,
+    // but said, so that a key written for this target and ignored is not a surprise.
+    for dev in &model.devices {
+        for (key, span) in &dev.ignored {
+            let only = catalog
+                .component(&dev.component)
+                .and_then(|c| c.keys.iter().find(|k| &k.name == key))
+                .map(|k| k.targets.join(", "))
+                .unwrap_or_default();
+            warnings.push(
+                Diagnostic::warning(format!(
+                    "`{}.{key}` has no effect on target {}",
+                    dev.name, wiring.target.name
+                ))
+                .primary(*span, format!("used on {only} only"))
+                .note("it is ignored in this build"),
+            );
+        }
+    }
+    warnings.sort_by_key(|w| w.span().map(|s| s.lo));
     warnings
 }
 
@@ -366,8 +392,9 @@ fn shown(path: &Path, root: Option<&Path>) -> String {
 
 /// The build script: reads `$CARGO_MANIFEST_DIR/appliance.ron` (and `MORGANA_TARGET`),
 /// writes `$OUT_DIR/appliance.rs`, `$OUT_DIR/report.txt` and the target's deployment
-/// files, and tells Cargo what to watch and how to link. On error it prints the
-/// diagnostics and exits with status 1, before rustc sees any generated code.
+/// files, and tells Cargo what to watch and how to link. Problems reach the terminal as
+/// Cargo's own `error:` and `warning:` lines ([`cargo::report`]); after an error it
+/// writes nothing and Cargo stops the build before rustc sees any generated code.
 pub fn build() {
     let env = |k: &str| match std::env::var_os(k) {
         Some(v) => PathBuf::from(v),
@@ -388,8 +415,14 @@ pub fn build() {
             for line in &failure.instructions {
                 println!("{line}");
             }
-            eprint!("{}", failure.message);
-            std::process::exit(1);
+            // Exit successfully: Cargo stops at the logged errors, without the dump
+            // of a failed build script around them, before rustc compiles the package
+            // (docs/errors.md). Should rustc ever run all the same, it must not find
+            // the code of an earlier build.
+            let _ = std::fs::remove_file(out_dir.join("appliance.rs"));
+            for line in cargo::report(&failure.message) {
+                println!("{line}");
+            }
         }
     }
 }
@@ -474,11 +507,16 @@ pub fn build_with_env(
     )
     .map_err(|d| fail(&lines, d.to_string()))?;
     for w in &generated.warnings {
-        lines.extend(w.lines().map(|l| format!("cargo:warning={l}")));
+        lines.extend(cargo::report(w));
     }
     for path in generated.watch.iter().chain(&generated.watch_files) {
         lines.push(format!("cargo:rerun-if-changed={}", path.display()));
     }
+    lines.extend(cargo::big_dirs(
+        manifest_dir,
+        &generated.watch,
+        cargo::BIG_DIR,
+    ));
     for (var, _) in &generated.build_env {
         lines.push(format!("cargo:rerun-if-env-changed={var}"));
     }
@@ -543,7 +581,7 @@ pub fn build_with_env(
         match dir_of(f.dir) {
             Some(dir) => write(&dir, &f.name, &f.text)?,
             None => notes.push(format!(
-                "cargo:warning=cannot tell where the binary goes from OUT_DIR={} (expected <target-dir>/<profile>/build/<package>-<hash>/out): {} is not written",
+                "cargo::warning=cannot tell where the binary goes from OUT_DIR={} (expected <target-dir>/<profile>/build/<package>-<hash>/out): {} is not written",
                 out_dir.display(),
                 f.name
             )),
@@ -553,7 +591,7 @@ pub fn build_with_env(
             && pkg != generated.name
         {
             notes.push(format!(
-                "cargo:warning=appliance `{}` is built by package `{pkg}`: {} will not sit next to the binary `{pkg}`; give the appliance its package's name",
+                "cargo::warning=appliance `{}` is built by package `{pkg}`: {} will not sit next to the binary `{pkg}`; give the appliance its package's name",
                 generated.name, f.name
             ));
         }
@@ -565,7 +603,7 @@ pub fn build_with_env(
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => notes.push(format!(
-                    "cargo:warning=cannot remove the stale {}: {e}",
+                    "cargo::warning=cannot remove the stale {}: {e}",
                     p.display()
                 )),
             }

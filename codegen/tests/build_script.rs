@@ -166,7 +166,9 @@ fn the_kernel_target_links_with_the_script_that_morgana_pvh_publishes() {
         Some("cargo:rustc-link-arg-bins=-Wl,-T,/src/platform/pvh/kernel.ld")
     );
     assert!(
-        !lines.iter().any(|l| l.starts_with("cargo:warning")),
+        !lines.iter().any(|l| l.starts_with("cargo:warning")
+            || l.starts_with("cargo::warning")
+            || l.starts_with("cargo::error")),
         "{lines:?}"
     );
     // The QEMU arguments go next to the binary, three levels above OUT_DIR.

@@ -16,8 +16,10 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+pub mod lossy;
 pub mod qemu;
 pub mod scratch;
+pub mod workspace;
 
 /// Where the end-to-end tests build appliances. A target directory of its own, so the
 /// nested `cargo build` never waits for the lock of the `cargo test` that runs us.

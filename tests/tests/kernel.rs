@@ -98,6 +98,23 @@ fn a_kernel_carries_only_what_it_uses() {
             "static-website's kernel contains {absent}"
         );
     }
+    // It uses neither UDP nor IPv6: morgana-direct is built without its `udp` and
+    // `ipv6` features, so none of smoltcp's UDP socket or IPv6 code is in the image.
+    let image = build_kernel("static-website");
+    let out = Command::new("nm")
+        .args(["-C", "--defined-only"])
+        .arg(&image)
+        .output()
+        .expect("nm (binutils) is installed");
+    assert!(out.status.success(), "nm -C failed");
+    let lower = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(lower.contains("smoltcp::"), "nm -C demangles");
+    for absent in ["smoltcp::socket::udp", "ipv6", "slaac", "ndisc"] {
+        assert!(
+            !lower.contains(absent),
+            "static-website's kernel contains {absent} code"
+        );
+    }
 }
 
 /// Boots the static website with its port forwarded to `host_port` and waits until it

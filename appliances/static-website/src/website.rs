@@ -36,7 +36,8 @@ impl Website {
         K: KvRo,
     {
         console.write_str(&format!(
-            "static-website: serving {} files and {} redirects on http://{}/\n",
+            "{}: serving {} files and {} redirects on http://{}/\n",
+            env!("CARGO_PKG_NAME"),
             site.len(),
             redirects.len(),
             ShowAddr(http.local_addr())

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::net::SocketAddr;
 use core::time::Duration;
-use morgana_signatures::{ShowAddr, StartMessage, TcpError, TcpErrorKind};
+use morgana_signatures::{ShowAddr, StartMessage, TcpError, TcpErrorKind, UdpError};
 
 /// Why the direct stack could not start, listen, or move data.
 #[derive(Clone, Debug)]
@@ -19,7 +19,8 @@ pub enum Error {
     },
     /// The entropy source failed, so the stack could not seed its sequence numbers.
     Entropy(StartMessage),
-    /// An IPv6 address was asked for; the direct stack speaks IPv4 only.
+    /// An IPv6 address was asked for, and the stack has no IPv6 (not configured, or
+    /// built without the `ipv6` feature).
     Ipv6(SocketAddr),
     /// Listening on an address the stack does not have.
     AddrNotAvailable(SocketAddr),
@@ -34,6 +35,18 @@ pub enum Error {
     Reset,
     /// A write after [`shutdown`](morgana_signatures::TcpStream::shutdown).
     Shutdown,
+    /// A datagram longer than [`max_payload`](morgana_signatures::UdpSocket::max_payload).
+    #[cfg(feature = "udp")]
+    DatagramTooLarge {
+        /// Its length.
+        len: usize,
+        /// The most the socket can send.
+        max: usize,
+    },
+    /// A datagram to an address that is no destination (unspecified, port 0), or of
+    /// the other family than the socket's (an IPv6 peer for a socket bound to IPv4).
+    #[cfg(feature = "udp")]
+    Unaddressable(SocketAddr),
 }
 
 impl fmt::Display for Error {
@@ -54,11 +67,21 @@ impl fmt::Display for Error {
                 "cannot seed the TCP/IP stack: the entropy source failed: {}",
                 why.as_str()
             ),
-            Error::Ipv6(addr) => write!(
-                f,
-                "cannot listen on {}: the direct stack speaks IPv4 only",
-                ShowAddr(*addr)
-            ),
+            Error::Ipv6(addr) => {
+                if crate::IPV6 {
+                    write!(
+                        f,
+                        "cannot use {}: IPv6 is not configured on this stack",
+                        ShowAddr(*addr)
+                    )
+                } else {
+                    write!(
+                        f,
+                        "cannot use {}: this direct stack was built without IPv6 (morgana-direct's `ipv6` feature)",
+                        ShowAddr(*addr)
+                    )
+                }
+            }
             Error::AddrNotAvailable(addr) => {
                 write!(
                     f,
@@ -73,6 +96,17 @@ impl fmt::Display for Error {
             }
             Error::Reset => f.write_str("connection reset by peer or timed out"),
             Error::Shutdown => f.write_str("write after shutdown"),
+            #[cfg(feature = "udp")]
+            Error::DatagramTooLarge { len, max } => write!(
+                f,
+                "datagram of {len} bytes is larger than the {max} bytes one frame can carry"
+            ),
+            #[cfg(feature = "udp")]
+            Error::Unaddressable(addr) => write!(
+                f,
+                "cannot send to {}: not a destination this socket can reach",
+                ShowAddr(*addr)
+            ),
         }
     }
 }
@@ -81,6 +115,18 @@ impl core::error::Error for Error {}
 
 impl TcpError for Error {
     fn kind(&self) -> TcpErrorKind {
+        self.classify()
+    }
+}
+
+impl UdpError for Error {
+    fn kind(&self) -> TcpErrorKind {
+        self.classify()
+    }
+}
+
+impl Error {
+    fn classify(&self) -> TcpErrorKind {
         match self {
             Error::Reset => TcpErrorKind::Reset,
             Error::AddrInUse(_) => TcpErrorKind::AddrInUse,
@@ -89,6 +135,8 @@ impl TcpError for Error {
             | Error::Ipv6(_)
             | Error::AddrNotAvailable(_)
             | Error::Shutdown => TcpErrorKind::Invalid,
+            #[cfg(feature = "udp")]
+            Error::DatagramTooLarge { .. } | Error::Unaddressable(_) => TcpErrorKind::Invalid,
             Error::NoDhcpAnswer { .. } | Error::Entropy(_) => TcpErrorKind::Other,
         }
     }

@@ -83,9 +83,9 @@
 //! # Buffers and limits
 //!
 //! Each socket has [`StackConfig::rx_buffer`] (default 16 KiB: the advertised window)
-//! and [`StackConfig::tx_buffer`] (default 32 KiB: what can be in flight) bytes,
+//! and [`StackConfig::tx_buffer`] (default 64 KiB: what can be in flight) bytes,
 //! allocated when the socket is made. At most [`StackConfig::max_sockets`] (default
-//! 128, so 6 MiB of buffers) exist at once; beyond that listeners stop adding spares and
+//! 128, so 10 MiB of buffers) exist at once; beyond that listeners stop adding spares and
 //! new connections are refused until some close. Handshakes time out after
 //! [`HANDSHAKE_TIMEOUT`], and an established connection that does not acknowledge data
 //! for [`CONNECTION_TIMEOUT`] is aborted (reads and writes then fail with
@@ -107,19 +107,39 @@
 
 extern crate alloc;
 
+#[cfg(test)]
+extern crate std;
+
 mod config;
 mod device;
 mod error;
+#[cfg(feature = "ipv6")]
+mod ipv6;
 mod stack;
 mod tcp;
+#[cfg(feature = "udp")]
+mod udp;
 
 pub use config::{
     DEFAULT_BACKLOG, DEFAULT_DHCP_TIMEOUT, DEFAULT_MAX_SOCKETS, DEFAULT_RX_BUFFER,
-    DEFAULT_TX_BUFFER, Ipv4Config, StackConfig,
+    DEFAULT_TX_BUFFER, DEFAULT_UDP_RX_BUFFER, DEFAULT_UDP_TX_BUFFER, Ipv4Config, Ipv6Config,
+    StackConfig,
 };
 pub use error::Error;
+#[cfg(feature = "ipv6")]
+pub use ipv6::{link_local, slaac_address};
 pub use stack::{Stack, Stats};
 pub use tcp::{Listener, Stream};
+#[cfg(feature = "udp")]
+pub use udp::UdpSocket;
+
+/// Whether this build has IPv6 (the `ipv6` feature; see [`Ipv6Config`]).
+pub const IPV6: bool = cfg!(feature = "ipv6");
+
+/// Whether this build has UDP sockets (the `udp` feature): the stack implements
+/// [`Udp`](morgana_signatures::Udp) only then, so an appliance without UDP carries
+/// none of smoltcp's UDP socket code.
+pub const UDP: bool = cfg!(feature = "udp");
 
 #[cfg(doc)]
 use morgana_signatures::{NetIf, Timer};

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use core::convert::Infallible;
 use core::future::poll_fn;
-use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
@@ -89,6 +89,8 @@ pub struct Stats {
     pub closing: usize,
     /// Listeners.
     pub listeners: usize,
+    /// UDP sockets (bound and not dropped).
+    pub udp_sockets: usize,
 }
 
 impl<N: NetIf, C: Timer> Stack<N, C> {
@@ -122,8 +124,14 @@ impl<N: NetIf, C: Timer> Stack<N, C> {
         let mut dev = Device(netif);
         let mut iface_config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac.0)));
         iface_config.random_seed = u64::from_le_bytes(seed);
+        #[cfg(feature = "ipv6")]
+        {
+            iface_config.slaac = config.ipv6 == Some(crate::Ipv6Config::Slaac);
+        }
         let mut iface = Interface::new(iface_config, &mut dev, smol_instant(clock.now()));
         let mut sockets = SocketSet::new(Vec::new());
+        #[cfg(feature = "ipv6")]
+        let v6 = crate::ipv6::V6State::configure(&mut iface, mac, config.ipv6, clock.now());
 
         let (dhcp, ipv4, gateway) = match config.ipv4 {
             Ipv4Config::Static {
@@ -157,6 +165,9 @@ impl<N: NetIf, C: Timer> Stack<N, C> {
             listeners: Vec::new(),
             orphans: Vec::new(),
             tcp_sockets: 0,
+            udp_sockets: 0,
+            #[cfg(feature = "ipv6")]
+            v6,
             waiters: Vec::new(),
             free_waiters: Vec::new(),
             driver: None,
@@ -207,6 +218,35 @@ impl<N: NetIf, C: Timer> Stack<N, C> {
         self.shared.inner.borrow().gateway
     }
 
+    /// The IPv6 addresses with their prefix lengths (link-local first), empty without
+    /// IPv6.
+    pub fn ipv6_addresses(&self) -> Vec<(core::net::Ipv6Addr, u8)> {
+        #[cfg(feature = "ipv6")]
+        {
+            let inner = self.shared.inner.borrow();
+            crate::ipv6::v6_addresses(&inner.iface)
+                .into_iter()
+                .map(|c| (c.address(), c.prefix_len()))
+                .collect()
+        }
+        #[cfg(not(feature = "ipv6"))]
+        Vec::new()
+    }
+
+    /// The IPv6 default gateway (static, or the router SLAAC learnt), if there is one.
+    pub fn ipv6_gateway(&self) -> Option<core::net::Ipv6Addr> {
+        #[cfg(feature = "ipv6")]
+        {
+            let mut inner = self.shared.inner.borrow_mut();
+            match crate::ipv6::default_v6_gateway(&mut inner.iface) {
+                Some(IpAddress::Ipv6(g)) => Some(g),
+                _ => None,
+            }
+        }
+        #[cfg(not(feature = "ipv6"))]
+        None
+    }
+
     /// The interface's MAC address.
     pub fn mac_address(&self) -> MacAddress {
         self.shared.inner.borrow().mac
@@ -219,6 +259,7 @@ impl<N: NetIf, C: Timer> Stack<N, C> {
             tcp_sockets: inner.tcp_sockets,
             closing: inner.orphans.len(),
             listeners: inner.listeners.iter().flatten().count(),
+            udp_sockets: inner.udp_sockets,
         }
     }
 
@@ -232,10 +273,11 @@ impl<N: NetIf, C: Timer> Stack<N, C> {
     }
 }
 
-/// Sets (or clears) the interface's one IPv4 address and its default route.
+/// Sets (or clears) the interface's one IPv4 address and its default route; IPv6
+/// addresses are kept.
 fn set_address(iface: &mut Interface, cidr: Option<Ipv4Cidr>, gateway: Option<Ipv4Addr>) {
     iface.update_ip_addrs(|addrs| {
-        addrs.clear();
+        addrs.retain(|a| !matches!(a, IpCidr::Ipv4(_)));
         if let Some(cidr) = cidr {
             // Cannot fail: the list was just emptied and holds at least one address.
             let _ = addrs.push(IpCidr::Ipv4(cidr));
@@ -374,7 +416,10 @@ impl<N: NetIf, C> Drop for Waiter<'_, N, C> {
 /// A listener's sockets: spare listening ones and connections not accepted yet.
 pub(crate) struct ListenState {
     endpoint: IpListenEndpoint,
-    local: SocketAddrV4,
+    local: SocketAddr,
+    /// Listening on `0.0.0.0` on a dual-stack: IPv6 handshakes are reset (as on Linux,
+    /// only `[::]` means both families).
+    v4_only: bool,
     /// In arrival order of the sockets (not of the connections).
     sockets: Vec<SocketHandle>,
     /// Whether the last attempt to add a spare failed for want of sockets (logged once).
@@ -401,10 +446,13 @@ pub(crate) struct Inner<N: NetIf> {
     dhcp: Option<SocketHandle>,
     ipv4: Option<Ipv4Cidr>,
     gateway: Option<Ipv4Addr>,
-    config: StackConfig,
+    pub(crate) config: StackConfig,
     listeners: Vec<Option<ListenState>>,
     orphans: Vec<Orphan>,
     tcp_sockets: usize,
+    pub(crate) udp_sockets: usize,
+    #[cfg(feature = "ipv6")]
+    pub(crate) v6: crate::ipv6::V6State,
     /// Wakers of the pending operations (indexed by their `Waiter` slot).
     waiters: Vec<Option<Waker>>,
     free_waiters: Vec<usize>,
@@ -488,6 +536,8 @@ impl<N: NetIf> Inner<N> {
         {}
         self.reap_orphans();
         self.take_dhcp_event();
+        #[cfg(feature = "ipv6")]
+        self.v6.after_pump(&mut self.iface, self.mac);
         self.top_up_listeners();
     }
 
@@ -500,6 +550,10 @@ impl<N: NetIf> Inner<N> {
             .map(from_smol_instant);
         for o in self.orphans.iter().filter(|o| !o.aborted) {
             next = Some(next.map_or(o.deadline, |n| n.min(o.deadline)));
+        }
+        #[cfg(feature = "ipv6")]
+        if let Some(t) = self.v6.next_wake(now) {
+            next = Some(next.map_or(t, |n| n.min(t)));
         }
         next.map(|t| {
             if t <= now {
@@ -629,8 +683,8 @@ impl<N: NetIf> Inner<N> {
         self.dirty = true;
     }
 
-    /// The next free port for `listen` on port 0.
-    fn ephemeral_port(&mut self) -> Option<u16> {
+    /// The next port for `listen` (or `bind`) on port 0 that `in_use` says is free.
+    pub(crate) fn ephemeral_port(&mut self, in_use: impl Fn(&Self, u16) -> bool) -> Option<u16> {
         let span = u16::MAX - EPHEMERAL_FIRST + 1;
         for _ in 0..span {
             let port = self.next_port;
@@ -639,11 +693,39 @@ impl<N: NetIf> Inner<N> {
             } else {
                 port + 1
             };
-            if !self.port_in_use(port) {
+            if !in_use(self, port) {
                 return Some(port);
             }
         }
         None
+    }
+
+    /// Where a socket asked to be bound at `addr` listens: the endpoint for smoltcp
+    /// (no address for `0.0.0.0` and `[::]`), and whether it takes IPv4 only (a
+    /// dual-stack's `0.0.0.0`). Checks that the stack has the address and speaks its
+    /// family.
+    pub(crate) fn local_endpoint(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<(Option<IpAddress>, bool), Error> {
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) => {
+                if !ip.is_unspecified() && self.ipv4.is_none_or(|c| c.address() != ip) {
+                    return Err(Error::AddrNotAvailable(addr));
+                }
+                IpAddress::Ipv4(ip)
+            }
+            #[cfg(feature = "ipv6")]
+            IpAddr::V6(ip) if self.v6.enabled() => {
+                if !ip.is_unspecified() && !self.iface.has_ip_addr(IpAddress::Ipv6(ip)) {
+                    return Err(Error::AddrNotAvailable(addr));
+                }
+                IpAddress::Ipv6(ip)
+            }
+            IpAddr::V6(_) => return Err(Error::Ipv6(addr)),
+        };
+        let v4_only = cfg!(feature = "ipv6") && addr.is_ipv4();
+        Ok(((!addr.ip().is_unspecified()).then_some(ip), v4_only))
     }
 
     fn port_in_use(&self, port: u16) -> bool {
@@ -655,25 +737,22 @@ impl<N: NetIf> Inner<N> {
 
     /// Starts a listener on `addr` with its spare sockets.
     pub(crate) fn add_listener(&mut self, addr: SocketAddr) -> Result<(usize, SocketAddr), Error> {
-        let SocketAddr::V4(v4) = addr else {
-            return Err(Error::Ipv6(addr));
-        };
-        let ip = *v4.ip();
-        if !ip.is_unspecified() && self.ipv4.is_none_or(|c| c.address() != ip) {
-            return Err(Error::AddrNotAvailable(addr));
-        }
-        let port = match v4.port() {
-            0 => self.ephemeral_port().ok_or(Error::AddrInUse(addr))?,
+        let (endpoint_addr, v4_only) = self.local_endpoint(addr)?;
+        let port = match addr.port() {
+            0 => self
+                .ephemeral_port(Self::port_in_use)
+                .ok_or(Error::AddrInUse(addr))?,
             p if self.port_in_use(p) => return Err(Error::AddrInUse(addr)),
             p => p,
         };
-        let local = SocketAddrV4::new(ip, port);
+        let local = SocketAddr::new(addr.ip(), port);
         let state = ListenState {
             endpoint: IpListenEndpoint {
-                addr: (!ip.is_unspecified()).then_some(IpAddress::Ipv4(ip)),
+                addr: endpoint_addr,
                 port,
             },
             local,
+            v4_only,
             sockets: Vec::new(),
             starved: false,
             acceptor: None,
@@ -698,8 +777,8 @@ impl<N: NetIf> Inner<N> {
                 max_sockets: self.config.max_sockets,
             });
         }
-        log::debug!("listening on {local}");
-        Ok((id, SocketAddr::V4(local)))
+        log::debug!("listening on {}", morgana_signatures::ShowAddr(local));
+        Ok((id, local))
     }
 
     /// Closes a listener: spare sockets go at once, connections it had not handed out
@@ -742,6 +821,18 @@ impl<N: NetIf> Inner<N> {
             let socket = self.sockets.get_mut::<tcp::Socket>(handle);
             match socket.state() {
                 tcp::State::Listen => listening += 1,
+                // An IPv6 handshake on a listener for 0.0.0.0: refused with a reset
+                // (which goes out before the socket is put back to listening).
+                tcp::State::SynReceived
+                    if state.v4_only
+                        && socket
+                            .local_endpoint()
+                            .is_some_and(|e| !matches!(e.addr, IpAddress::Ipv4(_))) =>
+                {
+                    socket.abort();
+                }
+                // A reset still to be sent: put back to listening after the next pump.
+                tcp::State::Closed if socket.remote_endpoint().is_some() => {}
                 // Reset or timed out before it was accepted: reuse it.
                 tcp::State::Closed | tcp::State::TimeWait => {
                     socket.set_timeout(Some(smol_duration(HANDSHAKE_TIMEOUT)));
@@ -775,7 +866,7 @@ impl<N: NetIf> Inner<N> {
                     if !state.starved {
                         log::warn!(
                             "{e}: new connections to {} are refused until some close",
-                            state.local
+                            morgana_signatures::ShowAddr(state.local)
                         );
                         state.starved = true;
                     }

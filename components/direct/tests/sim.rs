@@ -134,7 +134,8 @@ fn static_address_accepts_reads_writes_and_shuts_down() {
         Stats {
             tcp_sockets: 0,
             closing: 0,
-            listeners: 0
+            listeners: 0,
+            udp_sockets: 0,
         }
     );
     // A LAN exchange in virtual time: no retransmission timeouts were needed.
@@ -645,7 +646,7 @@ fn listen_checks_addresses_and_ports() {
         // IPv6 addresses are written in full (`ShowAddr`: no IPv6 formatter in kernels).
         assert_eq!(
             format!("{e}"),
-            "cannot listen on [0:0:0:0:0:0:0:1]:80: the direct stack speaks IPv4 only"
+            "cannot use [0:0:0:0:0:0:0:1]:80: IPv6 is not configured on this stack"
         );
 
         let a = stack.listen(addr([0, 0, 0, 0], 0)).await.unwrap();

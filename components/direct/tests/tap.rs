@@ -397,3 +397,226 @@ fn tap_errors_are_explained() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not a valid interface name"), "{err}");
 }
+
+/// `missing(extra)`, except that under `CI=true` a missing tool fails the test (the
+/// house rule for tests added with IPv6 and UDP; scripts/setup.sh installs them).
+fn missing_unless_ci(extra: &[&str]) -> Option<String> {
+    let why = missing(extra)?;
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "cannot run under CI: {why}"
+    );
+    Some(why)
+}
+
+/// The appliance's MAC in the IPv6 test, and the addresses it makes from it (modified
+/// EUI-64: the U/L bit flipped, ff:fe in the middle).
+const MAC6: &str = "02:00:00:00:99:02";
+const LINK_LOCAL6: &str = "fe80::ff:fe00:9902";
+const PREFIX6: &str = "fd00:99::";
+const SLAAC6: &str = "fd00:99::ff:fe00:9902";
+const STATIC6: &str = "fd00:99::2";
+
+/// Sends `data` with socat to `target` (`UDP4:...` or `UDP6:[...]:...`) from inside the
+/// namespace and returns the echo.
+fn socat_echo(ns: &Netns, target: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = ns
+        .command(&["socat", "-b", "9000", "-t", "2", "-T", "5", "-", target])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("socat");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "socat {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Pings `addr` until it answers (the first echo may be lost while the stack resolves
+/// the host's link-layer address, which smoltcp does not queue for), or panics.
+fn ping6_answered(ns: &Netns, addr: &str, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let out = ns
+            .command(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "1", addr])
+            .output()
+            .expect("ping");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains(" 2 received") || text.contains(" 3 received") {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{addr} never answered ping6:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// IPv6 over a real tap: SLAAC from radvd's router advertisements, then a static
+/// address; each time ping6 (link-local and global), the site fetched over IPv6 with
+/// curl, and the UDP echo checked with socat over both families, including datagrams
+/// at the MTU (1472 bytes over IPv4, 1452 over IPv6).
+#[test]
+fn ipv6_slaac_static_and_udp_over_a_tap() {
+    if let Some(why) = missing_unless_ci(&["radvd", "socat", "ping"]) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let mut ns = Netns::new("6");
+    ns.exec(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        &format!("{PREFIX6}1/64"),
+        "dev",
+        TAP,
+        "nodad",
+    ]);
+    // radvd advertises only on a router.
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    let dir = std::env::temp_dir().join(format!("{}-radvd", ns.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("radvd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "interface {TAP} {{\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n  \
+             prefix {PREFIX6}/64 {{ AdvOnLink on; AdvAutonomous on; }};\n}};\n"
+        ),
+    )
+    .unwrap();
+    let (addr, appliance) = ns.start_appliance(&[
+        "--address",
+        &format!("{APPLIANCE}/24"),
+        "--mac",
+        MAC6,
+        "--ipv6",
+        "slaac",
+        "--udp-echo",
+        "7",
+    ]);
+    assert_eq!(addr, format!("{APPLIANCE}:80"));
+    let radvd = ns
+        .command(&[
+            "radvd",
+            "-n",
+            "-C",
+            conf.to_str().unwrap(),
+            "-p",
+            dir.join("pid").to_str().unwrap(),
+            "-m",
+            "stderr",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting radvd");
+    ns.children.push(radvd);
+
+    // Link-local first (no router needed), then the address SLAAC makes from the
+    // advertised prefix (the stack solicits routers every 4 s at first; radvd
+    // advertises every 3-4 s).
+    ping6_answered(
+        &ns,
+        &format!("{LINK_LOCAL6}%{TAP}"),
+        Duration::from_secs(10),
+    );
+    ping6_answered(&ns, SLAAC6, Duration::from_secs(20));
+    let v6_url = format!("http://[{SLAAC6}]");
+    let out = ns.exec(&[
+        "curl",
+        "-sS",
+        "-g",
+        "--max-time",
+        "10",
+        &format!("{v6_url}/"),
+    ]);
+    assert_eq!(out.stdout, INDEX, "GET / over IPv6");
+    let out = ns.exec(&[
+        "curl",
+        "-sS",
+        "-g",
+        "--max-time",
+        "10",
+        &format!("{v6_url}/css/site.css"),
+    ]);
+    assert_eq!(out.stdout, CSS);
+    // IPv4 still works beside it.
+    assert_eq!(
+        ns.curl(&format!("http://{APPLIANCE}/")),
+        (200, INDEX.to_vec())
+    );
+
+    // UDP echo on [::]: both families, small and MTU-sized datagrams.
+    let udp6 = format!("UDP6:[{SLAAC6}]:7");
+    let udp4 = format!("UDP4:{APPLIANCE}:7");
+    assert_eq!(
+        socat_echo(&ns, &udp6, b"hello over six\n"),
+        b"hello over six\n"
+    );
+    assert_eq!(
+        socat_echo(&ns, &udp4, b"hello over four\n"),
+        b"hello over four\n"
+    );
+    let mtu6: Vec<u8> = (0..1452u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mtu4: Vec<u8> = (0..1472u32).map(|i| b'A' + (i % 26) as u8).collect();
+    assert!(
+        socat_echo(&ns, &udp6, &mtu6) == mtu6,
+        "1452 bytes over IPv6"
+    );
+    assert!(
+        socat_echo(&ns, &udp4, &mtu4) == mtu4,
+        "1472 bytes over IPv4"
+    );
+
+    let log = ns.stop(appliance);
+    assert!(
+        log.contains(&format!(
+            "ipv6 {SLAAC6}/64 from a router advertisement, gateway fe80::"
+        )),
+        "log:\n{log}"
+    );
+    assert!(!log.contains("panic"), "log:\n{log}");
+
+    // A static address with a gateway, and no router advertisements needed.
+    let (_, appliance) = ns.start_appliance(&[
+        "--address",
+        &format!("{APPLIANCE}/24"),
+        "--mac",
+        MAC6,
+        "--ipv6",
+        &format!("{STATIC6}/64"),
+        "--gateway6",
+        &format!("{PREFIX6}1"),
+        "--udp-echo",
+        "7",
+    ]);
+    ping6_answered(&ns, STATIC6, Duration::from_secs(10));
+    let out = ns.exec(&[
+        "curl",
+        "-sS",
+        "-g",
+        "--max-time",
+        "10",
+        &format!("http://[{STATIC6}]/"),
+    ]);
+    assert_eq!(out.stdout, INDEX, "GET / over the static IPv6 address");
+    assert_eq!(socat_echo(&ns, &format!("UDP6:[{STATIC6}]:7"), &mtu6), mtu6);
+    let log = ns.stop(appliance);
+    assert!(
+        log.contains(&format!(
+            "ipv6 {STATIC6}/64 (static), {LINK_LOCAL6}/64 (link-local), gateway {PREFIX6}1"
+        )),
+        "log:\n{log}"
+    );
+    drop(ns);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -445,3 +445,6 @@ impl Wake for Count {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+#[path = "fuzz_tests.rs"]
+mod fuzz_tests;

@@ -8,7 +8,8 @@
 //!
 //! On Xen (detected by morgana-pvh from the CPUID leaves) a PVH guest has no PCI bus
 //! worth scanning: the NIC is the first `vif` in xenstore, driven by netfront. Elsewhere
-//! (QEMU, KVM, Firecracker) it is the first virtio-net device on the PCI bus. [`Nic`] is
+//! (QEMU, KVM, Firecracker) it is the first virtio-net device on the PCI bus, else over
+//! virtio-mmio (QEMU `-machine microvm`, Firecracker). [`Nic`] is
 //! a plain enum over the two drivers; its tokens are enums too, so the stack above is
 //! monomorphised once and a `match` per frame picks the driver.
 #![no_std]
@@ -19,11 +20,11 @@ use core::task::Waker;
 use morgana_netfront::XenNet;
 use morgana_pvh::Platform;
 use morgana_signatures::{MacAddress, NetIf};
-use morgana_virtio::VirtioNet;
+use morgana_virtio::AnyVirtioNet as VirtioNet;
 
 /// The network interface this machine offers.
 pub enum Nic {
-    /// A virtio-net device on the PCI bus (QEMU, KVM, Firecracker).
+    /// A virtio-net device on the PCI bus or over virtio-mmio (QEMU, KVM, Firecracker).
     Virtio(VirtioNet),
     /// A Xen vif, driven by netfront.
     Xen(XenNet),
@@ -56,7 +57,7 @@ impl Nic {
                 .map(Nic::Xen)
                 .map_err(Error::Xen)
         } else {
-            VirtioNet::find(platform)
+            VirtioNet::find_any(platform)
                 .map(Nic::Virtio)
                 .map_err(Error::Virtio)
         }

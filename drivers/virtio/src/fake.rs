@@ -72,9 +72,9 @@ pub struct Device {
     pub isr: u8,
     pub generation: u8,
     pub queues: [QueueState; 2],
-    device_feature_select: u32,
-    driver_feature_select: u32,
-    queue_select: u16,
+    pub(crate) device_feature_select: u32,
+    pub(crate) driver_feature_select: u32,
+    pub(crate) queue_select: u16,
     /// Status values written, in order.
     pub status_writes: Vec<u8>,
     /// The driver's waker, as registered with [`FakeIrq`].
@@ -151,11 +151,11 @@ impl Device {
         }
     }
 
-    fn selected(&mut self) -> Option<&mut QueueState> {
+    pub(crate) fn selected(&mut self) -> Option<&mut QueueState> {
         self.queues.get_mut(usize::from(self.queue_select))
     }
 
-    fn write_status(&mut self, v: u8) {
+    pub(crate) fn write_status(&mut self, v: u8) {
         self.status_writes.push(v);
         if v == 0 {
             self.reset();
@@ -302,7 +302,7 @@ impl Device {
     }
 
     /// Whether the driver is live and queue `q` enabled.
-    fn live(&self, q: usize) -> bool {
+    pub(crate) fn live(&self, q: usize) -> bool {
         self.status & status::DRIVER_OK != 0 && self.queues[q].enable == 1
     }
 

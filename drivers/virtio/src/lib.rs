@@ -1,6 +1,8 @@
 //! Morgana's virtio-net driver: the `NetIf` of the PVH kernel under QEMU, KVM and
 //! Firecracker.
 //!
+//! The crate also drives virtio-blk disks as the `BLOCK` signature: see [`blk`].
+//!
 //! ```ignore
 //! // What the generated connect chain does on the PVH target:
 //! let nic = morgana_virtio::VirtioNet::find(platform)?;   // impl morgana_signatures::NetIf
@@ -38,16 +40,23 @@
 //! - a [`Hal`]: DMA memory with its bus address, and memory barriers;
 //! - a [`Transport`]: the device's basic facilities (status, features, queue set-up,
 //!   notifications, configuration space). [`PciTransport`] implements it for the modern
-//!   PCI layout over any [`PciRegs`] (the mapped register regions);
+//!   PCI layout over any [`PciRegs`] (the mapped register regions), [`MmioTransport`]
+//!   for virtio-mmio over any [`MmioRegs`] (a register window: Firecracker, QEMU
+//!   `-machine microvm`; see [`mmio`]), [`PvhTransport`] for whichever of the two the
+//!   machine has;
 //! - an [`Interrupt`]: how the driver learns that frames arrived.
 //!
 //! [`pvh`] instantiates them for morgana-pvh: [`VirtioNet`] is
 //! `Net<PvhHal, PciTransport<PvhRegs>, PvhInterrupt>`, and [`VirtioNet::find`] finds the
 //! device on the PCI bus (vendor 0x1af4, device 0x1041 modern or 0x1000 transitional),
-//! maps its capability regions and sets up its interrupt. morgana-pvh does not depend
-//! on this crate. The host tests run the same generic code against an in-memory fake
-//! device (`src/fake.rs`) that implements the register file and the device side of the
-//! virtqueues.
+//! maps its capability regions and sets up its interrupt. [`pvh_bus`] does the same on
+//! either bus: [`AnyVirtioNet::find_any`] (what `morgana_nic::Nic` uses) looks on PCI,
+//! then in the virtio-mmio windows named by `virtio_mmio.device=` on the command line or
+//! by the ACPI DSDT, and [`pvh_bus::find_device`] does it for any device type.
+//! morgana-pvh does not depend on this crate. The host tests run the same generic code
+//! against an in-memory fake device (`src/fake.rs`) that implements the register file
+//! and the device side of the virtqueues (behind a virtio-mmio window:
+//! `src/fake_mmio.rs`).
 //!
 //! # What the device gets
 //!
@@ -105,28 +114,40 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod blk;
 mod hal;
+pub mod mmio;
 mod net;
 pub mod pci;
 pub mod pvh;
+pub mod pvh_bus;
 mod queue;
 pub mod transport;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod fake_mmio;
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mmio;
 
 use core::fmt;
 use core::task::Waker;
 
+pub use blk::{Blk, BlkConfig, BlkError, BlkStats, VirtioBlk};
 pub use hal::{DmaMemory, Hal};
+pub use mmio::{MmioDevice, MmioRegs, MmioTransport};
 pub use net::{
     BUFFER_SIZE, Config, DEFAULT_QUEUE_SIZE, ETHERNET_MTU, NET_HDR_LEN, Net, RxToken, Stats,
     TxToken, net_feature,
 };
 pub use pci::{PciRegs, PciTransport, Region, VirtioPciCaps};
 pub use pvh::{PvhHal, PvhInterrupt, PvhRegs, VirtioNet};
+pub use pvh_bus::{AnyVirtioNet, PvhTransport};
 pub use transport::{QueueNotify, QueueSetup, Transport};
 
 /// How the driver learns that the device may have returned receive buffers.
@@ -238,6 +259,55 @@ pub enum Error {
     Pci(morgana_pvh::PciError),
     /// No interrupt vector could be set up.
     Irq(morgana_pvh::IrqError),
+    /// No device of the wanted type on the PCI bus nor over virtio-mmio.
+    NotFound {
+        /// The virtio device type looked for ([`mmio::device_id`]).
+        device_id: u32,
+    },
+    /// A virtio-mmio register window is smaller than its registers.
+    MmioWindowTooSmall {
+        /// Its physical address.
+        base: u64,
+        /// Its length.
+        len: usize,
+    },
+    /// A virtio-mmio window does not start with the magic value "virt".
+    MmioBadMagic {
+        /// Its physical address.
+        base: u64,
+        /// What it read.
+        magic: u32,
+    },
+    /// A virtio-mmio device offers only the legacy interface (QEMU's default,
+    /// `force-legacy=on`).
+    MmioLegacy {
+        /// Its physical address.
+        base: u64,
+    },
+    /// A virtio-mmio device of an unknown register version.
+    MmioVersion {
+        /// Its physical address.
+        base: u64,
+        /// The version it reports.
+        version: u32,
+    },
+    /// A virtio-mmio window could not be mapped.
+    MmioMap {
+        /// Its physical address.
+        base: u64,
+        /// Why.
+        error: morgana_pvh::MapError,
+    },
+    /// A virtio-mmio queue was already in use (QueueReady set) before set-up.
+    MmioQueueBusy {
+        /// Queue index.
+        queue: u16,
+    },
+    /// A virtio-mmio queue did not become ready when told to.
+    MmioQueueNotReady {
+        /// Queue index.
+        queue: u16,
+    },
 }
 
 impl fmt::Display for Error {
@@ -294,6 +364,37 @@ impl fmt::Display for Error {
             }
             Error::Pci(e) => write!(f, "virtio PCI: {e}"),
             Error::Irq(e) => write!(f, "virtio interrupt: {e}"),
+            Error::NotFound { device_id } => write!(
+                f,
+                "no virtio-{} device found, neither on the PCI bus (add -device virtio-{}-pci,...) nor over virtio-mmio (with -M microvm: -device virtio-{}-device,...)",
+                mmio::device_name(*device_id),
+                mmio::device_name(*device_id),
+                mmio::device_name(*device_id)
+            ),
+            Error::MmioWindowTooSmall { base, len } => {
+                write!(f, "the virtio-mmio window at {base:#x} is only {len} bytes")
+            }
+            Error::MmioBadMagic { base, magic } => write!(
+                f,
+                "no virtio-mmio device at {base:#x} (magic value {magic:#x}, not \"virt\")"
+            ),
+            Error::MmioLegacy { base } => write!(
+                f,
+                "the virtio-mmio device at {base:#x} is legacy-only (version 1); QEMU needs -global virtio-mmio.force-legacy=false"
+            ),
+            Error::MmioVersion { base, version } => write!(
+                f,
+                "the virtio-mmio device at {base:#x} has unknown register version {version}"
+            ),
+            Error::MmioMap { base, error } => {
+                write!(f, "cannot map the virtio-mmio window at {base:#x}: {error}")
+            }
+            Error::MmioQueueBusy { queue } => {
+                write!(f, "virtio-mmio queue {queue} is already in use")
+            }
+            Error::MmioQueueNotReady { queue } => {
+                write!(f, "virtio-mmio queue {queue} did not become ready")
+            }
         }
     }
 }

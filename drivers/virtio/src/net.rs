@@ -94,6 +94,8 @@ pub(crate) struct RxQueue<D: DmaMemory> {
     vq: Virtqueue<D>,
     /// Buffers returned to the ring since the last notification.
     unkicked: Cell<u16>,
+    /// The available index the device was last actually notified of.
+    notified: Cell<u16>,
     frames: u64,
     errors: u64,
     kicks: Cell<u64>,
@@ -210,6 +212,7 @@ impl<H: Hal, T: Transport, I: Interrupt> Net<H, T, I> {
             rx: RxQueue {
                 vq: rx,
                 unkicked: Cell::new(0),
+                notified: Cell::new(0),
                 frames: 0,
                 errors: 0,
                 kicks: Cell::new(0),
@@ -353,7 +356,25 @@ impl<D: DmaMemory> RxQueue<D> {
             self.unkicked.set(0);
             if self.vq.kick(hal, transport) {
                 self.kicks.set(self.kicks.get() + 1);
+                self.notified.set(self.vq.avail_idx());
             }
+        }
+    }
+
+    /// Before the driver waits for frames: makes sure the device has been told of every
+    /// buffer it was given. `flush` skips the notification while the device says it
+    /// does not want one (it is still working through the ring), and a device that then
+    /// runs dry may stop taking frames from its backend until it is notified again:
+    /// seen with QEMU's `-netdev dgram` under loss (the receive ring full of free
+    /// buffers, QEMU's queue holding the frames, every ACK lost to the guest until the
+    /// connection timed out). One notification per wait at most, and only when buffers
+    /// were added since the last one.
+    fn settle<H: Hal, T: Transport>(&self, hal: &H, transport: &T) {
+        self.flush(hal, transport);
+        if self.notified.get() != self.vq.avail_idx() {
+            self.vq.kick_always(hal, transport);
+            self.kicks.set(self.kicks.get() + 1);
+            self.notified.set(self.vq.avail_idx());
         }
     }
 }
@@ -561,7 +582,7 @@ impl<H: Hal, T: Transport, I: Interrupt> NetIf for Net<H, T, I> {
     }
 
     fn register_rx_waker(&self, waker: &Waker) {
-        self.rx.flush(&self.hal, &self.transport);
+        self.rx.settle(&self.hal, &self.transport);
         if self.irq.needs_isr_ack() {
             // Deasserts the INTx line before it is unmasked by `register`.
             self.transport.ack_interrupt();

@@ -358,6 +358,11 @@ impl<R: PciRegs> Transport for PciTransport<R> {
         (offset.is_multiple_of(2) && offset + 2 <= self.regs.len(Region::Device))
             .then(|| self.regs.read16(Region::Device, offset))
     }
+
+    fn read_config32(&self, offset: usize) -> Option<u32> {
+        (offset.is_multiple_of(4) && offset + 4 <= self.regs.len(Region::Device))
+            .then(|| self.regs.read32(Region::Device, offset))
+    }
 }
 
 #[cfg(test)]

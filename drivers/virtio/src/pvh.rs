@@ -295,6 +295,39 @@ impl PvhInterrupt {
         Ok(PvhInterrupt { kind })
     }
 
+    /// Sets up the interrupt of a device with one line of its own (virtio-mmio): I/O
+    /// APIC input `gsi`, with its trigger mode and polarity, serviced like INTx (the
+    /// driver acknowledges the device's interrupt status before the line is unmasked
+    /// again). Falls back to polling when `preference` asks for it or when the line
+    /// cannot be routed (no I/O APIC serves it: a machine without ACPI tables), saying
+    /// so in the log.
+    pub fn line(
+        platform: &'static Platform,
+        gsi: u32,
+        trigger: Trigger,
+        polarity: Polarity,
+        preference: InterruptPreference,
+    ) -> Result<PvhInterrupt, Error> {
+        let poll = || Kind::Poll {
+            clock: platform.clock(),
+            sleep: RefCell::new(None),
+        };
+        let kind = match (preference, u8::try_from(gsi)) {
+            (InterruptPreference::Auto, Ok(line)) => {
+                let irq = platform.interrupts().allocate()?;
+                match irq.route_gsi(gsi, trigger, polarity) {
+                    Ok(()) => Kind::Intx { irq, line },
+                    Err(e) => {
+                        log::warn!("virtio: IRQ {gsi}: {e}; polling instead");
+                        poll()
+                    }
+                }
+            }
+            _ => poll(),
+        };
+        Ok(PvhInterrupt { kind })
+    }
+
     /// The mechanism in use.
     pub fn mode(&self) -> InterruptMode {
         match &self.kind {
@@ -354,6 +387,24 @@ impl Interrupt for PvhInterrupt {
             }
         }
     }
+}
+
+/// Maps the registers of the modern virtio PCI function `function` (any device type),
+/// enables memory decoding and bus mastering: its transport.
+pub fn open_pci(
+    platform: &'static Platform,
+    function: &PciFunction,
+) -> Result<PciTransport<PvhRegs>, Error> {
+    let pci = platform.pci();
+    let at = function.address;
+    let vendor_caps = pci
+        .capabilities(at)
+        .filter(|&(id, _)| id == capability::VENDOR)
+        .map(|(_, offset)| offset);
+    let caps = VirtioPciCaps::parse(vendor_caps, |offset| pci.read32(at, offset))?;
+    let regs = PvhRegs::map(&pci, at, &caps)?;
+    pci.enable(at, command::MEMORY | command::BUS_MASTER);
+    PciTransport::new(regs, caps.notify_off_multiplier)
 }
 
 /// Whether `f` is a virtio network device.
@@ -416,16 +467,8 @@ impl Net<PvhHal, PciTransport<PvhRegs>, PvhInterrupt> {
         config: Config,
         interrupts: InterruptPreference,
     ) -> Result<VirtioNet, Error> {
-        let pci = platform.pci();
         let at = function.address;
-        let vendor_caps = pci
-            .capabilities(at)
-            .filter(|&(id, _)| id == capability::VENDOR)
-            .map(|(_, offset)| offset);
-        let caps = VirtioPciCaps::parse(vendor_caps, |offset| pci.read32(at, offset))?;
-        let regs = PvhRegs::map(&pci, at, &caps)?;
-        pci.enable(at, command::MEMORY | command::BUS_MASTER);
-        let transport = PciTransport::new(regs, caps.notify_off_multiplier)?;
+        let transport = open_pci(platform, function)?;
         let irq = PvhInterrupt::new(platform, function, interrupts)?;
         let net = Net::new(PvhHal, transport, irq, config)?;
         let (rx, tx) = net.queue_sizes();

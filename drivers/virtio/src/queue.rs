@@ -271,6 +271,19 @@ impl<D: DmaMemory> Virtqueue<D> {
         wanted
     }
 
+    /// Notifies the device whatever its flag says. For a driver about to wait for this
+    /// queue: a device may have stopped taking new work after it last looked at the
+    /// ring, so the flag can be stale (see `RxQueue::settle`).
+    pub(crate) fn kick_always<T: Transport>(&self, hal: &impl Hal, transport: &T) {
+        hal.mb();
+        transport.notify(self.notify);
+    }
+
+    /// The driver's next available index (how many buffers it has published, mod 2^16).
+    pub(crate) fn avail_idx(&self) -> u16 {
+        self.next_avail
+    }
+
     /// Never frees the memory: the device could not be stopped and may still use it.
     pub(crate) fn leak(&mut self) {
         self.leaked = true;

@@ -4,9 +4,10 @@
 //!
 //! The methods follow the virtio 1.x "basic facilities of a virtio device" one for one,
 //! so a transport is a thin register map: [`crate::PciTransport`] for the modern PCI
-//! layout today, a virtio-mmio transport (`-machine microvm`) would be another. The
-//! device initialisation sequence built on top of them ([`initialize`]) is shared by
-//! every device type and every transport.
+//! layout, [`crate::MmioTransport`] for virtio-mmio (Firecracker, `-machine microvm`),
+//! and [`crate::PvhTransport`] for either, chosen at boot. The device initialisation
+//! sequence built on top of them ([`initialize`]) is shared by every device type and
+//! every transport.
 
 use crate::Error;
 
@@ -104,6 +105,13 @@ pub trait Transport {
     /// Reads a 16-bit field of the device-specific configuration (little-endian);
     /// `None` beyond its end or misaligned.
     fn read_config16(&self, offset: usize) -> Option<u16>;
+    /// Reads a 32-bit field (or half of a 64-bit one) of the device-specific
+    /// configuration (little-endian); `None` beyond its end or misaligned. A transport
+    /// that cannot is `None` throughout (the default).
+    fn read_config32(&self, offset: usize) -> Option<u32> {
+        let _ = offset;
+        None
+    }
 }
 
 /// How many status reads a reset may take before the device is declared stuck. QEMU

@@ -10,6 +10,8 @@
 
 use crate::interrupts::{Polarity, Trigger};
 
+pub mod virtio_mmio;
+
 /// Read access to physical memory, for the table walk.
 pub(crate) trait PhysMemory {
     /// `len` bytes at `phys`, if readable.
@@ -65,6 +67,8 @@ pub(crate) struct AcpiInfo {
     pub ioapics: [Option<IoApicEntry>; 4],
     /// ISA interrupt overrides.
     pub overrides: [Option<IsaOverride>; 16],
+    /// virtio-mmio devices the DSDT describes (QEMU's microvm).
+    pub virtio_mmio: [Option<virtio_mmio::VirtioMmioDevice>; virtio_mmio::MAX_DEVICES],
 }
 
 fn u16_at(b: &[u8], off: usize) -> Option<u16> {
@@ -165,6 +169,7 @@ fn parse_fadt(mem: &impl PhysMemory, t: &[u8], info: &mut AcpiInfo) {
     };
     if let Some(d) = table(mem, dsdt).filter(|_| dsdt != 0) {
         info.s5 = find_s5(&d[36..]);
+        virtio_mmio::scan(&d[36..], &mut info.virtio_mmio);
     }
 }
 

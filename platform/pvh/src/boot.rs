@@ -410,6 +410,7 @@ where
         read_start_info(&BootIdentityMap, u64::from(start_info)).unwrap_or_else(|e| boot_failed(e));
     let acpi_info = acpi::parse(&BootIdentityMap, info.rsdp).unwrap_or_default();
     exit::set_power_off(&acpi_info);
+    acpi::virtio_mmio::keep(&acpi_info.virtio_mmio);
 
     let mut avoid: [core::ops::Range<u64>; MODULES_MAX + 1] = core::array::from_fn(|_| 0..0);
     avoid[0] = layout.kernel_start..layout.kernel_end;

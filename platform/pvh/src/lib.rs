@@ -77,6 +77,7 @@ pub mod xen;
 
 use core::ops::Range;
 
+pub use acpi::virtio_mmio::VirtioMmioDevice;
 pub use console::Console;
 pub use cpu::Features;
 pub use dma::{DMA_ALIGN, DmaBuffer, DmaError};
@@ -155,6 +156,13 @@ impl Platform {
     /// The value of `key=value` on the command line; `Some("")` for a bare `key`.
     pub fn cmdline_arg(&self, key: &str) -> Option<&'static str> {
         cmdline_arg(self.cmdline, key)
+    }
+
+    /// The virtio-mmio devices the firmware's ACPI tables describe (QEMU's `-machine
+    /// microvm`), in DSDT order; none without ACPI. Devices named on the command line
+    /// (`virtio_mmio.device=`) are the driver's to read from [`Platform::cmdline`].
+    pub fn virtio_mmio_devices(&self) -> impl Iterator<Item = VirtioMmioDevice> {
+        acpi::virtio_mmio::found()
     }
 
     /// The physical memory map from `hvm_start_info`.

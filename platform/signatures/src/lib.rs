@@ -1,7 +1,7 @@
 //! Morgana's module signatures.
 //!
 //! These are the MirageOS `module type`s of Morgana: `CONSOLE`, `CLOCK`, `TIME`,
-//! `RANDOM`, `NETIF`, `TCP`, `UDP`, `KV_RO`. Each is a trait with associated types for its errors and
+//! `RANDOM`, `NETIF`, `TCP`, `UDP`, `KV_RO`, `BLOCK`, `KV`. Each is a trait with associated types for its errors and
 //! handles, and no constructors: how a device is made is the business of the platform
 //! that provides it and of the generated `connect` chain, never of the code that uses it.
 //!
@@ -16,7 +16,7 @@
 //!   their implementations vanish at link time.
 //! - [`KvRo`] is synchronous and hands out borrowed bytes: Morgana's read-only stores are
 //!   compiled in (`crunch!`), so a lookup is a table search, not I/O. A store backed by a
-//!   block device would be a different signature.
+//!   block device is a different signature: [`Kv`] and [`KvRead`] (over [`Block`]).
 //! - [`NetIf`] hands out Ethernet frames through zero-copy tokens, the way smoltcp's
 //!   `phy::Device` does: the device lends its own buffer for the duration of a closure,
 //!   so a frame is never copied between the driver and the stack.
@@ -31,6 +31,12 @@ use core::time::Duration;
 
 mod udp;
 pub use udp::{Received, Udp, UdpError, UdpSocket};
+
+mod block;
+pub use block::{Block, BlockError, BlockErrorKind, check_request};
+
+mod kv;
+pub use kv::{Kv, KvError, KvErrorKind, KvRead, Value};
 
 /// A point on a monotonic clock, in nanoseconds since an arbitrary origin (boot).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

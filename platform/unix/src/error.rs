@@ -2,7 +2,7 @@
 
 use core::fmt;
 use core::net::SocketAddr;
-use morgana_signatures::{TcpError, TcpErrorKind};
+use morgana_signatures::{TcpError, TcpErrorKind, UdpError};
 use rustix::io::Errno;
 
 /// A failure of the Unix platform: a system call returned an error number.
@@ -13,6 +13,13 @@ use rustix::io::Errno;
 pub enum Error {
     /// Creating, binding or listening on a socket for `addr` failed.
     Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The error number (`errno`).
+        errno: i32,
+    },
+    /// Creating or binding a UDP socket for `addr` failed.
+    Bind {
         /// The address asked for.
         addr: SocketAddr,
         /// The error number (`errno`).
@@ -44,6 +51,13 @@ impl Error {
         }
     }
 
+    pub(crate) fn bind(addr: SocketAddr, errno: Errno) -> Error {
+        Error::Bind {
+            addr,
+            errno: errno.raw_os_error(),
+        }
+    }
+
     pub(crate) fn listen(addr: SocketAddr, errno: Errno) -> Error {
         Error::Listen {
             addr,
@@ -54,9 +68,10 @@ impl Error {
     /// The raw error number (`errno`).
     pub fn raw_os_error(&self) -> i32 {
         match *self {
-            Error::Listen { errno, .. } | Error::Tap { errno, .. } | Error::Os { errno, .. } => {
-                errno
-            }
+            Error::Listen { errno, .. }
+            | Error::Bind { errno, .. }
+            | Error::Tap { errno, .. }
+            | Error::Os { errno, .. } => errno,
         }
     }
 }
@@ -75,6 +90,17 @@ impl fmt::Display for Error {
                         write!(f, "address {addr} is not available on this host ({name})")
                     }
                     _ => write!(f, "cannot listen on {addr}: {} ({name})", describe(errno)),
+                }
+            }
+            Error::Bind { addr, errno } => {
+                let name = ErrnoName(errno);
+                match errno {
+                    EADDRINUSE => write!(f, "address {addr} already in use ({name})"),
+                    EACCES | EPERM => write!(f, "not allowed to bind {addr} ({name})"),
+                    EADDRNOTAVAIL => {
+                        write!(f, "address {addr} is not available on this host ({name})")
+                    }
+                    _ => write!(f, "cannot bind {addr}: {} ({name})", describe(errno)),
                 }
             }
             Error::Tap { name, step, errno } => {
@@ -186,6 +212,12 @@ impl TcpError for Error {
     }
 }
 
+impl UdpError for Error {
+    fn kind(&self) -> TcpErrorKind {
+        kind_of(self.raw_os_error())
+    }
+}
+
 /// The portable classification of an error number.
 pub(crate) fn kind_of(errno: i32) -> TcpErrorKind {
     match errno {
@@ -193,7 +225,7 @@ pub(crate) fn kind_of(errno: i32) -> TcpErrorKind {
         EADDRINUSE => TcpErrorKind::AddrInUse,
         EACCES | EPERM => TcpErrorKind::PermissionDenied,
         EMFILE | ENFILE | ENOBUFS | ENOMEM => TcpErrorKind::Exhausted,
-        EINVAL | EADDRNOTAVAIL | EAFNOSUPPORT | EPROTONOSUPPORT | EOPNOTSUPP => {
+        EINVAL | EADDRNOTAVAIL | EAFNOSUPPORT | EPROTONOSUPPORT | EOPNOTSUPP | EMSGSIZE => {
             TcpErrorKind::Invalid
         }
         _ => TcpErrorKind::Other,
@@ -218,6 +250,7 @@ const EMFILE: i32 = 24;
 const EPIPE: i32 = 32;
 const ENOSYS: i32 = 38;
 const ENOTSOCK: i32 = 88;
+const EMSGSIZE: i32 = 90;
 const EPROTONOSUPPORT: i32 = 93;
 const EOPNOTSUPP: i32 = 95;
 const EAFNOSUPPORT: i32 = 97;
@@ -254,6 +287,7 @@ const TABLE: &[(i32, &str, &str)] = &[
     (EPIPE, "EPIPE", "broken pipe"),
     (ENOSYS, "ENOSYS", "function not implemented"),
     (ENOTSOCK, "ENOTSOCK", "not a socket"),
+    (EMSGSIZE, "EMSGSIZE", "message too long"),
     (EPROTONOSUPPORT, "EPROTONOSUPPORT", "protocol not supported"),
     (EOPNOTSUPP, "EOPNOTSUPP", "operation not supported"),
     (EAFNOSUPPORT, "EAFNOSUPPORT", "address family not supported"),
@@ -367,7 +401,7 @@ mod tests {
 
     #[test]
     fn kinds_classify_errnos() {
-        let k = |e: Errno| Error::os("op", e).kind();
+        let k = |e: Errno| TcpError::kind(&Error::os("op", e));
         assert_eq!(k(Errno::CONNRESET), TcpErrorKind::Reset);
         assert_eq!(k(Errno::PIPE), TcpErrorKind::Reset);
         assert_eq!(k(Errno::CONNABORTED), TcpErrorKind::Reset);
@@ -381,7 +415,7 @@ mod tests {
         assert_eq!(k(Errno::IO), TcpErrorKind::Other);
         let addr: SocketAddr = "0.0.0.0:1".parse().unwrap();
         assert_eq!(
-            Error::listen(addr, Errno::ADDRINUSE).kind(),
+            TcpError::kind(&Error::listen(addr, Errno::ADDRINUSE)),
             TcpErrorKind::AddrInUse
         );
     }

@@ -29,11 +29,15 @@
 //!   borrowed from it ([`Clock`], [`HostTcp`]) are neither `Send` nor `Sync`.
 //! - **Devices**: [`Console`] (stdout), [`Clock`] (`CLOCK_MONOTONIC`, `CLOCK_REALTIME`,
 //!   timers), [`Entropy`] (`getrandom`), [`HostTcp`] (host sockets: non-blocking,
-//!   `SO_REUSEADDR`, `TCP_NODELAY`, `MSG_NOSIGNAL`, gather writes with `sendmsg`), and
+//!   `SO_REUSEADDR`, `TCP_NODELAY`, `MSG_NOSIGNAL`, gather writes with `sendmsg`; it
+//!   implements `Udp` too, with `recvfrom(MSG_TRUNC)` reporting truncation), and
 //!   [`Tap`], a Linux tap device implementing the `NETIF` signature
 //!   ([`NetIf`](morgana_signatures::NetIf)) for the direct TCP/IP stack
 //!   (`morgana-direct`): `/dev/net/tun` attached with `TUNSETIFF`
 //!   (`IFF_TAP | IFF_NO_PI`), non-blocking, its fd on the same epoll loop.
+//!   [`FileBlock`] is a disk image file or host block device behind the `BLOCK`
+//!   signature ([`Block`](morgana_signatures::Block)): created at its size if absent,
+//!   never overwritten, locked, `fdatasync` as the flush.
 //! - **Heap**: talc over a fixed arena of `heap_bytes` in `.bss`. Exhaustion is reported
 //!   as `morgana: out of memory: ...` before the panic line.
 //! - **Log**: the `log` facade, one line per record on stderr:
@@ -64,6 +68,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+mod block;
 mod entry;
 mod error;
 mod heap;
@@ -73,12 +78,15 @@ mod reactor;
 mod sys;
 mod tap;
 mod tcp;
+mod udp;
 
+pub use block::{FileBlock, FileBlockError, FileOptions, FileSync, ShortPath};
 pub use error::{Error, IfName, TapStep};
 pub use platform::{Args, Clock, Console, Entropy, Platform};
 pub use reactor::EpollIdle;
 pub use tap::{Tap, TapRx, TapTx};
 pub use tcp::{HostListener, HostStream, HostTcp};
+pub use udp::{HOST_UDP_MAX_PAYLOAD, HostUdpSocket};
 
 /// What [`entry!`] expands to refers to; not a public API.
 #[doc(hidden)]

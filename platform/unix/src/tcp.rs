@@ -40,23 +40,27 @@ impl HostTcp {
             reactor: platform.reactor(),
         })
     }
+
+    pub(crate) fn reactor(&self) -> &'static Reactor {
+        self.reactor
+    }
 }
 
 /// A socket registered with the event loop; closed (and deregistered) on drop.
-struct Registered {
-    fd: OwnedFd,
-    reactor: &'static Reactor,
+pub(crate) struct Registered {
+    pub(crate) fd: OwnedFd,
+    pub(crate) reactor: &'static Reactor,
 }
 
 impl Registered {
-    fn new(fd: OwnedFd, reactor: &'static Reactor) -> Result<Registered, Errno> {
+    pub(crate) fn new(fd: OwnedFd, reactor: &'static Reactor) -> Result<Registered, Errno> {
         reactor.register(fd.as_fd())?;
         Ok(Registered { fd, reactor })
     }
 
     /// Runs `op` until it does not say `EAGAIN`, parking on the event loop in between
     /// (and retrying at once on `EINTR`).
-    async fn io<T>(
+    pub(crate) async fn io<T>(
         &self,
         dir: Direction,
         mut op: impl FnMut(BorrowedFd<'_>) -> Result<T, Errno>,
@@ -84,7 +88,7 @@ impl Drop for Registered {
     }
 }
 
-fn socket_addr(fd: BorrowedFd<'_>, op: &'static str) -> Result<SocketAddr, Error> {
+pub(crate) fn socket_addr(fd: BorrowedFd<'_>, op: &'static str) -> Result<SocketAddr, Error> {
     let any = rustix::net::getsockname(fd).map_err(|e| Error::os(op, e))?;
     SocketAddr::try_from(any).map_err(|e| Error::os(op, e))
 }

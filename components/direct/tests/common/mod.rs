@@ -24,17 +24,31 @@ use morgana_rt::{Either, Idle, block_on, select};
 use morgana_signatures::{Entropy, Instant, MacAddress, MonotonicClock, NetIf, Timer};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
-use smoltcp::socket::tcp;
+use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress,
-    EthernetFrame, EthernetProtocol, EthernetRepr, HardwareAddress, IpAddress, IpCidr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    EthernetFrame, EthernetProtocol, EthernetRepr, HardwareAddress, IpAddress, IpCidr, IpEndpoint,
+    IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Address, UdpPacket, UdpRepr,
 };
 
 pub const STACK_MAC: MacAddress = MacAddress([0x02, 0, 0, 0, 0, 0x02]);
 pub const PEER_MAC: MacAddress = MacAddress([0x02, 0, 0, 0, 0, 0x01]);
 pub const STACK_IP: [u8; 4] = [10, 99, 0, 2];
 pub const PEER_IP: [u8; 4] = [10, 99, 0, 1];
+
+/// The stack's and the peer's IPv6 addresses in the simulations with a static IPv6
+/// address (`fd00::/64`).
+pub const STACK_IP6: [u16; 8] = [0xfd00, 0, 0, 0, 0, 0, 0, 2];
+pub const PEER_IP6: [u16; 8] = [0xfd00, 0, 0, 0, 0, 0, 0, 1];
+
+pub fn ip6(g: [u16; 8]) -> Ipv6Address {
+    let [a, b, c, d, e, f, h, i] = g;
+    Ipv6Address::new(a, b, c, d, e, f, h, i)
+}
+
+pub fn addr6(g: [u16; 8], port: u16) -> SocketAddr {
+    SocketAddr::from((ip6(g), port))
+}
 
 pub fn static_config() -> StackConfig {
     StackConfig::new(Ipv4Config::Static {
@@ -216,6 +230,8 @@ struct WireState {
     wakers: [Option<Waker>; 2],
     /// Every frame sent, with the sending side (lost ones included).
     log: Vec<(usize, Vec<u8>)>,
+    /// Whether frames are logged (a fuzz run sends millions).
+    logging: bool,
     loss: Option<LossFn>,
     sent: u64,
     lost: u64,
@@ -232,6 +248,7 @@ impl Wire {
             queues: [VecDeque::new(), VecDeque::new()],
             wakers: [None, None],
             log: Vec::new(),
+            logging: true,
             loss: None,
             sent: 0,
             lost: 0,
@@ -239,6 +256,23 @@ impl Wire {
         let a = SimNic::new(wire.clone(), 0, STACK_MAC);
         let b = SimNic::new(wire.clone(), 1, PEER_MAC);
         (wire, a, b)
+    }
+
+    /// Stops logging frames (the log of a long run would grow without bound).
+    pub fn stop_logging(&self) {
+        let mut w = self.0.borrow_mut();
+        w.logging = false;
+        w.log = Vec::new();
+    }
+
+    /// How many frames wait for side `to`.
+    pub fn queued(&self, to: usize) -> usize {
+        self.0.borrow().queues[to].len()
+    }
+
+    /// Drops every frame waiting for side `to`.
+    pub fn discard(&self, to: usize) {
+        self.0.borrow_mut().queues[to].clear();
     }
 
     pub fn set_loss(&self, f: LossFn) {
@@ -251,7 +285,9 @@ impl Wire {
             let mut w = self.0.borrow_mut();
             let n = w.sent;
             w.sent += 1;
-            w.log.push((from, frame.clone()));
+            if w.logging {
+                w.log.push((from, frame.clone()));
+            }
             let lost = match w.loss.as_mut() {
                 Some(f) => f(n, from, &frame),
                 None => false,
@@ -539,6 +575,52 @@ impl Peer {
         .await
     }
 
+    /// Adds an address to the peer's interface (an IPv6 one, say).
+    pub fn add_address(&self, cidr: IpCidr) {
+        self.state
+            .borrow_mut()
+            .iface
+            .update_ip_addrs(|a| a.push(cidr).unwrap());
+    }
+
+    /// Binds a UDP socket on `port` (every address).
+    pub fn udp_bind(&self, port: u16) -> SocketHandle {
+        let mut s = self.state.borrow_mut();
+        let buffer =
+            || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; 64 * 1024]);
+        let mut socket = udp::Socket::new(buffer(), buffer());
+        socket.bind(port).unwrap();
+        s.sockets.add(socket)
+    }
+
+    /// Sends one datagram from the UDP socket `h` to `to`.
+    pub fn udp_send(&self, h: SocketHandle, data: &[u8], to: SocketAddr) {
+        self.state
+            .borrow_mut()
+            .sockets
+            .get_mut::<udp::Socket>(h)
+            .send_slice(data, IpEndpoint::from(to))
+            .expect("peer udp send");
+        self.pump();
+    }
+
+    /// Waits for the next datagram on `h`.
+    pub async fn udp_recv(&self, h: SocketHandle) -> (Vec<u8>, SocketAddr) {
+        poll_fn(|cx| {
+            self.pump();
+            let mut s = self.state.borrow_mut();
+            let socket = s.sockets.get_mut::<udp::Socket>(h);
+            match socket.recv() {
+                Ok((data, meta)) => Poll::Ready((data.to_vec(), SocketAddr::from(meta.endpoint))),
+                Err(_) => {
+                    socket.register_recv_waker(cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
     /// Opens a connection to `remote`; `Err` with the socket state if it failed.
     pub async fn connect(&self, remote: SocketAddr) -> Result<SocketHandle, tcp::State> {
         let handle = {
@@ -553,7 +635,7 @@ impl Peer {
             let PeerState { iface, sockets, .. } = &mut *s;
             sockets
                 .get_mut::<tcp::Socket>(handle)
-                .connect(iface.context(), v4(remote), port)
+                .connect(iface.context(), IpEndpoint::from(remote), port)
                 .unwrap();
             handle
         };
@@ -753,13 +835,6 @@ pub async fn stack_and_peer(
         .expect("stack up");
     let peer = Peer::new(b, clock);
     (stack, peer, wire)
-}
-
-fn v4(a: SocketAddr) -> std::net::SocketAddrV4 {
-    match a {
-        SocketAddr::V4(v4) => v4,
-        SocketAddr::V6(_) => panic!("the peer speaks IPv4 only"),
-    }
 }
 
 pub fn addr(ip: [u8; 4], port: u16) -> SocketAddr {
