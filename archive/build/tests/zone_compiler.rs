@@ -57,7 +57,9 @@ impl Compiler for Zones {
             })
             .collect();
         let all = |ds: &[morgana_dns_zone::Diagnostic]| {
-            ds.iter().map(|d| convert(d, input.files)).collect::<Vec<_>>()
+            ds.iter()
+                .map(|d| convert(d, input.files))
+                .collect::<Vec<_>>()
         };
         match morgana_dns_zone::compile(&zones) {
             Ok(c) => {

@@ -212,7 +212,12 @@ fn parse(path: &str, text: &str, rules: &mut Vec<(Rule, Place)>, diags: &mut Vec
             )
             .label("redirected again here");
             let d = if first.path == path {
-                d.secondary(first.line, first.from.0, first.from.1, "first redirected here")
+                d.secondary(
+                    first.line,
+                    first.from.0,
+                    first.from.1,
+                    "first redirected here",
+                )
             } else {
                 d.note(format!(
                     "first redirected at {}:{}:{}",
