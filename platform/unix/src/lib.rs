@@ -70,6 +70,7 @@ mod heap;
 mod logger;
 mod platform;
 mod reactor;
+mod secret;
 mod sys;
 mod tap;
 mod tcp;
@@ -77,6 +78,7 @@ mod tcp;
 pub use error::{Error, IfName, TapStep};
 pub use platform::{Args, Clock, Console, Entropy, Platform};
 pub use reactor::EpollIdle;
+pub use secret::{MAX_SECRET_FILE, read_secret_file};
 pub use tap::{Tap, TapRx, TapTx};
 pub use tcp::{HostListener, HostStream, HostTcp};
 
