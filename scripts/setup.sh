@@ -11,6 +11,9 @@
 #   udhcpd             busybox's DHCP server: the direct stack's DHCP test leases from it
 #   binutils           nm: tests check which code a kernel image carries
 #   cpio, gzip, xz-utils  the Xen harness (tests/xen) builds dom0's initramfs and unpacks modules
+#   openssl            makes the TLS tests' certificates at test time; `openssl s_client` is
+#                      one of the clients the TLS component is tested against
+#   testssl.sh         audits the TLS component (protocols, ciphers, known vulnerabilities)
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -43,6 +46,6 @@ add_backports() {
 
 add_backports
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd cpio gzip xz-utils >/dev/null
+apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd cpio gzip xz-utils openssl testssl.sh >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 echo "setup: $(qemu-system-x86_64 --version | head -1)"

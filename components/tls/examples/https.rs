@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! https --cert CHAIN.pem --key KEY.pem [--cert CHAIN2.pem --key KEY2.pem ...]
-//!       [--port N] [--tls13-only] [--handshake-timeout-ms N]
+//!       [--port N] [--tls13-only] [--handshake-timeout-ms N] [--max-connections N]
 //! ```
 //!
 //! Reads each certificate chain and private key at start (boot-time secrets:
@@ -66,6 +66,7 @@ struct Options {
     port: u16,
     tls13_only: bool,
     handshake_timeout: Duration,
+    max_connections: usize,
 }
 
 struct Usage(&'static str);
@@ -74,7 +75,7 @@ impl core::fmt::Display for Usage {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "{} (usage: https --cert CHAIN --key KEY [--cert .. --key ..] [--port N] [--tls13-only] [--handshake-timeout-ms N])",
+            "{} (usage: https --cert CHAIN --key KEY [--cert .. --key ..] [--port N] [--tls13-only] [--handshake-timeout-ms N] [--max-connections N])",
             self.0
         )
     }
@@ -86,6 +87,7 @@ fn options(platform: &'static Platform) -> Result<Options, Usage> {
         port: 0,
         tls13_only: false,
         handshake_timeout: morgana_tls::DEFAULT_HANDSHAKE_TIMEOUT,
+        max_connections: morgana_http::DEFAULT_MAX_CONNECTIONS,
     };
     let mut chain = None;
     let mut args = platform.args().skip(1);
@@ -109,6 +111,12 @@ fn options(platform: &'static Platform) -> Result<Options, Usage> {
                     .and_then(|v| v.parse().ok())
                     .ok_or(Usage("bad timeout"))?;
                 o.handshake_timeout = Duration::from_millis(ms);
+            }
+            "--max-connections" => {
+                o.max_connections = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or(Usage("bad connection count"))?
             }
             "--tls13-only" => o.tls13_only = true,
             _ => return Err(Usage("unknown argument")),
@@ -160,7 +168,9 @@ async fn start(platform: &'static Platform) -> Result<(), StartError> {
     drop(identities);
     drop(secrets);
     let addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
-    let http = Server::connect(tls, platform.clock(), morgana_http::Config::new(addr))
+    let mut http_config = morgana_http::Config::new(addr);
+    http_config.max_connections = opts.max_connections;
+    let http = Server::connect(tls, platform.clock(), http_config)
         .await
         .map_err(|e| StartError::new("http", &e))?;
     platform
