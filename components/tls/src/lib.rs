@@ -77,6 +77,8 @@ use rustls::time_provider::TimeProvider;
 pub use identity::{Identity, IdentityError};
 pub use provider::sign::MIN_RSA_BITS;
 pub use provider::ticket::TICKET_LIFETIME;
+/// rustls, for its types in this crate's interface ([`provider`]'s result, errors).
+pub use rustls;
 pub use stream::TlsStream;
 
 /// The default [`Config::handshake_timeout`].
@@ -180,6 +182,14 @@ impl<E: TcpError> TcpError for Error<E> {
             _ => TcpErrorKind::Invalid,
         }
     }
+}
+
+/// The crypto provider the component runs on (RustCrypto primitives; see `docs/tls.md`),
+/// with its generator seeded from `seed`: for a rustls client or server built outside
+/// [`Tls`] (the host tests' client uses it to check the server end to end).
+pub fn provider(seed: [u8; 32]) -> rustls::crypto::CryptoProvider {
+    let rng: &'static provider::rng::Drbg = Box::leak(Box::new(provider::rng::Drbg::new(seed)));
+    provider::provider(rng)
 }
 
 /// rustls's clock: [`TIME_ORIGIN_UNIX_SECS`] plus the seconds the component last read
