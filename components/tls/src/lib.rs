@@ -153,14 +153,15 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Tcp(e) => write!(f, "{e}"),
+            // At most 120 bytes: the start-up error message holds no more.
             Error::WeakEntropy => f.write_str(
-                "refusing to make TLS keys from timing jitter: no strong random source (run QEMU with -cpu max for RDRAND, or add -device virtio-rng-pci)",
+                "refusing to make TLS keys from timing jitter alone: run QEMU with -cpu max (RDRAND) or add -device virtio-rng-pci",
             ),
             Error::Entropy(m) => write!(f, "random source failed: {}", m.as_str()),
             Error::NoIdentity => f.write_str("no certificate configured"),
             Error::Identity { index, error } => write!(f, "certificate {index}: {error}"),
-            Error::Config(e) => write!(f, "TLS configuration: {e}"),
-            Error::Tls(e) => write!(f, "TLS: {e}"),
+            Error::Config(e) => write!(f, "TLS configuration: {}", describe(e)),
+            Error::Tls(e) => write!(f, "TLS: {}", describe(e)),
             Error::HandshakeTimeout => f.write_str("TLS handshake timed out"),
             Error::ClosedInHandshake => f.write_str("client closed during the TLS handshake"),
             Error::Closed => f.write_str("TLS connection closed"),
@@ -170,6 +171,33 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
 }
 
 impl<E: fmt::Debug + fmt::Display> core::error::Error for Error<E> {}
+
+/// A rustls error in a few words. Deliberately not rustls's own `Display`, which prints
+/// its enums with `Debug` and so links the names of every cipher suite, extension and
+/// alert into the image (tens of kilobytes a kernel does not need for a log line).
+fn describe(e: &rustls::Error) -> &str {
+    use rustls::Error as R;
+    match e {
+        R::InappropriateMessage { .. } | R::InappropriateHandshakeMessage { .. } => {
+            "unexpected message"
+        }
+        R::InvalidMessage(_) => "malformed message",
+        R::NoCertificatesPresented => "no certificate presented",
+        R::DecryptError => "cannot decrypt a record",
+        R::EncryptError => "cannot encrypt a record",
+        R::PeerIncompatible(_) => "the client has nothing in common with the server",
+        R::PeerMisbehaved(_) => "the client broke the protocol",
+        R::AlertReceived(_) => "the client sent a fatal alert",
+        R::InvalidCertificate(_) => "invalid certificate",
+        R::General(why) => why,
+        R::FailedToGetCurrentTime => "no current time",
+        R::FailedToGetRandomBytes => "no random bytes",
+        R::HandshakeNotComplete => "handshake not complete",
+        R::PeerSentOversizedRecord => "record too large",
+        R::NoApplicationProtocol => "no application protocol in common (ALPN)",
+        _ => "TLS failure",
+    }
+}
 
 impl<E: TcpError> TcpError for Error<E> {
     fn kind(&self) -> TcpErrorKind {
@@ -189,7 +217,9 @@ impl<E: TcpError> TcpError for Error<E> {
 /// [`Tls`] (the host tests' client uses it to check the server end to end).
 pub fn provider(seed: [u8; 32]) -> rustls::crypto::CryptoProvider {
     let rng: &'static provider::rng::Drbg = Box::leak(Box::new(provider::rng::Drbg::new(seed)));
-    provider::provider(rng)
+    let mut p = provider::provider(rng);
+    p.signature_verification_algorithms = provider::verify::ALGORITHMS;
+    p
 }
 
 /// rustls's clock: [`TIME_ORIGIN_UNIX_SECS`] plus the seconds the component last read

@@ -215,8 +215,9 @@ impl<S: TcpStream> Engine<S> {
                 Step::Fail(e) => {
                     self.send_alert().await;
                     self.phase = Phase::Failed;
-                    log::debug!("tls: {e}");
-                    return Err(Error::Tls(e));
+                    let e = Error::Tls(e);
+                    log::debug!("{e}");
+                    return Err(e);
                 }
             }
         }

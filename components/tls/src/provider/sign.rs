@@ -192,7 +192,7 @@ struct RsaSigner {
 
 impl fmt::Debug for RsaSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RsaSigner({:?})", self.scheme)
+        write!(f, "RsaSigner({:#06x})", u16::from(self.scheme))
     }
 }
 
