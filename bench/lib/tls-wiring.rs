@@ -7,8 +7,10 @@
 
 /// `net`.
 pub type Net = NET_TYPE;
-/// `tls`: Tls(net: "net", secrets: "secrets").
-pub type Tls = morgana_tls::Tls<Net, morgana_TARGET::Clock, morgana_TARGET::Entropy>;
+/// `tls`: Tls(net: "net", secrets: "secrets", keys: Ecdsa): the certificate is ECDSA P-256,
+/// so no RSA code is linked.
+pub type Tls =
+    morgana_tls::Tls<Net, morgana_TARGET::Clock, morgana_TARGET::Entropy, morgana_tls::Ecdsa>;
 /// `https`: HttpServer(net: "tls", port: 8080).
 pub type Http = morgana_http::Server<Tls, morgana_TARGET::Clock>;
 

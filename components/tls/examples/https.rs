@@ -161,7 +161,7 @@ async fn start(platform: &'static Platform) -> Result<(), StartError> {
     let net = HostTcp::connect(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let tls = Tls::connect(net, platform.clock(), platform.entropy(), config)
+    let tls: Tls<_, _, _> = Tls::connect(net, platform.clock(), platform.entropy(), config)
         .await
         .map_err(|e| StartError::new("tls", &e))?;
     // The keys are decoded; the PEM text is not needed any more (zeroised on drop).

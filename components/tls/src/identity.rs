@@ -10,7 +10,7 @@ use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::provider::sign::Keys;
+use crate::provider::sign::{KeyKinds, Keys};
 
 /// A certificate chain and its private key, as PEM text.
 ///
@@ -68,7 +68,10 @@ impl fmt::Display for IdentityError {
 }
 
 /// Decodes `identity` into a key rustls can serve.
-pub(crate) fn load(identity: &Identity<'_>, keys: &Keys) -> Result<CertifiedKey, IdentityError> {
+pub(crate) fn load<K: KeyKinds>(
+    identity: &Identity<'_>,
+    keys: &Keys<K>,
+) -> Result<CertifiedKey, IdentityError> {
     let mut chain = Vec::new();
     for cert in CertificateDer::pem_slice_iter(identity.chain_pem) {
         chain.push(cert.map_err(|_| IdentityError::BadChain)?);

@@ -75,7 +75,7 @@ use rustls::server::{ServerConfig, UnbufferedServerConnection};
 use rustls::time_provider::TimeProvider;
 
 pub use identity::{Identity, IdentityError};
-pub use provider::sign::MIN_RSA_BITS;
+pub use provider::sign::{Ecdsa, EcdsaOrRsa, Generator, KeyKinds, MIN_RSA_BITS, Rsa};
 pub use provider::ticket::TICKET_LIFETIME;
 /// rustls, for its types in this crate's interface ([`provider`]'s result, errors).
 pub use rustls;
@@ -217,7 +217,7 @@ impl<E: TcpError> TcpError for Error<E> {
 /// [`Tls`] (the host tests' client uses it to check the server end to end).
 pub fn provider(seed: [u8; 32]) -> rustls::crypto::CryptoProvider {
     let rng: &'static provider::rng::Drbg = Box::leak(Box::new(provider::rng::Drbg::new(seed)));
-    let mut p = provider::provider(rng);
+    let mut p = provider::provider::<EcdsaOrRsa>(rng);
     p.signature_verification_algorithms = provider::verify::ALGORITHMS;
     p
 }
@@ -234,8 +234,10 @@ impl TimeProvider for ClockTime {
     }
 }
 
-/// TLS over the TCP stack `T`: implements [`Tcp`] itself.
-pub struct Tls<T: Tcp, C: Timer + Clone, E: Entropy + Clone> {
+/// TLS over the TCP stack `T`: implements [`Tcp`] itself. `K` says which kinds of
+/// private key it can load ([`EcdsaOrRsa`] by default; [`Ecdsa`] or [`Rsa`] leave the
+/// other's code out of the image).
+pub struct Tls<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K: KeyKinds = EcdsaOrRsa> {
     net: T,
     clock: C,
     entropy: E,
@@ -243,9 +245,10 @@ pub struct Tls<T: Tcp, C: Timer + Clone, E: Entropy + Clone> {
     rng: &'static provider::rng::Drbg,
     seconds: stream::Seconds,
     handshake_timeout: Duration,
+    _keys: core::marker::PhantomData<fn() -> K>,
 }
 
-impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone> fmt::Debug for Tls<T, C, E> {
+impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K: KeyKinds> fmt::Debug for Tls<T, C, E, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tls")
             .field("alpn", &self.config.alpn_protocols)
@@ -254,7 +257,7 @@ impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone> fmt::Debug for Tls<T, C, E> {
     }
 }
 
-impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone> Tls<T, C, E> {
+impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K: KeyKinds> Tls<T, C, E, K> {
     /// Checks the entropy source, seeds the generator, decodes every identity and builds
     /// the rustls configuration. Fails with a message naming the certificate or the fix.
     pub async fn connect(
@@ -276,7 +279,7 @@ impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone> Tls<T, C, E> {
         if config.identities.is_empty() {
             return Err(Error::NoIdentity);
         }
-        let keys = provider::sign::Keys(rng);
+        let keys = provider::sign::Keys::<K>(rng, core::marker::PhantomData);
         let mut certified = Vec::with_capacity(config.identities.len());
         for (index, identity) in config.identities.iter().enumerate() {
             let key = identity::load(identity, &keys)
@@ -292,12 +295,14 @@ impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone> Tls<T, C, E> {
         } else {
             &[&rustls::version::TLS13]
         };
-        let mut server =
-            ServerConfig::builder_with_details(Arc::new(provider::provider(rng)), time.clone())
-                .with_protocol_versions(versions)
-                .map_err(Error::Config)?
-                .with_no_client_auth()
-                .with_cert_resolver(Arc::new(identity::Resolver::new(certified)));
+        let mut server = ServerConfig::builder_with_details(
+            Arc::new(provider::provider::<K>(rng)),
+            time.clone(),
+        )
+        .with_protocol_versions(versions)
+        .map_err(Error::Config)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(identity::Resolver::new(certified)));
         server.alpn_protocols = config.alpn.iter().map(|p| p.to_vec()).collect();
         server.ignore_client_order = true;
         server.ticketer = Arc::new(provider::ticket::Ticketer::new(rng, time));
@@ -311,11 +316,12 @@ impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone> Tls<T, C, E> {
             rng,
             seconds,
             handshake_timeout: config.handshake_timeout,
+            _keys: core::marker::PhantomData,
         })
     }
 }
 
-impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone> Tcp for Tls<T, C, E> {
+impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K: KeyKinds> Tcp for Tls<T, C, E, K> {
     type Error = Error<T::Error>;
     type Stream = TlsStream<T::Stream, C>;
     type Listener = TlsListener<T::Listener, C, E>;

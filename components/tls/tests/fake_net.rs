@@ -20,7 +20,7 @@ use morgana_http::{Server, StaticSite};
 use morgana_rt::{Either, block_on, select};
 use morgana_signatures::Entropy;
 use morgana_tls::rustls;
-use morgana_tls::{Config, Identity, Tls};
+use morgana_tls::{Config, Ecdsa, EcdsaOrRsa, Identity, KeyKinds, Rsa, Tls};
 use rustls::client::{ClientConfig, ClientSessionStore, Resumption, UnbufferedClientConnection};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -365,9 +365,10 @@ where
         async move {
             let mut config = Config::new(&identities);
             config.handshake_timeout = HANDSHAKE_TIMEOUT;
-            let tls = Tls::connect(net, clock.clone(), TestEntropy { strong: true }, config)
-                .await
-                .expect("TLS starts");
+            let tls: Tls<_, _, _> =
+                Tls::connect(net, clock.clone(), TestEntropy { strong: true }, config)
+                    .await
+                    .expect("TLS starts");
             let mut http = common::config(max_connections);
             http.max_connections = max_connections;
             let server = Server::connect(tls, clock, http)
@@ -615,19 +616,23 @@ fn a_thousand_half_open_handshakes_cost_bounded_memory_and_real_clients_are_serv
 // ---------------------------------------------------------------------------------------
 // Start-up refusals
 
-fn connect_error(entropy: TestEntropy, identities: &[Identity<'_>]) -> String {
+fn connect_error_with<K: KeyKinds>(entropy: TestEntropy, identities: &[Identity<'_>]) -> String {
     let clock = FakeClock::default();
     let mut idle = TestIdle {
         clock: clock.clone(),
     };
     let r = block_on(
-        Tls::connect(FakeNet::default(), clock, entropy, Config::new(identities)),
+        Tls::<_, _, _, K>::connect(FakeNet::default(), clock, entropy, Config::new(identities)),
         &mut idle,
     );
     match r {
         Ok(_) => String::from("started"),
         Err(e) => format!("{e}"),
     }
+}
+
+fn connect_error(entropy: TestEntropy, identities: &[Identity<'_>]) -> String {
+    connect_error_with::<EcdsaOrRsa>(entropy, identities)
 }
 
 #[test]
@@ -670,6 +675,17 @@ fn weak_entropy_and_bad_identities_are_refused_with_the_fix() {
         key_pem: ec.chain_pem,
     };
     assert!(connect_error(strong, &[no_key]).starts_with("certificate 0: no private key"));
+    // An appliance built for one kind of key names it.
+    let rsa = pems.identity("rsa");
+    assert_eq!(
+        connect_error_with::<Ecdsa>(strong, &[rsa]),
+        "certificate 0: the private key is not ECDSA P-256 (this appliance takes ECDSA keys only)"
+    );
+    assert_eq!(connect_error_with::<Rsa>(strong, &[rsa]), "started");
+    assert_eq!(
+        connect_error_with::<Rsa>(strong, &[ec]),
+        "certificate 0: the private key is not RSA (this appliance takes RSA keys only)"
+    );
     // Identity's Debug never shows the key.
     let shown = format!("{ec:?}");
     assert!(

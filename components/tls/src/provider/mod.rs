@@ -170,13 +170,15 @@ pub(crate) fn cipher_suites() -> Vec<SupportedCipherSuite> {
 }
 
 /// The provider, with its randomness from `rng`.
-pub(crate) fn provider(rng: &'static Drbg) -> CryptoProvider {
+pub(crate) fn provider<K: sign::KeyKinds>(rng: &'static Drbg) -> CryptoProvider {
     let x25519: &'static dyn SupportedKxGroup =
         alloc::boxed::Box::leak(alloc::boxed::Box::new(kx::X25519(rng)));
     let p256: &'static dyn SupportedKxGroup =
         alloc::boxed::Box::leak(alloc::boxed::Box::new(kx::P256(rng)));
-    let keys: &'static sign::Keys =
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(sign::Keys(rng)));
+    let keys: &'static sign::Keys<K> = alloc::boxed::Box::leak(alloc::boxed::Box::new(sign::Keys(
+        rng,
+        core::marker::PhantomData,
+    )));
     CryptoProvider {
         cipher_suites: cipher_suites(),
         kx_groups: vec![x25519, p256],

@@ -25,46 +25,127 @@ pub(crate) fn key_error(why: &'static str) -> Error {
     Error::General(why.into())
 }
 
-/// Loads a private key for the provider (`KeyProvider::load_private_key`).
-#[derive(Debug)]
-pub(crate) struct Keys(pub(crate) &'static Drbg);
+/// Which kinds of server key an appliance can load: a type parameter of
+/// [`Tls`](crate::Tls), so that what an appliance does not use falls away at link time
+/// (with [`Ecdsa`] no RSA code is linked: about 85 KiB of a kernel).
+pub trait KeyKinds: Send + Sync + 'static {
+    /// Decodes `key`; `Err` with a message naming the kinds this type accepts.
+    fn load(key: PrivateKeyDer<'static>, rng: Generator) -> Result<Arc<dyn SigningKey>, Error>;
+}
 
-impl rustls::crypto::KeyProvider for Keys {
-    fn load_private_key(&self, key: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
-        match &key {
-            PrivateKeyDer::Pkcs8(der) => {
-                if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_der(der.secret_pkcs8_der()) {
-                    return Ok(Arc::new(EcdsaKey {
-                        key: k,
-                        rng: self.0,
-                    }));
-                }
-                match rsa::RsaPrivateKey::from_pkcs8_der(der.secret_pkcs8_der()) {
-                    Ok(k) => rsa_key(k, self.0),
-                    Err(_) => Err(key_error(
-                        "the PKCS#8 private key is neither ECDSA P-256 nor RSA (the only kinds supported)",
-                    )),
-                }
-            }
-            PrivateKeyDer::Sec1(der) => {
-                let secret =
-                    p256::SecretKey::from_sec1_der(der.secret_sec1_der()).map_err(|_| {
-                        key_error(
-                            "the EC private key is not a P-256 key (the only curve supported)",
-                        )
-                    })?;
-                Ok(Arc::new(EcdsaKey {
-                    key: p256::ecdsa::SigningKey::from(secret),
-                    rng: self.0,
-                }))
-            }
-            PrivateKeyDer::Pkcs1(der) => {
-                let k = rsa::RsaPrivateKey::from_pkcs1_der(der.secret_pkcs1_der())
-                    .map_err(|_| key_error("the RSA private key cannot be decoded"))?;
-                rsa_key(k, self.0)
-            }
-            _ => Err(key_error("unsupported private key format")),
+/// The component's random generator, as [`KeyKinds::load`] gets it (keys sign with fresh
+/// randomness). Opaque.
+#[derive(Clone, Copy)]
+pub struct Generator(pub(crate) &'static Drbg);
+
+/// ECDSA P-256 keys only.
+#[derive(Debug)]
+pub enum Ecdsa {}
+
+/// RSA keys only (2048 bits or more).
+#[derive(Debug)]
+pub enum Rsa {}
+
+/// ECDSA P-256 or RSA keys: the default.
+#[derive(Debug)]
+pub enum EcdsaOrRsa {}
+
+fn ecdsa(
+    key: &PrivateKeyDer<'static>,
+    rng: &'static Drbg,
+) -> Option<Result<Arc<dyn SigningKey>, Error>> {
+    let signing = match key {
+        PrivateKeyDer::Pkcs8(der) => {
+            p256::ecdsa::SigningKey::from_pkcs8_der(der.secret_pkcs8_der()).ok()?
         }
+        PrivateKeyDer::Sec1(der) => match p256::SecretKey::from_sec1_der(der.secret_sec1_der()) {
+            Ok(secret) => p256::ecdsa::SigningKey::from(secret),
+            Err(_) => {
+                return Some(Err(key_error(
+                    "the EC private key is not a P-256 key (the only curve supported)",
+                )));
+            }
+        },
+        _ => return None,
+    };
+    Some(Ok(Arc::new(EcdsaKey { key: signing, rng })))
+}
+
+fn rsa(
+    key: &PrivateKeyDer<'static>,
+    rng: &'static Drbg,
+) -> Option<Result<Arc<dyn SigningKey>, Error>> {
+    let decoded = match key {
+        PrivateKeyDer::Pkcs8(der) => {
+            rsa::RsaPrivateKey::from_pkcs8_der(der.secret_pkcs8_der()).ok()?
+        }
+        PrivateKeyDer::Pkcs1(der) => {
+            match rsa::RsaPrivateKey::from_pkcs1_der(der.secret_pkcs1_der()) {
+                Ok(k) => k,
+                Err(_) => return Some(Err(key_error("the RSA private key cannot be decoded"))),
+            }
+        }
+        _ => return None,
+    };
+    Some(rsa_key(decoded, rng))
+}
+
+impl KeyKinds for Ecdsa {
+    fn load(
+        key: PrivateKeyDer<'static>,
+        Generator(rng): Generator,
+    ) -> Result<Arc<dyn SigningKey>, Error> {
+        ecdsa(&key, rng).unwrap_or_else(|| {
+            Err(key_error(
+                "the private key is not ECDSA P-256 (this appliance takes ECDSA keys only)",
+            ))
+        })
+    }
+}
+
+impl KeyKinds for Rsa {
+    fn load(
+        key: PrivateKeyDer<'static>,
+        Generator(rng): Generator,
+    ) -> Result<Arc<dyn SigningKey>, Error> {
+        rsa(&key, rng).unwrap_or_else(|| {
+            Err(key_error(
+                "the private key is not RSA (this appliance takes RSA keys only)",
+            ))
+        })
+    }
+}
+
+impl KeyKinds for EcdsaOrRsa {
+    fn load(
+        key: PrivateKeyDer<'static>,
+        Generator(rng): Generator,
+    ) -> Result<Arc<dyn SigningKey>, Error> {
+        ecdsa(&key, rng)
+            .or_else(|| rsa(&key, rng))
+            .unwrap_or_else(|| {
+                Err(key_error(
+                    "the private key is neither ECDSA P-256 nor RSA (the only kinds supported)",
+                ))
+            })
+    }
+}
+
+/// Loads a private key for the provider (`KeyProvider::load_private_key`).
+pub(crate) struct Keys<K>(
+    pub(crate) &'static Drbg,
+    pub(crate) core::marker::PhantomData<fn() -> K>,
+);
+
+impl<K> fmt::Debug for Keys<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keys")
+    }
+}
+
+impl<K: KeyKinds> rustls::crypto::KeyProvider for Keys<K> {
+    fn load_private_key(&self, key: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
+        K::load(key, Generator(self.0))
     }
 }
 
