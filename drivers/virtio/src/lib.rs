@@ -110,10 +110,13 @@ mod net;
 pub mod pci;
 pub mod pvh;
 mod queue;
+pub mod rng;
 pub mod transport;
 
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod rng_tests;
 #[cfg(test)]
 mod tests;
 
