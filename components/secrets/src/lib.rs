@@ -134,5 +134,32 @@ mod tests {
         let s = secret!(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
         assert!(s.expose().starts_with(b"[package]"));
         assert!(s.is_compiled_in());
+        // The test binary has the section, and the secret's bytes are inside it.
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("readelf")
+            .args(["-W", "-S"])
+            .arg(&exe)
+            .output()
+            .expect("readelf (binutils, scripts/setup.sh)");
+        let table = std::string::String::from_utf8_lossy(&out.stdout);
+        let line = table
+            .lines()
+            .find(|l| l.contains(SECTION))
+            .unwrap_or_else(|| panic!("no {SECTION} section in:\n{table}"));
+        // `[Nr] Name Type Address Off Size ...`
+        let fields: std::vec::Vec<&str> = line
+            .split(|c: char| c == ']')
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let offset = usize::from_str_radix(fields[3], 16).unwrap();
+        let size = usize::from_str_radix(fields[4], 16).unwrap();
+        let image = std::fs::read(&exe).unwrap();
+        let section = &image[offset..offset + size];
+        assert!(
+            section.windows(s.len()).any(|w| w == s.expose()),
+            "the secret's bytes are not in {SECTION}"
+        );
     }
 }
