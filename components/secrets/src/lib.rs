@@ -148,7 +148,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no {SECTION} section in:\n{table}"));
         // `[Nr] Name Type Address Off Size ...`
         let fields: std::vec::Vec<&str> = line
-            .split(|c: char| c == ']')
+            .split(']')
             .nth(1)
             .unwrap()
             .split_whitespace()
