@@ -147,12 +147,8 @@ mod tests {
             .find(|l| l.contains(SECTION))
             .unwrap_or_else(|| panic!("no {SECTION} section in:\n{table}"));
         // `[Nr] Name Type Address Off Size ...`
-        let fields: std::vec::Vec<&str> = line
-            .split(']')
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .collect();
+        let fields: std::vec::Vec<&str> =
+            line.split(']').nth(1).unwrap().split_whitespace().collect();
         let offset = usize::from_str_radix(fields[3], 16).unwrap();
         let size = usize::from_str_radix(fields[4], 16).unwrap();
         let image = std::fs::read(&exe).unwrap();
