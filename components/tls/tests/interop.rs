@@ -260,8 +260,11 @@ fn curl_and_openssl_are_served_every_version_name_and_resumption() {
             &[flag, "-servername", "localhost", "-alpn", "http/1.1"],
             Duration::ZERO,
         );
+        // `New, <version>, Cipher is ..` is printed once the handshake is done; the
+        // `Protocol  :` line of a TLS 1.3 session only with a ticket, which races with
+        // s_client's exit when its stdin closes at once.
         assert!(
-            out.contains(&format!("Protocol  : {protocol}")),
+            out.contains(&format!("New, {protocol}, Cipher is")),
             "{flag}: {out}"
         );
         assert!(out.contains("Verify return code: 0 (ok)"), "{flag}: {out}");
