@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The TLS component's benchmarks, each beside its reference in the same run:
 #
-#   bench/tls.sh [--quick] [size] [unix]
+#   bench/tls.sh [--quick] [size] [unix] [kernel]
 #
 #   size  image size growth for TLS: appliances/static-website without content, plain HTTP
 #         and HTTPS (bench/lib/tls-wiring.rs, the wiring the catalog will generate), as a
@@ -12,6 +12,12 @@
 #         against nginx (one worker), same certificate (ECDSA P-256) and files:
 #         full handshakes/s, resumed handshakes/s (TLS 1.2 tickets), 600 B and 100 KB
 #         requests/s over keep-alive HTTPS (wrk).               goal: >= 1.0x nginx each
+#   kernel the HTTPS kernel (the same wiring, with the bench files) under QEMU against a
+#         Linux guest (Debian's kernel, bench/linux-guest.sh's initrd plus the host's
+#         nginx-light and its libraries) serving the same files with the same certificate,
+#         same QEMU flags (-accel tcg -cpu max); one guest runs at a time (the other is
+#         stopped): full and resumed handshakes/s, 600 B and 100 KB keep-alive req/s.
+#                                                               goal: >= 2x the Linux guest
 #
 # Prints name=value lines and a table with ratios. Handshake rates come from several
 # `openssl s_time` processes at once (one is not enough: the client is half the cost);
@@ -28,17 +34,17 @@ FIGS=()
 for a in "$@"; do
   case $a in
     --quick) MODE=quick ;;
-    size|unix) FIGS+=("$a") ;;
-    *) echo "usage: bench/tls.sh [--quick] [size] [unix]" >&2; exit 2 ;;
+    size|unix|kernel) FIGS+=("$a") ;;
+    *) echo "usage: bench/tls.sh [--quick] [size] [unix] [kernel]" >&2; exit 2 ;;
   esac
 done
-[ ${#FIGS[@]} -eq 0 ] && FIGS=(size unix)
+[ ${#FIGS[@]} -eq 0 ] && FIGS=(size unix kernel)
 case $MODE in
   full)  RUN_S=8; CLIENTS=3 ;;
   quick) RUN_S=4; CLIENTS=2 ;;
 esac
 need=()
-for t in wrk:wrk curl:curl openssl:openssl nginx:nginx-light python3:python3; do
+for t in wrk:wrk curl:curl openssl:openssl nginx:nginx-light python3:python3 cpio:cpio; do
   command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 [ ${#need[@]} -eq 0 ] || apt_need "${need[@]}"
@@ -49,7 +55,7 @@ declare -A R
 PIDS=()
 NGINX_PID=
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && { kill "$p"; kill -CONT "$p"; } 2>/dev/null || true; done
   [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null || true
   wait 2>/dev/null || true
 }
@@ -235,6 +241,102 @@ NGX
   done
 }
 
+# ---- kernel ------------------------------------------------------------------------------
+# bench_files DIR: the files both servers serve (DIR/bench/600.txt, DIR/bench/100k.txt).
+bench_files() {
+  mkdir -p "$1/bench"
+  python3 -c "
+import sys
+for name, n in (('600.txt', 600), ('100k.txt', 102400)):
+    open(sys.argv[1] + '/bench/' + name, 'wb').write(bytes(ord('a') + i % 26 for i in range(n)))" "$1"
+}
+# linux_tls_initrd -> path of an initrd: bench/linux-guest.sh's (busybox, virtio-net modules)
+# with the host's nginx, the libraries ldd names, the certificate and the bench files.
+linux_tls_initrd() {
+  "$HERE/linux-guest.sh" build >&2
+  local root=$SCRATCH/linux-tls-root out=$SCRATCH/linux-tls-initrd.gz
+  rm -rf "$root"; mkdir -p "$root"
+  (cd "$root" && gzip -dc "$BENCH_CACHE/linux-guest/initrd.gz" | cpio -id --quiet)
+  mkdir -p "$root/usr/sbin" "$root/etc/nginx" "$root/var/lib/nginx" "$root/var/log/nginx" "$root/run" "$root/tmp" "$root/www"
+  cp /usr/sbin/nginx "$root/usr/sbin/"
+  for l in $(ldd /usr/sbin/nginx | awk '/=>/ {print $3} /^\t\// {print $1}'); do
+    mkdir -p "$root$(dirname "$l")"; cp -L "$l" "$root$l"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+  cp "$CERTS/tls.crt" "$CERTS/tls.key" "$root/etc/nginx/"
+  bench_files "$root/www"
+  cat > "$root/etc/nginx/nginx.conf" <<'NGX'
+user root; worker_processes 1; daemon on; pid /run/nginx.pid; error_log /tmp/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off; sendfile on; keepalive_requests 100000;
+  server {
+    listen 443 ssl; root /www;
+    ssl_certificate /etc/nginx/tls.crt; ssl_certificate_key /etc/nginx/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets on; ssl_session_cache off;
+  }
+}
+NGX
+  cat > "$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net; do
+  [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
+done
+ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0
+/usr/sbin/nginx -c /etc/nginx/nginx.conf || cat /tmp/error.log
+echo READY
+while true; do sleep 1000; done
+INIT
+  chmod +x "$root/init"
+  (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$out")
+  echo "$out"
+}
+wait_https() { # PORT TRIES -> 0 once the 600 B file is served over HTTPS
+  for _ in $(seq 1 "$2"); do
+    curl -s -m 5 --cacert "$CERTS/ca.pem" --resolve "localhost:$1:127.0.0.1" -o /dev/null "https://localhost:$1/bench/600.txt" && return 0
+    sleep 0.5
+  done
+  return 1
+}
+fig_kernel() {
+  echo "== kernel: the HTTPS PVH image against a Linux guest with nginx, same QEMU (-accel tcg -cpu max -m ${BENCH_MEM:-128}M)" >&2
+  make_certs
+  local site=$SCRATCH/https-files mem=${BENCH_MEM:-128}
+  make_https "$site"; bench_files "$site/htdocs"
+  local img initrd; img=$(build_dir "$site" xen); initrd=$(linux_tls_initrd)
+  local mport lport mpid lpid
+  mport=$(free_port); lport=$(free_port)
+  qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -cpu max -m "${mem}M" -serial "file:$SCRATCH/kernel-morgana.log" \
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$mport-:8080" -device "$QEMU_NIC" -kernel "$img" </dev/null >/dev/null 2>&1 &
+  mpid=$!; PIDS+=("$mpid")
+  qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -cpu max -m "${mem}M" -serial "file:$SCRATCH/kernel-linux.log" \
+    -kernel "$BENCH_CACHE/linux-guest/vmlinuz" -initrd "$initrd" -append "console=ttyS0 quiet" \
+    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$lport-:443" -device "$QEMU_NIC" </dev/null >/dev/null 2>&1 &
+  lpid=$!; PIDS+=("$lpid")
+  wait_https "$mport" 240 || { echo "kernel: the Morgana HTTPS kernel does not answer (log: $SCRATCH/kernel-morgana.log)" >&2; exit 1; }
+  wait_https "$lport" 360 || { echo "kernel: the Linux guest's nginx does not answer (log: $SCRATCH/kernel-linux.log)" >&2; exit 1; }
+  # one guest at a time: the other QEMU is stopped, so both get the same host CPU
+  for who in kmorgana klinux; do
+    local port pid other; if [ $who = kmorgana ]; then port=$mport; pid=$mpid; other=$lpid; else port=$lport; pid=$lpid; other=$mpid; fi
+    kill -STOP "$other"
+    read -r full full_cpu _ < <(s_time_rate "$port" new "$pid")
+    read -r reuse reuse_cpu _ < <(s_time_rate "$port" reuse "$pid")
+    local small big
+    small=$(wrk_rate "https://127.0.0.1:$port/bench/600.txt")
+    big=$(wrk_rate "https://127.0.0.1:$port/bench/100k.txt")
+    kill -CONT "$other"
+    result "tls_${who}_full_handshakes_per_s" "$full"; result "tls_${who}_full_handshakes_per_qemu_cpu_s" "$full_cpu"
+    result "tls_${who}_resumed_handshakes_per_s" "$reuse"; result "tls_${who}_resumed_handshakes_per_qemu_cpu_s" "$reuse_cpu"
+    result "tls_${who}_600b_req_per_s" "$small"; result "tls_${who}_100k_req_per_s" "$big"
+    R[${who}_full]=$full; R[${who}_full_cpu]=$full_cpu; R[${who}_reuse]=$reuse; R[${who}_reuse_cpu]=$reuse_cpu
+    R[${who}_small]=$small; R[${who}_big]=$big
+  done
+}
+
 result tls_bench_mode "$MODE"
 result tls_bench_loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
 for f in "${FIGS[@]}"; do "fig_$f"; done
@@ -252,5 +354,11 @@ if [[ " ${FIGS[*]} " == *" unix "* ]]; then
   printf '%-34s %12s %12s %8s\n' "Unix, same machine" "morgana" "nginx" "ratio"
   for k in full:"full handshakes/s" full_cpu:"  per server CPU-second" reuse:"resumed handshakes/s" reuse_cpu:"  per server CPU-second" small:"600 B keep-alive req/s" big:"100 KB keep-alive req/s"; do
     printf '%-34s %12s %12s %8s\n' "${k#*:}" "${R[morgana_${k%%:*}]}" "${R[nginx_${k%%:*}]}" "$(ratio "${R[morgana_${k%%:*}]}" "${R[nginx_${k%%:*}]}")x"
+  done
+fi
+if [[ " ${FIGS[*]} " == *" kernel "* ]]; then
+  printf '%-34s %12s %12s %8s\n' "QEMU TCG, one guest at a time" "morgana" "linux+nginx" "ratio"
+  for k in full:"full handshakes/s" full_cpu:"  per QEMU CPU-second" reuse:"resumed handshakes/s" reuse_cpu:"  per QEMU CPU-second" small:"600 B keep-alive req/s" big:"100 KB keep-alive req/s"; do
+    printf '%-34s %12s %12s %8s\n' "${k#*:}" "${R[kmorgana_${k%%:*}]}" "${R[klinux_${k%%:*}]}" "$(ratio "${R[kmorgana_${k%%:*}]}" "${R[klinux_${k%%:*}]}")x"
   done
 fi
