@@ -7,7 +7,7 @@ make_scratch_site() {
   local dir=$1 src=$BENCH_ROOT/appliances/static-website
   mkdir -p "$dir"
   rm -rf "$dir/src" "$dir/htdocs"
-  cp -r "$src/src" "$src/htdocs" "$src/build.rs" "$dir/"
+  cp -r "$src/src" "$src/htdocs" "$src/build.rs" "$src/redirects" "$dir/"
   [ -f "$dir/appliance.ron" ] && cmp -s "$src/appliance.ron" "$dir/appliance.ron.orig" 2>/dev/null || {
     cp "$src/appliance.ron" "$dir/appliance.ron"; cp "$src/appliance.ron" "$dir/appliance.ron.orig"; }
   printf '%0599d\n' 0 > "$dir/htdocs/small.html"

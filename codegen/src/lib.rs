@@ -3,18 +3,24 @@
 //! An appliance's `build.rs` is `fn main() { morgana_codegen::build() }`. [`build`] reads
 //! `appliance.ron`, and the pipeline runs like a compiler's:
 //!
-//! 1. [`parse`]: RON text to a value tree that keeps spans ([`value`]);
-//! 2. [`check`]: the tree against the [`catalog`] (`schemas/catalog.ron`), into the typed
-//!    [`model`]: unknown names with suggestions, types, ranges, required keys, names;
+//! 1. [`syntax`]: RON text to a value tree that keeps spans, read as the `ron` crate
+//!    reads RON;
+//! 2. [`check`]: the tree against the [`catalog`] (`schemas/catalog.ron`, decoded by
+//!    serde and ron), into the typed [`model`]: unknown names with suggestions, types,
+//!    ranges, required keys, names;
 //! 3. [`wire`]: requirements bound to devices, cycles, what is included and why, the
 //!    dependency order, and the implementation of each device on the target;
-//! 4. [`emit`]: Rust source (type aliases, `config` constants, statics, one connect
-//!    chain, the platform's entry macro), a report and the target's deployment files.
+//! 4. [`archive`]: the build steps of the included devices (data compiled into rkyv
+//!    archives by the components' build-time compilers);
+//! 5. [`emit`]: Rust (type aliases, `config` constants, statics, one `connect_and_start`,
+//!    the platform's entry macro) built with quote and laid out by prettyplease, and the
+//!    report and the target's deployment files rendered by minijinja ([`templates`]).
 //!
 //! Problems are [`Diagnostics`], rendered like rustc's; the build script hands them to
 //! Cargo as its own `error:` lines ([`cargo::report`]), and Cargo stops the build before
 //! rustc sees any generated code.
 
+pub mod archive;
 pub mod cargo;
 pub mod catalog;
 pub mod check;
@@ -22,10 +28,9 @@ pub mod diag;
 pub mod emit;
 pub mod model;
 pub mod names;
-pub mod parse;
 pub mod reference;
-pub mod template;
-pub mod value;
+pub mod syntax;
+pub mod templates;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +67,11 @@ pub struct Generated {
     /// Directories compiled in, relative to the manifest directory (for
     /// `cargo:rerun-if-changed`).
     pub watch: Vec<PathBuf>,
+    /// Files compiled by build steps, relative to the manifest directory (for
+    /// `cargo:rerun-if-changed`).
+    pub watch_files: Vec<PathBuf>,
+    /// Archives compiled by build steps, for `OUT_DIR`.
+    pub archives: Vec<archive::Archive>,
     /// Rendered warnings.
     pub warnings: Vec<String>,
 }
@@ -73,33 +83,36 @@ impl Generated {
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Vec<String>, Diagnostic> {
+        let engine = templates::environment();
+        let mut values = std::collections::BTreeMap::new();
+        let mut unset = Vec::new();
+        for (var, _) in &self.build_env {
+            match env(var) {
+                Some(v) if !v.is_empty() => {
+                    values.insert(var.clone(), v);
+                }
+                _ => {
+                    unset.push(var.clone());
+                    values.insert(var.clone(), String::new());
+                }
+            }
+        }
         let mut out = Vec::new();
         for arg in &self.link_args {
-            let mut unset = None;
-            let resolved = template::render(arg, |name| {
-                let var = name.strip_prefix("env.")?;
-                match env(var) {
-                    Some(v) if !v.is_empty() => Some(v),
-                    _ => {
-                        unset.get_or_insert(var.to_string());
-                        Some(String::new())
-                    }
-                }
-            })
-            .map_err(|e| {
-                Diagnostic::error(format!("internal error in morgana-codegen: {e}"))
-                    .note("this is a bug in the catalog or in codegen, not in appliance.ron")
-            })?;
-            if let Some(var) = unset {
+            let ctx = minijinja::context! { env => values.clone() };
+            let resolved =
+                templates::render_inline(engine, "link argument", arg, ctx).map_err(|e| {
+                    Diagnostic::error(format!("internal error in morgana-codegen: {e}"))
+                        .note("this is a bug in the catalog or in codegen, not in appliance.ron")
+                })?;
+            let used_unset = unset.iter().find(|var| arg.contains(var.as_str()));
+            if let Some(var) = used_unset {
                 let krate = self
                     .build_env
                     .iter()
-                    .find(|(v, _)| *v == var)
+                    .find(|(v, _)| v == var)
                     .map_or("?", |(_, c)| c.as_str());
-                let shown = template::render(arg, |n| {
-                    Some(format!("${}", n.strip_prefix("env.").unwrap_or(n)))
-                })
-                .unwrap_or_else(|_| arg.clone());
+                let shown = reference::link_arg_shown(arg, &self.build_env);
                 return Err(Diagnostic::error(format!(
                     "target {} links with `{shown}`, but the environment variable {var} is not set",
                     self.target
@@ -117,6 +130,40 @@ impl Generated {
     }
 }
 
+/// Reads an appliance description into the checked model, without wiring or emitting
+/// anything: what the description says, value by value (for tests that compare the
+/// reading with other readers of RON).
+pub fn read(
+    catalog: &Catalog,
+    source: &str,
+    path: &str,
+    manifest_dir: &Path,
+) -> Result<model::Appliance, Diagnostics> {
+    let mut sources = SourceMap::default();
+    let file = sources.add(SourceFile::new(path, source));
+    let doc = match syntax::parse(source, file) {
+        Ok(d) => d,
+        Err(d) => {
+            return Err(Diagnostics {
+                sources,
+                list: vec![d],
+            });
+        }
+    };
+    let cx = check::Context {
+        catalog,
+        manifest_dir,
+        display_dir: "",
+        target_override: None,
+        extensions: doc.extensions,
+    };
+    let mut list = Vec::new();
+    match check::check(&doc, &cx, &mut list) {
+        Some(m) if list.is_empty() => Ok(m),
+        _ => Err(Diagnostics { sources, list }),
+    }
+}
+
 /// Compiles an appliance description with the built-in catalog.
 ///
 /// `path` is the file name shown in messages; `manifest_dir` is where relative paths
@@ -130,7 +177,7 @@ pub fn compile(
     target_override: Option<&str>,
 ) -> Result<Generated, Diagnostics> {
     let catalog = Catalog::builtin()?;
-    compile_with(&catalog, source, path, manifest_dir, target_override, None)
+    compile_with(catalog, source, path, manifest_dir, target_override, None)
 }
 
 /// Compiles an appliance description against `catalog`. `profile_dir` is where Cargo
@@ -161,8 +208,8 @@ pub fn compile_with(
         Diagnostics { sources, list }
     };
 
-    let tree = match parse::parse(source, file) {
-        Ok(t) => t,
+    let doc = match syntax::parse(source, file) {
+        Ok(d) => d,
         Err(d) => return Err(fail(sources, vec![d])),
     };
 
@@ -175,18 +222,68 @@ pub fn compile_with(
         manifest_dir,
         display_dir: &display_dir,
         target_override,
+        extensions: doc.extensions,
     };
     let mut diags = Vec::new();
-    let model = check::check(&tree, &cx, &mut diags);
-    let model = match model {
+    let model = match check::check(&doc, &cx, &mut diags) {
         Some(m) if diags.is_empty() => m,
         _ => return Err(fail(sources, diags)),
     };
-
     let Some(wiring) = wire::wire(&model, catalog, &mut diags) else {
         return Err(fail(sources, diags));
     };
+    let mut warnings = unused_devices(&model, catalog, &wiring);
+    let archives = archive::run(
+        &model,
+        &wiring,
+        manifest_dir,
+        &display_dir,
+        &mut sources,
+        &mut diags,
+        &mut warnings,
+    );
+    if !diags.is_empty() {
+        diags.extend(warnings);
+        return Err(fail(sources, diags));
+    }
 
+    let file_name = Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |f| f.to_string_lossy().into_owned());
+    let binary = match profile_dir {
+        Some(dir) => dir.join(&model.name).to_string_lossy().into_owned(),
+        None => model.name.clone(),
+    };
+    let out = match emit::emit(&model, catalog, &wiring, &file_name, &binary, &archives) {
+        Ok(o) => o,
+        Err(d) => return Err(fail(sources, vec![d])),
+    };
+    let (watch, watch_files) = watched(&model, catalog, &wiring, &archives);
+    let rendered: Vec<String> = warnings.iter().map(|w| w.render(&sources)).collect();
+    Ok(Generated {
+        rust: out.rust,
+        report: out.report,
+        files: out.files,
+        stale_files: out.stale,
+        name: model.name.clone(),
+        target: wiring.target.name.clone(),
+        crates: out.crates,
+        link_args: wiring.target.link_args.clone(),
+        build_env: wiring.target.build_env.clone(),
+        watch,
+        watch_files,
+        archives,
+        warnings: rendered,
+    })
+}
+
+/// A warning for each declared device that nothing starts or requires, and for each key
+/// written for another target.
+fn unused_devices(
+    model: &model::Appliance,
+    catalog: &Catalog,
+    wiring: &wire::Wiring<'_>,
+) -> Vec<Diagnostic> {
     let mut warnings = Vec::new();
     for (i, node) in wiring.nodes.iter().enumerate() {
         if let wire::NodeKind::Declared(d) = node.kind
@@ -222,20 +319,22 @@ pub fn compile_with(
         }
     }
     warnings.sort_by_key(|w| w.span().map(|s| s.lo));
+    warnings
+}
 
-    let file_name = Path::new(path)
-        .file_name()
-        .map_or_else(|| path.to_string(), |f| f.to_string_lossy().into_owned());
-    let binary = match profile_dir {
-        Some(dir) => dir.join(&model.name).to_string_lossy().into_owned(),
-        None => model.name.clone(),
-    };
-    let out = match emit::emit(&model, catalog, &wiring, &file_name, &binary) {
-        Ok(o) => o,
-        Err(d) => return Err(fail(sources, vec![d])),
-    };
-
-    let mut watch = Vec::new();
+/// The directories and the files the included devices compile in (relative to the
+/// manifest directory), for `cargo:rerun-if-changed`.
+fn watched(
+    model: &model::Appliance,
+    catalog: &Catalog,
+    wiring: &wire::Wiring<'_>,
+    archives: &[archive::Archive],
+) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut dirs = Vec::new();
+    let mut files: Vec<PathBuf> = archives
+        .iter()
+        .flat_map(|a| a.inputs.iter().cloned())
+        .collect();
     for (i, node) in wiring.nodes.iter().enumerate() {
         let wire::NodeKind::Declared(d) = node.kind else {
             continue;
@@ -246,29 +345,26 @@ pub fn compile_with(
         let dev = &model.devices[d];
         let comp = catalog.component(&dev.component);
         for s in &dev.settings {
-            let is_dir = comp
+            let ty = comp
                 .and_then(|c| c.keys.iter().find(|k| k.name == s.key))
-                .is_some_and(|k| k.ty == catalog::KeyType::Dir);
-            if let (true, model::Scalar::Str(dir)) = (is_dir, &s.value) {
-                watch.push(PathBuf::from(dir));
+                .map(|k| &k.ty);
+            match (ty, &s.value) {
+                (Some(catalog::KeyType::Dir), model::Scalar::Str(dir)) => {
+                    dirs.push(PathBuf::from(dir));
+                }
+                (Some(catalog::KeyType::File), model::Scalar::Str(f)) => {
+                    files.push(PathBuf::from(f));
+                }
+                (Some(catalog::KeyType::Files), model::Scalar::List(fs)) => {
+                    files.extend(fs.iter().map(PathBuf::from));
+                }
+                _ => {}
             }
         }
     }
-
-    let rendered: Vec<String> = warnings.iter().map(|w| w.render(&sources)).collect();
-    Ok(Generated {
-        rust: out.rust,
-        report: out.report,
-        files: out.files,
-        stale_files: out.stale,
-        name: model.name.clone(),
-        target: wiring.target.name.clone(),
-        crates: out.crates,
-        link_args: wiring.target.link_args.clone(),
-        build_env: wiring.target.build_env.clone(),
-        watch,
-        warnings: rendered,
-    })
+    files.sort();
+    files.dedup();
+    (dirs, files)
 }
 
 /// The reference of the appliance.ron format for `catalog` (`schemas/README.md`).
@@ -402,7 +498,7 @@ pub fn build_with_env(
     let profile = profile_dir(out_dir).map(|p| std::path::absolute(&p).unwrap_or(p));
     let catalog = Catalog::builtin().map_err(|d| fail(&lines, d.to_string()))?;
     let generated = compile_with(
-        &catalog,
+        catalog,
         &source,
         &shown_ron,
         manifest_dir,
@@ -413,8 +509,8 @@ pub fn build_with_env(
     for w in &generated.warnings {
         lines.extend(cargo::report(w));
     }
-    for dir in &generated.watch {
-        lines.push(format!("cargo:rerun-if-changed={}", dir.display()));
+    for path in generated.watch.iter().chain(&generated.watch_files) {
+        lines.push(format!("cargo:rerun-if-changed={}", path.display()));
     }
     lines.extend(cargo::big_dirs(
         manifest_dir,
@@ -471,6 +567,15 @@ pub fn build_with_env(
     };
     write(out_dir, "appliance.rs", &generated.rust)?;
     write(out_dir, "report.txt", &generated.report)?;
+    for a in &generated.archives {
+        let p = out_dir.join(&a.file_name);
+        std::fs::write(&p, &a.bytes).map_err(|e| {
+            fail(
+                &lines,
+                format!("error: cannot write {}: {e}\n", p.display()),
+            )
+        })?;
+    }
     let mut notes = Vec::new();
     for f in &generated.files {
         match dir_of(f.dir) {

@@ -31,20 +31,33 @@ impl Origin {
 pub enum Scalar {
     /// An integer (already range-checked).
     Int(i128),
-    /// A string (or a path, or a directory).
+    /// A string (or a path, a directory, a file).
     Str(String),
+    /// A character.
+    Char(char),
     /// A boolean.
     Bool(bool),
     /// A float.
     Float(f64),
-    /// One of a `Choice`'s variants.
+    /// One of a `Choice`'s variants (or an address key's identifier, `Dhcp`).
     Choice(String),
     /// An IPv4 address.
     Ipv4([u8; 4]),
     /// An IPv4 address with its prefix length.
     Ipv4Cidr([u8; 4], u8),
-    /// An optional key left out.
+    /// An IPv6 address.
+    Ipv6([u8; 16]),
+    /// An IPv6 address with its prefix length.
+    Ipv6Cidr([u8; 16], u8),
+    /// A list of strings (files).
+    List(Vec<String>),
+    /// An optional key left out (or written `None`).
     Absent,
+}
+
+fn bytes(b: &[u8]) -> String {
+    let v: Vec<String> = b.iter().map(u8::to_string).collect();
+    format!("[{}]", v.join(", "))
 }
 
 impl Scalar {
@@ -53,11 +66,20 @@ impl Scalar {
         match self {
             Scalar::Int(i) => i.to_string(),
             Scalar::Str(s) => format!("{s:?}"),
+            Scalar::Char(c) => format!("{c:?}"),
             Scalar::Bool(b) => b.to_string(),
             Scalar::Float(f) => format!("{f:?}"),
             Scalar::Choice(c) => c.clone(),
-            Scalar::Ipv4(_) | Scalar::Ipv4Cidr(..) => format!("\"{}\"", self.plain()),
-            Scalar::Absent => "(none)".into(),
+            Scalar::Ipv4(_) | Scalar::Ipv6(_) => format!("\"{}\"", self.plain()),
+            Scalar::Ipv4Cidr(..) | Scalar::Ipv6Cidr(..) => format!("Static(\"{}\")", self.plain()),
+            Scalar::List(l) => format!(
+                "[{}]",
+                l.iter()
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Scalar::Absent => "None".into(),
         }
     }
 
@@ -65,27 +87,55 @@ impl Scalar {
     pub fn plain(&self) -> String {
         match self {
             Scalar::Str(s) => s.clone(),
-            Scalar::Ipv4(a) => format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]),
-            Scalar::Ipv4Cidr(a, len) => format!("{}.{}.{}.{}/{len}", a[0], a[1], a[2], a[3]),
+            Scalar::Char(c) => c.to_string(),
+            Scalar::Ipv4(a) => std::net::Ipv4Addr::from(*a).to_string(),
+            Scalar::Ipv4Cidr(a, len) => format!("{}/{len}", std::net::Ipv4Addr::from(*a)),
+            Scalar::Ipv6(a) => std::net::Ipv6Addr::from(*a).to_string(),
+            Scalar::Ipv6Cidr(a, len) => format!("{}/{len}", std::net::Ipv6Addr::from(*a)),
+            Scalar::List(l) => l.join(" "),
             Scalar::Absent => String::new(),
             other => other.ron(),
         }
     }
 
-    /// As a Rust literal.
+    /// As a Rust literal (a float as `f64`; see [`float_literal`] for `f32`).
     pub fn rust(&self) -> String {
         match self {
             Scalar::Int(i) => i.to_string(),
             Scalar::Str(s) => format!("{s:?}"),
+            Scalar::Char(c) => format!("{c:?}"),
             Scalar::Bool(b) => b.to_string(),
-            Scalar::Float(f) => format!("{f:?}"),
+            Scalar::Float(f) => float_literal(*f, "f64"),
             Scalar::Choice(c) => c.clone(),
-            Scalar::Ipv4(a) => format!("[{}, {}, {}, {}]", a[0], a[1], a[2], a[3]),
-            Scalar::Ipv4Cidr(a, len) => {
-                format!("([{}, {}, {}, {}], {len})", a[0], a[1], a[2], a[3])
-            }
+            Scalar::Ipv4(a) => bytes(a),
+            Scalar::Ipv6(a) => bytes(a),
+            Scalar::Ipv4Cidr(a, len) => format!("({}, {len})", bytes(a)),
+            Scalar::Ipv6Cidr(a, len) => format!("({}, {len})", bytes(a)),
+            Scalar::List(l) => format!(
+                "&[{}]",
+                l.iter()
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Scalar::Absent => "None".into(),
         }
+    }
+}
+
+/// A float as a Rust literal of type `ty` (`f32` or `f64`): `0.5`, `1e300`,
+/// `f64::INFINITY`, `f32::NAN`.
+pub fn float_literal(f: f64, ty: &str) -> String {
+    if f.is_nan() {
+        format!("{ty}::NAN")
+    } else if f == f64::INFINITY {
+        format!("{ty}::INFINITY")
+    } else if f == f64::NEG_INFINITY {
+        format!("{ty}::NEG_INFINITY")
+    } else if ty == "f32" {
+        format!("{:?}", f as f32)
+    } else {
+        format!("{f:?}")
     }
 }
 
@@ -145,6 +195,9 @@ pub struct AppConst {
     pub key: String,
     /// Its value.
     pub value: Scalar,
+    /// Its Rust type: `&str`, `char`, `bool`, `u64`/`i64` (or the suffix's), `f64` (or
+    /// `f32` by suffix).
+    pub ty: String,
     /// Where the value is written.
     pub span: Span,
 }

@@ -1,22 +1,21 @@
 //! The reference of the appliance.ron format (`schemas/README.md`), generated from the
-//! catalog so that it cannot drift from what the compiler accepts.
+//! catalog so that it cannot drift from what the compiler accepts: the catalog's
+//! entries become rows and sections, laid out by `templates/reference.md.jinja`.
+
+use std::collections::BTreeMap;
+
+use minijinja::{Value, context};
 
 use crate::catalog::{Catalog, Code, FileDir, KeySpec, KeyType, Status, Target};
-use crate::template;
-use crate::value::{Kind, Value};
+use crate::syntax::parser::EXTENSIONS;
+use crate::templates;
 
-const TEMPLATE: &str = include_str!("../templates/reference.md.tmpl");
-
-fn ron(v: &Value) -> String {
-    match &v.kind {
-        Kind::Str(s) => format!("{s:?}"),
-        Kind::Int(i) => i.to_string(),
-        Kind::Float(f) => format!("{f:?}"),
-        Kind::Bool(b) => b.to_string(),
-        Kind::Unit(i) => i.name.clone(),
-        Kind::Map(m) if m.is_empty() => "{}".into(),
-        Kind::List(l) if l.is_empty() => "[]".into(),
-        _ => "…".into(),
+/// A value as written in appliance.ron, for a table cell.
+fn ron(text: &str) -> String {
+    if text.len() > 40 {
+        "…".into()
+    } else {
+        text.to_string()
     }
 }
 
@@ -25,19 +24,40 @@ fn type_cell(ty: &KeyType) -> String {
         KeyType::Str => "string".into(),
         KeyType::Path => "string (Rust path)".into(),
         KeyType::Bool => "bool".into(),
-        KeyType::Int { rust, min, max } => format!("integer `{min}..={max}` (`{rust}`)"),
+        KeyType::Int {
+            rust,
+            min,
+            max,
+            unit,
+        } => {
+            let unit = unit.as_ref().map(|u| format!(", {u}")).unwrap_or_default();
+            format!("integer `{min}..={max}` (`{rust}`{unit})")
+        }
         KeyType::Ipv4 => "string (IPv4 address, becomes `[u8; 4]`)".into(),
-        KeyType::Ipv4Cidr { or } => {
-            let mut s =
-                String::from("string (IPv4 address `/` prefix length, a host of its subnet)");
-            for v in or {
-                s.push_str(&format!(" \\| `{v}`"));
+        KeyType::Ipv6 => "string (IPv6 address, becomes `[u8; 16]`)".into(),
+        KeyType::Ipv4Cidr { or } | KeyType::Ipv6Cidr { or } => {
+            let v = if matches!(ty, KeyType::Ipv4Cidr { .. }) {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
+            if or.is_empty() {
+                format!("string ({v} address `/` prefix length, a host of its subnet)")
+            } else {
+                let mut s = format!(
+                    "`Static(\"..\")` ({v} address `/` prefix length, a host of its subnet)"
+                );
+                for v in or {
+                    s.push_str(&format!(" \\| `{v}`"));
+                }
+                s
             }
-            s
         }
         KeyType::IfName => "string (network interface name, 1-15 bytes)".into(),
         KeyType::Mac => "string (MAC address, e.g. \"00:16:3e:00:00:02\")".into(),
         KeyType::Dir => "string (directory, must exist)".into(),
+        KeyType::File => "string (file, must exist)".into(),
+        KeyType::Files => "list of strings (files, must exist)".into(),
         KeyType::Choice(c) => c
             .iter()
             .map(|v| format!("`{v}`"))
@@ -54,18 +74,22 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-fn keys_table(keys: &[KeySpec], const_prefix: Option<&str>) -> String {
-    let mut s = String::from("| key | type | default | meaning |\n|---|---|---|---|\n");
+/// The rows of a keys table: `key`, `ty`, `default` and `doc` each.
+fn key_rows(keys: &[KeySpec], const_prefix: Option<&str>) -> Vec<Value> {
+    let mut rows = Vec::new();
     for k in keys {
         let mut default = match &k.default {
-            Some(d) => format!("`{}`", ron(d)),
-            None if k.optional => "none".into(),
+            Some(d) => format!("`{}`", ron(&d.text)),
+            None if k.optional => "`None`".into(),
             None => "**required**".into(),
         };
         for (t, d) in &k.target_defaults {
-            default.push_str(&format!("; `{}` on {t}", ron(d)));
+            default.push_str(&format!("; `{}` on {t}", ron(&d.text)));
         }
         let mut doc = cell(&k.doc);
+        if k.optional {
+            doc.push_str(" Optional: `Some(..)` or `None`.");
+        }
         if !k.when.is_empty() {
             let conds: Vec<String> = k.when.iter().map(|(c, v)| format!("`{c}: {v}`")).collect();
             doc.push_str(&format!(" Only with {}.", conds.join(", ")));
@@ -88,118 +112,109 @@ fn keys_table(keys: &[KeySpec], const_prefix: Option<&str>) -> String {
                 k.ty.rust_type()
             ));
         }
-        s.push_str(&format!(
-            "| `{}` | {} | {default} | {doc} |\n",
-            k.name,
-            type_cell(&k.ty)
-        ));
+        rows.push(context! {
+            key => k.name.clone(),
+            ty => type_cell(&k.ty),
+            default => default,
+            doc => doc,
+        });
     }
-    s.trim_end().to_string()
+    rows
 }
 
-/// The reference text.
-pub fn reference(cat: &Catalog) -> String {
-    let appliance_keys = keys_table(&cat.appliance, None);
+/// A target's link arguments, a build-time variable shown as `$VAR`.
+pub(crate) fn link_args(t: &Target) -> String {
+    t.link_args
+        .iter()
+        .map(|a| link_arg_shown(a, &t.build_env))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
-    let mut targets = String::new();
-    for t in &cat.targets {
-        targets.push_str(&format!(
-            "### `{}` (`MORGANA_TARGET={}`)\n\n{}\n\n",
-            t.variant, t.name, t.doc
-        ));
-        match &t.status {
-            Status::Ready => {
-                targets.push_str(&format!(
-                    "- platform: `{}`, entry: `{}!`\n- crates: {}\n- link arguments: `{}`\n",
-                    t.platform,
-                    t.entry,
-                    t.crates
-                        .iter()
-                        .map(|c| format!("`{c}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    link_args(t)
-                ));
-                for (var, krate) in &t.build_env {
-                    targets.push_str(&format!(
-                        "- `${var}` is set by the build script of `{krate}` for its direct dependents: the appliance's Cargo.toml must list `{krate}`\n"
-                    ));
-                }
-                for (d, imp) in &t.devices {
-                    targets.push_str(&format!("- `{d}`: `{}`\n", imp.ty));
-                }
-                for f in &t.files {
-                    let dir = match f.dir {
-                        FileDir::OutDir => "in `OUT_DIR`",
-                        FileDir::Profile => "next to the binary (`target/<profile>/`)",
-                    };
-                    let name = template::render(&f.name, |n| Some(format!("<{n}>")))
-                        .unwrap_or_else(|_| f.name.clone());
-                    targets.push_str(&format!("- deployment file `{name}`, {dir}\n"));
-                }
-            }
-            Status::Planned(why) => targets.push_str(&format!("Not available yet: {why}.\n")),
-        }
-        targets.push('\n');
-    }
+/// A link argument with its build-time variables shown as `$VAR`.
+pub(crate) fn link_arg_shown(arg: &str, build_env: &[(String, String)]) -> String {
+    let env = templates::environment();
+    let vars: BTreeMap<&str, String> = build_env
+        .iter()
+        .map(|(v, _)| (v.as_str(), format!("${v}")))
+        .collect();
+    templates::render_inline(env, "link argument", arg, context! { env => vars })
+        .unwrap_or_else(|_| arg.to_string())
+}
 
-    let mut platform_devices = String::from("| name | provides | |\n|---|---|---|\n");
-    for p in &cat.platform_devices {
-        platform_devices.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            p.name,
-            p.provides
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            cell(&p.doc)
-        ));
-    }
-
-    let mut signatures = String::from("| signature | trait | |\n|---|---|---|\n");
-    for s in &cat.signatures {
-        signatures.push_str(&format!(
-            "| `{}` | `{}` | {} |\n",
-            s.name,
-            s.trait_path,
-            cell(&s.doc)
-        ));
-    }
-
-    let mut components = String::new();
-    for c in &cat.components {
-        components.push_str(&format!("### `{}`\n\n{}\n\n", c.name, c.doc));
-        let provides = if c.provides.is_empty() {
-            "nothing (it is handed to `main`)".to_string()
-        } else {
-            c.provides
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+/// A type template shown with its variables by name (`morgana_http::Server<net, clock>`).
+fn shown_type(ty: &str) -> String {
+    let mut out = ty.to_string();
+    while let Some(start) = out.find("{{") {
+        let Some(end) = out[start..].find("}}") else {
+            break;
         };
-        components.push_str(&format!("Provides: {provides}.\n\n"));
-        if !c.requires.is_empty() {
-            components.push_str("Requires (the key names a device; without it, the only device providing the signature is used):\n\n| key | signature | meaning |\n|---|---|---|\n");
-            for r in &c.requires {
-                let mut doc = cell(&r.doc);
-                if !r.when.is_empty() {
-                    let conds: Vec<String> =
-                        r.when.iter().map(|(k, v)| format!("`{k}: {v}`")).collect();
-                    doc.push_str(&format!(" Only with {}.", conds.join(", ")));
-                }
-                components.push_str(&format!("| `{}` | `{}` | {doc} |\n", r.key, r.signature));
+        let name = out[start + 2..start + end].trim().to_string();
+        out.replace_range(start..start + end + 2, &name);
+    }
+    out
+}
+
+fn target_section(t: &Target) -> Value {
+    let ready = t.status == Status::Ready;
+    let why = match &t.status {
+        Status::Planned(why) => why.clone(),
+        Status::Ready => String::new(),
+    };
+    let files: Vec<(String, &str)> = t
+        .files
+        .iter()
+        .map(|f| {
+            let dir = match f.dir {
+                FileDir::OutDir => "in `OUT_DIR`",
+                FileDir::Profile => "next to the binary (`target/<profile>/`)",
+            };
+            (f.name.replace("{{ ", "<").replace(" }}", ">"), dir)
+        })
+        .collect();
+    context! {
+        variant => &t.variant,
+        name => &t.name,
+        doc => &t.doc,
+        ready => ready,
+        why => why,
+        platform => &t.platform,
+        entry => &t.entry,
+        crates => t.crates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+        link_args => link_args(t),
+        build_env => &t.build_env,
+        devices => t.devices.iter().map(|(d, imp)| (d.clone(), imp.ty.clone())).collect::<Vec<_>>(),
+        files => files,
+    }
+}
+
+fn component_section(c: &crate::catalog::Component) -> Value {
+    let provides = if c.provides.is_empty() {
+        "nothing (it is handed to `main`)".to_string()
+    } else {
+        c.provides
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let requires: Vec<(String, String, String)> = c
+        .requires
+        .iter()
+        .map(|r| {
+            let mut doc = cell(&r.doc);
+            if !r.when.is_empty() {
+                let conds: Vec<String> =
+                    r.when.iter().map(|(k, v)| format!("`{k}: {v}`")).collect();
+                doc.push_str(&format!(" Only with {}.", conds.join(", ")));
             }
-            components.push('\n');
-        }
-        if !c.keys.is_empty() {
-            components.push_str("Keys (`<DEVICE>` is the device name in upper case):\n\n");
-            components.push_str(&keys_table(&c.keys, Some("<DEVICE>")));
-            components.push_str("\n\n");
-        }
-        components.push_str("| target | when | implementation |\n|---|---|---|\n");
-        for imp in &c.impls {
+            (r.name.clone(), r.signature.clone(), doc)
+        })
+        .collect();
+    let impls: Vec<(String, String, String)> = c
+        .impls
+        .iter()
+        .map(|imp| {
             let targets = if imp.target_specific() {
                 imp.targets.join(", ")
             } else {
@@ -214,45 +229,45 @@ pub fn reference(cat: &Catalog) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let what = match &imp.code {
-                Code::Connect { ty, .. } => format!("`{}`", cell(&strip(ty))),
-                Code::Static { ty, .. } => format!("`static` `{}`", cell(&strip(ty))),
+            let mut what = match &imp.code {
+                Code::Connect { ty, .. } => format!("`{}`", cell(&shown_type(ty))),
+                Code::Static { ty, .. } => format!("`static` `{}`", cell(&shown_type(ty))),
                 Code::Planned(why) => format!("not available yet: {}", cell(why)),
                 Code::Unsupported(why) => format!("not available: {}", cell(why)),
             };
-            components.push_str(&format!("| {targets} | {when} | {what} |\n"));
-        }
-        components.push('\n');
+            if let Some(b) = &imp.build {
+                what.push_str(&format!(
+                    "; `{}` compiled at build time by the `{}` compiler",
+                    b.input, b.compiler
+                ));
+            }
+            (targets, when, what)
+        })
+        .collect();
+    context! {
+        name => &c.name,
+        doc => &c.doc,
+        provides => provides,
+        requires => requires,
+        keys => key_rows(&c.keys, Some("<DEVICE>")),
+        impls => impls,
     }
-
-    let out = template::render(TEMPLATE, |k| {
-        Some(match k {
-            "appliance_keys" => appliance_keys.clone(),
-            "targets" => targets.trim_end().to_string(),
-            "platform_devices" => platform_devices.trim_end().to_string(),
-            "signatures" => signatures.trim_end().to_string(),
-            "components" => components.trim_end().to_string(),
-            _ => return None,
-        })
-    });
-    out.unwrap_or_else(|e| format!("reference template error: {e}\n"))
 }
 
-/// A target's link arguments, a build-time variable shown as `$VAR`.
-pub(crate) fn link_args(t: &Target) -> String {
-    t.link_args
-        .iter()
-        .map(|a| {
-            template::render(a, |n| {
-                Some(format!("${}", n.strip_prefix("env.").unwrap_or(n)))
-            })
-            .unwrap_or_else(|_| a.clone())
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A type template with placeholders shown by name.
-fn strip(ty: &str) -> String {
-    template::render(ty, |n| Some(n.to_string())).unwrap_or_else(|_| ty.to_string())
+/// The reference text.
+pub fn reference(cat: &Catalog) -> String {
+    let env = templates::environment();
+    let ctx = context! {
+        appliance_keys => key_rows(&cat.appliance, None),
+        targets => cat.targets.iter().map(target_section).collect::<Vec<_>>(),
+        platform_devices => cat.platform_devices.iter().map(|p| {
+            (p.name.clone(), p.provides.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "), cell(&p.doc))
+        }).collect::<Vec<_>>(),
+        signatures => cat.signatures.iter().map(|s| (s.name.clone(), s.trait_path.clone(), cell(&s.doc))).collect::<Vec<_>>(),
+        components => cat.components.iter().map(component_section).collect::<Vec<_>>(),
+        extensions => EXTENSIONS.to_vec(),
+        compilers => crate::archive::compiler_names(),
+    };
+    templates::render(env, "reference.md.jinja", ctx)
+        .unwrap_or_else(|e| format!("reference template error: {e}\n"))
 }

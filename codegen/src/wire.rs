@@ -2,7 +2,7 @@
 //! dependency order, and which implementation each device gets on the target
 //! (MirageOS's `match_impl`).
 
-use crate::catalog::{Catalog, Code, Component, Impl, PlatformImpl, Status, Target};
+use crate::catalog::{Catalog, Code, Component, Impl, PlatformImpl, Requirement, Status, Target};
 use crate::diag::{Diagnostic, Span};
 use crate::model::{Appliance, Device, Origin, Scalar};
 use crate::names::{self, did_you_mean};
@@ -106,22 +106,7 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
     let first_error = errs.len();
     let target = cat.target(&a.target)?;
     if let Status::Planned(why) = &target.status {
-        let mut d = Diagnostic::error(format!(
-            "target {} is not available yet: {why}",
-            target.name
-        ));
-        d = match a.target_origin {
-            Origin::Source(span) => d.primary(span, "not available yet"),
-            Origin::Env => d.note("the target comes from the environment variable MORGANA_TARGET"),
-            Origin::Default | Origin::TargetDefault => d.note("this is the default target"),
-        };
-        let ready: Vec<String> = cat
-            .targets
-            .iter()
-            .filter(|t| t.status == Status::Ready)
-            .map(|t| t.variant.clone())
-            .collect();
-        errs.push(d.help(format!("targets available now: {}", ready.join(", "))));
+        errs.push(planned_target(a, cat, target, why));
     }
 
     // Requirement problems make the rest meaningless; a planned target does not.
@@ -137,7 +122,6 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
             deps: Vec::new(),
         })
         .collect();
-    let first_declared = nodes.len();
     for (i, d) in a.devices.iter().enumerate() {
         let comp = cat.component(&d.component)?;
         nodes.push(Node {
@@ -147,8 +131,60 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
             deps: Vec::new(),
         });
     }
+    bind(a, cat, &mut nodes, errs)?;
+    if errs.len() > before {
+        return None;
+    }
+    if let Some(cycle) = find_cycle(&nodes) {
+        errs.push(cycle_error(a, &nodes, &cycle));
+        return None;
+    }
 
-    // Bind requirements.
+    let (start, reasons, order) = included(a, cat, &nodes)?;
+    let chosen = choose(a, cat, target, &nodes, &order, &reasons, errs)?;
+    claims(a, target, &nodes, &order, &chosen, errs);
+    single_users(a, &nodes, &order, &start, &chosen, errs);
+
+    if errs.len() > first_error {
+        return None;
+    }
+    Some(Wiring {
+        target,
+        nodes,
+        order,
+        reasons,
+        chosen,
+        start,
+    })
+}
+
+fn planned_target(a: &Appliance, cat: &Catalog, target: &Target, why: &str) -> Diagnostic {
+    let mut d = Diagnostic::error(format!(
+        "target {} is not available yet: {why}",
+        target.name
+    ));
+    d = match a.target_origin {
+        Origin::Source(span) => d.primary(span, "not available yet"),
+        Origin::Env => d.note("the target comes from the environment variable MORGANA_TARGET"),
+        Origin::Default | Origin::TargetDefault => d.note("this is the default target"),
+    };
+    let ready: Vec<String> = cat
+        .targets
+        .iter()
+        .filter(|t| t.status == Status::Ready)
+        .map(|t| t.variant.clone())
+        .collect();
+    d.help(format!("targets available now: {}", ready.join(", ")))
+}
+
+/// Binds every requirement of every declared device to a node.
+fn bind(
+    a: &Appliance,
+    cat: &Catalog,
+    nodes: &mut [Node],
+    errs: &mut Vec<Diagnostic>,
+) -> Option<()> {
+    let first_declared = cat.platform_devices.len();
     for (i, dev) in a.devices.iter().enumerate() {
         let me = first_declared + i;
         let comp = cat.component(&dev.component)?;
@@ -156,145 +192,172 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
             if !crate::check::device_holds(dev, &req.when) {
                 continue;
             }
-            if let Some(r) = dev.refs.iter().find(|r| r.key == req.key) {
-                let Some(n) = nodes.iter().position(|n| n.name == r.device) else {
-                    let all: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-                    let providers = providers(&nodes, &req.signature, me);
-                    let listed = if providers.is_empty() {
-                        format!(
-                            "no device provides it (components that do: {})",
-                            components_providing(cat, &req.signature)
-                        )
-                    } else {
-                        format!("devices providing it: {}", quoted(&providers, &nodes))
-                    };
-                    errs.push(
-                        Diagnostic::error(format!("unknown device `{}`", r.device))
-                            .primary(r.span, "no device has this name")
-                            .help(format!(
-                                "{}`{}.{}` names a device providing `{}`; {listed}",
-                                did_you_mean(&r.device, all.iter().copied()),
-                                dev.name,
-                                req.key,
-                                req.signature,
-                            )),
-                    );
-                    continue;
-                };
-                if !nodes[n].provides.contains(&req.signature) {
-                    let providers = providers(&nodes, &req.signature, me);
-                    let mut d = Diagnostic::error(format!(
-                        "device `{}` cannot be `{}.{}`: it does not provide `{}`",
-                        r.device, dev.name, req.key, req.signature
-                    ))
-                    .primary(
-                        r.span,
-                        format!("expected a device providing `{}`", req.signature),
-                    );
-                    if let Some(span) = node_span(a, &nodes[n]) {
-                        d = d.secondary(span, format!("`{}` is declared here", r.device));
-                    }
-                    d = d.help(if providers.is_empty() {
-                        format!(
-                            "no device provides `{}`; components that do: {}",
-                            req.signature,
-                            components_providing(cat, &req.signature)
-                        )
-                    } else {
-                        format!(
-                            "devices providing `{}`: {}",
-                            req.signature,
-                            quoted(&providers, &nodes)
-                        )
-                    });
-                    errs.push(d);
-                    continue;
-                }
-                nodes[me].deps.push(Binding {
-                    key: req.key.clone(),
-                    node: n,
-                    span: Some(r.span),
-                });
-                continue;
-            }
-            let candidates = providers(&nodes, &req.signature, me);
-            match candidates.as_slice() {
-                [one] => nodes[me].deps.push(Binding {
-                    key: req.key.clone(),
-                    node: *one,
-                    span: None,
-                }),
-                [] => errs.push(
-                    Diagnostic::error(format!(
-                        "`{}` needs a device providing `{}` as `{}`, and there is none",
-                        dev.name, req.signature, req.key
-                    ))
-                    .primary(
-                        dev.component_span,
-                        format!("{} requires `{}`: {}", comp.name, req.key, req.doc),
-                    )
-                    .help(format!(
-                        "declare a device that provides `{}`; components that do: {}",
-                        req.signature,
-                        components_providing(cat, &req.signature)
-                    )),
-                ),
-                many => {
-                    let mut d = Diagnostic::error(format!(
-                        "`{}` needs a device providing `{}` as `{}`, and there are {}: {}",
-                        dev.name,
-                        req.signature,
-                        req.key,
-                        many.len(),
-                        quoted(many, &nodes)
-                    ))
-                    .primary(dev.component_span, format!("which `{}`?", req.key));
-                    for &c in many {
-                        if let Some(span) = node_span(a, &nodes[c]) {
-                            d = d.secondary(span, format!("provides `{}`", req.signature));
-                        }
-                    }
-                    errs.push(d.help(format!(
-                        "say which one, e.g. `{}: \"{}\"` in `{}`",
-                        req.key, nodes[many[0]].name, dev.name
-                    )));
-                }
+            let binding = match dev.refs.iter().find(|r| r.key == req.name) {
+                Some(r) => bind_named(a, cat, nodes, me, dev, req, r),
+                None => bind_only(a, cat, nodes, me, dev, comp, req),
+            };
+            match binding {
+                Ok(b) => nodes[me].deps.push(b),
+                Err(d) => errs.push(d),
             }
         }
     }
-    if errs.len() > before {
-        return None;
-    }
+    Some(())
+}
 
-    if let Some(cycle) = find_cycle(&nodes) {
-        let path: Vec<String> = cycle
-            .iter()
-            .map(|&n| format!("`{}`", nodes[n].name))
-            .collect();
-        let mut d = Diagnostic::error(format!("dependency cycle: {}", path.join(" -> ")));
-        for (k, w) in cycle.windows(2).enumerate() {
-            let (from, to) = (w[0], w[1]);
-            let b = nodes[from].deps.iter().find(|b| b.node == to);
-            let span = b
-                .and_then(|b| b.span)
-                .or_else(|| node_span(a, &nodes[from]));
-            if let (Some(span), Some(b)) = (span, b) {
-                let label = format!(
-                    "`{}` needs `{}` as `{}`",
-                    nodes[from].name, nodes[to].name, b.key
-                );
-                d = if k == 0 {
-                    d.primary(span, label)
-                } else {
-                    d.secondary(span, label)
-                };
-            }
+/// A requirement whose key names the device.
+fn bind_named(
+    a: &Appliance,
+    cat: &Catalog,
+    nodes: &[Node],
+    me: usize,
+    dev: &Device,
+    req: &Requirement,
+    r: &crate::model::Reference,
+) -> Result<Binding, Diagnostic> {
+    let Some(n) = nodes.iter().position(|n| n.name == r.device) else {
+        let all: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        let providers = providers(nodes, &req.signature, me);
+        let listed = if providers.is_empty() {
+            format!(
+                "no device provides it (components that do: {})",
+                components_providing(cat, &req.signature)
+            )
+        } else {
+            format!("devices providing it: {}", quoted(&providers, nodes))
+        };
+        return Err(Diagnostic::error(format!("unknown device `{}`", r.device))
+            .primary(r.span, "no device has this name")
+            .help(format!(
+                "{}`{}.{}` names a device providing `{}`; {listed}",
+                did_you_mean(&r.device, all.iter().copied()),
+                dev.name,
+                req.name,
+                req.signature,
+            )));
+    };
+    if !nodes[n].provides.contains(&req.signature) {
+        let providers = providers(nodes, &req.signature, me);
+        let mut d = Diagnostic::error(format!(
+            "device `{}` cannot be `{}.{}`: it does not provide `{}`",
+            r.device, dev.name, req.name, req.signature
+        ))
+        .primary(
+            r.span,
+            format!("expected a device providing `{}`", req.signature),
+        );
+        if let Some(span) = node_span(a, &nodes[n]) {
+            d = d.secondary(span, format!("`{}` is declared here", r.device));
         }
-        errs.push(d.help("a device cannot depend on itself, directly or through other devices; break the cycle by naming a different device"));
-        return None;
+        return Err(d.help(if providers.is_empty() {
+            format!(
+                "no device provides `{}`; components that do: {}",
+                req.signature,
+                components_providing(cat, &req.signature)
+            )
+        } else {
+            format!(
+                "devices providing `{}`: {}",
+                req.signature,
+                quoted(&providers, nodes)
+            )
+        }));
     }
+    Ok(Binding {
+        key: req.name.clone(),
+        node: n,
+        span: Some(r.span),
+    })
+}
 
-    // What is included, and why.
+/// A requirement without a key: the only device providing the signature.
+fn bind_only(
+    a: &Appliance,
+    cat: &Catalog,
+    nodes: &[Node],
+    me: usize,
+    dev: &Device,
+    comp: &Component,
+    req: &Requirement,
+) -> Result<Binding, Diagnostic> {
+    let candidates = providers(nodes, &req.signature, me);
+    match candidates.as_slice() {
+        [one] => Ok(Binding {
+            key: req.name.clone(),
+            node: *one,
+            span: None,
+        }),
+        [] => Err(Diagnostic::error(format!(
+            "`{}` needs a device providing `{}` as `{}`, and there is none",
+            dev.name, req.signature, req.name
+        ))
+        .primary(
+            dev.component_span,
+            format!("{} requires `{}`: {}", comp.name, req.name, req.doc),
+        )
+        .help(format!(
+            "declare a device that provides `{}`; components that do: {}",
+            req.signature,
+            components_providing(cat, &req.signature)
+        ))),
+        many => {
+            let mut d = Diagnostic::error(format!(
+                "`{}` needs a device providing `{}` as `{}`, and there are {}: {}",
+                dev.name,
+                req.signature,
+                req.name,
+                many.len(),
+                quoted(many, nodes)
+            ))
+            .primary(dev.component_span, format!("which `{}`?", req.name));
+            for &c in many {
+                if let Some(span) = node_span(a, &nodes[c]) {
+                    d = d.secondary(span, format!("provides `{}`", req.signature));
+                }
+            }
+            Err(d.help(format!(
+                "say which one, e.g. `{}: \"{}\"` in `{}`",
+                req.name, nodes[many[0]].name, dev.name
+            )))
+        }
+    }
+}
+
+fn cycle_error(a: &Appliance, nodes: &[Node], cycle: &[usize]) -> Diagnostic {
+    let path: Vec<String> = cycle
+        .iter()
+        .map(|&n| format!("`{}`", nodes[n].name))
+        .collect();
+    let mut d = Diagnostic::error(format!("dependency cycle: {}", path.join(" -> ")));
+    for (k, w) in cycle.windows(2).enumerate() {
+        let (from, to) = (w[0], w[1]);
+        let b = nodes[from].deps.iter().find(|b| b.node == to);
+        let span = b
+            .and_then(|b| b.span)
+            .or_else(|| node_span(a, &nodes[from]));
+        if let (Some(span), Some(b)) = (span, b) {
+            let label = format!(
+                "`{}` needs `{}` as `{}`",
+                nodes[from].name, nodes[to].name, b.key
+            );
+            d = if k == 0 {
+                d.primary(span, label)
+            } else {
+                d.secondary(span, label)
+            };
+        }
+    }
+    d.help("a device cannot depend on itself, directly or through other devices; break the cycle by naming a different device")
+}
+
+/// What is included, and why: `start`'s nodes, the reasons of each node, the included
+/// nodes in dependency order.
+#[allow(clippy::type_complexity)]
+fn included(
+    a: &Appliance,
+    cat: &Catalog,
+    nodes: &[Node],
+) -> Option<(Vec<usize>, Vec<Vec<String>>, Vec<usize>)> {
     let mut reasons: Vec<Vec<String>> = vec![Vec::new(); nodes.len()];
     let mut start = Vec::new();
     for (pos, (name, _)) in a.start.iter().enumerate() {
@@ -310,7 +373,7 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
         }
         stack.extend(nodes[n].deps.iter().map(|b| b.node));
     }
-    let order = topo_order(&nodes, &reached);
+    let order = topo_order(nodes, &reached);
     for &n in &order {
         let NodeKind::Declared(di) = nodes[n].kind else {
             continue;
@@ -320,7 +383,7 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
             let purpose = comp
                 .requires
                 .iter()
-                .find(|r| r.key == b.key)
+                .find(|r| r.name == b.key)
                 .map(|r| r.purpose.as_str())
                 .unwrap_or_default();
             let why = if purpose.is_empty() {
@@ -331,10 +394,21 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
             reasons[b.node].push(why);
         }
     }
+    Some((start, reasons, order))
+}
 
-    // Implementations on the target.
+/// The implementation of each included node on the target.
+fn choose<'c>(
+    a: &Appliance,
+    cat: &'c Catalog,
+    target: &'c Target,
+    nodes: &[Node],
+    order: &[usize],
+    reasons: &[Vec<String>],
+    errs: &mut Vec<Diagnostic>,
+) -> Option<Vec<Option<Chosen<'c>>>> {
     let mut chosen: Vec<Option<Chosen<'c>>> = vec![None; nodes.len()];
-    for &n in &order {
+    for &n in order {
         match nodes[n].kind {
             NodeKind::Platform(_) => match target.devices.iter().find(|(d, _)| *d == nodes[n].name)
             {
@@ -361,10 +435,21 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
             }
         }
     }
+    Some(chosen)
+}
 
-    // A resource (a NIC) belongs to one device.
+/// A resource (a NIC) belongs to one device.
+fn claims(
+    a: &Appliance,
+    target: &Target,
+    nodes: &[Node],
+    order: &[usize],
+    chosen: &[Option<Chosen<'_>>],
+    errs: &mut Vec<Diagnostic>,
+) {
+    let env = crate::templates::environment();
     let mut claimed: Vec<(String, usize)> = Vec::new();
-    for &n in &order {
+    for &n in order {
         let (Some(Chosen::Component(imp)), NodeKind::Declared(di)) = (&chosen[n], &nodes[n].kind)
         else {
             continue;
@@ -373,9 +458,8 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
             continue;
         }
         let dev = &a.devices[*di];
-        let Ok(claim) =
-            crate::template::render(&imp.claims, |k| dev.setting(k).map(|s| s.value.plain()))
-        else {
+        let ctx = minijinja::Value::from(crate::emit::context::plain_keys(dev));
+        let Ok(claim) = crate::templates::render_inline(env, "claims", &imp.claims, ctx) else {
             continue;
         };
         if let Some((_, first)) = claimed.iter().find(|(c, _)| *c == claim) {
@@ -396,13 +480,22 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
         }
         claimed.push((claim, n));
     }
+}
 
-    // A device that is moved into its user can have only one user.
+/// A device that is moved into its user can have only one user.
+fn single_users(
+    a: &Appliance,
+    nodes: &[Node],
+    order: &[usize],
+    start: &[usize],
+    chosen: &[Option<Chosen<'_>>],
+    errs: &mut Vec<Diagnostic>,
+) {
     let mut uses: Vec<Vec<(Option<Span>, String)>> = vec![Vec::new(); nodes.len()];
     for (pos, &n) in start.iter().enumerate() {
         uses[n].push((Some(a.start[pos].1), "passed to main".to_string()));
     }
-    for &n in &order {
+    for &n in order {
         for b in &nodes[n].deps {
             let span = b.span.or_else(|| node_span(a, &nodes[n]));
             uses[b.node].push((
@@ -411,7 +504,7 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
             ));
         }
     }
-    for &n in &order {
+    for &n in order {
         let shared = match &chosen[n] {
             Some(Chosen::Platform(_)) | None => true,
             Some(Chosen::Component(imp)) => imp.shared || matches!(imp.code, Code::Static { .. }),
@@ -442,18 +535,6 @@ pub fn wire<'c>(a: &Appliance, cat: &'c Catalog, errs: &mut Vec<Diagnostic>) -> 
         }
         errs.push(d.help("declare one device per user"));
     }
-
-    if errs.len() > first_error {
-        return None;
-    }
-    Some(Wiring {
-        target,
-        nodes,
-        order,
-        reasons,
-        chosen,
-        start,
-    })
 }
 
 /// Picks the implementation of `dev` on `target`.

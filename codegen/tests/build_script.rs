@@ -8,7 +8,7 @@ const RON: &str = r#"Appliance(
     main: "Website",
     devices: {
         "site": Crunch(dir: "htdocs"),
-        "net": Network,
+        "net": Network(),
         "http": HttpServer(),
     },
     start: ["http", "site"],

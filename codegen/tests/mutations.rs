@@ -70,13 +70,31 @@ const SNIPPETS: &[&str] = &[
     "0b2",
     "\r\n",
     "Dhcp",
-    "ipv4: \"10.0.2.15/24\"",
-    "\"10.0.2.0/31\"",
+    "ipv4: Static(\"10.0.2.15/24\")",
+    "Static(\"10.0.2.0/31\")",
+    "gateway: Some(\"10.0.2.2\")",
     "gateway: \"10.0.2.2\"",
     "tap: \"tap0\"",
     "stack: Direct",
     "memory_mib: 8,",
     "\"e\": Network(stack: Direct),",
+    // RON beyond the everyday: extensions, options, chars, raw identifiers, suffixes.
+    "#![enable(implicit_some)]\n",
+    "#![enable(",
+    "Some(",
+    "None",
+    "r#",
+    "'c'",
+    "'",
+    "5u8",
+    "u16",
+    "b'a'",
+    "b\"",
+    "\\\n",
+    "..",
+    "inf",
+    "\u{a0}",
+    "\"r\": Redirects(file: \"redirects\"),",
 ];
 
 fn char_boundary(s: &str, mut i: usize) -> usize {
@@ -141,7 +159,7 @@ fn mutated_descriptions_never_panic_and_errors_have_locations() {
         for _ in 0..600 {
             let src = mutate(&original, &mut rng);
             let result = panic::catch_unwind(|| {
-                compile_with(&catalog, &src, "appliance.ron", dir, None, None)
+                compile_with(catalog, &src, "appliance.ron", dir, None, None)
                     .map_err(|d| (d.to_string(), d))
             });
             let Ok(result) = result else {

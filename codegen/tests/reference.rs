@@ -8,7 +8,7 @@ use std::path::Path;
 #[test]
 fn schemas_readme_is_generated_from_the_catalog() {
     let catalog = morgana_codegen::Catalog::builtin().unwrap_or_else(|d| panic!("{d}"));
-    let text = morgana_codegen::reference(&catalog);
+    let text = morgana_codegen::reference(catalog);
     for c in &catalog.components {
         assert!(
             text.contains(&format!("### `{}`", c.name)),

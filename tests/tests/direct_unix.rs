@@ -122,7 +122,7 @@ fn build_direct_site() -> PathBuf {
     let ron = std::fs::read_to_string(src.join("appliance.ron")).expect("appliance.ron");
     // Replace the `"net": ...` device line with the direct stack on our tap.
     let direct = format!(
-        "        \"net\": Network(stack: Direct, tap: \"{TAP}\", ipv4: \"{APPLIANCE_IP}/24\", gateway: \"10.99.0.1\"),"
+        "        \"net\": Network(stack: Direct, tap: \"{TAP}\", ipv4: Static(\"{APPLIANCE_IP}/24\"), gateway: Some(\"10.99.0.1\")),"
     );
     let mut replaced = false;
     let ron: String = ron
@@ -146,6 +146,7 @@ fn build_direct_site() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("scratch");
     copy_dir(&src.join("src"), &dir.join("src"));
     copy_dir(&src.join("htdocs"), &dir.join("htdocs"));
+    std::fs::copy(src.join("redirects"), dir.join("redirects")).expect("redirects");
     std::fs::write(dir.join("appliance.ron"), &ron).expect("ron");
     std::fs::write(
         dir.join("build.rs"),

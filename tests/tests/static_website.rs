@@ -31,6 +31,7 @@ fn static_website_on_unix() {
     etag_gives_304();
     gzip_when_accepted();
     not_found();
+    redirects();
     method_not_allowed();
     bad_requests_get_400_and_server_survives();
     keep_alive_and_pipelining();
@@ -173,6 +174,29 @@ fn not_found() {
         "traversal: {}",
         r.status
     );
+}
+
+/// The redirects compiled in from appliances/static-website/redirects.
+fn redirects() {
+    let r = curl(&url("/about"), &[]);
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/about.html"));
+    let r = curl(&url("/docs/ron?section=syntax"), &[]);
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location"),
+        Some("/docs/appliance-ron.html?section=syntax"),
+        "the query goes along"
+    );
+    let r = curl(&url("/source"), &[]);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("https://example.org/morgana/"));
+    // Followed (-L stays on this server), the redirect reaches the page.
+    let want = std::fs::read(htdocs().join("about.html")).expect("about.html");
+    let r = curl(&url("/about"), &["-L"]);
+    assert_eq!((r.status, r.body), (200, want));
+    // Only exact paths redirect.
+    assert_eq!(curl(&url("/about/"), &[]).status, 404);
 }
 
 fn method_not_allowed() {

@@ -1,8 +1,10 @@
-//! The job: announce the site, then serve it until the listener fails.
+//! The job: announce the site, then serve it (its redirects first) until the listener
+//! fails.
 
 use alloc::format;
 use core::fmt;
 use morgana_http::{Server, StaticSite};
+use morgana_redirects::{Redirecting, Table};
 use morgana_signatures::{Console, KvRo, ShowAddr, Tcp, Timer};
 
 /// The application, written against the signatures only: the same code serves from a Unix
@@ -19,11 +21,13 @@ impl<E: fmt::Display> fmt::Display for Stopped<E> {
 }
 
 impl Website {
-    /// Serves `site` over `http`; says on `console` where it listens first.
+    /// Serves `site` over `http`, answering the paths in `redirects` with their
+    /// redirects; says on `console` where it listens first.
     pub async fn start<C, T, Tm, K>(
         console: C,
         http: Server<T, Tm>,
         site: K,
+        redirects: Table,
     ) -> Result<(), Stopped<T::Error>>
     where
         C: Console,
@@ -32,11 +36,14 @@ impl Website {
         K: KvRo,
     {
         console.write_str(&format!(
-            "{}: serving {} files on http://{}/\n",
+            "{}: serving {} files and {} redirects on http://{}/\n",
             env!("CARGO_PKG_NAME"),
             site.len(),
+            redirects.len(),
             ShowAddr(http.local_addr())
         ));
-        http.serve(StaticSite::new(site)).await.map_err(Stopped)
+        http.serve(Redirecting::new(redirects, StaticSite::new(site)))
+            .await
+            .map_err(Stopped)
     }
 }

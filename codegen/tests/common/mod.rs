@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Command;
 
 /// Whether `UPDATE_GOLDEN=1` asks to re-bless expected files.
 pub fn updating() -> bool {
@@ -33,27 +32,23 @@ pub fn compare(expected: &Path, actual: &str) -> Option<String> {
     ))
 }
 
-/// Whether `rustfmt` can be run.
-pub fn have_rustfmt() -> bool {
-    Command::new("rustfmt")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Whether CI runs us (`CI=true`): then a test that lacks a tool fails instead of
+/// skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// Runs `rustfmt --edition 2024 --check` on `file`; returns its complaint, if any.
-pub fn rustfmt_check(file: &Path) -> Option<String> {
-    let out = Command::new("rustfmt")
-        .args(["--edition", "2024", "--check"])
-        .arg(file)
-        .output()
-        .expect("run rustfmt");
-    (!out.status.success()).then(|| {
-        format!(
-            "rustfmt would change {}:\n{}{}",
-            file.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+/// Whether a test that needs `what` may go on: true if `available`; false (the test
+/// skips, saying why) on a developer's machine; a failure under CI, where every tool a
+/// test needs is installed by scripts/setup.sh.
+pub fn require(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{what} is not available, and CI=true: CI must run this test (scripts/setup.sh installs what it needs)"
+    );
+    eprintln!("skipped: {what} is not available (under CI=true this test fails instead)");
+    false
 }

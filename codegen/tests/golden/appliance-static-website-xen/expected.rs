@@ -2,25 +2,28 @@
 // Appliance `static-website`, target xen (from MORGANA_TARGET).
 //
 // Included:
-//   console  Console          morgana_pvh::Console       platform device; argument 1 of main
-//   clock    Clock            morgana_pvh::Clock         platform device; required by net (TCP timers); required by http (idle timeout)
-//   entropy  Entropy          morgana_pvh::Entropy       platform device; required by net (TCP sequence numbers)
-//   net      Network(Direct)  morgana_direct::Stack<..>  appliance.ron:20:17; required by http
-//   http     HttpServer       morgana_http::Server<..>   appliance.ron:22:17; argument 2 of main
-//   site     Crunch           kv_crunch::Table           appliance.ron:17:17; argument 3 of main
+//   console    Console          morgana_pvh::Console       platform device; argument 1 of main
+//   clock      Clock            morgana_pvh::Clock         platform device; required by net (TCP timers); required by http (idle timeout)
+//   entropy    Entropy          morgana_pvh::Entropy       platform device; required by net (TCP sequence numbers)
+//   redirects  Redirects        morgana_redirects::Table   appliance.ron:19:22; argument 4 of main
+//   net        Network(Direct)  morgana_direct::Stack<..>  appliance.ron:22:17; required by http
+//   http       HttpServer       morgana_http::Server<..>   appliance.ron:24:17; argument 2 of main
+//   site       Crunch           kv_crunch::Table           appliance.ron:17:17; argument 3 of main
 // Left out:
 //   nothing
 
-/// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:20:17).
+/// `redirects`: Redirects(file: "redirects") (appliance.ron:19:22).
+pub type Redirects = morgana_redirects::Table;
+/// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:22:17).
 pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;
-/// `http`: HttpServer (appliance.ron:22:17).
+/// `http`: HttpServer (appliance.ron:24:17).
 pub type Http = morgana_http::Server<Net, morgana_pvh::Clock>;
 
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (default on xen).
     pub const HTTP_ADDRESS: [u8; 4] = [0, 0, 0, 0];
-    /// `http.port` (appliance.ron:22:46).
+    /// `http.port` (appliance.ron:24:46).
     pub const HTTP_PORT: u16 = 8080;
     /// `http.max_connections` (default).
     pub const HTTP_MAX_CONNECTIONS: usize = 512;
@@ -31,6 +34,11 @@ pub mod config {
 /// `site`: Crunch(dir: "htdocs") (appliance.ron:17:17).
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
+/// `redirects`: 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:19:22).
+pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
+    concat!(env!("OUT_DIR"), "/redirects.rkyv")
+);
+
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
     platform: &'static morgana_pvh::Platform,
@@ -39,29 +47,36 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
+    let redirects = Redirects::access(REDIRECTS_ARCHIVE)
+        .map_err(|e| StartError::new("redirects", &e))?;
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
     let net = Net::connect(
-        net_nic,
-        clock,
-        entropy,
-        morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp),
-    )
-    .await
-    .map_err(|e| StartError::new("net", &e))?;
+            net_nic,
+            clock,
+            entropy,
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp),
+        )
+        .await
+        .map_err(|e| StartError::new("net", &e))?;
     let http = Http::connect(
-        net,
-        clock,
-        morgana_http::Config {
-            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, config::HTTP_PORT)),
-            max_connections: config::HTTP_MAX_CONNECTIONS,
-            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
-        },
-    )
-    .await
-    .map_err(|e| StartError::new("http", &e))?;
-    crate::Website::start(console, http, &SITE)
+            net,
+            clock,
+            morgana_http::Config {
+                address: core::net::SocketAddr::from((
+                    config::HTTP_ADDRESS,
+                    config::HTTP_PORT,
+                )),
+                max_connections: config::HTTP_MAX_CONNECTIONS,
+                idle_timeout: core::time::Duration::from_millis(
+                    config::HTTP_IDLE_TIMEOUT_MS,
+                ),
+            },
+        )
+        .await
+        .map_err(|e| StartError::new("http", &e))?;
+    crate::Website::start(console, http, &SITE, redirects)
         .await
         .map_err(|e| StartError::new("main", &e))
 }

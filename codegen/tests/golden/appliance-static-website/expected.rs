@@ -2,24 +2,27 @@
 // Appliance `static-website`, target unix (appliance.ron:12:13).
 //
 // Included:
-//   console  Console        morgana_unix::Console     platform device; argument 1 of main
-//   clock    Clock          morgana_unix::Clock       platform device; required by http (idle timeout)
-//   net      Network(Host)  morgana_unix::HostTcp     appliance.ron:20:17; required by http
-//   http     HttpServer     morgana_http::Server<..>  appliance.ron:22:17; argument 2 of main
-//   site     Crunch         kv_crunch::Table          appliance.ron:17:17; argument 3 of main
+//   console    Console        morgana_unix::Console     platform device; argument 1 of main
+//   clock      Clock          morgana_unix::Clock       platform device; required by http (idle timeout)
+//   redirects  Redirects      morgana_redirects::Table  appliance.ron:19:22; argument 4 of main
+//   net        Network(Host)  morgana_unix::HostTcp     appliance.ron:22:17; required by http
+//   http       HttpServer     morgana_http::Server<..>  appliance.ron:24:17; argument 2 of main
+//   site       Crunch         kv_crunch::Table          appliance.ron:17:17; argument 3 of main
 // Left out:
-//   entropy  nothing requires it
+//   entropy    nothing requires it
 
-/// `net`: Network(stack: Host) on unix (appliance.ron:20:17).
+/// `redirects`: Redirects(file: "redirects") (appliance.ron:19:22).
+pub type Redirects = morgana_redirects::Table;
+/// `net`: Network(stack: Host) on unix (appliance.ron:22:17).
 pub type Net = morgana_unix::HostTcp;
-/// `http`: HttpServer (appliance.ron:22:17).
+/// `http`: HttpServer (appliance.ron:24:17).
 pub type Http = morgana_http::Server<Net, morgana_unix::Clock>;
 
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (default).
     pub const HTTP_ADDRESS: [u8; 4] = [127, 0, 0, 1];
-    /// `http.port` (appliance.ron:22:46).
+    /// `http.port` (appliance.ron:24:46).
     pub const HTTP_PORT: u16 = 8080;
     /// `http.max_connections` (default).
     pub const HTTP_MAX_CONNECTIONS: usize = 512;
@@ -30,6 +33,11 @@ pub mod config {
 /// `site`: Crunch(dir: "htdocs") (appliance.ron:17:17).
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
+/// `redirects`: 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:19:22).
+pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
+    concat!(env!("OUT_DIR"), "/redirects.rkyv")
+);
+
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
     platform: &'static morgana_unix::Platform,
@@ -37,21 +45,26 @@ async fn connect_and_start(
     use morgana_signatures::StartError;
     let console = platform.console();
     let clock = platform.clock();
-    let net = Net::connect(platform)
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let redirects = Redirects::access(REDIRECTS_ARCHIVE)
+        .map_err(|e| StartError::new("redirects", &e))?;
+    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
     let http = Http::connect(
-        net,
-        clock,
-        morgana_http::Config {
-            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, config::HTTP_PORT)),
-            max_connections: config::HTTP_MAX_CONNECTIONS,
-            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
-        },
-    )
-    .await
-    .map_err(|e| StartError::new("http", &e))?;
-    crate::Website::start(console, http, &SITE)
+            net,
+            clock,
+            morgana_http::Config {
+                address: core::net::SocketAddr::from((
+                    config::HTTP_ADDRESS,
+                    config::HTTP_PORT,
+                )),
+                max_connections: config::HTTP_MAX_CONNECTIONS,
+                idle_timeout: core::time::Duration::from_millis(
+                    config::HTTP_IDLE_TIMEOUT_MS,
+                ),
+            },
+        )
+        .await
+        .map_err(|e| StartError::new("http", &e))?;
+    crate::Website::start(console, http, &SITE, redirects)
         .await
         .map_err(|e| StartError::new("main", &e))
 }

@@ -37,23 +37,24 @@ async fn connect_and_start(
 ) -> Result<(), morgana_signatures::StartError> {
     use morgana_signatures::StartError;
     let clock = platform.clock();
-    let net = Net::connect(platform)
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
     let web = Web::connect(
-        net,
-        clock,
-        morgana_http::Config {
-            address: core::net::SocketAddr::from((config::WEB_ADDRESS, config::WEB_PORT)),
-            max_connections: config::WEB_MAX_CONNECTIONS,
-            idle_timeout: core::time::Duration::from_millis(config::WEB_IDLE_TIMEOUT_MS),
-        },
-    )
-    .await
-    .map_err(|e| StartError::new("web", &e))?;
-    crate::App::start(web, &SITE)
+            net,
+            clock,
+            morgana_http::Config {
+                address: core::net::SocketAddr::from((
+                    config::WEB_ADDRESS,
+                    config::WEB_PORT,
+                )),
+                max_connections: config::WEB_MAX_CONNECTIONS,
+                idle_timeout: core::time::Duration::from_millis(
+                    config::WEB_IDLE_TIMEOUT_MS,
+                ),
+            },
+        )
         .await
-        .map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("web", &e))?;
+    crate::App::start(web, &SITE).await.map_err(|e| StartError::new("main", &e))
 }
 
 morgana_unix::entry!(connect_and_start, heap_bytes = 16777216, log_level = Info);

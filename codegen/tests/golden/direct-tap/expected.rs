@@ -13,7 +13,7 @@
 // Left out:
 //   nothing
 
-/// `net`: Network(stack: Direct, ipv4: "10.0.2.15/24", gateway: "10.0.2.2", tap: "tap1") on unix (appliance.ron:10:16).
+/// `net`: Network(stack: Direct, ipv4: Static("10.0.2.15/24"), gateway: Some("10.0.2.2"), tap: "tap1") on unix (appliance.ron:10:16).
 pub type Net = morgana_direct::Stack<morgana_unix::Tap, morgana_unix::Clock>;
 /// `http`: HttpServer (appliance.ron:11:17).
 pub type Http = morgana_http::Server<Net, morgana_unix::Clock>;
@@ -53,52 +53,62 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let net_nic =
-        morgana_unix::Tap::open(platform, "tap1").map_err(|e| StartError::new("net", &e))?;
+    let net_nic = morgana_unix::Tap::open(platform, "tap1")
+        .map_err(|e| StartError::new("net", &e))?;
     let net = Net::connect(
-        net_nic,
-        clock,
-        entropy,
-        morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
-            address: [10, 0, 2, 15],
-            prefix_len: 24,
-            gateway: Some([10, 0, 2, 2]),
-        }),
-    )
-    .await
-    .map_err(|e| StartError::new("net", &e))?;
+            net_nic,
+            clock,
+            entropy,
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
+                address: [10, 0, 2, 15],
+                prefix_len: 24,
+                gateway: Some([10, 0, 2, 2]),
+            }),
+        )
+        .await
+        .map_err(|e| StartError::new("net", &e))?;
     let http = Http::connect(
-        net,
-        clock,
-        morgana_http::Config {
-            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, config::HTTP_PORT)),
-            max_connections: config::HTTP_MAX_CONNECTIONS,
-            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
-        },
-    )
-    .await
-    .map_err(|e| StartError::new("http", &e))?;
-    let lan_nic =
-        morgana_unix::Tap::open(platform, "tap2").map_err(|e| StartError::new("lan", &e))?;
+            net,
+            clock,
+            morgana_http::Config {
+                address: core::net::SocketAddr::from((
+                    config::HTTP_ADDRESS,
+                    config::HTTP_PORT,
+                )),
+                max_connections: config::HTTP_MAX_CONNECTIONS,
+                idle_timeout: core::time::Duration::from_millis(
+                    config::HTTP_IDLE_TIMEOUT_MS,
+                ),
+            },
+        )
+        .await
+        .map_err(|e| StartError::new("http", &e))?;
+    let lan_nic = morgana_unix::Tap::open(platform, "tap2")
+        .map_err(|e| StartError::new("lan", &e))?;
     let lan = Lan::connect(
-        lan_nic,
-        clock,
-        entropy,
-        morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp),
-    )
-    .await
-    .map_err(|e| StartError::new("lan", &e))?;
+            lan_nic,
+            clock,
+            entropy,
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp),
+        )
+        .await
+        .map_err(|e| StartError::new("lan", &e))?;
     let admin = Admin::connect(
-        lan,
-        clock,
-        morgana_http::Config {
-            address: core::net::SocketAddr::from((config::ADMIN_ADDRESS, config::ADMIN_PORT)),
-            max_connections: config::ADMIN_MAX_CONNECTIONS,
-            idle_timeout: core::time::Duration::from_millis(config::ADMIN_IDLE_TIMEOUT_MS),
-        },
-    )
-    .await
-    .map_err(|e| StartError::new("admin", &e))?;
+            lan,
+            clock,
+            morgana_http::Config {
+                address: core::net::SocketAddr::from((
+                    config::ADMIN_ADDRESS,
+                    config::ADMIN_PORT,
+                )),
+                max_connections: config::ADMIN_MAX_CONNECTIONS,
+                idle_timeout: core::time::Duration::from_millis(
+                    config::ADMIN_IDLE_TIMEOUT_MS,
+                ),
+            },
+        )
+        .await
+        .map_err(|e| StartError::new("admin", &e))?;
     crate::Website::start(console, http, admin, &SITE)
         .await
         .map_err(|e| StartError::new("main", &e))

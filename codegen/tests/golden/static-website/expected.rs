@@ -37,20 +37,23 @@ async fn connect_and_start(
     use morgana_signatures::StartError;
     let console = platform.console();
     let clock = platform.clock();
-    let net = Net::connect(platform)
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
     let http = Http::connect(
-        net,
-        clock,
-        morgana_http::Config {
-            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, config::HTTP_PORT)),
-            max_connections: config::HTTP_MAX_CONNECTIONS,
-            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
-        },
-    )
-    .await
-    .map_err(|e| StartError::new("http", &e))?;
+            net,
+            clock,
+            morgana_http::Config {
+                address: core::net::SocketAddr::from((
+                    config::HTTP_ADDRESS,
+                    config::HTTP_PORT,
+                )),
+                max_connections: config::HTTP_MAX_CONNECTIONS,
+                idle_timeout: core::time::Duration::from_millis(
+                    config::HTTP_IDLE_TIMEOUT_MS,
+                ),
+            },
+        )
+        .await
+        .map_err(|e| StartError::new("http", &e))?;
     crate::Website::start(console, http, &SITE)
         .await
         .map_err(|e| StartError::new("main", &e))

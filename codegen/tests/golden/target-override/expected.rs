@@ -5,14 +5,14 @@
 //   console  Console        morgana_unix::Console     platform device; argument 4 of main
 //   clock    Clock          morgana_unix::Clock       platform device; argument 2 of main; required by api (idle timeout)
 //   entropy  Entropy        morgana_unix::Entropy     platform device; argument 3 of main
-//   net      Network(Host)  morgana_unix::HostTcp     appliance.ron:16:16; required by api
-//   api      HttpServer     morgana_http::Server<..>  appliance.ron:17:16; argument 1 of main
+//   net      Network(Host)  morgana_unix::HostTcp     appliance.ron:20:16; required by api
+//   api      HttpServer     morgana_http::Server<..>  appliance.ron:21:16; argument 1 of main
 // Left out:
 //   Crunch   compiled-in key-value store: nothing requires it
 
-/// `net`: Network(stack: Host) on unix (appliance.ron:16:16).
+/// `net`: Network(stack: Host) on unix (appliance.ron:20:16).
 pub type Net = morgana_unix::HostTcp;
-/// `api`: HttpServer (appliance.ron:17:16).
+/// `api`: HttpServer (appliance.ron:21:16).
 pub type Api = morgana_http::Server<Net, morgana_unix::Clock>;
 
 /// Configuration, compiled in.
@@ -27,13 +27,21 @@ pub mod config {
     pub const MOTD: &str = "tab\there \"quoted\" é";
     /// `config.big` (appliance.ron:13:16).
     pub const BIG: u64 = 4294967295;
-    /// `api.address` (appliance.ron:20:22).
+    /// `config.separator` (appliance.ron:14:22).
+    pub const SEPARATOR: char = ',';
+    /// `config.retries` (appliance.ron:15:20).
+    pub const RETRIES: u8 = 3;
+    /// `config.scale` (appliance.ron:16:18).
+    pub const SCALE: f32 = 1.5;
+    /// `config.ceiling` (appliance.ron:17:20).
+    pub const CEILING: f64 = f64::INFINITY;
+    /// `api.address` (appliance.ron:24:22).
     pub const API_ADDRESS: [u8; 4] = [0, 0, 0, 0];
-    /// `api.port` (appliance.ron:21:19).
+    /// `api.port` (appliance.ron:25:19).
     pub const API_PORT: u16 = 0;
-    /// `api.max_connections` (appliance.ron:22:30).
+    /// `api.max_connections` (appliance.ron:26:30).
     pub const API_MAX_CONNECTIONS: usize = 1;
-    /// `api.idle_timeout_ms` (appliance.ron:23:30).
+    /// `api.idle_timeout_ms` (appliance.ron:27:30).
     pub const API_IDLE_TIMEOUT_MS: u64 = 1000;
 }
 
@@ -45,20 +53,23 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let net = Net::connect(platform)
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
     let api = Api::connect(
-        net,
-        clock,
-        morgana_http::Config {
-            address: core::net::SocketAddr::from((config::API_ADDRESS, config::API_PORT)),
-            max_connections: config::API_MAX_CONNECTIONS,
-            idle_timeout: core::time::Duration::from_millis(config::API_IDLE_TIMEOUT_MS),
-        },
-    )
-    .await
-    .map_err(|e| StartError::new("api", &e))?;
+            net,
+            clock,
+            morgana_http::Config {
+                address: core::net::SocketAddr::from((
+                    config::API_ADDRESS,
+                    config::API_PORT,
+                )),
+                max_connections: config::API_MAX_CONNECTIONS,
+                idle_timeout: core::time::Duration::from_millis(
+                    config::API_IDLE_TIMEOUT_MS,
+                ),
+            },
+        )
+        .await
+        .map_err(|e| StartError::new("api", &e))?;
     crate::api::Api::start(api, clock, entropy, console)
         .await
         .map_err(|e| StartError::new("main", &e))

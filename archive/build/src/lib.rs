@@ -1,0 +1,170 @@
+//! The host side of morgana-archive: build-time compilers and the archives they write.
+//!
+//! A component whose data is compiled at build time ships a [`Compiler`] in a host
+//! library crate of its own (e.g. `morgana-redirects-compiler`, next to the component's
+//! crate, which reads the archive). morgana-codegen depends on that library and
+//! registers the compiler by name (`codegen/src/archive.rs`), and a catalog
+//! entry asks for it with `build: Build(compiler: "<name>", input: "<key>")`. For each
+//! included device codegen reads the files the key names, calls
+//! [`Compiler::compile`], writes the archive to `OUT_DIR/<device>.rkyv`, and prints the
+//! compiler's [`Diagnostic`]s rendered like appliance.ron's own (file:line:column, the
+//! line with a caret, help).
+
+use std::path::{Path, PathBuf};
+
+/// A file given to a compiler.
+#[derive(Clone, Debug)]
+pub struct SourceText {
+    /// Its path as shown in messages (relative to the workspace), which diagnostics use
+    /// to name it.
+    pub path: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// What a compiler compiles.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// The device's name in appliance.ron (for messages).
+    pub device: &'a str,
+    /// The files the key names, in order, read by codegen.
+    pub files: &'a [SourceText],
+    /// The appliance's directory: what the files' paths are relative to, for files the
+    /// compiler reads itself (an `$INCLUDE`); it lists those in [`Output::read`].
+    pub dir: &'a Path,
+}
+
+/// A compiled archive.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// The rkyv archive (see [`to_bytes`]).
+    pub archive: Vec<u8>,
+    /// One line for the report and the generated code's comments, e.g. `3 redirects`.
+    pub summary: String,
+    /// Files read besides the inputs, relative to [`Input::dir`]: a change to them
+    /// rebuilds the appliance.
+    pub read: Vec<PathBuf>,
+}
+
+/// A problem in an input file, at a line and column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file: a [`SourceText::path`], or a path relative to [`Input::dir`] of a file
+    /// the compiler read itself.
+    pub path: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub col: u32,
+    /// How many characters the caret covers (at least 1).
+    pub len: u32,
+    /// The headline.
+    pub message: String,
+    /// What to say under the caret (may be empty).
+    pub label: String,
+    /// Other places in the same file that explain it (the first definition of what is
+    /// defined twice, ...), each with its label.
+    pub secondary: Vec<Place>,
+    /// `= help:` lines: how to fix it.
+    pub help: Vec<String>,
+    /// `= note:` lines.
+    pub notes: Vec<String>,
+    /// A warning (printed; the build goes on) rather than an error.
+    pub warning: bool,
+}
+
+impl Diagnostic {
+    /// An error at `path:line:col`, `len` characters wide.
+    pub fn error(path: &str, line: u32, col: u32, len: u32, message: impl Into<String>) -> Self {
+        Diagnostic {
+            path: path.into(),
+            line,
+            col,
+            len: len.max(1),
+            message: message.into(),
+            label: String::new(),
+            secondary: Vec::new(),
+            help: Vec::new(),
+            notes: Vec::new(),
+            warning: false,
+        }
+    }
+
+    /// A warning at `path:line:col`.
+    pub fn warning(path: &str, line: u32, col: u32, len: u32, message: impl Into<String>) -> Self {
+        Diagnostic {
+            warning: true,
+            ..Diagnostic::error(path, line, col, len, message)
+        }
+    }
+
+    /// With a label under the caret.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// With another place in the same file, `len` characters at `line:col`, labelled.
+    pub fn secondary(mut self, line: u32, col: u32, len: u32, label: impl Into<String>) -> Self {
+        self.secondary.push(Place {
+            line,
+            col,
+            len: len.max(1),
+            label: label.into(),
+        });
+        self
+    }
+
+    /// With a `= help:` line.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help.push(help.into());
+        self
+    }
+
+    /// With a `= note:` line.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+}
+
+/// A place in a diagnostic's file other than the one it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub col: u32,
+    /// How many characters it covers (at least 1).
+    pub len: u32,
+    /// What to say there.
+    pub label: String,
+}
+
+/// A build-time compiler of a component's data.
+pub trait Compiler: Sync {
+    /// The name a catalog entry's `build` step gives (`"redirects"`).
+    fn name(&self) -> &'static str;
+
+    /// Compiles `input`: the archive, or every problem found (errors and warnings; the
+    /// build stops if there is an error). Warnings of a successful compilation go in
+    /// the `Ok` side's second element.
+    fn compile(&self, input: &Input<'_>) -> Result<(Output, Vec<Diagnostic>), Vec<Diagnostic>>;
+}
+
+/// Serializes `value` into an archive that `morgana_archive::access` reads in the
+/// appliance.
+pub fn to_bytes<T>(value: &T) -> Result<Vec<u8>, rkyv::rancor::Error>
+where
+    T: for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rkyv::rancor::Error,
+            >,
+        >,
+{
+    rkyv::to_bytes::<rkyv::rancor::Error>(value).map(|v| v.to_vec())
+}
+
+pub use rkyv;

@@ -1,0 +1,237 @@
+//! Build steps: data a component compiles when the appliance is built.
+//!
+//! A catalog implementation with `build: Build(compiler: "<name>", input: "<key>")`
+//! has its device's files (the `File`/`Files` key `<key>`) compiled by the registered
+//! [`Compiler`] of that name into an rkyv archive, which the build script writes to
+//! `OUT_DIR/<device>.rkyv`. The generated code includes it as
+//! `pub static <DEVICE>_ARCHIVE: &morgana_archive::Aligned<[u8]>` (the template's
+//! `{{ archive }}`), and the component's `access` validates it once at start.
+//!
+//! A compiler's diagnostics are rendered like appliance.ron's own: file:line:column
+//! into the compiled file, the line, a caret, help.
+
+use std::path::{Path, PathBuf};
+
+use morgana_archive_build::{self as build, Compiler};
+
+use crate::catalog::Code;
+use crate::diag::{Diagnostic, FileId, SourceFile, SourceMap, Span};
+use crate::model::{Appliance, Scalar};
+use crate::wire::{Chosen, NodeKind, Wiring};
+
+/// Every compiler codegen can run, by name. Adding one: depend on its host crate
+/// (`morgana-<component>-compiler`) in codegen's Cargo.toml and list it here.
+pub fn compilers() -> &'static [&'static dyn Compiler] {
+    static COMPILERS: [&dyn Compiler; 1] = [&morgana_redirects_compiler::COMPILER];
+    &COMPILERS
+}
+
+/// The compiler called `name`.
+pub fn compiler(name: &str) -> Option<&'static dyn Compiler> {
+    compilers().iter().copied().find(|c| c.name() == name)
+}
+
+/// The names of the compilers.
+pub fn compiler_names() -> Vec<&'static str> {
+    compilers().iter().map(|c| c.name()).collect()
+}
+
+/// An archive compiled for a device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Archive {
+    /// The device.
+    pub device: String,
+    /// The compiler that wrote it.
+    pub compiler: String,
+    /// Its file name in `OUT_DIR`: `<device>.rkyv`.
+    pub file_name: String,
+    /// The archive.
+    pub bytes: Vec<u8>,
+    /// What it holds, in a few words (`3 redirects`).
+    pub summary: String,
+    /// The files it was compiled from, relative to the manifest directory (watched).
+    pub inputs: Vec<PathBuf>,
+}
+
+/// The static that holds a device's archive in the generated code.
+pub fn static_name(device: &str) -> String {
+    format!("{}_ARCHIVE", crate::names::screaming(device))
+}
+
+/// Runs the build steps of the included devices. `display_dir` is how the appliance's
+/// directory is shown in messages; compiler diagnostics go to `diags` (with their
+/// sources added to `sources`), warnings to `warnings`.
+pub fn run(
+    a: &Appliance,
+    w: &Wiring<'_>,
+    manifest_dir: &Path,
+    display_dir: &str,
+    sources: &mut SourceMap,
+    diags: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Vec<Archive> {
+    let mut out = Vec::new();
+    for &n in &w.order {
+        let (NodeKind::Declared(di), Some(Chosen::Component(imp))) =
+            (&w.nodes[n].kind, &w.chosen[n])
+        else {
+            continue;
+        };
+        let (Some(step), Code::Connect { .. } | Code::Static { .. }) = (&imp.build, &imp.code)
+        else {
+            continue;
+        };
+        let dev = &a.devices[*di];
+        let Some(compiler) = compiler(&step.compiler) else {
+            continue; // the catalog's validation reports it
+        };
+        let Some(setting) = dev.setting(&step.input) else {
+            continue;
+        };
+        let files: Vec<String> = match &setting.value {
+            Scalar::Str(f) => vec![f.clone()],
+            Scalar::List(fs) => fs.clone(),
+            _ => continue,
+        };
+        let shown = |f: &str| {
+            if display_dir.is_empty() {
+                f.to_string()
+            } else {
+                format!("{}/{f}", display_dir.trim_end_matches('/'))
+            }
+        };
+        let mut texts = Vec::new();
+        for f in &files {
+            match std::fs::read_to_string(manifest_dir.join(f)) {
+                Ok(text) => texts.push(build::SourceText {
+                    path: shown(f),
+                    text,
+                }),
+                Err(e) => {
+                    let mut d = Diagnostic::error(format!("cannot read `{}`: {e}", shown(f)));
+                    if let Some(span) = setting.origin.span() {
+                        d = d.primary(span, format!("`{}.{}` names it", dev.name, step.input));
+                    }
+                    diags.push(d);
+                }
+            }
+        }
+        if texts.len() != files.len() {
+            continue;
+        }
+        let input = build::Input {
+            device: &dev.name,
+            files: &texts,
+            dir: manifest_dir,
+        };
+        let compiled = compiler.compile(&input);
+        let (output, found) = match compiled {
+            Ok((o, w)) => (Some(o), w),
+            Err(e) => (None, e),
+        };
+        let origin = setting
+            .origin
+            .span()
+            .map(|s| (s, format!("`{}.{}`", dev.name, step.input)));
+        for d in found {
+            let rendered = convert(
+                &d,
+                &texts,
+                manifest_dir,
+                display_dir,
+                sources,
+                origin.as_ref(),
+            );
+            if d.warning {
+                warnings.push(rendered);
+            } else {
+                diags.push(rendered);
+            }
+        }
+        if let Some(o) = output {
+            let mut inputs: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+            inputs.extend(o.read);
+            out.push(Archive {
+                device: dev.name.clone(),
+                compiler: compiler.name().to_string(),
+                file_name: format!("{}.rkyv", dev.name),
+                bytes: o.archive,
+                summary: o.summary,
+                inputs,
+            });
+        }
+    }
+    out
+}
+
+/// The span of `len` characters at `line:col` of `src` (clamped to the file).
+fn span_at(src: &SourceFile, file: FileId, line: u32, col: u32, len: u32) -> Span {
+    let line = line.clamp(1, src.line_count() as u32);
+    let line_text = src.line_text(line);
+    let start = src.line_start(line);
+    let byte = |col: u32| {
+        line_text
+            .char_indices()
+            .nth(col.saturating_sub(1) as usize)
+            .map_or(line_text.len(), |(i, _)| i)
+    };
+    let lo = byte(col);
+    let hi = byte(col + len).max(lo);
+    Span {
+        file,
+        lo: (start + lo) as u32,
+        hi: (start + hi) as u32,
+        line,
+        col: col.max(1),
+    }
+}
+
+/// A compiler's diagnostic as one of codegen's, against the compiled file's text.
+fn convert(
+    d: &build::Diagnostic,
+    texts: &[build::SourceText],
+    manifest_dir: &Path,
+    display_dir: &str,
+    sources: &mut SourceMap,
+    origin: Option<&(Span, String)>,
+) -> Diagnostic {
+    let mut out = if d.warning {
+        Diagnostic::warning(d.message.clone())
+    } else {
+        Diagnostic::error(d.message.clone())
+    };
+    let text = texts
+        .iter()
+        .find(|t| t.path == d.path)
+        .map(|t| t.text.clone())
+        .or_else(|| {
+            let rel = d
+                .path
+                .strip_prefix(display_dir)
+                .map(|p| p.trim_start_matches('/'))
+                .unwrap_or(&d.path);
+            std::fs::read_to_string(manifest_dir.join(rel)).ok()
+        });
+    if let Some(text) = text {
+        let file = sources.add(SourceFile::new(d.path.clone(), text));
+        let src = sources.get(file);
+        out = out.primary(span_at(src, file, d.line, d.col, d.len), d.label.clone());
+        for p in &d.secondary {
+            out = out.secondary(span_at(src, file, p.line, p.col, p.len), p.label.clone());
+        }
+    }
+    for n in &d.notes {
+        out = out.note(n.clone());
+    }
+    if let Some((span, key)) = origin {
+        let shown = sources.get(span.file).path.clone();
+        out = out.note(format!(
+            "compiled because {key} names it ({shown}:{}:{})",
+            span.line, span.col
+        ));
+    }
+    for h in &d.help {
+        out = out.help(h.clone());
+    }
+    out
+}

@@ -1,0 +1,86 @@
+//! What a component's templates see: the variables of `type`, `connect`, `init`,
+//! `prepare` steps (Rust), and of `claims` and `deploy` slots (plain text).
+
+use std::collections::BTreeMap;
+
+use minijinja::Value;
+
+use crate::catalog::KeySpec;
+use crate::model::{Device, Scalar};
+use crate::templates::KeyValue;
+
+/// A key's value as a Rust literal: `Some(..)` or `None` for an optional key.
+pub fn literal(spec: &KeySpec, value: &Scalar) -> String {
+    match (spec.optional, value) {
+        (true, Scalar::Absent) => "None".into(),
+        (true, v) => format!("Some({})", v.rust()),
+        (false, v) => v.rust(),
+    }
+}
+
+/// The named parts of a value, as Rust (`in_code`) or plain text.
+fn parts(value: &Scalar, in_code: bool) -> Vec<(&'static str, String)> {
+    let (address, len) = match value {
+        Scalar::Ipv4Cidr(a, len) => (Scalar::Ipv4(*a), *len),
+        Scalar::Ipv6Cidr(a, len) => (Scalar::Ipv6(*a), *len),
+        _ => return Vec::new(),
+    };
+    let address = if in_code {
+        address.rust()
+    } else {
+        address.plain()
+    };
+    vec![("address", address), ("prefix_len", len.to_string())]
+}
+
+/// A key's value for a template: a Rust literal in code, plain text elsewhere.
+pub fn key_value(spec: Option<&KeySpec>, value: &Scalar, in_code: bool) -> Value {
+    let text = match (in_code, spec) {
+        (true, Some(spec)) => literal(spec, value),
+        (true, None) => value.rust(),
+        (false, _) => value.plain(),
+    };
+    Value::from_object(KeyValue {
+        text,
+        variant: match value {
+            Scalar::Choice(c) => Some(c.clone()),
+            _ => None,
+        },
+        parts: parts(value, in_code),
+        set: *value != Scalar::Absent,
+    })
+}
+
+/// The device's keys as plain text (for `claims` and `deploy` slots).
+pub fn plain_keys(dev: &Device) -> BTreeMap<String, Value> {
+    dev.settings
+        .iter()
+        .map(|s| (s.key.clone(), key_value(None, &s.value, false)))
+        .collect()
+}
+
+/// Builds the variables of a code template.
+#[derive(Default)]
+pub struct CodeContext {
+    vars: BTreeMap<String, Value>,
+}
+
+impl CodeContext {
+    /// Adds a variable that renders as `text` (Rust code, not escaped).
+    pub fn code(&mut self, name: &str, text: impl Into<String>) -> &mut Self {
+        self.vars
+            .insert(name.to_string(), Value::from_safe_string(text.into()));
+        self
+    }
+
+    /// Adds a variable.
+    pub fn value(&mut self, name: &str, v: Value) -> &mut Self {
+        self.vars.insert(name.to_string(), v);
+        self
+    }
+
+    /// The context.
+    pub fn build(&self) -> Value {
+        Value::from(self.vars.clone())
+    }
+}

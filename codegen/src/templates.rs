@@ -1,0 +1,259 @@
+//! The template engine: minijinja, with every template file compiled into codegen by
+//! include_dir (a changed template rebuilds codegen; nothing is looked up at run time).
+//!
+//! - `codegen/templates/`: what codegen writes itself: the skeleton of `appliance.rs`,
+//!   `report.txt`, the reference `schemas/README.md`.
+//! - `schemas/templates/`: the catalog's: deployment files (`qemu.args.jinja`, ...) and
+//!   pieces of component code that catalog entries `{% include %}`.
+//!
+//! Block tags take their line with them (`trim_blocks`, `lstrip_blocks`); a template's
+//! last newline is kept (a template that must not end in one ends with `{#- -#}`).
+//! Undefined variables are errors, so a misspelt name in a template fails the catalog's
+//! validation or the golden tests instead of rendering nothing. Output is escaped by the
+//! template's extension (before `.jinja`): `.xml`/`.html` as HTML/XML, `.json` as JSON,
+//! everything else (Rust, QEMU arguments, xl configs) not at all.
+
+use std::fmt;
+use std::sync::Arc;
+
+use include_dir::{Dir, include_dir};
+use minijinja::value::{Object, ObjectRepr, Value};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+static CODEGEN_TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+static CATALOG_TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../schemas/templates");
+
+/// How a template's output is escaped, from its name.
+pub fn escape_for(name: &str) -> AutoEscape {
+    let name = name.strip_suffix(".jinja").unwrap_or(name);
+    match name.rsplit('.').next().unwrap_or("") {
+        "xml" | "html" => AutoEscape::Html,
+        "json" => AutoEscape::Json,
+        _ => AutoEscape::None,
+    }
+}
+
+fn add_dir(env: &mut Environment<'static>, dir: &'static Dir<'static>) {
+    for entry in dir.entries() {
+        if let Some(sub) = entry.as_dir() {
+            add_dir(env, sub);
+        } else if let Some(file) = entry.as_file() {
+            let name = file.path().to_str().unwrap_or_default();
+            let text = file.contents_utf8().unwrap_or_default();
+            // A template with a syntax error is left out: rendering it then fails with
+            // "template not found", and the unit tests compile every template.
+            let _ = env.add_template(name, text);
+        }
+    }
+}
+
+/// Names of the templates compiled in (both directories).
+pub fn names() -> Vec<String> {
+    fn walk(dir: &'static Dir<'static>, out: &mut Vec<String>) {
+        for entry in dir.entries() {
+            if let Some(sub) = entry.as_dir() {
+                walk(sub, out);
+            } else if let Some(p) = entry.as_file().and_then(|f| f.path().to_str()) {
+                out.push(p.to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&CODEGEN_TEMPLATES, &mut out);
+    walk(&CATALOG_TEMPLATES, &mut out);
+    out
+}
+
+/// Whether a template file of this name is compiled in.
+pub fn exists(name: &str) -> bool {
+    CODEGEN_TEMPLATES.get_file(name).is_some() || CATALOG_TEMPLATES.get_file(name).is_some()
+}
+
+/// The environment every template renders in (built once: it compiles every template).
+pub fn environment() -> &'static Environment<'static> {
+    static ENV: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(build)
+}
+
+fn build() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(escape_for);
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    // `{{ text | pad(10) }}`: left-aligned in 10 columns (characters).
+    env.add_filter("pad", |s: String, width: usize| {
+        let n = s.chars().count();
+        format!("{s}{}", " ".repeat(width.saturating_sub(n)))
+    });
+    add_dir(&mut env, &CODEGEN_TEMPLATES);
+    add_dir(&mut env, &CATALOG_TEMPLATES);
+    env
+}
+
+/// A minijinja error with its chain of causes (the template and line it happened in).
+pub fn error_text(e: &minijinja::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(name) = e.name() {
+        if let Some(line) = e.line() {
+            s.push_str(&format!(" (in {name}, line {line})"));
+        } else {
+            s.push_str(&format!(" (in {name})"));
+        }
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
+}
+
+/// Renders template `name` (a file) with `ctx`.
+pub fn render(env: &Environment<'_>, name: &str, ctx: Value) -> Result<String, String> {
+    env.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| error_text(&e))
+}
+
+/// Renders a template written inline (in the catalog) under `name` (for messages).
+pub fn render_inline(
+    env: &Environment<'_>,
+    name: &str,
+    source: &str,
+    ctx: Value,
+) -> Result<String, String> {
+    env.render_named_str(name, source, ctx)
+        .map_err(|e| error_text(&e))
+}
+
+/// A key's value in a template: renders as a Rust literal in code (`"tap0"`,
+/// `Some([10, 0, 2, 2])`) and as plain text in deployment files (`tap0`, `10.0.2.2`);
+/// `.variant` is its identifier (`Dhcp`) or none, `.address`/`.prefix_len` the parts
+/// of an address with a prefix length; false in a condition when an optional key is
+/// not set.
+#[derive(Debug)]
+pub struct KeyValue {
+    /// How it renders.
+    pub text: String,
+    /// The identifier, for a `Choice` or an `or` variant.
+    pub variant: Option<String>,
+    /// Named parts: (`address`, ..), (`prefix_len`, ..).
+    pub parts: Vec<(&'static str, String)>,
+    /// False for an optional key that is not set.
+    pub set: bool,
+}
+
+impl Object for KeyValue {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "variant" => Some(self.variant.clone().map_or(Value::from(()), Value::from)),
+            k => self
+                .parts
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| Value::from(v.clone())),
+        }
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        self.set
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A stand-in used to check templates when the catalog is loaded: renders as its own
+/// name, and so does any attribute of it; true in conditions.
+#[derive(Debug)]
+pub struct Placeholder(pub String);
+
+impl Object for Placeholder {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(Value::from_object(Placeholder(format!(
+            "{}.{}",
+            self.0,
+            key.as_str().unwrap_or("?")
+        ))))
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles_and_names_are_unique() {
+        let env = environment();
+        let names = names();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "a template name is used twice");
+        for n in &names {
+            let text = CODEGEN_TEMPLATES
+                .get_file(n)
+                .or_else(|| CATALOG_TEMPLATES.get_file(n))
+                .and_then(|f| f.contents_utf8())
+                .unwrap_or_default();
+            if let Err(e) = env.template_from_named_str(n, text) {
+                panic!("{n}: {}", error_text(&e));
+            }
+            assert!(env.get_template(n).is_ok(), "{n} is registered");
+        }
+    }
+
+    #[test]
+    fn xml_and_json_are_escaped_for_their_format_rust_and_xl_are_not() {
+        let env = environment();
+        let ctx = minijinja::context! { v => "a<b>&\"c\"" };
+        let out = |name: &str| env.render_named_str(name, "{{ v }}", ctx.clone()).unwrap();
+        assert_eq!(out("domain.xml.jinja"), "a&lt;b&gt;&amp;&quot;c&quot;");
+        assert_eq!(out("vm.json.jinja"), "\"a<b>&\\\"c\\\"\"");
+        assert_eq!(out("domain.xl.jinja"), "a<b>&\"c\"");
+        assert_eq!(out("appliance.rs.jinja"), "a<b>&\"c\"");
+    }
+
+    /// minijinja's built-in filters are there in every build of codegen, not only in a
+    /// workspace build whose other crates happen to enable them: `tojson` for the JSON
+    /// deployment files, `join`, `default`, ...
+    #[test]
+    fn built_in_filters_are_available() {
+        let env = environment();
+        let ctx = minijinja::context! { v => vec!["a", "b\""], n => 5 };
+        let out = |t: &str| env.render_str(t, ctx.clone()).unwrap();
+        assert_eq!(out("{{ v | join(\", \") }}"), "a, b\"");
+        assert_eq!(out("{{ v | tojson }}"), "[\"a\", \"b\\\"\"]");
+        assert_eq!(out("{{ nope | default(n) }}"), "5");
+    }
+
+    #[test]
+    fn undefined_variables_are_errors() {
+        let env = environment();
+        assert!(env.render_str("{{ nope }}", ()).is_err());
+    }
+}
