@@ -156,10 +156,11 @@ fn build_platform_example() -> PathBuf {
 
 /// Boots Xen once with every guest. Xen's own tools under TCG are known to fail
 /// now and then without any fault of the guest (`xl` aborting, a domain reported gone,
-/// see the notes on Xen under QEMU): such an infrastructure failure — the harness
-/// failing, markers missing, or a guest whose end `xl` never saw — gets one more whole
-/// boot. What the guests print and how they shut down is asserted on the run that
-/// completed, never retried.
+/// see docs/xen-under-qemu.md): such an infrastructure failure — the harness failing,
+/// dom0 never reaching its end marker, markers missing, or a guest whose end `xl` never
+/// saw — gets one more whole boot, and the retry is printed (on the terminal, even when
+/// the test passes). What the guests print, how they shut down and what the checks
+/// measured is asserted on the run that completed, never retried.
 fn run_on_xen() -> XenRun {
     let hello = build_kernel("hello");
     let example = build_platform_example();
@@ -192,10 +193,22 @@ fn run_on_xen() -> XenRun {
     match boot_xen(&guests) {
         Ok(run) => run,
         Err(why) => {
-            eprintln!("Xen harness failed ({why}); booting Xen once more");
+            announce_retry(&why);
             boot_xen(&guests).unwrap_or_else(|why| panic!("{why}"))
         }
     }
+}
+
+/// Prints a retry of the harness straight to the terminal: `eprintln!` inside a test is
+/// captured and shown only if the test fails, and a retry must be visible either way.
+fn announce_retry(why: &str) {
+    use std::io::Write;
+    let first = why.lines().next().unwrap_or("");
+    let mut err = std::io::stderr();
+    let _ = writeln!(
+        err,
+        "xen: infrastructure failure ({first}); booting Xen once more. The failed run's output:\n{why}"
+    );
 }
 
 fn boot_xen(guests: &[Spec]) -> Result<XenRun, String> {
@@ -221,6 +234,9 @@ fn boot_xen(guests: &[Spec]) -> Result<XenRun, String> {
     }
     // Serial output from dom0 ends lines with CR LF (sometimes CR CR LF): drop every CR.
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    if !text.contains("===MORGANA-XEN-DONE===") {
+        return Err(format!("dom0 did not finish (no DONE marker):\n{output}"));
+    }
     let mut parsed = Vec::new();
     for (n, spec) in guests.iter().enumerate() {
         let console = between(

@@ -37,7 +37,7 @@
 #
 # Packages are fetched with `apt-get download` into $MORGANA_XEN_CACHE (default
 # ~/.cache/morgana-xen) and unpacked there; nothing is installed. Needs cpio, gzip and
-# qemu-system-x86_64 10 (scripts/setup.sh). See shared notes: xen-under-qemu.md.
+# qemu-system-x86_64 10 (scripts/setup.sh). How and why it works: docs/xen-under-qemu.md.
 set -euo pipefail
 
 usage() {

@@ -19,13 +19,14 @@
 //! backend's response for id `i` comes back. Nothing is allocated or copied per frame.
 
 use crate::Error;
-use crate::ring::{Corrupt, FrontRing};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::Cell;
 use core::ptr::NonNull;
 use core::task::Waker;
 use morgana_signatures::{MacAddress, NetIf};
+use morgana_xen::device::Hal;
+use morgana_xen::ring::{Corrupt, FrontRing};
 
 /// Receive buffers (pages) posted to the backend.
 pub const RX_BUFFERS: usize = 128;
@@ -44,18 +45,6 @@ const NETRXF_EXTRA_INFO: u16 = 1 << 3;
 /// `NETRXF_csum_blank`: the checksum is left to us (we asked the backend not to).
 const NETRXF_CSUM_BLANK: u16 = 1 << 1;
 const ETHERNET_HEADER: usize = 14;
-
-/// What the driver needs from its host: pages to share, grants, the event channel.
-pub trait Hal {
-    /// `pages` zeroed, page-aligned pages that stay allocated for the driver's life.
-    fn alloc_pages(&self, pages: usize) -> Result<NonNull<u8>, Error>;
-    /// Grants the backend access to the page at `page`; returns the grant reference.
-    fn grant(&self, page: NonNull<u8>, readonly: bool) -> Result<u32, Error>;
-    /// Signals the device's event channel.
-    fn notify(&self);
-    /// Wakes `waker` at the device's next event.
-    fn register_waker(&self, waker: &Waker);
-}
 
 /// Counters, for logs and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -99,18 +88,13 @@ struct RxSide {
 
 impl RxSide {
     fn post(&mut self, id: u16) {
-        let Some(slot) = self.ring.next_request() else {
+        let Some(mut slot) = self.ring.next_request() else {
             // Cannot happen: at most RX_BUFFERS (< ring size) requests are outstanding.
             return;
         };
-        // SAFETY: `slot` is a free 8-byte request slot of the receive ring page.
-        unsafe {
-            slot.cast::<u16>().write_volatile(id);
-            slot.add(2).cast::<u16>().write_volatile(0);
-            slot.add(4)
-                .cast::<u32>()
-                .write_volatile(self.grefs[id as usize]);
-        }
+        slot.write_u16(0, id);
+        slot.write_u16(2, 0);
+        slot.write_u32(4, self.grefs[id as usize]);
         self.posted[id as usize] = true;
     }
 }
@@ -256,14 +240,7 @@ impl<H: Hal> Netfront<H> {
         loop {
             match self.tx.ring.next_response() {
                 Ok(Some(slot)) => {
-                    // SAFETY: a response slot the backend produced: id at offset 0,
-                    // status at 2.
-                    let (id, status) = unsafe {
-                        (
-                            slot.cast::<u16>().read_volatile(),
-                            slot.add(2).cast::<i16>().read_volatile(),
-                        )
-                    };
+                    let (id, status) = (slot.read_u16(0), slot.read_i16(2));
                     if status == NETIF_RSP_NULL {
                         continue;
                     }
@@ -393,22 +370,18 @@ impl<H: Hal> morgana_signatures::TxToken for TxToken<'_, H> {
         // `byte + len <= byte + TX_BUFFER_BYTES` lies within the transmit allocation.
         let frame = unsafe { core::slice::from_raw_parts_mut(tx.pages.as_ptr().add(byte), len) };
         let result = f(frame);
-        let Some(slot) = tx.ring.next_request() else {
+        let gref = tx.grefs[byte / PAGE];
+        let Some(mut slot) = tx.ring.next_request() else {
             // Cannot happen: at most TX_BUFFERS (< ring size) requests are outstanding.
             tx.free.push(id);
             bump(&self.counters.tx_dropped);
             return result;
         };
-        // SAFETY: a free 12-byte request slot of the transmit ring page.
-        unsafe {
-            slot.cast::<u32>().write_volatile(tx.grefs[byte / PAGE]);
-            slot.add(4)
-                .cast::<u16>()
-                .write_volatile((byte % PAGE) as u16);
-            slot.add(6).cast::<u16>().write_volatile(0);
-            slot.add(8).cast::<u16>().write_volatile(id);
-            slot.add(10).cast::<u16>().write_volatile(len as u16);
-        }
+        slot.write_u32(0, gref);
+        slot.write_u16(4, (byte % PAGE) as u16);
+        slot.write_u16(6, 0);
+        slot.write_u16(8, id);
+        slot.write_u16(10, len as u16);
         tx.busy[id as usize] = true;
         bump(&self.counters.tx_frames);
         if tx.ring.push() {
@@ -435,8 +408,13 @@ impl<H: Hal> NetIf for Netfront<H> {
         }
         self.reclaim_tx();
         loop {
-            let slot = match self.rx.ring.next_response() {
-                Ok(Some(slot)) => slot,
+            let (id, offset, flags, status) = match self.rx.ring.next_response() {
+                Ok(Some(slot)) => (
+                    slot.read_u16(0),
+                    slot.read_u16(2) as usize,
+                    slot.read_u16(4),
+                    slot.read_i16(6),
+                ),
                 Ok(None) => {
                     // Going idle: give the backend what was re-posted.
                     self.kick();
@@ -446,15 +424,6 @@ impl<H: Hal> NetIf for Netfront<H> {
                     self.stop(c);
                     return None;
                 }
-            };
-            // SAFETY: a response slot the backend produced: id, offset, flags, status.
-            let (id, offset, flags, status) = unsafe {
-                (
-                    slot.cast::<u16>().read_volatile(),
-                    slot.add(2).cast::<u16>().read_volatile() as usize,
-                    slot.add(4).cast::<u16>().read_volatile(),
-                    slot.add(6).cast::<i16>().read_volatile(),
-                )
             };
             let i = id as usize;
             if i >= RX_BUFFERS || !self.rx.posted[i] {

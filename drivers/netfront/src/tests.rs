@@ -2,10 +2,11 @@
 //! from the ring protocol (it reads our requests through the grants it was given and
 //! answers the way netback does), plus the misbehaviours a real run cannot provoke.
 
-use crate::ring::HEADER_BYTES;
 use crate::*;
 use core::task::{Context, Waker};
 use morgana_signatures::{MacAddress, NetIf, RxToken as _, TxToken as _};
+use morgana_xen::XenError;
+use morgana_xen::ring::HEADER_BYTES;
 use std::alloc::{Layout, alloc_zeroed};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,14 +29,14 @@ struct Shared {
 struct FakeHal(Rc<RefCell<Shared>>);
 
 impl Hal for FakeHal {
-    fn alloc_pages(&self, pages: usize) -> Result<core::ptr::NonNull<u8>, Error> {
+    fn alloc_pages(&self, pages: usize) -> Result<core::ptr::NonNull<u8>, XenError> {
         let layout = Layout::from_size_align(pages * PAGE, PAGE).unwrap();
         // SAFETY: nonzero size; the memory is leaked on purpose (the driver keeps it).
-        core::ptr::NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(Error::OutOfMemory {
+        core::ptr::NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(XenError::OutOfMemory {
             bytes: pages * PAGE,
         })
     }
-    fn grant(&self, page: core::ptr::NonNull<u8>, readonly: bool) -> Result<u32, Error> {
+    fn grant(&self, page: core::ptr::NonNull<u8>, readonly: bool) -> Result<u32, XenError> {
         let mut s = self.0.borrow_mut();
         s.grants.push((page.as_ptr() as usize, readonly));
         Ok(s.grants.len() as u32 + 7)

@@ -157,7 +157,10 @@ pub fn alloc_unbound(remote: u16) -> Result<u32, XenError> {
     let port = hypercall::evtchn_alloc_unbound(remote)?;
     if port >= MAX_PORTS {
         hypercall::evtchn_close(port);
-        return Err(XenError::PortTooHigh(port));
+        return Err(XenError::PortTooHigh {
+            port,
+            tracked: MAX_PORTS,
+        });
     }
     Ok(port)
 }
