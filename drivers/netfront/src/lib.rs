@@ -21,6 +21,14 @@
 //!   TX and one RX shared ring of 256 entries; 128 receive pages and 128 half-page transmit
 //!   buffers granted once at start (768 KiB), so frames are neither allocated nor
 //!   copied by the driver. Event indices suppress needless notifications both ways.
+//! - **Watchdog** (`src/watchdog.rs`): once a second the driver is woken whatever
+//!   happens, takes responses no event announced, notifies the backend again when
+//!   transmit requests stay unanswered, and posts again receive buffers the backend no
+//!   longer holds — each logged and counted in [`Stats`] — so a lost notification
+//!   costs at most a second or two, never the network.
+//! - **Diagnostics**: on the kernel's debug key (`xl sysrq <domain> d`) the driver logs
+//!   its rings' shared and private indices, its buffers and counters, and asks the stack
+//!   above to log its sockets (`NetIf::diagnostics_requested`).
 //!
 //! # What the backend gets, and what we leave out (decisions)
 //!
@@ -47,6 +55,7 @@ extern crate alloc;
 extern crate std;
 
 mod net;
+mod watchdog;
 pub mod xen;
 
 #[cfg(test)]
@@ -58,6 +67,7 @@ use morgana_xen::bus::BusError;
 
 pub use morgana_xen::device::Hal;
 pub use net::{Netfront, RX_BUFFERS, RxToken, Stats, TX_BUFFER_BYTES, TX_BUFFERS, TxToken};
+pub use watchdog::{LATE as WATCHDOG_LATE, PERIOD as WATCHDOG_PERIOD};
 pub use xen::{XenNet, connect};
 
 /// Why the Xen network interface could not be driven.

@@ -25,7 +25,7 @@ use core::cell::Cell;
 use core::ptr::NonNull;
 use core::task::Waker;
 use morgana_signatures::{MacAddress, NetIf};
-use morgana_xen::device::Hal;
+use morgana_xen::device::{Hal, Watchdog};
 use morgana_xen::ring::{Corrupt, FrontRing};
 
 /// Receive buffers (pages) posted to the backend.
@@ -61,33 +61,48 @@ pub struct Stats {
     pub tx_dropped: u64,
     /// Event channel notifications sent.
     pub notifies: u64,
+    /// Watchdog checks made (one per period, see `watchdog`).
+    pub watchdog_checks: u64,
+    /// Times the watchdog found responses that no event had announced (a lost
+    /// notification from the backend, recovered).
+    pub lost_events: u64,
+    /// Times the watchdog found transmit requests unanswered for a whole period and
+    /// notified the backend again (a lost notification to the backend).
+    pub backend_kicks: u64,
+    /// Receive buffers the backend no longer held (answered under another id) that the
+    /// watchdog posted again.
+    pub rx_reposted: u64,
 }
 
 /// The counters, shared by the two tokens of a received frame.
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     rx_frames: Cell<u64>,
     rx_errors: Cell<u64>,
     tx_frames: Cell<u64>,
     tx_errors: Cell<u64>,
     tx_dropped: Cell<u64>,
-    notifies: Cell<u64>,
+    pub(crate) notifies: Cell<u64>,
+    pub(crate) watchdog_checks: Cell<u64>,
+    pub(crate) lost_events: Cell<u64>,
+    pub(crate) backend_kicks: Cell<u64>,
+    pub(crate) rx_reposted: Cell<u64>,
 }
 
-fn bump(c: &Cell<u64>) {
+pub(crate) fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
 
 /// The receive side: ring, pages (one per buffer) and their grants.
-struct RxSide {
-    ring: FrontRing,
+pub(crate) struct RxSide {
+    pub(crate) ring: FrontRing,
     pages: NonNull<u8>,
     grefs: Vec<u32>,
-    posted: Vec<bool>,
+    pub(crate) posted: Vec<bool>,
 }
 
 impl RxSide {
-    fn post(&mut self, id: u16) {
+    pub(crate) fn post(&mut self, id: u16) {
         let Some(mut slot) = self.ring.next_request() else {
             // Cannot happen: at most RX_BUFFERS (< ring size) requests are outstanding.
             return;
@@ -100,11 +115,11 @@ impl RxSide {
 }
 
 /// The transmit side: ring, half-page buffers and their pages' grants.
-struct TxSide {
-    ring: FrontRing,
+pub(crate) struct TxSide {
+    pub(crate) ring: FrontRing,
     pages: NonNull<u8>,
     grefs: Vec<u32>,
-    free: Vec<u16>,
+    pub(crate) free: Vec<u16>,
     busy: Vec<bool>,
     scratch: Vec<u8>,
     mtu: usize,
@@ -112,14 +127,17 @@ struct TxSide {
 
 /// The rings, the buffers and their grants.
 pub struct Netfront<H: Hal> {
-    hal: H,
+    pub(crate) hal: H,
     mac: MacAddress,
-    rx: RxSide,
-    tx: TxSide,
+    pub(crate) rx: RxSide,
+    pub(crate) tx: TxSide,
     tx_ring_ref: u32,
     rx_ring_ref: u32,
-    broken: Option<Corrupt>,
-    counters: Counters,
+    pub(crate) broken: Option<Corrupt>,
+    pub(crate) counters: Counters,
+    pub(crate) watchdog: Watchdog<H::Sleep>,
+    /// What the watchdog looks at between two checks (see `watchdog`).
+    pub(crate) watch: crate::watchdog::State,
 }
 
 impl<H: Hal> Netfront<H> {
@@ -176,6 +194,8 @@ impl<H: Hal> Netfront<H> {
             rx_ring_ref,
             broken: None,
             counters: Counters::default(),
+            watchdog: Watchdog::new(crate::watchdog::PERIOD),
+            watch: crate::watchdog::State::default(),
         })
     }
 
@@ -199,6 +219,10 @@ impl<H: Hal> Netfront<H> {
             tx_errors: c.tx_errors.get(),
             tx_dropped: c.tx_dropped.get(),
             notifies: c.notifies.get(),
+            watchdog_checks: c.watchdog_checks.get(),
+            lost_events: c.lost_events.get(),
+            backend_kicks: c.backend_kicks.get(),
+            rx_reposted: c.rx_reposted.get(),
         }
     }
 
@@ -233,7 +257,7 @@ impl<H: Hal> Netfront<H> {
     }
 
     /// Takes back the buffers of answered transmit requests.
-    fn reclaim_tx(&mut self) {
+    pub(crate) fn reclaim_tx(&mut self) {
         if self.broken.is_some() {
             return;
         }
@@ -406,6 +430,10 @@ impl<H: Hal> NetIf for Netfront<H> {
         if self.broken.is_some() {
             return None;
         }
+        if self.watch.asleep.replace(false) {
+            // The first look after a wake-up: the watchdog's and the debug key's turn.
+            self.woke();
+        }
         self.reclaim_tx();
         loop {
             let (id, offset, flags, status) = match self.rx.ring.next_response() {
@@ -418,6 +446,7 @@ impl<H: Hal> NetIf for Netfront<H> {
                 Ok(None) => {
                     // Going idle: give the backend what was re-posted.
                     self.kick();
+                    self.drained();
                     return None;
                 }
                 Err(c) => {
@@ -494,11 +523,17 @@ impl<H: Hal> NetIf for Netfront<H> {
     fn register_rx_waker(&self, waker: &Waker) {
         self.kick();
         self.hal.register_waker(waker);
+        self.watchdog.arm(&self.hal, waker);
+        self.watch.asleep.set(true);
         // A frame (or, with every buffer in flight, a transmit answer) that arrived
         // before the event was armed would not wake anyone.
         let tx_waiting = self.tx.free.is_empty() && self.tx.ring.arm();
         if self.broken.is_none() && (self.rx.ring.arm() || tx_waiting) {
             waker.wake_by_ref();
         }
+    }
+
+    fn diagnostics_requested(&self) -> bool {
+        self.watch.stack_report.replace(false)
     }
 }

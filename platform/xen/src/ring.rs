@@ -178,6 +178,14 @@ impl FrontRing {
         Ok(Some(self.slot(index)))
     }
 
+    /// How many responses are waiting (as the backend's `rsp_prod` says; a corrupt
+    /// index gives a meaningless count, which [`FrontRing::next_response`] refuses).
+    pub fn pending_responses(&self) -> u32 {
+        self.index(RSP_PROD)
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.rsp_cons)
+    }
+
     /// Whether responses are waiting.
     pub fn has_responses(&self) -> bool {
         self.index(RSP_PROD).load(Ordering::Acquire) != self.rsp_cons

@@ -199,6 +199,11 @@ pub(crate) fn wake_expired() -> usize {
     n
 }
 
+/// How many timers are pending, and the earliest deadline (diagnostics).
+pub(crate) fn pending_timers() -> (usize, Option<u64>) {
+    TIMERS.with(|q| (q.len(), q.next_deadline()))
+}
+
 /// The earliest pending deadline, in nanoseconds since entry.
 pub(crate) fn next_deadline() -> Option<u64> {
     TIMERS.with(|q| q.next_deadline())

@@ -3,12 +3,14 @@
 use super::{evtchn, grant};
 use core::ptr::NonNull;
 use core::task::Waker;
+use morgana_signatures::Instant;
 use morgana_xen::XenError;
 use morgana_xen::device::Hal;
 use morgana_xen::grant::GrantRef;
 
-/// Pages from the heap, grants to the backend's domain, and an event channel bound to
-/// the backend: what a frontend driver (netfront) runs on in the kernel.
+/// Pages from the heap, grants to the backend's domain, an event channel bound to the
+/// backend, the kernel's clock and timers, and the debug key's epoch: what a frontend
+/// driver (netfront) runs on in the kernel.
 #[derive(Debug)]
 pub struct XenHal {
     backend_id: u16,
@@ -34,6 +36,8 @@ impl XenHal {
 }
 
 impl Hal for XenHal {
+    type Sleep = crate::Sleep;
+
     fn alloc_pages(&self, pages: usize) -> Result<NonNull<u8>, XenError> {
         let bytes = pages * 4096;
         crate::DmaBuffer::new(bytes)
@@ -52,5 +56,21 @@ impl Hal for XenHal {
 
     fn register_waker(&self, waker: &Waker) {
         evtchn::register_waker(self.port, waker)
+    }
+
+    fn take_event(&self) -> bool {
+        evtchn::take_event(self.port)
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_nanos(crate::time::nanos_since_entry())
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> crate::Sleep {
+        crate::Sleep::until(deadline)
+    }
+
+    fn diagnostics_epoch(&self) -> u32 {
+        super::diagnostics::epoch()
     }
 }

@@ -35,6 +35,7 @@ pub mod bus;
 pub mod console;
 pub mod control;
 mod device;
+pub mod diagnostics;
 pub mod evtchn;
 pub mod grant;
 pub mod hypercall;
