@@ -63,6 +63,9 @@ const LINUX_CONTROL: usize = FIRST_FAULT + FAULTS.len();
 const SOAK_SEQUENTIAL: u32 = 1000;
 const SOAK_CONCURRENT: u32 = 300;
 const SOAK_WIDTH: u32 = 30;
+/// The share of its concurrent connections the control guest must answer (see
+/// `the_linux_control_guest_takes_the_same_soak`).
+const CONTROL_CONCURRENT_MIN_PERCENT: u32 = 90;
 /// The control guest's address (outside dom0's DHCP range).
 const LINUX_CONTROL_IP: &str = "10.0.0.3";
 /// The CPU exceptions `morgana.fault=` provokes, and what each report must say beyond
@@ -651,18 +654,64 @@ fn static_website_on_xen_survives_the_short_soak() {
     }
 }
 
-/// The control: Debian's Linux as a PV domU, with xen-netfront and busybox httpd,
-/// answers the same load in the same boot.
+/// The control: Debian's Linux as a PV domU, with xen-netfront and busybox httpd, takes
+/// the same load in the same boot. Its sequential phase must succeed whole — that is
+/// what tells dom0's share when static-website fails. Its concurrent phase must reach
+/// [`CONTROL_CONCURRENT_MIN_PERCENT`]: in this nested guest busybox's httpd children
+/// now and then die of a segfault (as busybox-static does in dom0), and its listen
+/// backlog of 9 overflows at 30 connections under TCG, so some of those connections are
+/// reset or time out (docs/xen-under-qemu.md). Both guests' figures are printed.
 #[test]
-fn the_linux_control_guest_survives_the_same_soak() {
+fn the_linux_control_guest_takes_the_same_soak() {
     let run = run();
-    assert_soak_passed(run, LINUX_CONTROL, "the Linux control guest");
     let g = &run.guests[LINUX_CONTROL];
+    let (out, _) = g.check.as_ref().expect("the control guest has a check");
+    let context = || {
+        format!(
+            "--- the control guest's check output ---\n{out}\n--- its console ---\n{}\n\
+             --- static-website's soak ---\n{}",
+            g.console,
+            other_soak(run, LINUX_CONTROL)
+        )
+    };
+    let seq = soak_result(out, "seq")
+        .unwrap_or_else(|| panic!("no sequential result from the control:\n{}", context()));
+    assert_eq!(
+        seq,
+        SoakResult {
+            ok: SOAK_SEQUENTIAL,
+            failed: 0
+        },
+        "the control guest's sequential phase failed:\n{}",
+        context()
+    );
+    let conc = soak_result(out, "conc")
+        .unwrap_or_else(|| panic!("no concurrent result from the control:\n{}", context()));
+    let crashes = g.console.matches("segfault at").count()
+        + g.console.matches("general protection fault").count();
+    print_figures(&format!(
+        "the Linux control guest: sequential {}/{SOAK_SEQUENTIAL}, concurrent {}/{SOAK_CONCURRENT} \
+         ({crashes} busybox crashes on its console)",
+        seq.ok, conc.ok
+    ));
+    assert!(
+        conc.ok * 100 >= SOAK_CONCURRENT * CONTROL_CONCURRENT_MIN_PERCENT,
+        "the control guest answered only {} of {SOAK_CONCURRENT} concurrent connections:\n{}",
+        conc.ok,
+        context()
+    );
     assert!(
         g.console.contains("linux diagnostics: "),
         "the control guest did not answer `diag` on its console:\n{}",
         g.console
     );
+}
+
+/// Prints a line on the terminal whether the test passes or not (`eprintln!` in a test
+/// is captured and shown only on failure).
+fn print_figures(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "xen soak: {line}");
 }
 
 /// The debug key (`xl sysrq <domain> d`, a watch on control/sysrq) prints the kernel's

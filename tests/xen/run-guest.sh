@@ -137,7 +137,7 @@ chmod +x "$WORK/extra/init"
 (cd "$WORK/extra" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/extra.cpio.gz"
 cat "$CACHE/base.cpio.gz" "$WORK/extra.cpio.gz" > "$WORK/initrd.gz"
 
-timeout "$TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 2 \
+timeout "$TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu "${MORGANA_XEN_CPU:-max}" -smp 2 \
   -m 2048 -display none -serial stdio -monitor none -no-reboot -nic none \
   -kernel "$CACHE/xen" \
   -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M loglvl=all guest_loglvl=all" \
