@@ -43,6 +43,9 @@
 #   tests/xen/run-guest.sh --xl target/e2e-xen/release/static-website.xl --check /tmp/c \
 #       target/e2e-xen/release/static-website ''
 #
+# MORGANA_XEN_TIMEOUT bounds the whole QEMU run (default 1800 s); MORGANA_XEN_CPU is
+# QEMU's -cpu (default max: Xen needs SVM and NPT).
+#
 # Packages are fetched with `apt-get download` into $MORGANA_XEN_CACHE (default
 # ~/.cache/morgana-xen) and unpacked there; nothing is installed. Needs cpio, gzip and
 # qemu-system-x86_64 10 and gcc (scripts/setup.sh). How and why it works:
