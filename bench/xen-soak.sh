@@ -16,9 +16,10 @@
 # (static-website first in odd boots). Each boot's serial output is kept in
 # target/xen-soak/boot-N.log.
 #
-# Prints one line per boot and the totals: connections and failures on each side, and
-# what static-website's netfront watchdog counted (checks, lost notifications
-# recovered, backend kicks, receive buffers re-posted). A boot whose harness failed
+# Prints one line per boot and the totals: connections and failures on each side, how
+# each guest ended (a guest that died shows as a reason other than poweroff, and Xen's
+# log names a triple fault), and what static-website's netfront watchdog counted
+# (checks, lost notifications recovered, backend kicks, receive buffers re-posted). A boot whose harness failed
 # (dom0 or Xen died, xl lost a guest: docs/xen-under-qemu.md) is an infrastructure
 # failure: it is printed, counted and run again; a guest's failure never is.
 set -euo pipefail
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --seq) SEQ=$2; shift 2 ;;
     --conc) CONC=$2; shift 2 ;;
     --width) WIDTH=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "xen-soak.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -66,10 +67,10 @@ field() { sed -n "s/.* $2=\([0-9]*\).*/\1/p" <<<"$1" | head -n 1 | grep . || ech
 declare -A T=()
 add() { T[$1]=$(( ${T[$1]:-0} + $2 )); }
 
-# side_result LOG N SIDE: the soak lines of guest N (its check output) as "ok failed"
-# per phase, added to the totals; prints a summary.
+# side_result LOG N SIDE: adds guest N's soak figures (its check output) to the totals
+# and sets SUMMARY to a summary. Not run in a subshell, so that the totals stay.
 side_result() {
-  local log=$1 n=$2 side=$3 out seq conc s=""
+  local log=$1 n=$2 side=$3 out s="" reason
   out=$(tr -d '\r' < "$log" | sed -n "/===MORGANA-XEN-CHECK-BEGIN-$n===/,/===MORGANA-XEN-CHECK-END-$n=/p")
   for phase in seq conc; do
     local line ok failed
@@ -85,8 +86,12 @@ side_result() {
     add "$side.$phase.failed" "$failed"
     s+=" $phase $ok ok $failed failed"
   done
-  grep -q '^STALLED' <<<"$out" && { s+=" STALLED"; add "$side.stalled" 1; }
-  echo "$s"
+  if grep -q '^STALLED' <<<"$out"; then s+=" STALLED"; add "$side.stalled" 1; fi
+  # How the guest ended: after its check the harness asks it to power off.
+  reason=$(tr -d '\r' < "$log" | sed -n "s/^===MORGANA-XEN-SHUTDOWN-$n=\(.*\)===$/\1/p")
+  s+=" ended: ${reason:-unknown}"
+  [ "$reason" = poweroff ] || add "$side.died" 1
+  SUMMARY=$s
 }
 
 boot=1
@@ -118,10 +123,16 @@ while [ "$boot" -le "$BOOTS" ]; do
   line="boot $boot ($secs s):"
   for i in 0 1; do
     side=${order[$i]}
-    line+=" | $side$(side_result "$log" "$i" "$side")"
+    side_result "$log" "$i" "$side"
+    line+=" | $side$SUMMARY"
   done
-  # static-website's netfront figures, from the report its debug key printed.
-  wd=$(tr -d '\r' < "$log" | grep -a 'netfront diagnostics: rx .* watchdog' | tail -n 1)
+  if grep -aq 'Triple fault' "$log"; then
+    line+=" | Xen: $(grep -a 'Triple fault' "$log" | tr -d '\r' | head -n 1)"
+    add triple_faults 1
+  fi
+  # static-website's netfront figures, from the report its debug key printed (none if
+  # it died first).
+  wd=$(tr -d '\r' < "$log" | grep -a 'netfront diagnostics: rx .* watchdog' | tail -n 1 || true)
   for k in checks lost_events backend_kicks reposted; do
     case $k in
       checks) v=$(sed -n 's/.*watchdog \([0-9]*\) checks.*/\1/p' <<<"$wd") ;;
@@ -140,6 +151,7 @@ echo
 echo "xen soak: $BOOTS boots, per guest and boot $SEQ sequential + $CONC concurrent ($WIDTH at a time) connections; $infra infrastructure failures (re-run)"
 for side in morgana linux; do
   name=$([ $side = morgana ] && echo static-website || echo "Linux control")
-  echo "  $name: sequential ${T[$side.seq.ok]:-0} ok ${T[$side.seq.failed]:-0} failed; concurrent ${T[$side.conc.ok]:-0} ok ${T[$side.conc.failed]:-0} failed; stalls ${T[$side.stalled]:-0}; phases without a result ${T[$side.missing]:-0}"
+  echo "  $name: sequential ${T[$side.seq.ok]:-0} ok ${T[$side.seq.failed]:-0} failed; concurrent ${T[$side.conc.ok]:-0} ok ${T[$side.conc.failed]:-0} failed; stalls ${T[$side.stalled]:-0}; phases without a result ${T[$side.missing]:-0}; boots it did not end by powering off ${T[$side.died]:-0}"
 done
+echo "  guests that triple-faulted (Xen's log): ${T[triple_faults]:-0}"
 echo "  static-website's netfront watchdog: ${T[watchdog.checks]:-0} checks, ${T[watchdog.lost_events]:-0} lost notifications recovered, ${T[watchdog.backend_kicks]:-0} backend kicks, ${T[watchdog.reposted]:-0} receive buffers re-posted"

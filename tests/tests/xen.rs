@@ -645,13 +645,15 @@ fn static_website_on_xen_survives_the_short_soak() {
     // The watchdog's figures, for the record (a lost notification is recovered, and
     // logged, not a failure: see drivers/netfront/src/watchdog.rs).
     let g = &run.guests[STATIC_WEBSITE];
-    if let Some(line) = g
+    let watchdog = g
         .console
         .lines()
-        .find(|l| l.contains("watchdog") && l.contains("checks"))
-    {
-        eprintln!("static-website after the soak: {line}");
-    }
+        .find_map(|l| l.split_once("; watchdog ").map(|(_, w)| w))
+        .unwrap_or("no report");
+    print_figures(&format!(
+        "static-website: sequential {SOAK_SEQUENTIAL}/{SOAK_SEQUENTIAL}, concurrent \
+         {SOAK_CONCURRENT}/{SOAK_CONCURRENT}; netfront watchdog: {watchdog}"
+    ));
 }
 
 /// The control: Debian's Linux as a PV domU, with xen-netfront and busybox httpd, takes
