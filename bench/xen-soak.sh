@@ -8,13 +8,14 @@
 # report (tests/xen/soak-diagnostics.sh). The CI test (`cargo test -p morgana-tests
 # --test xen`) runs a short soak of one boot; this is the long one.
 #
-#   bench/xen-soak.sh [--boots N] [--seq N] [--conc N] [--width W]
+#   bench/xen-soak.sh [--boots N] [--seq N] [--conc N] [--width W] [--minutes M]
 #
 # Defaults: 20 boots; per guest and boot 2000 sequential connections, then 600 more with
 # 30 open at any time (30: below the direct stack's default backlog of 32, beyond which
 # a burst is refused with a reset by design). The guests swap order every boot
 # (static-website first in odd boots). Each boot's serial output is kept in
-# target/xen-soak/boot-N.log.
+# target/xen-soak/boot-N.log. --minutes M starts no boot after M minutes (on a shared
+# machine): the totals then say how many boots ran.
 #
 # Prints one line per boot and the totals: connections and failures on each side, how
 # each guest ended (a guest that died shows as a reason other than poweroff, and Xen's
@@ -24,14 +25,15 @@
 # failure: it is printed, counted and run again; a guest's failure never is.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BOOTS=20 SEQ=2000 CONC=600 WIDTH=30
+BOOTS=20 SEQ=2000 CONC=600 WIDTH=30 MINUTES=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --boots) BOOTS=$2; shift 2 ;;
     --seq) SEQ=$2; shift 2 ;;
     --conc) CONC=$2; shift 2 ;;
     --width) WIDTH=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --minutes) MINUTES=$2; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "xen-soak.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -96,7 +98,13 @@ side_result() {
 
 boot=1
 infra=0
+began=$(date +%s)
+stopped=""
 while [ "$boot" -le "$BOOTS" ]; do
+  if [ "$MINUTES" -gt 0 ] && [ $(( $(date +%s) - began )) -ge $(( MINUTES * 60 )) ]; then
+    stopped=" (stopped by --minutes $MINUTES after $((boot - 1)) of $BOOTS boots)"
+    break
+  fi
   log=$OUT/boot-$boot.log
   if [ $((boot % 2)) = 1 ]; then
     order=(morgana linux)
@@ -148,7 +156,7 @@ while [ "$boot" -le "$BOOTS" ]; do
 done
 
 echo
-echo "xen soak: $BOOTS boots, per guest and boot $SEQ sequential + $CONC concurrent ($WIDTH at a time) connections; $infra infrastructure failures (re-run)"
+echo "xen soak: $((boot - 1)) boots$stopped in $(( ($(date +%s) - began) / 60 )) min, per guest and boot $SEQ sequential + $CONC concurrent ($WIDTH at a time) connections; $infra infrastructure failures (re-run)"
 for side in morgana linux; do
   name=$([ $side = morgana ] && echo static-website || echo "Linux control")
   echo "  $name: sequential ${T[$side.seq.ok]:-0} ok ${T[$side.seq.failed]:-0} failed; concurrent ${T[$side.conc.ok]:-0} ok ${T[$side.conc.failed]:-0} failed; stalls ${T[$side.stalled]:-0}; phases without a result ${T[$side.missing]:-0}; boots it did not end by powering off ${T[$side.died]:-0}"

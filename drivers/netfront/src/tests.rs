@@ -17,6 +17,41 @@ use std::vec::Vec;
 
 const PAGE: usize = 4096;
 
+/// The log records of this test's thread (tests run in parallel threads): the watchdog
+/// must say what it did, not only count it.
+struct CaptureLog;
+
+std::thread_local! {
+    static LOGGED: RefCell<Vec<(log::Level, std::string::String)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl log::Log for CaptureLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = std::format!("{}", record.args());
+        LOGGED.with(|l| l.borrow_mut().push((record.level(), line)));
+    }
+    fn flush(&self) {}
+}
+
+/// Takes the warnings this thread logged since the last call.
+fn warnings() -> Vec<std::string::String> {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&CaptureLog).expect("no other logger in netfront's tests");
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+    LOGGED.with(|l| {
+        l.borrow_mut()
+            .drain(..)
+            .filter(|(level, _)| *level == log::Level::Warn)
+            .map(|(_, line)| line)
+            .collect()
+    })
+}
+
 #[derive(Default)]
 struct Shared {
     /// Grant `r` (index `r - 8`) is (page, readonly).
@@ -286,6 +321,7 @@ impl Backend {
 }
 
 fn driver() -> (Netfront<FakeHal>, Backend) {
+    let _ = warnings();
     let net = Netfront::new(
         FakeHal::default(),
         MacAddress([0, 0x16, 0x3e, 0, 0, 2]),
@@ -525,12 +561,20 @@ fn a_receive_event_lost_on_the_way_is_found_by_the_watchdog() {
         "the watchdog wakes the stack after a period"
     );
     assert_eq!(receive_all(&mut net), [frame(0, 80)]);
+    assert_eq!(warnings(), [] as [&str; 0], "not lost yet: it may be late");
     // The event may still come (a late one): the verdict waits for the next look.
     let _ = park(&net);
     net.hal().advance(crate::watchdog::PERIOD);
     assert!(net.receive().is_none());
     let s = net.stats();
     assert_eq!((s.watchdog_checks, s.lost_events), (2, 1), "{s:?}");
+    assert_eq!(
+        warnings(),
+        [
+            "netfront: watchdog: 1 received frames were waiting with no event from the backend \
+          for over 500 ms (a lost notification); taken, 1 lost so far"
+        ]
+    );
     // Later frames, whose events arrive, flow as before and count as nothing lost.
     net.hal().0.borrow_mut().drop_events = false;
     let parked = park(&net);
@@ -561,6 +605,7 @@ fn a_late_event_is_not_counted_as_lost() {
     assert!(net.receive().is_none());
     let s = net.stats();
     assert_eq!((s.watchdog_checks, s.lost_events), (2, 0), "{s:?}");
+    assert_eq!(warnings(), [] as [&str; 0], "a late event is no warning");
 }
 
 #[test]
@@ -588,7 +633,8 @@ fn a_notification_the_backend_missed_is_sent_again() {
     let before = net.hal().0.borrow().notifies;
     assert!(send(&mut net, &frame(0, 60)));
     assert_eq!(net.hal().0.borrow().notifies, before + 1);
-    // That event is lost: the backend does not look, and the frame stays unanswered.
+    // That event is lost: the backend, which asked for it (req_event 1), does not look,
+    // and the frame stays unanswered.
     let _ = park(&net);
     net.hal().advance(crate::watchdog::PERIOD);
     assert!(net.receive().is_none());
@@ -607,6 +653,13 @@ fn a_notification_the_backend_missed_is_sent_again() {
     assert!(net.receive().is_none());
     let s = net.stats();
     assert_eq!((s.watchdog_checks, s.backend_kicks), (2, 1), "{s:?}");
+    assert_eq!(
+        warnings(),
+        [
+            "netfront: watchdog: 1 transmit requests unanswered for 1000 ms (req_prod 1 \
+          req_event 1 rsp_prod 0 rsp_event 1); notifying the backend again"
+        ]
+    );
     assert_eq!(net.hal().0.borrow().notifies, before + 3);
     // The backend, notified, answers; nothing is stuck any more.
     assert_eq!(back.collect(), [frame(0, 60)]);
@@ -634,6 +687,13 @@ fn receive_buffers_the_backend_answered_under_another_id_are_posted_again() {
     net.hal().advance(crate::watchdog::PERIOD);
     assert!(net.receive().is_none());
     assert_eq!(net.stats().rx_reposted, 2);
+    assert_eq!(
+        warnings(),
+        [
+            "netfront: watchdog: 2 receive buffers were no longer with the backend (answered \
+          under another id); posted again"
+        ]
+    );
     assert_eq!(back.posted_rx(), RX_BUFFERS as u32 - 10);
     // The buffers flow again: many more frames than buffers, each finds one.
     for n in 0..3 * RX_BUFFERS {
