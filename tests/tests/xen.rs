@@ -13,10 +13,12 @@
 //! (busybox-static's wget segfaults there) and sha256sum, then runs the short soak of
 //! issue 17 against it — [`SOAK_SEQUENTIAL`] sequential HTTP/1.0 connections and
 //! [`SOAK_CONCURRENT`] concurrent ones, [`SOAK_WIDTH`] at a time
-//! (`tests/xen/soak-client.c`) — and presses the kernel's debug key. The same load runs against the control guest in the same boot:
-//! Debian's Linux as a PV domU with xen-netfront and busybox httpd serving the same
-//! site. The full soak, several boots and far more connections, is `bench/xen-soak.sh`. Only this test, by hand (one Xen boot, ~1-2 min; the harness's output
-//! is printed when it fails, or always with --nocapture):
+//! (`tests/xen/soak-client.c`) — and presses the kernel's debug key. The same load runs
+//! against the control guest in the same boot: Debian's Linux as a PV domU with
+//! xen-netfront and busybox httpd serving the same site. The full soak, several boots
+//! and far more connections, is `bench/xen-soak.sh`. Only this test, by hand (one Xen
+//! boot for the whole file: 19 minutes on a 2-core machine busy with other builds; the
+//! harness's output is printed when it fails, or always with --nocapture):
 //!
 //! ```sh
 //! cargo test -p morgana-tests --test xen -- --nocapture static_website
