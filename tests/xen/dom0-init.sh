@@ -261,6 +261,19 @@ CFG
   cat $CONSOLE 2>/dev/null
   echo "===MORGANA-XEN-CONSOLE-END-$n==="
   echo "===MORGANA-XEN-SHUTDOWN-$n=$reason==="
+  # Nothing here asks a guest to reboot: reason reboot is a triple fault (Xen's log says
+  # "Triple fault - invoking HVM shutdown action 1"), after which the guest could report
+  # nothing. Its vCPU's registers and stack, named with the image's symbols, are the
+  # only trace: xenctx reads them from the preserved domain.
+  if [ "$reason" = reboot ] && [ -n "$DOMID" ]; then
+    echo "===MORGANA-XEN-CONTEXT-BEGIN-$n==="
+    if [ -f $dir/symbols ]; then
+      timeout 60 xenctx -a -k 0 -s $dir/symbols -S -n 2 $DOMID 2>&1
+    else
+      timeout 60 xenctx -a -S -n 2 $DOMID 2>&1
+    fi
+    echo "===MORGANA-XEN-CONTEXT-END-$n==="
+  fi
   xl destroy $GUEST >/dev/null 2>&1
 }
 

@@ -120,6 +120,8 @@ while [ $# -gt 0 ]; do
     echo /linux/vmlinuz > "$g/kernel-path"
   else
     cp "$1" "$g/kernel"
+    # Its symbols, for xenctx's report should it triple-fault (dom0-init.sh).
+    nm -n "$1" > "$g/symbols" 2>/dev/null || rm -f "$g/symbols"
   fi
   printf '%s' "${2:-}" > "$g/cmdline"
   shift
