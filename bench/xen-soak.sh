@@ -89,6 +89,11 @@ side_result() {
     s+=" $phase $ok ok $failed failed"
   done
   if grep -q '^STALLED' <<<"$out"; then s+=" STALLED"; add "$side.stalled" 1; fi
+  # A triple fault leaves the guest with reason reboot and dom0 prints its vCPU's state
+  # (xenctx, tests/xen/dom0-init.sh): the instruction it died at, named.
+  local rip
+  rip=$(tr -d '\r' < "$log" | sed -n "/===MORGANA-XEN-CONTEXT-BEGIN-$n===/,/===MORGANA-XEN-CONTEXT-END-$n===/s/^rip: *//p" | head -n 1)
+  [ -z "$rip" ] || s+=" died at rip $rip (xenctx in the log)"
   # How the guest ended: after its check the harness asks it to power off.
   reason=$(tr -d '\r' < "$log" | sed -n "s/^===MORGANA-XEN-SHUTDOWN-$n=\(.*\)===$/\1/p")
   s+=" ended: ${reason:-unknown}"
