@@ -3,7 +3,9 @@
 #
 # Packages:
 #   curl               the HTTP client the end-to-end tests drive appliances with
-#   gcc                the linker driver rustc calls (cc)
+#   gcc                the linker driver rustc calls (cc); the Xen harness builds its soak
+#                      client with it (gcc -static)
+#   libc6-dev          libc.a for that static client (and the C runtime files rustc links)
 #   qemu-system-x86    boots the PVH kernels; version 10 from bookworm-backports, which
 #                      Xen-under-QEMU needs (7.2 from bookworm crashes dom0)
 #   iproute2           network namespaces and tap devices for the direct-stack tests;
@@ -65,7 +67,7 @@ add_backports() {
 
 add_backports
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd socat radvd cpio gzip xz-utils \
+apt-get install -y -qq --no-install-recommends curl gcc libc6-dev binutils iproute2 iputils-ping udhcpd socat radvd cpio gzip xz-utils \
   redis-server redis-tools nsd bind9 dnsperf bind9-dnsutils knot-dnsutils \
   openssl testssl.sh >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null

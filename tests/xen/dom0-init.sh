@@ -4,11 +4,12 @@
 # (N = 0, 1, ...) as a PVH guest in turn, prints its console log and shutdown reason
 # between markers, then powers the machine off.
 #
-# /guest/N/ holds `kernel` and `cmdline`, and optionally `config.xl` (an xl config used
-# instead of the built-in one; name, kernel, cmdline and on_* are overridden on xl's
-# command line) and `check` (a script sourced in a subshell once the guest is created,
-# with the helpers below; its output goes between CHECK markers, then the harness shuts
-# the guest down).
+# /guest/N/ holds `kernel` (or `kernel-path`, naming one elsewhere: the Linux control
+# guest boots /linux/vmlinuz) and `cmdline`, and optionally `config.xl` (an xl config
+# used instead of the built-in one; name, kernel, ramdisk, cmdline and on_* are
+# overridden on xl's command line), `ramdisk`, and `check` (a script sourced in a
+# subshell once the guest is created, with the helpers below; its output goes between
+# CHECK markers, then the harness shuts the guest down).
 export PATH=/bin:/sbin:/usr/lib/xen-4.17/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -23,6 +24,8 @@ for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc llc stp bridge xen
   fi
 done
 mount -t xenfs xenfs /proc/xen
+# netback's ring state (soak diagnostics).
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 XENSTORED_ROOTDIR=/var/lib/xenstored xenstored --pid-file=/run/xenstored.pid
 i=0
 while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -106,6 +109,22 @@ net_diagnostics() {
   done
 }
 
+# soak KIND ADDR PORT SEQ WIDTH TOTAL BYTES: the soak's load against one guest (KIND
+# morgana or linux, at ADDR:PORT): SEQ sequential HTTP/1.0 GETs of /, then TOTAL more
+# with WIDTH of them open at any time, each checked for status 200 and a BYTES-byte
+# body. Prints soak-client's `FAIL`, `STALLED` and `SOAK <mode> ok=.. failed=..` lines;
+# at the first failure of each phase, soak-diagnostics (dom0's view and the guest's own
+# report).
+soak() {
+  SOAK_KIND=$1 SOAK_ADDR=$2
+  export SOAK_KIND SOAK_ADDR GUEST DOMID CONSOLE
+  echo "SOAK-GUEST $1 $2 $GUEST (dom0 up $(cut -d ' ' -f 1 /proc/uptime) s)"
+  soak-client -t 20000 -b "$7" -x soak-diagnostics "$2" "$3" seq "$4"
+  [ "$6" -gt 0 ] && soak-client -t 60000 -b "$7" -x soak-diagnostics "$2" "$3" conc "$5" "$6"
+  echo "SOAK-END $1 (dom0 up $(cut -d ' ' -f 1 /proc/uptime) s)"
+  return 0
+}
+
 # One line on domain $DOMID's first vif once its hotplug is done (or after 10 s):
 # netback's state, hotplug-status, and the bridge the vif is in.
 vif_report() {
@@ -170,19 +189,22 @@ run_guest() {
   dir=/guest/$n
   GUEST=guest$n
   cmdline=$(cat $dir/cmdline)
-  echo "===MORGANA-XEN-CREATE-$n==="
+  echo "===MORGANA-XEN-CREATE-$n=== (dom0 up $(cut -d ' ' -f 1 /proc/uptime) s)"
+  kernel=$dir/kernel
+  [ -f $dir/kernel-path ] && kernel=$(cat $dir/kernel-path)
   if [ -f $dir/config.xl ]; then
     # The given config as it is, but for what the harness needs: its own name and
     # kernel path, and every domain kept after it stops so that its reason can be read.
-    set -- "name=\"$GUEST\"" "kernel=\"$dir/kernel\"" 'on_poweroff="preserve"' \
+    set -- "name=\"$GUEST\"" "kernel=\"$kernel\"" 'on_poweroff="preserve"' \
       'on_crash="preserve"' 'on_reboot="preserve"'
     [ -z "$cmdline" ] || set -- "$@" "cmdline=\"$cmdline\""
+    [ -f $dir/ramdisk ] && set -- "$@" "ramdisk=\"$dir/ramdisk\""
     xl create $dir/config.xl "$@" 2>&1
   else
     cat > $dir/guest.cfg <<CFG
 name = "$GUEST"
 type = "pvh"
-kernel = "$dir/kernel"
+kernel = "$kernel"
 memory = 32
 vcpus = 1
 cmdline = "$cmdline"
@@ -236,10 +258,24 @@ CFG
   fi
   # Give xenconsoled a moment to write out the last of the ring.
   sleep 0.5
+  echo "guest $n ends (dom0 up $(cut -d ' ' -f 1 /proc/uptime) s)"
   echo "===MORGANA-XEN-CONSOLE-BEGIN-$n==="
   cat $CONSOLE 2>/dev/null
   echo "===MORGANA-XEN-CONSOLE-END-$n==="
   echo "===MORGANA-XEN-SHUTDOWN-$n=$reason==="
+  # Nothing here asks a guest to reboot: reason reboot is a triple fault (Xen's log says
+  # "Triple fault - invoking HVM shutdown action 1"), after which the guest could report
+  # nothing. Its vCPU's registers and stack, named with the image's symbols, are the
+  # only trace: xenctx reads them from the preserved domain.
+  if [ "$reason" = reboot ] && [ -n "$DOMID" ]; then
+    echo "===MORGANA-XEN-CONTEXT-BEGIN-$n==="
+    if [ -f $dir/symbols ]; then
+      timeout 60 xenctx -a -k 0 -s $dir/symbols -S -n 2 $DOMID 2>&1
+    else
+      timeout 60 xenctx -a -S -n 2 $DOMID 2>&1
+    fi
+    echo "===MORGANA-XEN-CONTEXT-END-$n==="
+  fi
   xl destroy $GUEST >/dev/null 2>&1
 }
 

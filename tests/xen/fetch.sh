@@ -49,7 +49,8 @@ for a in $("$R/bin/busybox" --list); do
 done
 XB=$P/usr/lib/xen-4.17/bin
 mkdir -p "$R/usr/lib/xen-4.17/bin"
-for b in xl xenstored xenconsoled xen-init-dom0; do
+# xenctx: the registers and stack of a guest that died without a word (run-guest.sh).
+for b in xl xenstored xenconsoled xen-init-dom0 xenctx; do
   f=$XB/$b
   [ -f "$f" ] || f=$(find "$P" -name "$b" -type f | head -1)
   cp "$f" "$R/usr/lib/xen-4.17/bin/$b"
@@ -65,16 +66,28 @@ for dir in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu usr/lib/xen-4.17/lib; d
 done
 mkdir -p "$R/lib64"
 cp -a "$P"/lib64/ld-linux-x86-64.so.2 "$R/lib64/" 2>/dev/null || ln -sf /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$R/lib64/ld-linux-x86-64.so.2"
+# unpack_module NAME DEST: the kernel module NAME, uncompressed (insmod takes no .xz).
+unpack_module() {
+  local f
+  f=$(find "$P/lib/modules/$KVER" -name "$1.ko*" | head -1)
+  if [ -z "$f" ]; then echo "fetch.sh: module $1 not found (built in?)" >&2; return; fi
+  case "$f" in
+    *.xz) xz -dc "$f" > "$2" ;;
+    *.zst) zstd -dqc "$f" > "$2" ;;
+    *) cp "$f" "$2" ;;
+  esac
+}
 # llc, stp, bridge: the dom0 bridge xenbr0; xen-netback: the backend of guests' vifs.
 for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc llc stp bridge xen-netback; do
-  f=$(find "$P/lib/modules/$KVER" -name "$m.ko*" | head -1)
-  if [ -z "$f" ]; then echo "fetch.sh: module $m not found (built in?)" >&2; continue; fi
-  case "$f" in
-    *.xz) xz -dc "$f" > "$R/modules/$m.ko" ;;
-    *.zst) zstd -dqc "$f" > "$R/modules/$m.ko" ;;
-    *) cp "$f" "$R/modules/$m.ko" ;;
-  esac
+  unpack_module $m "$R/modules/$m.ko"
 done
+# The soak's Linux control guest (a PV domU): the same kernel, booted by dom0 from
+# /linux/vmlinuz; its initramfs (busybox, xen-netfront, linux-control-init.sh) is put
+# together per run by run-guest.sh from $CACHE/linux-guest.
+mkdir -p "$R/linux" "$CACHE/linux-guest"
+cp "$CACHE/vmlinuz" "$R/linux/vmlinuz"
+unpack_module xen-netfront "$CACHE/linux-guest/xen-netfront.ko"
+cp "$P/bin/busybox" "$CACHE/linux-guest/busybox"
 # Written aside and renamed: a harness run may be reading the old one.
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/base.cpio.gz.new"
 mv "$CACHE/base.cpio.gz.new" "$CACHE/base.cpio.gz"

@@ -4,7 +4,7 @@
 # serial line. One Xen boot serves several guests (a boot costs ~20-60 s under TCG).
 #
 #   tests/xen/run-guest.sh GUEST [GUEST]...
-#   GUEST = [--xl CONFIG] [--check SCRIPT] KERNEL_IMAGE GUEST_CMDLINE
+#   GUEST = [--xl CONFIG] [--check SCRIPT] [--www DIR] KERNEL_IMAGE GUEST_CMDLINE
 #
 # --xl CONFIG   start the guest from this xl config (e.g. the `<name>.xl` a build wrote)
 #               instead of the harness's own; its name, kernel, cmdline (if not empty)
@@ -16,6 +16,14 @@
 #               helpers of dom0-init.sh (wait_console PATTERN SECONDS, guest_running,
 #               net_diagnostics). Its output and exit status are reported; then the
 #               harness shuts the guest down (`xl shutdown`, then `xl destroy`).
+# --www DIR     (with @linux-control) the files its httpd serves.
+#
+# KERNEL_IMAGE `@linux-control` is the soak's control guest: Debian's kernel as a Linux
+# PV domU with xen-netfront and busybox httpd on port 8080 (tests/xen/linux-control-init.sh,
+# tests/xen/linux-control.xl); its GUEST_CMDLINE gives its address, `soak.ip=A.B.C.D/N`.
+#
+# dom0 also has the soak's load generator, `soak-client` (tests/xen/soak-client.c, built
+# here with gcc -static), and the `soak` helper for check scripts (dom0-init.sh).
 #
 # dom0 has bridge xenbr0 at 10.0.0.1/24 with a DHCP server (10.0.0.10-99); a vif's
 # hotplug script is tests/xen/vif-bridge.
@@ -35,18 +43,22 @@
 #   tests/xen/run-guest.sh --xl target/e2e-xen/release/static-website.xl --check /tmp/c \
 #       target/e2e-xen/release/static-website ''
 #
+# MORGANA_XEN_TIMEOUT bounds the whole QEMU run (default 1800 s); MORGANA_XEN_CPU is
+# QEMU's -cpu (default max: Xen needs SVM and NPT).
+#
 # Packages are fetched with `apt-get download` into $MORGANA_XEN_CACHE (default
 # ~/.cache/morgana-xen) and unpacked there; nothing is installed. Needs cpio, gzip and
-# qemu-system-x86_64 10 (scripts/setup.sh). See shared notes: xen-under-qemu.md.
+# qemu-system-x86_64 10 and gcc (scripts/setup.sh). How and why it works:
+# docs/xen-under-qemu.md.
 set -euo pipefail
 
 usage() {
-  echo "usage: run-guest.sh [--xl CONFIG] [--check SCRIPT] KERNEL_IMAGE GUEST_CMDLINE [...]" >&2
+  echo "usage: run-guest.sh [--xl CONFIG] [--check SCRIPT] [--www DIR] KERNEL_IMAGE GUEST_CMDLINE [...]" >&2
   exit 2
 }
 [ $# -ge 1 ] || usage
 CACHE=${MORGANA_XEN_CACHE:-$HOME/.cache/morgana-xen}
-TIMEOUT=${MORGANA_XEN_TIMEOUT:-360}
+TIMEOUT=${MORGANA_XEN_TIMEOUT:-1800}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 mkdir -p "$CACHE/debs"
@@ -65,25 +77,62 @@ trap 'rm -rf "$WORK"' EXIT
 # The per-run part of the initramfs: /init, the guest images and their command lines,
 # appended as a second cpio archive to the cached base (the kernel unpacks concatenated
 # archives).
+# linux_control DIR WWW: the control guest's xl config and initramfs into DIR (its
+# kernel is dom0's own, /linux/vmlinuz, in the cached base).
+linux_control() {
+  local r=$WORK/linux-root
+  rm -rf "$r"
+  mkdir -p "$r"/{bin,sbin,proc,sys,dev,modules,www}
+  cp "$CACHE/linux-guest/busybox" "$r/bin/busybox"
+  for a in sh ash mount insmod ip sed cat awk grep sleep httpd echo cut printf ls; do
+    ln -s busybox "$r/bin/$a"
+  done
+  # The kernel runs /sbin/poweroff when the toolstack asks (`xl shutdown`). Through
+  # sysrq, not busybox's poweroff applet, which dies of a general protection fault in
+  # this guest as busybox-static does now and then in dom0 (docs/xen-under-qemu.md).
+  printf '#!/bin/sh\necho o > /proc/sysrq-trigger\n' > "$r/sbin/poweroff"
+  chmod +x "$r/sbin/poweroff"
+  cp "$CACHE/linux-guest/xen-netfront.ko" "$r/modules/"
+  cp "$HERE/linux-control-init.sh" "$r/init"
+  chmod +x "$r/init"
+  if [ -n "$2" ]; then cp -r "$2"/. "$r/www/"; fi
+  (cd "$r" && find . | cpio -o -H newc --quiet | gzip -1) > "$1/ramdisk"
+  [ -f "$1/config.xl" ] || cp "$HERE/linux-control.xl" "$1/config.xl"
+}
+
 n=0
 while [ $# -gt 0 ]; do
   g=$WORK/extra/guest/$n
   mkdir -p "$g"
+  www=
   while [ $# -gt 0 ]; do
     case "$1" in
       --xl) [ $# -ge 2 ] || usage; cp "$2" "$g/config.xl"; shift 2 ;;
       --check) [ $# -ge 2 ] || usage; cp "$2" "$g/check"; shift 2 ;;
+      --www) [ $# -ge 2 ] || usage; www=$2; shift 2 ;;
       --*) echo "run-guest.sh: unknown option $1" >&2; usage ;;
       *) break ;;
     esac
   done
   [ $# -ge 1 ] || usage
-  cp "$1" "$g/kernel"
+  if [ "$1" = @linux-control ]; then
+    linux_control "$g" "$www"
+    echo /linux/vmlinuz > "$g/kernel-path"
+  else
+    cp "$1" "$g/kernel"
+    # Its symbols, for xenctx's report should it triple-fault (dom0-init.sh).
+    nm -n "$1" > "$g/symbols" 2>/dev/null || rm -f "$g/symbols"
+  fi
   printf '%s' "${2:-}" > "$g/cmdline"
   shift
   [ $# -gt 0 ] && shift
   n=$((n + 1))
 done
+# The soak's load generator and its diagnostics hook.
+mkdir -p "$WORK/extra/bin"
+gcc -O2 -static -o "$WORK/extra/bin/soak-client" "$HERE/soak-client.c"
+cp "$HERE/soak-diagnostics.sh" "$WORK/extra/bin/soak-diagnostics"
+chmod +x "$WORK/extra/bin/soak-diagnostics"
 mkdir -p "$WORK/extra/etc/xen/scripts" "$WORK/extra/var/lib"
 : > "$WORK/extra/etc/xen/xl.conf"
 cp "$HERE/vif-bridge" "$WORK/extra/etc/xen/scripts/vif-bridge"
@@ -93,7 +142,7 @@ chmod +x "$WORK/extra/init"
 (cd "$WORK/extra" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/extra.cpio.gz"
 cat "$CACHE/base.cpio.gz" "$WORK/extra.cpio.gz" > "$WORK/initrd.gz"
 
-timeout "$TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 2 \
+timeout "$TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu "${MORGANA_XEN_CPU:-max}" -smp 2 \
   -m 2048 -display none -serial stdio -monitor none -no-reboot -nic none \
   -kernel "$CACHE/xen" \
   -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M loglvl=all guest_loglvl=all" \

@@ -22,6 +22,9 @@ use smoltcp::wire::{
 };
 
 use crate::config::{Ipv4Config, StackConfig};
+
+mod diagnostics;
+mod repeated_syn;
 use crate::device::Device;
 use crate::{
     CONNECTION_TIMEOUT, Error, HANDSHAKE_TIMEOUT, INGRESS_BUDGET, LISTEN_SPARES, ORPHAN_TIMEOUT,
@@ -426,6 +429,8 @@ pub(crate) struct ListenState {
     starved: bool,
     /// The waker of the pending `accept`, registered on sockets added while it waits.
     acceptor: Option<Waker>,
+    /// The sockets that were listening at the last top-up (see `repeated_syn`).
+    listening: Vec<SocketHandle>,
 }
 
 /// A socket the application dropped, left to finish closing.
@@ -530,6 +535,9 @@ impl<N: NetIf> Inner<N> {
         }
         // Frames left over (budget spent) are picked up at the driver's next poll: the
         // device wakes it at once because its queue was not drained.
+        if self.dev.0.diagnostics_requested() {
+            self.log_diagnostics(now);
+        }
         self.expire_orphans(now);
         while self.iface.poll_egress(ts, &mut self.dev, &mut self.sockets)
             == PollResult::SocketStateChanged
@@ -756,6 +764,7 @@ impl<N: NetIf> Inner<N> {
             sockets: Vec::new(),
             starved: false,
             acceptor: None,
+            listening: Vec::new(),
         };
         let id = match self.listeners.iter().position(Option::is_none) {
             Some(id) => {
@@ -816,6 +825,7 @@ impl<N: NetIf> Inner<N> {
         let Some(mut state) = self.listeners.get_mut(id).and_then(Option::take) else {
             return;
         };
+        self.drop_repeated_syns(&mut state);
         let mut listening = 0;
         for &handle in &state.sockets {
             let socket = self.sockets.get_mut::<tcp::Socket>(handle);
@@ -874,6 +884,7 @@ impl<N: NetIf> Inner<N> {
                 }
             }
         }
+        self.note_listening(&mut state);
         self.listeners[id] = Some(state);
     }
 

@@ -8,7 +8,7 @@
 //! # What it does
 //!
 //! - **Handshake** ([`connect`], `src/xen.rs`): finds `device/vif/0` in xenstore
-//!   (morgana-pvh's `xen::bus`), reads the MAC and MTU the toolstack wrote, checks that
+//!   (morgana-xen's `bus`), reads the MAC and MTU the toolstack wrote, checks that
 //!   the backend copies received frames into our pages (`feature-rx-copy`, the only
 //!   receive mode netback has), waits for the backend to reach `InitWait`, shares its
 //!   rings and one event channel, switches to `Connected` and waits for the backend to
@@ -17,10 +17,18 @@
 //!   anyway, so this is a warning naming the cause, not a failure. A missing device, a
 //!   backend that closes, or one that never shows up is an error naming the node and
 //!   the state it is stuck in.
-//! - **Rings and buffers** ([`Netfront`], `src/net.rs`, `src/ring.rs`): one TX and one
-//!   RX shared ring of 256 entries; 128 receive pages and 128 half-page transmit
+//! - **Rings and buffers** ([`Netfront`], `src/net.rs`, over morgana-xen's `ring`): one
+//!   TX and one RX shared ring of 256 entries; 128 receive pages and 128 half-page transmit
 //!   buffers granted once at start (768 KiB), so frames are neither allocated nor
 //!   copied by the driver. Event indices suppress needless notifications both ways.
+//! - **Watchdog** (`src/watchdog.rs`): once a second the driver is woken whatever
+//!   happens, takes responses no event announced, notifies the backend again when
+//!   transmit requests stay unanswered, and posts again receive buffers the backend no
+//!   longer holds — each logged and counted in [`Stats`] — so a lost notification
+//!   costs at most a second or two, never the network.
+//! - **Diagnostics**: on the kernel's debug key (`xl sysrq <domain> d`) the driver logs
+//!   its rings' shared and private indices, its buffers and counters, and asks the stack
+//!   above to log its sockets (`NetIf::diagnostics_requested`).
 //!
 //! # What the backend gets, and what we leave out (decisions)
 //!
@@ -34,9 +42,9 @@
 //!
 //! # Structure
 //!
-//! Like morgana-virtio, the driver is generic over a [`Hal`] (pages, grants, the
-//! event channel): [`xen::XenHal`] is the kernel's, and the host tests run the same
-//! code against a simulated backend (`src/tests.rs`) that reads our requests and
+//! Like morgana-virtio, the driver is generic over a [`Hal`] (morgana-xen's device HAL:
+//! pages, grants, the event channel): morgana-pvh's `xen::XenHal` is the kernel's, and
+//! the host tests run the same code against a simulated backend (`src/tests.rs`) that reads our requests and
 //! writes responses the way netback does — including a backend that answers nothing
 //! (ring full), one that answers garbage ids, and one that corrupts the indices.
 #![no_std]
@@ -47,31 +55,28 @@ extern crate alloc;
 extern crate std;
 
 mod net;
-pub mod ring;
+mod watchdog;
 pub mod xen;
 
 #[cfg(test)]
 mod tests;
 
 use core::fmt;
-use morgana_pvh::xen::XenError;
-use morgana_pvh::xen::bus::BusError;
+use morgana_xen::XenError;
+use morgana_xen::bus::BusError;
 
-pub use net::{Hal, Netfront, RX_BUFFERS, RxToken, Stats, TX_BUFFER_BYTES, TX_BUFFERS, TxToken};
-pub use xen::{XenHal, XenNet, connect};
+pub use morgana_xen::device::Hal;
+pub use net::{Netfront, RX_BUFFERS, RxToken, Stats, TX_BUFFER_BYTES, TX_BUFFERS, TxToken};
+pub use watchdog::{LATE as WATCHDOG_LATE, PERIOD as WATCHDOG_PERIOD};
+pub use xen::{XenNet, connect};
 
 /// Why the Xen network interface could not be driven.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The xenbus handshake failed (no device, backend closed or stuck, xenstore).
     Bus(BusError),
-    /// A Xen operation failed (grant table, event channel).
+    /// A Xen operation failed (grant table, event channel, memory to share).
     Xen(XenError),
-    /// The rings and buffers do not fit in memory.
-    OutOfMemory {
-        /// Bytes that could not be allocated.
-        bytes: usize,
-    },
     /// The backend does not copy received frames into our pages.
     NoRxCopy {
         /// The backend's node.
@@ -89,11 +94,6 @@ impl fmt::Display for Error {
         match self {
             Error::Bus(e) => write!(f, "netfront: {e}"),
             Error::Xen(e) => write!(f, "netfront: {e}"),
-            Error::OutOfMemory { bytes } => write!(
-                f,
-                "netfront: out of memory: cannot allocate {bytes} bytes for the rings and \
-                 buffers (give the domain more memory)"
-            ),
             Error::NoRxCopy { backend } => write!(
                 f,
                 "netfront: backend {backend} does not offer feature-rx-copy, the only \

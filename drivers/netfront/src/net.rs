@@ -19,13 +19,14 @@
 //! backend's response for id `i` comes back. Nothing is allocated or copied per frame.
 
 use crate::Error;
-use crate::ring::{Corrupt, FrontRing};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::Cell;
 use core::ptr::NonNull;
 use core::task::Waker;
 use morgana_signatures::{MacAddress, NetIf};
+use morgana_xen::device::{Hal, Watchdog};
+use morgana_xen::ring::{Corrupt, FrontRing};
 
 /// Receive buffers (pages) posted to the backend.
 pub const RX_BUFFERS: usize = 128;
@@ -45,18 +46,6 @@ const NETRXF_EXTRA_INFO: u16 = 1 << 3;
 const NETRXF_CSUM_BLANK: u16 = 1 << 1;
 const ETHERNET_HEADER: usize = 14;
 
-/// What the driver needs from its host: pages to share, grants, the event channel.
-pub trait Hal {
-    /// `pages` zeroed, page-aligned pages that stay allocated for the driver's life.
-    fn alloc_pages(&self, pages: usize) -> Result<NonNull<u8>, Error>;
-    /// Grants the backend access to the page at `page`; returns the grant reference.
-    fn grant(&self, page: NonNull<u8>, readonly: bool) -> Result<u32, Error>;
-    /// Signals the device's event channel.
-    fn notify(&self);
-    /// Wakes `waker` at the device's next event.
-    fn register_waker(&self, waker: &Waker);
-}
-
 /// Counters, for logs and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -72,55 +61,65 @@ pub struct Stats {
     pub tx_dropped: u64,
     /// Event channel notifications sent.
     pub notifies: u64,
+    /// Watchdog checks made (one per period, see `watchdog`).
+    pub watchdog_checks: u64,
+    /// Times the watchdog found responses that no event had announced (a lost
+    /// notification from the backend, recovered).
+    pub lost_events: u64,
+    /// Times the watchdog found transmit requests unanswered for a whole period and
+    /// notified the backend again (a lost notification to the backend).
+    pub backend_kicks: u64,
+    /// Receive buffers the backend no longer held (answered under another id) that the
+    /// watchdog posted again.
+    pub rx_reposted: u64,
 }
 
 /// The counters, shared by the two tokens of a received frame.
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     rx_frames: Cell<u64>,
     rx_errors: Cell<u64>,
     tx_frames: Cell<u64>,
     tx_errors: Cell<u64>,
     tx_dropped: Cell<u64>,
-    notifies: Cell<u64>,
+    pub(crate) notifies: Cell<u64>,
+    pub(crate) watchdog_checks: Cell<u64>,
+    pub(crate) lost_events: Cell<u64>,
+    pub(crate) backend_kicks: Cell<u64>,
+    pub(crate) rx_reposted: Cell<u64>,
 }
 
-fn bump(c: &Cell<u64>) {
+pub(crate) fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
 
 /// The receive side: ring, pages (one per buffer) and their grants.
-struct RxSide {
-    ring: FrontRing,
+pub(crate) struct RxSide {
+    pub(crate) ring: FrontRing,
     pages: NonNull<u8>,
     grefs: Vec<u32>,
-    posted: Vec<bool>,
+    pub(crate) posted: Vec<bool>,
 }
 
 impl RxSide {
-    fn post(&mut self, id: u16) {
-        let Some(slot) = self.ring.next_request() else {
+    pub(crate) fn post(&mut self, id: u16) {
+        let Some(mut slot) = self.ring.next_request() else {
             // Cannot happen: at most RX_BUFFERS (< ring size) requests are outstanding.
             return;
         };
-        // SAFETY: `slot` is a free 8-byte request slot of the receive ring page.
-        unsafe {
-            slot.cast::<u16>().write_volatile(id);
-            slot.add(2).cast::<u16>().write_volatile(0);
-            slot.add(4)
-                .cast::<u32>()
-                .write_volatile(self.grefs[id as usize]);
-        }
+        slot.write_u16(0, id);
+        slot.write_u16(2, 0);
+        slot.write_u32(4, self.grefs[id as usize]);
         self.posted[id as usize] = true;
     }
 }
 
 /// The transmit side: ring, half-page buffers and their pages' grants.
-struct TxSide {
-    ring: FrontRing,
+pub(crate) struct TxSide {
+    pub(crate) ring: FrontRing,
     pages: NonNull<u8>,
     grefs: Vec<u32>,
-    free: Vec<u16>,
+    pub(crate) free: Vec<u16>,
     busy: Vec<bool>,
     scratch: Vec<u8>,
     mtu: usize,
@@ -128,14 +127,17 @@ struct TxSide {
 
 /// The rings, the buffers and their grants.
 pub struct Netfront<H: Hal> {
-    hal: H,
+    pub(crate) hal: H,
     mac: MacAddress,
-    rx: RxSide,
-    tx: TxSide,
+    pub(crate) rx: RxSide,
+    pub(crate) tx: TxSide,
     tx_ring_ref: u32,
     rx_ring_ref: u32,
-    broken: Option<Corrupt>,
-    counters: Counters,
+    pub(crate) broken: Option<Corrupt>,
+    pub(crate) counters: Counters,
+    pub(crate) watchdog: Watchdog<H::Sleep>,
+    /// What the watchdog looks at between two checks (see `watchdog`).
+    pub(crate) watch: crate::watchdog::State,
 }
 
 impl<H: Hal> Netfront<H> {
@@ -192,6 +194,8 @@ impl<H: Hal> Netfront<H> {
             rx_ring_ref,
             broken: None,
             counters: Counters::default(),
+            watchdog: Watchdog::new(crate::watchdog::PERIOD),
+            watch: crate::watchdog::State::default(),
         })
     }
 
@@ -215,6 +219,10 @@ impl<H: Hal> Netfront<H> {
             tx_errors: c.tx_errors.get(),
             tx_dropped: c.tx_dropped.get(),
             notifies: c.notifies.get(),
+            watchdog_checks: c.watchdog_checks.get(),
+            lost_events: c.lost_events.get(),
+            backend_kicks: c.backend_kicks.get(),
+            rx_reposted: c.rx_reposted.get(),
         }
     }
 
@@ -249,21 +257,14 @@ impl<H: Hal> Netfront<H> {
     }
 
     /// Takes back the buffers of answered transmit requests.
-    fn reclaim_tx(&mut self) {
+    pub(crate) fn reclaim_tx(&mut self) {
         if self.broken.is_some() {
             return;
         }
         loop {
             match self.tx.ring.next_response() {
                 Ok(Some(slot)) => {
-                    // SAFETY: a response slot the backend produced: id at offset 0,
-                    // status at 2.
-                    let (id, status) = unsafe {
-                        (
-                            slot.cast::<u16>().read_volatile(),
-                            slot.add(2).cast::<i16>().read_volatile(),
-                        )
-                    };
+                    let (id, status) = (slot.read_u16(0), slot.read_i16(2));
                     if status == NETIF_RSP_NULL {
                         continue;
                     }
@@ -393,22 +394,18 @@ impl<H: Hal> morgana_signatures::TxToken for TxToken<'_, H> {
         // `byte + len <= byte + TX_BUFFER_BYTES` lies within the transmit allocation.
         let frame = unsafe { core::slice::from_raw_parts_mut(tx.pages.as_ptr().add(byte), len) };
         let result = f(frame);
-        let Some(slot) = tx.ring.next_request() else {
+        let gref = tx.grefs[byte / PAGE];
+        let Some(mut slot) = tx.ring.next_request() else {
             // Cannot happen: at most TX_BUFFERS (< ring size) requests are outstanding.
             tx.free.push(id);
             bump(&self.counters.tx_dropped);
             return result;
         };
-        // SAFETY: a free 12-byte request slot of the transmit ring page.
-        unsafe {
-            slot.cast::<u32>().write_volatile(tx.grefs[byte / PAGE]);
-            slot.add(4)
-                .cast::<u16>()
-                .write_volatile((byte % PAGE) as u16);
-            slot.add(6).cast::<u16>().write_volatile(0);
-            slot.add(8).cast::<u16>().write_volatile(id);
-            slot.add(10).cast::<u16>().write_volatile(len as u16);
-        }
+        slot.write_u32(0, gref);
+        slot.write_u16(4, (byte % PAGE) as u16);
+        slot.write_u16(6, 0);
+        slot.write_u16(8, id);
+        slot.write_u16(10, len as u16);
         tx.busy[id as usize] = true;
         bump(&self.counters.tx_frames);
         if tx.ring.push() {
@@ -433,28 +430,29 @@ impl<H: Hal> NetIf for Netfront<H> {
         if self.broken.is_some() {
             return None;
         }
+        if self.watch.asleep.replace(false) {
+            // The first look after a wake-up: the watchdog's and the debug key's turn.
+            self.woke();
+        }
         self.reclaim_tx();
         loop {
-            let slot = match self.rx.ring.next_response() {
-                Ok(Some(slot)) => slot,
+            let (id, offset, flags, status) = match self.rx.ring.next_response() {
+                Ok(Some(slot)) => (
+                    slot.read_u16(0),
+                    slot.read_u16(2) as usize,
+                    slot.read_u16(4),
+                    slot.read_i16(6),
+                ),
                 Ok(None) => {
                     // Going idle: give the backend what was re-posted.
                     self.kick();
+                    self.drained();
                     return None;
                 }
                 Err(c) => {
                     self.stop(c);
                     return None;
                 }
-            };
-            // SAFETY: a response slot the backend produced: id, offset, flags, status.
-            let (id, offset, flags, status) = unsafe {
-                (
-                    slot.cast::<u16>().read_volatile(),
-                    slot.add(2).cast::<u16>().read_volatile() as usize,
-                    slot.add(4).cast::<u16>().read_volatile(),
-                    slot.add(6).cast::<i16>().read_volatile(),
-                )
             };
             let i = id as usize;
             if i >= RX_BUFFERS || !self.rx.posted[i] {
@@ -525,11 +523,17 @@ impl<H: Hal> NetIf for Netfront<H> {
     fn register_rx_waker(&self, waker: &Waker) {
         self.kick();
         self.hal.register_waker(waker);
+        self.watchdog.arm(&self.hal, waker);
+        self.watch.asleep.set(true);
         // A frame (or, with every buffer in flight, a transmit answer) that arrived
         // before the event was armed would not wake anyone.
         let tx_waiting = self.tx.free.is_empty() && self.tx.ring.arm();
         if self.broken.is_none() && (self.rx.ring.arm() || tx_waiting) {
             waker.wake_by_ref();
         }
+    }
+
+    fn diagnostics_requested(&self) -> bool {
+        self.watch.stack_report.replace(false)
     }
 }

@@ -2,10 +2,11 @@
 //! from the ring protocol (it reads our requests through the grants it was given and
 //! answers the way netback does), plus the misbehaviours a real run cannot provoke.
 
-use crate::ring::HEADER_BYTES;
 use crate::*;
 use core::task::{Context, Waker};
 use morgana_signatures::{MacAddress, NetIf, RxToken as _, TxToken as _};
+use morgana_xen::XenError;
+use morgana_xen::ring::HEADER_BYTES;
 use std::alloc::{Layout, alloc_zeroed};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,26 +17,125 @@ use std::vec::Vec;
 
 const PAGE: usize = 4096;
 
+/// The log records of this test's thread (tests run in parallel threads): the watchdog
+/// must say what it did, not only count it.
+struct CaptureLog;
+
+std::thread_local! {
+    static LOGGED: RefCell<Vec<(log::Level, std::string::String)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl log::Log for CaptureLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = std::format!("{}", record.args());
+        LOGGED.with(|l| l.borrow_mut().push((record.level(), line)));
+    }
+    fn flush(&self) {}
+}
+
+/// Takes the warnings this thread logged since the last call.
+fn warnings() -> Vec<std::string::String> {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&CaptureLog).expect("no other logger in netfront's tests");
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+    LOGGED.with(|l| {
+        l.borrow_mut()
+            .drain(..)
+            .filter(|(level, _)| *level == log::Level::Warn)
+            .map(|(_, line)| line)
+            .collect()
+    })
+}
+
 #[derive(Default)]
 struct Shared {
     /// Grant `r` (index `r - 8`) is (page, readonly).
     grants: Vec<(usize, bool)>,
     notifies: usize,
     waker: Option<Waker>,
+    /// The event channel fired (the backend raised it) and the driver has not taken it.
+    fired: bool,
+    /// The backend's events are lost on the way: neither recorded nor delivered.
+    drop_events: bool,
+    /// The virtual clock (nanoseconds) and the timers registered on it.
+    now: u64,
+    timers: Vec<(u64, Waker)>,
+    /// The debug key's count.
+    epoch: u32,
 }
 
 #[derive(Clone, Default)]
 struct FakeHal(Rc<RefCell<Shared>>);
 
+impl FakeHal {
+    /// The backend raises the event channel.
+    fn raise(&self) {
+        let waker = {
+            let mut s = self.0.borrow_mut();
+            if s.drop_events {
+                return;
+            }
+            s.fired = true;
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Moves the virtual clock on and fires the timers that are due.
+    fn advance(&self, d: core::time::Duration) {
+        let due: Vec<Waker> = {
+            let mut s = self.0.borrow_mut();
+            s.now += d.as_nanos() as u64;
+            let now = s.now;
+            let (due, rest) = s.timers.drain(..).partition(|(at, _)| *at <= now);
+            s.timers = rest;
+            due.into_iter().map(|(_, w): (u64, Waker)| w).collect()
+        };
+        due.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// A timer on the virtual clock; registers once, like the kernel's.
+struct FakeSleep {
+    hal: FakeHal,
+    deadline: u64,
+    registered: bool,
+}
+
+impl core::future::Future for FakeSleep {
+    type Output = ();
+    fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> core::task::Poll<()> {
+        let mut s = self.hal.0.borrow_mut();
+        if s.now >= self.deadline {
+            return core::task::Poll::Ready(());
+        }
+        if !self.registered {
+            s.timers.push((self.deadline, cx.waker().clone()));
+            drop(s);
+            self.registered = true;
+        }
+        core::task::Poll::Pending
+    }
+}
+
 impl Hal for FakeHal {
-    fn alloc_pages(&self, pages: usize) -> Result<core::ptr::NonNull<u8>, Error> {
+    type Sleep = FakeSleep;
+
+    fn alloc_pages(&self, pages: usize) -> Result<core::ptr::NonNull<u8>, XenError> {
         let layout = Layout::from_size_align(pages * PAGE, PAGE).unwrap();
         // SAFETY: nonzero size; the memory is leaked on purpose (the driver keeps it).
-        core::ptr::NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(Error::OutOfMemory {
+        core::ptr::NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(XenError::OutOfMemory {
             bytes: pages * PAGE,
         })
     }
-    fn grant(&self, page: core::ptr::NonNull<u8>, readonly: bool) -> Result<u32, Error> {
+    fn grant(&self, page: core::ptr::NonNull<u8>, readonly: bool) -> Result<u32, XenError> {
         let mut s = self.0.borrow_mut();
         s.grants.push((page.as_ptr() as usize, readonly));
         Ok(s.grants.len() as u32 + 7)
@@ -45,6 +145,22 @@ impl Hal for FakeHal {
     }
     fn register_waker(&self, waker: &Waker) {
         self.0.borrow_mut().waker = Some(waker.clone());
+    }
+    fn take_event(&self) -> bool {
+        core::mem::take(&mut self.0.borrow_mut().fired)
+    }
+    fn now(&self) -> morgana_signatures::Instant {
+        morgana_signatures::Instant::from_nanos(self.0.borrow().now)
+    }
+    fn sleep_until(&self, deadline: morgana_signatures::Instant) -> FakeSleep {
+        FakeSleep {
+            hal: self.clone(),
+            deadline: deadline.as_nanos(),
+            registered: false,
+        }
+    }
+    fn diagnostics_epoch(&self) -> u32 {
+        self.0.borrow().epoch
     }
 }
 
@@ -164,6 +280,7 @@ impl Backend {
         wr16(rsp, 6, frame.len() as u16);
         if self.rx.publish() {
             self.events += 1;
+            self.hal.raise();
         }
         true
     }
@@ -193,6 +310,7 @@ impl Backend {
         }
         if self.tx.publish() {
             self.events += 1;
+            self.hal.raise();
         }
         frames
     }
@@ -203,6 +321,7 @@ impl Backend {
 }
 
 fn driver() -> (Netfront<FakeHal>, Backend) {
+    let _ = warnings();
     let net = Netfront::new(
         FakeHal::default(),
         MacAddress([0, 0x16, 0x3e, 0, 0, 2]),
@@ -348,12 +467,15 @@ fn a_frame_that_arrived_before_the_waker_was_registered_wakes_at_once() {
     assert!(net.receive().is_none());
     net.register_rx_waker(&waker);
     assert_eq!(woken.0.load(Ordering::SeqCst), 0);
-    // Armed: the backend's answer carries an event.
+    // Armed: the backend's answer carries an event, which wakes the stack.
     let events = back.events;
     back.deliver(&frame(0, 80));
     assert_eq!(back.events, events + 1);
-    net.register_rx_waker(&waker);
     assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+    // Had the event been lost, parking again would still see the frame.
+    net.hal().0.borrow_mut().fired = false;
+    net.register_rx_waker(&waker);
+    assert_eq!(woken.0.load(Ordering::SeqCst), 2);
     let _ = Context::from_waker(&waker);
 }
 
@@ -407,6 +529,194 @@ fn the_backend_is_notified_only_when_it_asks() {
     // It has not read that one yet (req_event unchanged): no second event.
     assert!(send(&mut net, &frame(1, 60)));
     assert_eq!(net.hal().0.borrow().notifies, before + 1);
+}
+
+/// Parks the stack's waker, as the stack does when it has nothing to do.
+fn park(net: &Netfront<FakeHal>) -> Arc<Count> {
+    let woken = Arc::new(Count::default());
+    net.register_rx_waker(&Waker::from(woken.clone()));
+    woken
+}
+
+fn woken(count: &Count) -> usize {
+    count.0.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_receive_event_lost_on_the_way_is_found_by_the_watchdog() {
+    let (mut net, mut back) = driver();
+    assert!(net.receive().is_none());
+    let parked = park(&net);
+    // The backend delivers a frame; its notification never arrives.
+    net.hal().0.borrow_mut().drop_events = true;
+    assert!(back.deliver(&frame(0, 80)));
+    assert_eq!(woken(&parked), 0, "nothing woke the stack");
+    // Half a period: still asleep. A whole one: the watchdog wakes it.
+    net.hal().advance(crate::watchdog::PERIOD / 2);
+    assert_eq!(woken(&parked), 0);
+    net.hal().advance(crate::watchdog::PERIOD / 2);
+    assert_eq!(
+        woken(&parked),
+        1,
+        "the watchdog wakes the stack after a period"
+    );
+    assert_eq!(receive_all(&mut net), [frame(0, 80)]);
+    assert_eq!(warnings(), [] as [&str; 0], "not lost yet: it may be late");
+    // The event may still come (a late one): the verdict waits for the next look.
+    let _ = park(&net);
+    net.hal().advance(crate::watchdog::PERIOD);
+    assert!(net.receive().is_none());
+    let s = net.stats();
+    assert_eq!((s.watchdog_checks, s.lost_events), (2, 1), "{s:?}");
+    assert_eq!(
+        warnings(),
+        [
+            "netfront: watchdog: 1 received frames were waiting with no event from the backend \
+          for over 500 ms (a lost notification); taken, 1 lost so far"
+        ]
+    );
+    // Later frames, whose events arrive, flow as before and count as nothing lost.
+    net.hal().0.borrow_mut().drop_events = false;
+    let parked = park(&net);
+    assert!(back.deliver(&frame(1, 90)));
+    assert_eq!(woken(&parked), 1);
+    assert_eq!(receive_all(&mut net), [frame(1, 90)]);
+    assert_eq!(net.stats().lost_events, 1);
+}
+
+#[test]
+fn a_late_event_is_not_counted_as_lost() {
+    let (mut net, mut back) = driver();
+    assert!(net.receive().is_none());
+    let _ = park(&net);
+    net.hal().0.borrow_mut().drop_events = true;
+    assert!(back.deliver(&frame(0, 80)));
+    // The watchdog's look comes just before the backend's event.
+    net.hal().advance(crate::watchdog::PERIOD);
+    assert_eq!(receive_all(&mut net), [frame(0, 80)]);
+    net.hal().0.borrow_mut().drop_events = false;
+    let parked = park(&net);
+    net.hal().advance(crate::watchdog::LATE / 10);
+    net.hal().raise();
+    assert_eq!(woken(&parked), 1);
+    assert!(net.receive().is_none());
+    let _ = park(&net);
+    net.hal().advance(crate::watchdog::PERIOD);
+    assert!(net.receive().is_none());
+    let s = net.stats();
+    assert_eq!((s.watchdog_checks, s.lost_events), (2, 0), "{s:?}");
+    assert_eq!(warnings(), [] as [&str; 0], "a late event is no warning");
+}
+
+#[test]
+fn an_event_that_came_but_woke_no_one_is_not_counted_as_lost() {
+    let (mut net, mut back) = driver();
+    assert!(net.receive().is_none());
+    let parked = park(&net);
+    // The event arrives (the channel fired) but the waker is gone.
+    net.hal().0.borrow_mut().waker = None;
+    assert!(back.deliver(&frame(0, 80)));
+    assert_eq!(woken(&parked), 0);
+    net.hal().advance(crate::watchdog::PERIOD);
+    assert_eq!(woken(&parked), 1);
+    assert_eq!(receive_all(&mut net), [frame(0, 80)]);
+    let s = net.stats();
+    assert_eq!((s.watchdog_checks, s.lost_events), (1, 0), "{s:?}");
+}
+
+#[test]
+fn a_notification_the_backend_missed_is_sent_again() {
+    let (mut net, mut back) = driver();
+    // The backend has read everything and waits for our event.
+    assert!(back.collect().is_empty());
+    assert!(net.receive().is_none());
+    let before = net.hal().0.borrow().notifies;
+    assert!(send(&mut net, &frame(0, 60)));
+    assert_eq!(net.hal().0.borrow().notifies, before + 1);
+    // That event is lost: the backend, which asked for it (req_event 1), does not look,
+    // and the frame stays unanswered.
+    let _ = park(&net);
+    net.hal().advance(crate::watchdog::PERIOD);
+    assert!(net.receive().is_none());
+    assert_eq!(
+        net.hal().0.borrow().notifies,
+        before + 2,
+        "every check notifies the backend once"
+    );
+    assert_eq!(
+        net.stats().backend_kicks,
+        0,
+        "unanswered for less than a period"
+    );
+    let _ = park(&net);
+    net.hal().advance(crate::watchdog::PERIOD);
+    assert!(net.receive().is_none());
+    let s = net.stats();
+    assert_eq!((s.watchdog_checks, s.backend_kicks), (2, 1), "{s:?}");
+    assert_eq!(
+        warnings(),
+        [
+            "netfront: watchdog: 1 transmit requests unanswered for 1000 ms (req_prod 1 \
+          req_event 1 rsp_prod 0 rsp_event 1); notifying the backend again"
+        ]
+    );
+    assert_eq!(net.hal().0.borrow().notifies, before + 3);
+    // The backend, notified, answers; nothing is stuck any more.
+    assert_eq!(back.collect(), [frame(0, 60)]);
+    let _ = park(&net);
+    net.hal().advance(crate::watchdog::PERIOD);
+    assert!(net.receive().is_none());
+    assert_eq!(net.pending_tx(), 0);
+    assert_eq!(net.stats().backend_kicks, 1);
+}
+
+#[test]
+fn receive_buffers_the_backend_answered_under_another_id_are_posted_again() {
+    let (mut net, mut back) = driver();
+    // Two requests answered with ids we never posted: their buffers are gone.
+    assert!(back.deliver_raw(&frame(0, 100), Some(999), 0));
+    assert!(back.deliver_raw(&frame(1, 100), Some(500), 0));
+    assert!(receive_all(&mut net).is_empty());
+    assert_eq!(back.posted_rx(), RX_BUFFERS as u32 - 2);
+    // The backend also holds ten requests it has taken but not answered yet (it has no
+    // frames for them): those are the backend's, not lost.
+    for _ in 0..10 {
+        assert!(back.rx.next_request().is_some());
+    }
+    let _ = park(&net);
+    net.hal().advance(crate::watchdog::PERIOD);
+    assert!(net.receive().is_none());
+    assert_eq!(net.stats().rx_reposted, 2);
+    assert_eq!(
+        warnings(),
+        [
+            "netfront: watchdog: 2 receive buffers were no longer with the backend (answered \
+          under another id); posted again"
+        ]
+    );
+    assert_eq!(back.posted_rx(), RX_BUFFERS as u32 - 10);
+    // The buffers flow again: many more frames than buffers, each finds one.
+    for n in 0..3 * RX_BUFFERS {
+        assert!(back.deliver(&frame(n, 70)), "no buffer for frame {n}");
+        assert_eq!(receive_all(&mut net).len(), 1);
+    }
+    assert_eq!(net.stats().rx_reposted, 2, "nothing more was lost");
+}
+
+#[test]
+fn the_debug_key_gets_a_report_from_the_driver_and_the_stack() {
+    let (mut net, _back) = driver();
+    assert!(net.receive().is_none());
+    assert!(!net.diagnostics_requested());
+    let _ = park(&net);
+    net.hal().0.borrow_mut().epoch = 1;
+    // The kernel wakes the driver; its first look reports once.
+    assert!(net.receive().is_none());
+    assert!(net.diagnostics_requested());
+    assert!(!net.diagnostics_requested(), "once per press");
+    let _ = park(&net);
+    assert!(net.receive().is_none());
+    assert!(!net.diagnostics_requested());
 }
 
 #[test]

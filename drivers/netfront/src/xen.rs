@@ -1,50 +1,12 @@
-//! The kernel's side: [`XenHal`] over morgana-pvh's Xen layer, and the xenbus
-//! handshake ([`connect`]).
+//! The kernel's side: the xenbus handshake with netback ([`connect`]) over morgana-pvh's
+//! store client and [`XenHal`].
 
-use crate::{Error, Hal, Netfront, parse_mac};
+use crate::{Error, Netfront, parse_mac};
 use alloc::format;
-use alloc::string::String;
-use core::ptr::NonNull;
-use core::task::Waker;
-use morgana_pvh::xen::bus::{BusError, Frontend, State, StoreWait};
-use morgana_pvh::xen::{evtchn, grant, store};
+use morgana_pvh::xen::XenHal;
+use morgana_pvh::xen::bus::{Connection, Frontend, StoreWait};
+use morgana_pvh::xen::store;
 use morgana_signatures::NetIf;
-
-/// Pages from the heap, grants to the backend's domain, its event channel.
-#[derive(Debug)]
-pub struct XenHal {
-    backend_id: u16,
-    port: u32,
-}
-
-impl XenHal {
-    /// The event channel shared with the backend.
-    pub fn port(&self) -> u32 {
-        self.port
-    }
-}
-
-impl Hal for XenHal {
-    fn alloc_pages(&self, pages: usize) -> Result<NonNull<u8>, Error> {
-        let bytes = pages * 4096;
-        morgana_pvh::DmaBuffer::new(bytes)
-            .map(morgana_pvh::DmaBuffer::leak)
-            .map_err(|_| Error::OutOfMemory { bytes })
-    }
-
-    fn grant(&self, page: NonNull<u8>, readonly: bool) -> Result<u32, Error> {
-        let phys = morgana_pvh::virt_to_phys(page.as_ptr());
-        Ok(grant::grant_access(self.backend_id, phys, readonly)?)
-    }
-
-    fn notify(&self) {
-        evtchn::notify(self.port)
-    }
-
-    fn register_waker(&self, waker: &Waker) {
-        evtchn::register_waker(self.port, waker)
-    }
-}
 
 /// netfront as the kernel runs it.
 pub type XenNet = Netfront<XenHal>;
@@ -69,9 +31,7 @@ pub async fn connect() -> Result<XenNet, Error> {
     };
 
     let state = fe
-        .wait_backend(&mut store, &mut StoreWait::new(APPEAR_MS, POLL_MS), |s| {
-            matches!(s, State::InitWait | State::Initialised | State::Connected)
-        })
+        .wait_ready(&mut store, &mut StoreWait::new(APPEAR_MS, POLL_MS))
         .await?;
     log::debug!("netfront: backend {} in state {state}", fe.backend);
     let rx_copy = fe.read_backend(&mut store, "feature-rx-copy")?;
@@ -81,42 +41,29 @@ pub async fn connect() -> Result<XenNet, Error> {
         });
     }
 
-    let port = evtchn::alloc_unbound(fe.backend_id)?;
-    let hal = XenHal {
-        backend_id: fe.backend_id,
-        port,
-    };
+    let hal = XenHal::bind(fe.backend_id)?;
+    let port = hal.port();
     let net = Netfront::new(hal, mac, mtu)?;
+    let (tx_ring_ref, rx_ring_ref) = (
+        format!("{}", net.tx_ring_ref()),
+        format!("{}", net.rx_ring_ref()),
+    );
+    let event_channel = format!("{port}");
     let keys = [
-        ("tx-ring-ref", format!("{}", net.tx_ring_ref())),
-        ("rx-ring-ref", format!("{}", net.rx_ring_ref())),
-        ("event-channel", format!("{port}")),
-        ("request-rx-copy", String::from("1")),
-        ("feature-rx-notify", String::from("1")),
-        ("feature-no-csum-offload", String::from("1")),
+        ("tx-ring-ref", tx_ring_ref.as_str()),
+        ("rx-ring-ref", rx_ring_ref.as_str()),
+        ("event-channel", event_channel.as_str()),
+        ("request-rx-copy", "1"),
+        ("feature-rx-notify", "1"),
+        ("feature-no-csum-offload", "1"),
     ];
-    for (key, value) in &keys {
-        fe.write(&mut store, key, value)?;
-    }
-    fe.switch_state(&mut store, State::Connected)?;
-
-    match fe
-        .wait_backend(&mut store, &mut StoreWait::new(CONNECT_MS, POLL_MS), |s| {
-            s == State::Connected
-        })
-        .await
-    {
-        Ok(_) => {}
-        Err(BusError::Timeout {
-            state: State::InitWait,
-            waited_ms,
-            ..
-        }) => log::warn!(
+    let wait = &mut StoreWait::new(CONNECT_MS, POLL_MS);
+    if let Connection::StuckInInitWait { waited_ms } = fe.connect(&mut store, wait, &keys).await? {
+        log::warn!(
             "netfront: backend {} still in state 2 (InitWait) after {waited_ms} ms: its \
              hotplug script did not write hotplug-status = connected; sending anyway",
             fe.backend
-        ),
-        Err(e) => return Err(e.into()),
+        );
     }
     net.kick();
     log::info!(

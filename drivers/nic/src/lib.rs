@@ -146,4 +146,11 @@ impl NetIf for Nic {
             Nic::Xen(n) => n.register_rx_waker(waker),
         }
     }
+
+    fn diagnostics_requested(&self) -> bool {
+        match self {
+            Nic::Virtio(n) => n.diagnostics_requested(),
+            Nic::Xen(n) => n.diagnostics_requested(),
+        }
+    }
 }

@@ -392,6 +392,60 @@ where
     F: Future<Output = Result<(), StartError>>,
 {
     time::set_entry_tsc(entry_tsc);
+    let mut cpu = start_cpu();
+    let info =
+        read_start_info(&BootIdentityMap, u64::from(start_info)).unwrap_or_else(|e| boot_failed(e));
+    let acpi_info = acpi::parse(&BootIdentityMap, info.rsdp).unwrap_or_default();
+    exit::set_power_off(&acpi_info);
+    acpi::virtio_mmio::keep(&acpi_info.virtio_mmio);
+    let memory = set_up_memory(&info, &layout, heap, heap_bytes, cpu.nx);
+    let devices = set_up_devices(&mut cpu, &acpi_info);
+
+    // The logger is installed once; a second `start` cannot happen.
+    let _ = log::set_logger(&console::LOGGER);
+    let log_level = crate::cmdline_arg(memory.cmdline, "morgana.log")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(log_level);
+    log::set_max_level(log_level);
+    log_boot(&cpu, &memory, &devices, &info);
+
+    let platform: &'static Platform = Box::leak(Box::new(Platform::new(
+        memory.cmdline,
+        memory.map,
+        memory.heap_range,
+        heap,
+        cpu.features,
+    )));
+    let ready = time::nanos_since_entry();
+    console::print(format_args!("morgana: ready in {} us\n", ready / 1000));
+    if let Some(kind) = crate::cmdline_arg(memory.cmdline, "morgana.fault")
+        && !crate::fault::inject(kind)
+    {
+        log::warn!("morgana.fault={kind}: unknown kind (panic, null, stack-overflow, wx, nx)");
+    }
+    match morgana_rt::block_on(main(platform), &mut Halt::new()) {
+        Ok(()) => exit::exit_success(),
+        Err(e) => {
+            console::print(format_args!("morgana: {e}\n"));
+            exit::exit_failure(Failure::Error)
+        }
+    }
+}
+
+/// What the first boot step learned about the CPU and the machine.
+struct CpuStart {
+    on_xen: bool,
+    /// The TSC (and APIC timer) rate the hypervisor or CPU states, if it does.
+    stated: Option<time::Calibration>,
+    /// The PIT measurement started at entry, when nothing states the TSC rate.
+    pit: Option<time::PitStopwatch>,
+    features: cpu::Features,
+    nx: bool,
+}
+
+/// Step 1: Xen or not, the start of the TSC calibration, the serial console (not on
+/// Xen), the IDT (from here every exception is reported), the CPU's features.
+fn start_cpu() -> CpuStart {
     let on_xen = crate::xen::detect().is_some();
     // The TSC rate: stated by the hypervisor or CPU, else measured against the PIT over
     // the boot work from here to `time::finish` (Xen has no PIT: its pvclock states it).
@@ -405,13 +459,32 @@ where
     let features = cpu::Features::detect();
     // SAFETY: EFER exists on every long-mode CPU.
     let nx = unsafe { cpu::rdmsr(MSR_EFER) } & EFER_NXE != 0;
+    CpuStart {
+        on_xen,
+        stated,
+        pit,
+        features,
+        nx,
+    }
+}
 
-    let info =
-        read_start_info(&BootIdentityMap, u64::from(start_info)).unwrap_or_else(|e| boot_failed(e));
-    let acpi_info = acpi::parse(&BootIdentityMap, info.rsdp).unwrap_or_default();
-    exit::set_power_off(&acpi_info);
-    acpi::virtio_mmio::keep(&acpi_info.virtio_mmio);
+/// The kernel's memory once its own page tables are up.
+struct Memory {
+    heap_range: core::ops::Range<u64>,
+    cmdline: &'static str,
+    map: &'static [MemoryRegion],
+}
 
+/// Step 2: choose the heap (away from the image and the boot modules), switch to the
+/// W^X page tables, claim the heap, and copy the command line and memory map out of
+/// `hvm_start_info` onto it.
+fn set_up_memory(
+    info: &BootInfo,
+    layout: &KernelLayout,
+    heap: &'static Heap,
+    heap_bytes: usize,
+    nx: bool,
+) -> Memory {
     let mut avoid: [core::ops::Range<u64>; MODULES_MAX + 1] = core::array::from_fn(|_| 0..0);
     avoid[0] = layout.kernel_start..layout.kernel_end;
     for (slot, &(start, len)) in avoid[1..].iter_mut().zip(&info.modules[..info.modules_len]) {
@@ -427,7 +500,7 @@ where
     // SAFETY: boot tables live; `layout` comes from the linker script; the heap range is
     // usable RAM outside the image and the boot modules.
     unsafe {
-        paging::switch_to_kernel_tables(&layout, &stacks::guard_pages(), heap_range.clone(), nx)
+        paging::switch_to_kernel_tables(layout, &stacks::guard_pages(), heap_range.clone(), nx)
     }
     .unwrap_or_else(|e| boot_failed(BootError::Paging(e)));
     // SAFETY: the range is now mapped read-write and used by nothing else; once.
@@ -438,24 +511,39 @@ where
         Ok(s) => s,
         Err(e) => core::str::from_utf8(&cmdline_bytes[..e.valid_up_to()]).unwrap_or(""),
     };
-    let cmdline: &'static str = String::leak(String::from(cmdline));
-    let memory_map: &'static [MemoryRegion] = Vec::leak(Vec::from(info.memory_map()));
+    Memory {
+        heap_range,
+        cmdline: String::leak(String::from(cmdline)),
+        map: Vec::leak(Vec::from(info.memory_map())),
+    }
+}
 
-    let xen = if on_xen {
-        Some(crate::xen::init().unwrap_or_else(|e| boot_failed(BootError::Xen(e))))
-    } else {
-        None
-    };
+/// What the device step set up, for the boot log.
+struct Devices {
+    xen: Option<crate::xen::XenInfo>,
+    xen_events: Option<Result<(), crate::xen::XenError>>,
+    ioapics: Result<usize, MapError>,
+    wall: Option<u64>,
+    calibration: time::Calibration,
+    timer_mode: &'static str,
+}
 
+/// Step 3: Xen's interfaces (PV console from here), the local and I/O APICs, the wall
+/// clock, the end of the TSC calibration, the timer, and Xen's event channels.
+fn set_up_devices(cpu: &mut CpuStart, acpi_info: &acpi::AcpiInfo) -> Devices {
+    let xen = cpu
+        .on_xen
+        .then(|| crate::xen::init().unwrap_or_else(|e| boot_failed(BootError::Xen(e))));
     let lapic = apic::init().unwrap_or_else(|e| boot_failed(BootError::LocalApic(e)));
     // Without TSC-deadline the APIC timer's rate is needed too: measured against the TSC
     // from here on, unless stated.
-    let apic_watch =
-        (!on_xen && !features.tsc_deadline && stated.is_none_or(|c| c.apic_hz.is_none()))
-            .then(|| time::ApicStopwatch::start(&lapic));
-    let ioapics = apic::init_ioapics(&acpi_info);
+    let apic_watch = (!cpu.on_xen
+        && !cpu.features.tsc_deadline
+        && cpu.stated.is_none_or(|c| c.apic_hz.is_none()))
+    .then(|| time::ApicStopwatch::start(&lapic));
+    let ioapics = apic::init_ioapics(acpi_info);
     // Xen PVH has no CMOS RTC: the shared info page carries the wall clock.
-    let wall = if on_xen {
+    let wall = if cpu.on_xen {
         let secs = crate::xen::hypercall::wall_clock_secs();
         if let Some(s) = secs {
             time::set_wall_clock(s);
@@ -472,60 +560,64 @@ where
             reference: "Xen pvclock",
         },
         Some(_) => boot_failed(BootError::Clock(CalibrationError::NoReference)),
-        None => time::finish(stated, pit, apic_watch.map(|w| (w, &lapic)))
+        None => time::finish(cpu.stated, cpu.pit.take(), apic_watch.map(|w| (w, &lapic)))
             .unwrap_or_else(|e| boot_failed(BootError::Clock(e))),
     };
     time::set_tsc_hz(calibration.tsc_hz);
-    let timer_mode = lapic.setup_timer(features.tsc_deadline, calibration.apic_hz);
-    let xen_events = if on_xen {
-        Some(crate::xen::evtchn::init())
-    } else {
-        None
-    };
+    let timer_mode = lapic.setup_timer(cpu.features.tsc_deadline, calibration.apic_hz);
+    let xen_events = cpu.on_xen.then(crate::xen::evtchn::init);
+    Devices {
+        xen,
+        xen_events,
+        ioapics,
+        wall,
+        calibration,
+        timer_mode,
+    }
+}
 
-    // The logger is installed once; a second `start` cannot happen.
-    let _ = log::set_logger(&console::LOGGER);
-    let log_level = crate::cmdline_arg(cmdline, "morgana.log")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(log_level);
-    log::set_max_level(log_level);
-    let ram: u64 = memory_map
+/// Step 4: what boot found, at debug level (warnings for what is missing).
+fn log_boot(cpu: &CpuStart, memory: &Memory, devices: &Devices, info: &BootInfo) {
+    let ram: u64 = memory
+        .map
         .iter()
         .filter(|r| r.kind == RegionKind::Usable)
         .map(|r| r.len)
         .sum();
+    let heap = &memory.heap_range;
+    let calibration = &devices.calibration;
     log::debug!(
         "PVH boot: {} MiB RAM, heap {} KiB at {:#x}, TSC {}.{:03} GHz ({}), {} APIC timer{}{}",
         ram >> 20,
-        (heap_range.end - heap_range.start) >> 10,
-        heap_range.start,
+        (heap.end - heap.start) >> 10,
+        heap.start,
         calibration.tsc_hz / 1_000_000_000,
         calibration.tsc_hz / 1_000_000 % 1000,
         calibration.reference,
-        timer_mode,
-        if features.rdrand || features.rdseed {
+        devices.timer_mode,
+        if cpu.features.rdrand || cpu.features.rdseed {
             ", RDRAND/RDSEED"
         } else {
             ""
         },
-        if nx { ", NX" } else { "" },
+        if cpu.nx { ", NX" } else { "" },
     );
-    let wall: &dyn core::fmt::Display = match &wall {
+    let wall: &dyn core::fmt::Display = match &devices.wall {
         Some(secs) => secs,
         None => &"unknown",
     };
     log::debug!(
         "cmdline \"{}\"; ACPI power-off {}; {} I/O APIC(s); wall clock {}",
-        cmdline,
+        memory.cmdline,
         if exit::can_power_off() {
             "available"
         } else {
             "unavailable"
         },
-        ioapics.unwrap_or(0),
+        devices.ioapics.as_ref().copied().unwrap_or(0),
         wall
     );
-    if let Some(x) = xen {
+    if let Some(x) = devices.xen {
         let (major, minor) = crate::xen::version().unwrap_or((0, 0));
         log::debug!(
             "Xen {major}.{minor}: PV console, store ring at pfn {:#x} event channel {}",
@@ -533,7 +625,7 @@ where
             x.store.1
         );
     }
-    match xen_events {
+    match &devices.xen_events {
         Some(Ok(())) => log::debug!("Xen event channels: upcall vector, single-shot timer"),
         Some(Err(e)) => log::warn!("Xen event channels unavailable ({e}): APIC timer idle"),
         None => {}
@@ -541,26 +633,8 @@ where
     if info.cmdline_truncated {
         log::warn!("command line truncated to {CMDLINE_MAX} bytes");
     }
-    if let Err(e) = ioapics {
+    if let Err(e) = &devices.ioapics {
         log::warn!("I/O APICs unavailable: {e}");
-    }
-
-    let platform: &'static Platform = Box::leak(Box::new(Platform::new(
-        cmdline, memory_map, heap_range, heap, features,
-    )));
-    let ready = time::nanos_since_entry();
-    console::print(format_args!("morgana: ready in {} us\n", ready / 1000));
-    if let Some(kind) = crate::cmdline_arg(cmdline, "morgana.fault")
-        && !crate::fault::inject(kind)
-    {
-        log::warn!("morgana.fault={kind}: unknown kind (panic, null, stack-overflow, wx, nx)");
-    }
-    match morgana_rt::block_on(main(platform), &mut Halt::new()) {
-        Ok(()) => exit::exit_success(),
-        Err(e) => {
-            console::print(format_args!("morgana: {e}\n"));
-            exit::exit_failure(Failure::Error)
-        }
     }
 }
 

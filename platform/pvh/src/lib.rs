@@ -12,7 +12,7 @@
 //! | [`pci`] | configuration space, bus scan, BARs, MSI-X |
 //! | [`time`] | TSC clock calibrated against the PIT, timers, CMOS wall clock |
 //! | [`exit`] | power-off and failure statuses (QEMU isa-debug-exit, Xen shutdown) |
-//! | [`xen`] | Xen detection, hypercalls, PV console, pvclock, xenstore client |
+//! | [`xen`] | Xen detection, hypercalls, PV console, pvclock, event channels; the kernel's instances of morgana-xen's interfaces (store ring, grant table, [`xen::XenHal`]); `xl shutdown` |
 //! | `console`, `heap`, `entropy`, `idle`, `dma`, `apic`, `acpi`, `memmap` | the rest |
 //!
 //! The shape matches `morgana-unix`: a [`Platform`] with `console()`, `clock()` and
@@ -29,7 +29,7 @@
 //! the binary. The binary is linked with `kernel.ld` (see `build.rs`; its path is
 //! published to dependents' build scripts as `DEP_MORGANA_PVH_KERNEL_LD`).
 //!
-//! ## For device drivers (virtio-net next)
+//! ## For device drivers (morgana-virtio on PCI; Xen PV drivers see [`xen`])
 //! - Find the device: `platform.pci().scan()` or [`Pci::find`]; configuration space
 //!   through ports 0xCF8/0xCFC ([`Pci::read32`] & co.).
 //! - Map its registers: [`Pci::map_bar`] (or [`map_mmio`]) gives an [`Mmio`] range,

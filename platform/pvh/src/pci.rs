@@ -1,6 +1,6 @@
 //! PCI configuration space (mechanism #1: ports 0xCF8/0xCFC), bus scan, BARs, MSI-X.
 //!
-//! What a driver (virtio-net next) needs, and no more:
+//! What a driver (morgana-virtio) needs, and no more:
 //! - [`Pci::scan`] walks bus 0 and every bus behind a PCI-to-PCI bridge (PCIe root
 //!   ports on q35 are such bridges);
 //! - [`Pci::bar`] decodes a BAR, 64-bit BARs included (QEMU puts them above 4 GiB with

@@ -240,6 +240,13 @@ pub trait NetIf {
     /// not return `None`), otherwise when the next one arrives. Only the waker of the
     /// latest call needs to be kept. Spurious wake-ups are allowed.
     fn register_rx_waker(&self, waker: &Waker);
+
+    /// Whether a diagnostic report was asked for since the last call (a kernel's debug
+    /// key, e.g. `xl sysrq <domain> d` on Xen): the device has logged its own state, and
+    /// the stack above logs its own. Default: never.
+    fn diagnostics_requested(&self) -> bool {
+        false
+    }
 }
 
 /// What kind of TCP failure happened, so that generic code (the HTTP server) can react

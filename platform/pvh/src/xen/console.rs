@@ -33,6 +33,11 @@ pub(crate) fn init(pfn: u64, evtchn: u32) -> Result<(), XenError> {
     Ok(())
 }
 
+/// The console's event channel.
+pub(crate) fn port() -> u32 {
+    EVTCHN.load(Ordering::Relaxed)
+}
+
 /// Whether the ring is in use.
 pub(crate) fn active() -> bool {
     RING.load(Ordering::Relaxed) != 0

@@ -8,6 +8,10 @@
 //! poweroff) or reboots (reason reboot, which the toolstack turns into a restart).
 //! Suspend is not supported (nothing to save a unikernel's state to; decision in
 //! docs/architecture.md): the request is acknowledged and logged, and the domain runs on.
+//!
+//! `xl sysrq <domain> <key>` writes `control/sysrq`, watched the same way: key `d`
+//! prints the kernel's diagnostics ([`super::diagnostics`]); other keys are
+//! acknowledged and logged as unsupported.
 
 use super::store::{self, Client, RingTransport};
 use super::{ShutdownReason, XenError};
@@ -15,6 +19,8 @@ use crate::sync::CpuCell;
 
 const NODE: &str = "control/shutdown";
 const TOKEN: &str = "morgana-control";
+const SYSRQ_NODE: &str = "control/sysrq";
+const SYSRQ_TOKEN: &str = "morgana-sysrq";
 
 static CONTROL: CpuCell<Option<Client<RingTransport>>> = CpuCell::new(None);
 
@@ -28,6 +34,9 @@ pub(crate) fn init() -> Result<(), XenError> {
     if let Err(e) = client.watch(NODE, TOKEN) {
         log::warn!("xen: cannot watch {NODE} ({e}): `xl shutdown` will not reach this domain");
         return Ok(());
+    }
+    if let Err(e) = client.watch(SYSRQ_NODE, SYSRQ_TOKEN) {
+        log::warn!("xen: cannot watch {SYSRQ_NODE} ({e}): no debug key");
     }
     CONTROL.with(|c| *c = Some(client));
     Ok(())
@@ -60,12 +69,16 @@ pub fn parse(value: &str) -> Request {
 /// and obeys. Only a watch event leads to a request: the replies to our own requests
 /// fire the channel too, and reading on every firing would feed itself.
 pub(crate) fn check() {
+    let mut sysrq = false;
     let request = CONTROL.with(|c| {
         let mut fired = false;
         loop {
             let client = c.as_mut()?;
             match client.next_event() {
-                Ok(Some(event)) => fired |= event.token == TOKEN,
+                Ok(Some(event)) => {
+                    fired |= event.token == TOKEN;
+                    sysrq |= event.token == SYSRQ_TOKEN;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     // Only a xenstored that breaks the protocol gets here (whole messages
@@ -77,6 +90,9 @@ pub(crate) fn check() {
                     return None;
                 }
             }
+        }
+        if sysrq {
+            sysrq = take_sysrq(c.as_mut()?);
         }
         if !fired {
             return None;
@@ -99,6 +115,9 @@ pub(crate) fn check() {
         }
         Some(request)
     });
+    if sysrq {
+        super::diagnostics::report();
+    }
     match request {
         Some(Request::Poweroff) => {
             log::info!("xen: powering off at the toolstack's request");
@@ -110,6 +129,24 @@ pub(crate) fn check() {
         }
         _ => {}
     }
+}
+
+/// Reads and acknowledges `control/sysrq`; whether the key asks for diagnostics.
+fn take_sysrq(client: &mut Client<RingTransport>) -> bool {
+    let Ok(value) = client.read_string(SYSRQ_NODE) else {
+        return false;
+    };
+    let key = value.trim_end_matches('\0');
+    if key.is_empty() {
+        return false;
+    }
+    let _ = client.write(SYSRQ_NODE, b"");
+    if key == "d" {
+        return true;
+    }
+    let key = key.escape_default();
+    log::warn!("xen: sysrq \"{key}\" is not supported; \"d\" prints diagnostics");
+    false
 }
 
 #[cfg(test)]

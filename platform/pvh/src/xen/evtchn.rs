@@ -38,6 +38,8 @@ static FIRED: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 static WAKERS: CpuCell<[Option<Waker>; MAX_PORTS as usize]> =
     CpuCell::new([const { None }; MAX_PORTS as usize]);
 static UPCALL: CpuCell<Option<Irq>> = CpuCell::new(None);
+/// Ports opened for devices ([`alloc_unbound`]), for diagnostics.
+static DEVICE_PORTS: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
 /// Sets up delivery: upcall vector, unmasked upcalls, VIRQ_TIMER.
 pub(crate) fn init() -> Result<(), XenError> {
@@ -138,6 +140,13 @@ pub fn take_fired(port: u32) -> bool {
     FIRED[port as usize / 64].fetch_and(!bit, Ordering::AcqRel) & bit != 0
 }
 
+/// Whether `port` fired since the last call (clearing that) or is pending in the shared
+/// info page right now (an event Xen raised that the event loop has not collected yet).
+pub fn take_event(port: u32) -> bool {
+    let fired = take_fired(port);
+    fired || port_state(port).0
+}
+
 /// Registers `waker` to be woken when `port` fires.
 pub fn register_waker(port: u32, waker: &Waker) {
     if port < MAX_PORTS {
@@ -157,14 +166,79 @@ pub fn alloc_unbound(remote: u16) -> Result<u32, XenError> {
     let port = hypercall::evtchn_alloc_unbound(remote)?;
     if port >= MAX_PORTS {
         hypercall::evtchn_close(port);
-        return Err(XenError::PortTooHigh(port));
+        return Err(XenError::PortTooHigh {
+            port,
+            tracked: MAX_PORTS,
+        });
     }
+    DEVICE_PORTS[port as usize / 64].fetch_or(1 << (port % 64), Ordering::Relaxed);
     Ok(port)
 }
 
 /// Closes `port` (a device going away).
 pub fn close(port: u32) {
+    if port < MAX_PORTS {
+        DEVICE_PORTS[port as usize / 64].fetch_and(!(1 << (port % 64)), Ordering::Relaxed);
+    }
     hypercall::evtchn_close(port)
+}
+
+/// The ports opened for devices.
+pub(crate) fn device_ports() -> impl Iterator<Item = u32> {
+    (0..MAX_PORTS)
+        .filter(|&p| DEVICE_PORTS[p as usize / 64].load(Ordering::Relaxed) & (1 << (p % 64)) != 0)
+}
+
+/// The timer's port (0: not bound).
+pub(crate) fn timer_port() -> u32 {
+    TIMER_PORT.load(Ordering::Relaxed)
+}
+
+/// vCPU 0's `evtchn_upcall_pending` and `evtchn_upcall_mask` bytes and its
+/// `evtchn_pending_sel` word, as they are now (diagnostics).
+pub(crate) fn upcall_state() -> (u8, u8, u64) {
+    let base = hypercall::shared_info_base();
+    if base == 0 {
+        return (0, 0, 0);
+    }
+    // SAFETY: the shared info page is mapped at `base`; plain atomic reads of fields
+    // Xen updates atomically.
+    unsafe {
+        (
+            (*((base + UPCALL_PENDING_OFF) as *const AtomicU8)).load(Ordering::Acquire),
+            (*((base + UPCALL_MASK_OFF) as *const AtomicU8)).load(Ordering::Acquire),
+            (*((base + PENDING_SEL_OFF) as *const AtomicU64)).load(Ordering::Acquire),
+        )
+    }
+}
+
+/// One port's state: (pending in shared info, masked, fired and not yet taken, a waker
+/// registered), for diagnostics.
+pub(crate) fn port_state(port: u32) -> (bool, bool, bool, bool) {
+    let base = hypercall::shared_info_base();
+    if base == 0 || port >= MAX_PORTS {
+        return (false, false, false, false);
+    }
+    let (w, bit) = (port as usize / 64, 1u64 << (port % 64));
+    // SAFETY: as in `upcall_state`; word `w` < 16 of each bitmap.
+    let (pending, mask) = unsafe {
+        (
+            (*((base + PENDING_OFF + 8 * w) as *const AtomicU64)).load(Ordering::Acquire),
+            (*((base + MASK_OFF + 8 * w) as *const AtomicU64)).load(Ordering::Acquire),
+        )
+    };
+    let fired = FIRED[w].load(Ordering::Acquire) & bit != 0;
+    let waker = WAKERS.with(|t| t[port as usize].is_some());
+    (pending & bit != 0, mask & bit != 0, fired, waker)
+}
+
+/// Wakes whoever waits on a device port (diagnostics: the drivers then run and report).
+pub(crate) fn wake_devices() {
+    for port in device_ports() {
+        if let Some(w) = WAKERS.with(|t| t[port as usize].take()) {
+            w.wake();
+        }
+    }
 }
 
 /// Resolves once `port` has fired (see [`take_fired`]); the event loop halts meanwhile.

@@ -17,26 +17,33 @@
 //! (executable under W^X, no bytes in the image) that Xen fills in when its physical
 //! address is written to the MSR that CPUID leaf base+2 names. The shared
 //! info page is mapped with `XENMEM_add_to_physmap` over a page-aligned `.bss` page.
-//! [`store`] is the xenstore client (wire protocol over the store ring), tested on the
-//! host against a simulated ring.
 //!
-//! For PV devices (netfront in morgana-netfront): [`grant`] shares pages with a backend
-//! domain (grant table v1, mapped on first use), [`evtchn::alloc_unbound`] and
-//! [`evtchn::wait`] give a device its event channel, and [`bus`] walks the xenbus
-//! handshake with clear errors for a missing, closing or stuck backend. [`control`]
-//! obeys `xl shutdown` and `xl reboot` (the `control/shutdown` node).
+//! Xen's guest interfaces themselves — the xenstore client, the xenbus handshake,
+//! grant-table bookkeeping, shared rings — are the morgana-xen crate (`platform/xen`),
+//! portable and tested on the host. This module holds the kernel's instances of them:
+//! [`store::open`] (the client over this domain's store ring), [`grant::grant_access`]
+//! (the grant table's frames, mapped on first use), [`evtchn`] (delivery of event
+//! channels, and [`evtchn::alloc_unbound`] for a device), [`bus::StoreWait`] (the
+//! handshake's wait) and [`XenHal`], the `morgana_xen::device::Hal` a PV driver
+//! (netfront) runs on. [`control`] obeys `xl shutdown` and `xl reboot` (the
+//! `control/shutdown` node).
 //!
 //! The layouts and numbers here re-express Xen's public headers (`xen.h`,
-//! `hvm/params.h`, `io/console.h`, `io/xs_wire.h`); no code is taken from them.
+//! `hvm/params.h`, `io/console.h`); no code is taken from them.
 
 pub mod bus;
 pub mod console;
 pub mod control;
+mod device;
+pub mod diagnostics;
 pub mod evtchn;
 pub mod grant;
 pub mod hypercall;
 pub mod pvclock;
 pub mod store;
+
+pub use device::XenHal;
+pub use morgana_xen::XenError;
 
 use crate::cpu;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -95,46 +102,6 @@ pub(crate) fn debug_port_write(bytes: &[u8]) {
         // SAFETY: port 0xE9 is Xen's guest debug port; writing it only emits a byte on
         // the hypervisor's console.
         unsafe { cpu::outb(0xE9, b) };
-    }
-}
-
-/// Why Xen failed to set up, reported at boot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum XenError {
-    /// CPUID leaf base+2 names no hypercall page MSR.
-    NoHypercallPage,
-    /// A hypercall returned this (negative errno) value.
-    Hypercall(i64),
-    /// The console ring could not be mapped.
-    ConsoleMap,
-    /// No interrupt vector was free for event channel upcalls.
-    NoVector,
-    /// Not running on Xen (or Xen was not set up).
-    NotXen,
-    /// The store ring could not be mapped.
-    StoreMap,
-    /// Xen gave an event channel port beyond the ones this kernel tracks.
-    PortTooHigh(u32),
-    /// The grant table has no free entry left.
-    GrantsExhausted,
-}
-
-impl core::fmt::Display for XenError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            XenError::NoHypercallPage => f.write_str("Xen offers no hypercall page"),
-            XenError::Hypercall(e) => write!(f, "Xen hypercall failed with {e}"),
-            XenError::ConsoleMap => f.write_str("cannot map the Xen console ring"),
-            XenError::NoVector => f.write_str("no interrupt vector for Xen event channels"),
-            XenError::NotXen => f.write_str("not running on Xen"),
-            XenError::StoreMap => f.write_str("cannot map the xenstore ring"),
-            XenError::PortTooHigh(p) => write!(
-                f,
-                "event channel port {p} is beyond the {} ports this kernel tracks",
-                evtchn::MAX_PORTS
-            ),
-            XenError::GrantsExhausted => f.write_str("no free grant table entry left"),
-        }
     }
 }
 
