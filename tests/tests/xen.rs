@@ -27,7 +27,6 @@
 //! or without cargo test, see the example at the top of `tests/xen/run-guest.sh`.
 
 use morgana_tests::{build_kernel, files_below, kernel_target_dir, workspace_root};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
