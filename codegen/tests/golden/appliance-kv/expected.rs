@@ -39,7 +39,7 @@ pub mod config {
     pub const STORE_SALVAGE: bool = false;
     /// `redis.address` (default).
     pub const REDIS_ADDRESS: [u8; 4] = [127, 0, 0, 1];
-    /// `redis.port` (appliance.ron:15:61).
+    /// `redis.port` (appliance.ron:15:64).
     pub const REDIS_PORT: u16 = 6379;
     /// `redis.max_connections` (default).
     pub const REDIS_MAX_CONNECTIONS: usize = 1024;

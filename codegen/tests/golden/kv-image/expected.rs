@@ -49,15 +49,15 @@ pub mod config {
     pub const STORE_MAX_SPACE_PERCENT: u32 = 150;
     /// `store.salvage` (appliance.ron:10:120).
     pub const STORE_SALVAGE: bool = true;
-    /// `redis.address` (appliance.ron:12:52).
+    /// `redis.address` (appliance.ron:12:55).
     pub const REDIS_ADDRESS: [u8; 4] = [0, 0, 0, 0];
-    /// `redis.port` (appliance.ron:12:69).
+    /// `redis.port` (appliance.ron:12:72).
     pub const REDIS_PORT: u16 = 7000;
-    /// `redis.max_connections` (appliance.ron:12:114).
+    /// `redis.max_connections` (appliance.ron:12:117).
     pub const REDIS_MAX_CONNECTIONS: usize = 10;
-    /// `redis.idle_timeout_ms` (appliance.ron:12:135).
+    /// `redis.idle_timeout_ms` (appliance.ron:12:138).
     pub const REDIS_IDLE_TIMEOUT_MS: u64 = 0;
-    /// `redis.max_request` (appliance.ron:12:151).
+    /// `redis.max_request` (appliance.ron:12:154).
     pub const REDIS_MAX_REQUEST: usize = 1048576;
 }
 
