@@ -129,7 +129,7 @@ impl Kernel {
             if let Ok(Some(status)) = self.qemu.0.try_wait() {
                 panic!("QEMU ended ({status}); console:\n{}", self.console());
             }
-            if let Ok(mut c) = Client::connect(self.addr, Duration::from_secs(2))
+            if let Ok(mut c) = Client::connect(self.addr, Duration::from_millis(300))
                 && c.call(&[b"PING"]).ok() == Some(Reply::Status("PONG".into()))
             {
                 c.set_timeout(Duration::from_secs(30)).expect("timeout");
@@ -411,7 +411,7 @@ fn unix_and_kernel_answer_like_redis_server() {
     std::fs::copy(&kernel, &ro_kernel).expect("copy");
     std::fs::write(
         ro.join("kv.qemu"),
-        spec.replace("# disk kv.img 256 rw", "# disk kv.img 256 ro"),
+        spec.replace("# disk 256 rw kv.img", "# disk 256 ro kv.img"),
     )
     .expect("spec");
     let out = Command::new(workspace_root().join("scripts/morgana-run"))
