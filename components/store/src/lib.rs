@@ -81,6 +81,7 @@ extern crate alloc;
 extern crate std;
 
 mod cache;
+mod checksum;
 mod error;
 pub mod format;
 pub mod image;
