@@ -96,7 +96,12 @@ impl Catalog {
         for (path, text) in files {
             let id = cat.sources.add(SourceFile::new(*path, *text));
             match ron::Options::default().from_str::<CatalogFile>(text) {
-                Ok(file) => merge(&mut cat, file, &mut findings),
+                Ok(mut file) => {
+                    for c in &mut file.components {
+                        c.file = path.to_string();
+                    }
+                    merge(&mut cat, file, &mut findings)
+                }
                 Err(e) => errs.push(ron_error(cat.sources.get(id), id, &e)),
             }
         }

@@ -550,6 +550,9 @@ pub struct Component {
     /// Implementations, tried in order; the first whose targets and `when` match wins.
     #[serde(default)]
     pub impls: Vec<Impl>,
+    /// The catalog file it is written in (for messages), e.g. `schemas/catalog.ron`.
+    #[serde(skip)]
+    pub file: String,
 }
 
 /// A dependency of a component on a device providing a signature.
