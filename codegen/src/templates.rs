@@ -146,7 +146,7 @@ pub struct KeyValue {
     pub variant: Option<String>,
     /// Named parts: (`address`, ..), (`prefix_len`, ..).
     pub parts: Vec<(&'static str, String)>,
-    /// False for an optional key that is not set.
+    /// False for an optional key that is not set and for a boolean that is false.
     pub set: bool,
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use morgana_codegen::catalog::{BUILTIN_PATH, BUILTIN_SOURCE};
+use morgana_codegen::catalog::BUILTIN_FILES;
 use morgana_codegen::{Catalog, compile_with};
 
 const DIR: &str = "tests/broken";
@@ -34,7 +34,9 @@ fn run(name: &str) -> Result<String, String> {
     let catalog = match std::fs::read_to_string(&ext_path) {
         Ok(ext) => {
             let shown = ext_path.to_string_lossy().into_owned();
-            Catalog::from_sources(&[(BUILTIN_PATH, BUILTIN_SOURCE), (&shown, &ext)])
+            let mut files = BUILTIN_FILES.to_vec();
+            files.push((&shown, &ext));
+            Catalog::from_sources(&files)
         }
         Err(_) => Catalog::builtin().cloned(),
     }

@@ -124,6 +124,66 @@ mod model {
         Redirects {
             file: String,
         },
+        // Storage (schemas/catalog/storage.ron).
+        Block {
+            image: String,
+            #[serde(default, deserialize_with = "present")]
+            size_mib: Option<u64>,
+            #[serde(default, deserialize_with = "present")]
+            read_only: Option<bool>,
+            #[serde(default, deserialize_with = "present")]
+            sync: Option<Sync>,
+        },
+        KvStore {
+            #[serde(default, deserialize_with = "present")]
+            block: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            entropy: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            cache_entries: Option<usize>,
+            #[serde(default, deserialize_with = "present")]
+            cache_max_value: Option<usize>,
+            #[serde(default, deserialize_with = "present")]
+            max_space_percent: Option<u32>,
+            #[serde(default, deserialize_with = "present")]
+            salvage: Option<bool>,
+        },
+        KvImage {
+            #[serde(default, deserialize_with = "present")]
+            block: Option<String>,
+        },
+        RedisServer {
+            #[serde(default, deserialize_with = "present")]
+            net: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            store: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            clock: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            address: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            port: Option<u16>,
+            #[serde(default, deserialize_with = "present")]
+            durability: Option<Durability>,
+            #[serde(default, deserialize_with = "present")]
+            max_connections: Option<usize>,
+            #[serde(default, deserialize_with = "present")]
+            idle_timeout_ms: Option<u64>,
+            #[serde(default, deserialize_with = "present")]
+            max_request: Option<usize>,
+        },
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub enum Sync {
+        Fdatasync,
+        Direct,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub enum Durability {
+        Always,
+        EverySec,
     }
 
     /// An application constant: any RON string, character, boolean or number.
@@ -327,6 +387,63 @@ fn ron_norm(a: model::Appliance) -> Norm {
             C::Redirects { file } => {
                 keys.push(("file", Some(file)));
                 "Redirects"
+            }
+            C::Block {
+                image,
+                size_mib,
+                read_only,
+                sync,
+            } => {
+                keys.push(("image", Some(image)));
+                keys.push(("size_mib", size_mib.map(|v| v.to_string())));
+                keys.push(("read_only", read_only.map(|v| v.to_string())));
+                keys.push(("sync", sync.map(|v| format!("{v:?}"))));
+                "Block"
+            }
+            C::KvStore {
+                block,
+                entropy,
+                cache_entries,
+                cache_max_value,
+                max_space_percent,
+                salvage,
+            } => {
+                keys.push(("block", block));
+                keys.push(("entropy", entropy));
+                keys.push(("cache_entries", cache_entries.map(|v| v.to_string())));
+                keys.push(("cache_max_value", cache_max_value.map(|v| v.to_string())));
+                keys.push((
+                    "max_space_percent",
+                    max_space_percent.map(|v| v.to_string()),
+                ));
+                keys.push(("salvage", salvage.map(|v| v.to_string())));
+                "KvStore"
+            }
+            C::KvImage { block } => {
+                keys.push(("block", block));
+                "KvImage"
+            }
+            C::RedisServer {
+                net,
+                store,
+                clock,
+                address,
+                port,
+                durability,
+                max_connections,
+                idle_timeout_ms,
+                max_request,
+            } => {
+                keys.push(("net", net));
+                keys.push(("store", store));
+                keys.push(("clock", clock));
+                keys.push(("address", address));
+                keys.push(("port", port.map(|v| v.to_string())));
+                keys.push(("durability", durability.map(|v| format!("{v:?}"))));
+                keys.push(("max_connections", max_connections.map(|v| v.to_string())));
+                keys.push(("idle_timeout_ms", idle_timeout_ms.map(|v| v.to_string())));
+                keys.push(("max_request", max_request.map(|v| v.to_string())));
+                "RedisServer"
             }
         };
         let mut written: Vec<(String, String)> = keys
@@ -1024,11 +1141,14 @@ fn appliance_ron_is_read_as_the_ron_crate_reads_it() {
 /// The real appliances and the goldens are read alike too.
 #[test]
 fn the_repository_s_appliances_are_read_alike() {
-    let mut files: Vec<std::path::PathBuf> =
-        ["../appliances/hello", "../appliances/static-website"]
-            .iter()
-            .map(|d| Path::new(d).join("appliance.ron"))
-            .collect();
+    let mut files: Vec<std::path::PathBuf> = [
+        "../appliances/hello",
+        "../appliances/static-website",
+        "../appliances/kv",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join("appliance.ron"))
+    .collect();
     for e in std::fs::read_dir("tests/golden")
         .expect("goldens")
         .flatten()

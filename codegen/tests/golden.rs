@@ -73,6 +73,23 @@ const CASES: &[Case] = &[
         expected: "tests/golden/direct-xen",
         target: None,
     },
+    // Storage: the kv appliance on both targets (a disk image file on Unix; virtio-blk,
+    // the `.qemu` drive and the `.xl` disk on Xen), and every storage key.
+    Case {
+        ron: "../appliances/kv/appliance.ron",
+        expected: "tests/golden/appliance-kv",
+        target: None,
+    },
+    Case {
+        ron: "../appliances/kv/appliance.ron",
+        expected: "tests/golden/appliance-kv-xen",
+        target: Some("xen"),
+    },
+    Case {
+        ron: "tests/golden/kv-image/appliance.ron",
+        expected: "tests/golden/kv-image",
+        target: None,
+    },
 ];
 
 /// The profile directory the goldens are generated for: deployment files that name the

@@ -1,6 +1,7 @@
 //! The golden outputs type-check against the interfaces that docs/architecture.md
 //! promises (the real morgana-signatures crate, and stubs of morgana-unix,
-//! morgana-pvh, morgana-nic, morgana-direct, morgana-http and kv-crunch with exactly
+//! morgana-pvh, morgana-nic, morgana-direct, morgana-http, kv-crunch, morgana-virtio,
+//! morgana-store and morgana-resp with exactly
 //! the documented signatures), with
 //! `-D warnings`. This catches a catalog template that drifts from the contract
 //! before an appliance build does.
@@ -87,6 +88,7 @@ mod morgana_unix {
         pub fn open(_: &'static Platform, _name: &str) -> Result<Tap, Error> { Ok(Tap) }
     }
     crate::netif_stub::netif!(Tap);
+    pub use crate::morgana_unix_block::{FileBlock, FileOptions, FileSync};
 
     pub enum LogLevel { Off, Error, Warn, Info, Debug, Trace }
 
@@ -340,6 +342,162 @@ mod morgana_redirects {
     }
 }
 
+mod block_stub {
+    use core::fmt;
+    use morgana_signatures as sig;
+    #[derive(Debug)]
+    pub struct Error;
+    impl fmt::Display for Error {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("disk error") }
+    }
+    impl sig::BlockError for Error {
+        fn kind(&self) -> sig::BlockErrorKind { sig::BlockErrorKind::Other }
+    }
+    macro_rules! block {
+        ($ty:ty) => {
+            impl morgana_signatures::Block for $ty {
+                type Error = $crate::block_stub::Error;
+                fn sector_size(&self) -> usize { 512 }
+                fn sectors(&self) -> u64 { 0 }
+                fn is_read_only(&self) -> bool { false }
+                async fn read(&self, _: u64, _: &mut [u8]) -> Result<(), Self::Error> { Ok(()) }
+                async fn write(&self, _: u64, _: &[u8]) -> Result<(), Self::Error> { Ok(()) }
+                async fn flush(&self) -> Result<(), Self::Error> { Ok(()) }
+            }
+        };
+    }
+    pub(crate) use block;
+}
+
+mod morgana_unix_block {
+    /// `FileBlock::open_with(platform, path, FileOptions)`: an image file, a `Block`.
+    pub struct FileBlock;
+    pub struct FileOptions {
+        pub size: u64,
+        pub read_only: bool,
+        pub sync: FileSync,
+    }
+    pub enum FileSync { Fdatasync, Direct }
+    impl FileBlock {
+        pub fn open_with(
+            _: &'static crate::morgana_unix::Platform,
+            _path: &str,
+            _options: FileOptions,
+        ) -> Result<FileBlock, crate::block_stub::Error> {
+            Ok(FileBlock)
+        }
+    }
+    crate::block_stub::block!(FileBlock);
+}
+
+mod morgana_virtio {
+    /// `VirtioBlk::find(platform)`: the first virtio-blk disk, a `Block`.
+    pub struct VirtioBlk;
+    impl VirtioBlk {
+        pub fn find(_: &'static crate::morgana_pvh::Platform) -> Result<VirtioBlk, crate::block_stub::Error> {
+            Ok(VirtioBlk)
+        }
+    }
+    crate::block_stub::block!(VirtioBlk);
+}
+
+mod morgana_store {
+    use core::fmt;
+    use morgana_signatures::{self as sig, Block, Entropy};
+    pub struct Store<B: Block>(B);
+    pub struct Image<B: Block>(B);
+    pub struct FormatOptions {
+        pub store_id: u64,
+    }
+    impl FormatOptions {
+        pub const fn new(store_id: u64) -> FormatOptions { FormatOptions { store_id } }
+    }
+    pub struct Config {
+        pub cache_entries: usize,
+        pub cache_max_value: usize,
+        pub write_buffer: usize,
+        pub max_space_percent: u32,
+        pub read_only: bool,
+        pub salvage: bool,
+    }
+    impl Default for Config {
+        fn default() -> Config {
+            Config { cache_entries: 0, cache_max_value: 0, write_buffer: 0, max_space_percent: 200, read_only: false, salvage: false }
+        }
+    }
+    #[derive(Debug)]
+    pub struct Error<E>(E);
+    impl<E: fmt::Debug> fmt::Display for Error<E> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "{:?}", self.0) }
+    }
+    impl<E: fmt::Debug> sig::KvError for Error<E> {
+        fn kind(&self) -> sig::KvErrorKind { sig::KvErrorKind::Other }
+    }
+    pub fn store_id<E: Entropy>(_: &E) -> Result<u64, E::Error> { Ok(0) }
+    impl<B: Block> Store<B> {
+        pub async fn open_or_format(dev: B, _: FormatOptions, _: Config) -> Result<Store<B>, Error<B::Error>> {
+            Ok(Store(dev))
+        }
+    }
+    impl<B: Block> Image<B> {
+        pub async fn open(dev: B) -> Result<Image<B>, Error<B::Error>> { Ok(Image(dev)) }
+    }
+    macro_rules! kv_read {
+        ($ty:ident) => {
+            impl<B: Block> sig::KvRead for $ty<B> {
+                type Error = Error<B::Error>;
+                async fn get(&mut self, _: &[u8]) -> Result<Option<sig::Value<'_>>, Self::Error> { Ok(None) }
+                async fn meta(&mut self, _: &[u8]) -> Result<Option<u64>, Self::Error> { Ok(None) }
+                async fn scan<F: FnMut(&[u8], u64) -> bool>(
+                    &mut self,
+                    _: &[u8],
+                    _: Option<&[u8]>,
+                    _: F,
+                ) -> Result<(), Self::Error> { Ok(()) }
+                fn len(&self) -> u64 { 0 }
+                fn max_key_len(&self) -> usize { 0 }
+                fn max_value_len(&self) -> usize { 0 }
+            }
+        };
+    }
+    kv_read!(Store);
+    kv_read!(Image);
+    impl<B: Block> sig::Kv for Store<B> {
+        async fn put(&mut self, _: &[u8], _: &[u8], _: u64) -> Result<(), Self::Error> { Ok(()) }
+        async fn delete(&mut self, _: &[u8]) -> Result<bool, Self::Error> { Ok(false) }
+        async fn clear(&mut self) -> Result<(), Self::Error> { Ok(()) }
+        async fn sync(&mut self) -> Result<(), Self::Error> { Ok(()) }
+    }
+}
+
+mod morgana_resp {
+    use core::fmt;
+    use morgana_signatures::{Kv, Tcp, Timer, WallClock};
+    pub enum Durability { Always, EverySec }
+    pub struct Config {
+        pub address: core::net::SocketAddr,
+        pub durability: Durability,
+        pub max_connections: usize,
+        pub idle_timeout: core::time::Duration,
+        pub max_request: usize,
+    }
+    pub struct Server<T: Tcp, C: Timer + WallClock, K: Kv> {
+        net: T,
+        clock: C,
+        kv: K,
+    }
+    #[derive(Debug)]
+    pub struct Error<E, S>(E, S);
+    impl<E: fmt::Debug, S: fmt::Debug> fmt::Display for Error<E, S> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "{:?}", self.0) }
+    }
+    impl<T: Tcp, C: Timer + WallClock, K: Kv> Server<T, C, K> {
+        pub async fn connect(net: T, clock: C, kv: K, _config: Config) -> Result<Self, Error<T::Error, K::Error>> {
+            Ok(Server { net, clock, kv })
+        }
+    }
+}
+
 use core::convert::Infallible;
 use morgana_signatures::{Console, Entropy, KvRo, Tcp, Timer};
 "#;
@@ -465,6 +623,42 @@ const CASES: &[(&str, &str)] = &[
                      let _ = (config::SEPARATOR, config::RETRIES, config::SCALE, config::CEILING);
                      Ok(())
                  }
+             }
+         }",
+    ),
+    (
+        "appliance-kv",
+        "pub struct KvServer;
+         impl KvServer {
+             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
+                 _console: impl Console,
+                 _redis: morgana_resp::Server<T, C, K>,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "appliance-kv-xen",
+        "pub struct KvServer;
+         impl KvServer {
+             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
+                 _console: impl Console,
+                 _redis: morgana_resp::Server<T, C, K>,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "kv-image",
+        "pub struct Lookup;
+         impl Lookup {
+             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
+                 _catalog: impl morgana_signatures::KvRead,
+                 _redis: morgana_resp::Server<T, C, K>,
+             ) -> Result<(), Infallible> {
+                 Ok(())
              }
          }",
     ),

@@ -450,6 +450,7 @@ fn new_appliance_from_every_starter_builds_and_runs_on_both_targets() {
         match starter.as_str() {
             "hello" => check_hello(&ws, &name),
             "static-website" => check_site(&ws, &name),
+            "kv" => check_kv(&ws, &name),
             other => panic!(
                 "the starting point `{other}` has no check here: add one to tests/tests/newcomer.rs (build it for both targets and run it)"
             ),
@@ -693,4 +694,104 @@ fn check_site(ws: &Path, name: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// One RESP exchange (the request, then QUIT): the replies before QUIT's `+OK`.
+fn resp(addr: SocketAddr, args: &[&str]) -> String {
+    let mut request =
+        morgana_tests::resp::encode(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>());
+    request.extend_from_slice(&morgana_tests::resp::encode(&[b"QUIT"]));
+    let got = text(&morgana_tests::raw_exchange(
+        addr,
+        &request,
+        Duration::from_secs(10),
+    ));
+    got.strip_suffix("+OK\r\n").unwrap_or(&got).to_string()
+}
+
+fn check_kv(ws: &Path, name: &str) {
+    // A port of its own: the appliance listens on it on Unix, and QEMU forwards it.
+    let port = free_port();
+    let ron = ws.join("appliances").join(name).join("appliance.ron");
+    let text_ron = std::fs::read_to_string(&ron).expect("appliance.ron");
+    assert!(text_ron.contains("port: 6379"), "{text_ron}");
+    std::fs::write(
+        &ron,
+        text_ron.replace("port: 6379", &format!("port: {port}")),
+    )
+    .expect("write port");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    // `cargo run` starts in the workspace: the disk image is made there (the starter's
+    // `kv.img`, renamed with the appliance).
+    assert!(
+        text_ron.contains(&format!("image: \"{name}.img\"")),
+        "{text_ron}"
+    );
+    let image = ws.join(format!("{name}.img"));
+    let _ = std::fs::remove_file(&image);
+
+    // Unix: a process that creates its disk image, acknowledges a write once it is on
+    // the disk, and stops on Ctrl-C.
+    build(ws, name, false);
+    let mut run = spawn_run(ws, name, &[]);
+    wait_for_port(addr, Duration::from_secs(30));
+    assert_eq!(
+        resp(addr, &["SET", "starter", "written by unix"]),
+        "+OK\r\n"
+    );
+    ctrl_c(run.id());
+    let status = wait_exit(&mut run, Duration::from_secs(10));
+    assert_eq!(status.signal(), Some(2), "Unix: {status}");
+    let stdout = read_all(run.stdout.take().expect("stdout"));
+    assert!(
+        stdout.contains(&format!(
+            "{name}: serving the Redis protocol on redis://127.0.0.1:{port}/"
+        )),
+        "{stdout}"
+    );
+    let size = std::fs::metadata(&image)
+        .expect("the disk image exists")
+        .len();
+    assert_eq!(size, 256 << 20, "created at size_mib");
+
+    // Xen: a kernel under QEMU on the same image (the generated .qemu attaches it as a
+    // virtio-blk disk): the key the Unix process wrote is there.
+    build(ws, name, true);
+    let xen = [("MORGANA_TARGET", "xen")];
+    let mut run = spawn_run(ws, name, &xen);
+    let served = (|| {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(90) {
+            if let Ok(Some(status)) = run.try_wait() {
+                return Err(format!("QEMU ended first: {status}"));
+            }
+            // slirp accepts before the guest is up: poll with short timeouts.
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            let mut request = morgana_tests::resp::encode(&[b"GET", b"starter"]);
+            request.extend_from_slice(&morgana_tests::resp::encode(&[b"QUIT"]));
+            let got = morgana_tests::raw_exchange(addr, &request, Duration::from_millis(1000));
+            if !got.is_empty() {
+                return Ok(text(&got));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err("no Redis-protocol answer after 90 s".to_string())
+    })();
+    ctrl_c(run.id());
+    let status = wait_exit(&mut run, Duration::from_secs(20));
+    let stderr = read_all(run.stderr.take().expect("stderr"));
+    let stdout = read_all(run.stdout.take().expect("stdout"));
+    let got = served.unwrap_or_else(|e| panic!("{e}\n{stderr}\n{stdout}"));
+    assert_eq!(got, "$15\r\nwritten by unix\r\n+OK\r\n", "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "morgana-run: booting {name} under QEMU; it will listen on redis://127.0.0.1:{port}/\n"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(status.signal(), Some(2), "{status}\n{stderr}");
+    let _ = std::fs::remove_file(&image);
 }

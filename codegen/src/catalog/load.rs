@@ -96,7 +96,12 @@ impl Catalog {
         for (path, text) in files {
             let id = cat.sources.add(SourceFile::new(*path, *text));
             match ron::Options::default().from_str::<CatalogFile>(text) {
-                Ok(file) => merge(&mut cat, file, &mut findings),
+                Ok(mut file) => {
+                    for c in &mut file.components {
+                        c.file = path.to_string();
+                    }
+                    merge(&mut cat, file, &mut findings)
+                }
                 Err(e) => errs.push(ron_error(cat.sources.get(id), id, &e)),
             }
         }
@@ -215,15 +220,21 @@ fn ron_error(src: &SourceFile, file: FileId, e: &ron::error::SpannedError) -> Di
 /// The span of the place `path` names, in the first file that has it: the key of a map
 /// entry or the name of a field (where it is declared), or the list item.
 fn locate(trees: &[Option<Value>], path: &[Step]) -> Option<Span> {
+    // The file where most of the path is written: an entry is in one file, and every
+    // file has the top-level maps.
     trees
         .iter()
         .flatten()
-        .find_map(|tree| walk(tree, path, None))
+        .filter_map(|tree| walk(tree, path, None, 0))
+        .max_by_key(|&(_, depth)| depth)
+        .map(|(span, _)| span)
 }
 
-fn walk(v: &Value, path: &[Step], name_span: Option<Span>) -> Option<Span> {
+/// The span of `path` in `v` (or of the deepest part of it that is written), and how
+/// many steps of it were found.
+fn walk(v: &Value, path: &[Step], name_span: Option<Span>, depth: usize) -> Option<(Span, usize)> {
     let Some((step, rest)) = path.split_first() else {
-        return Some(name_span.unwrap_or(head(v)));
+        return Some((name_span.unwrap_or(head(v)), depth));
     };
     let next = match (&v.kind, step) {
         (Kind::Struct(st), Step::Key(k)) => st
@@ -238,14 +249,14 @@ fn walk(v: &Value, path: &[Step], name_span: Option<Span>) -> Option<Span> {
         (Kind::List(items), Step::Index(i)) => items.get(*i).map(|v| (v, head(v))),
         // `Some(x)` written out where `implicit_some` would do.
         (_, _) if v.as_some().is_some() => {
-            return walk(v.as_some()?, path, name_span);
+            return walk(v.as_some()?, path, name_span, depth);
         }
         _ => None,
     };
     match next {
-        Some((inner, span)) => walk(inner, rest, Some(span)).or(Some(span)),
+        Some((inner, span)) => walk(inner, rest, Some(span), depth + 1).or(Some((span, depth + 1))),
         // The place is not written (a missing field): point at what holds it.
-        None => Some(name_span.unwrap_or(head(v))),
+        None => Some((name_span.unwrap_or(head(v)), depth)),
     }
 }
 

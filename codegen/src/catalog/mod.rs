@@ -17,6 +17,17 @@ use crate::syntax;
 pub const BUILTIN_PATH: &str = "schemas/catalog.ron";
 /// Its text, embedded when morgana-codegen is compiled.
 pub const BUILTIN_SOURCE: &str = include_str!("../../../schemas/catalog.ron");
+/// Every file of the built-in catalog, merged in this order: `schemas/catalog.ron`
+/// (signatures, the top level, targets, the first components), then one file per
+/// family of components in `schemas/catalog/` (each adds its own entries, so that
+/// families are added side by side).
+pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    (BUILTIN_PATH, BUILTIN_SOURCE),
+    (
+        "schemas/catalog/storage.ron",
+        include_str!("../../../schemas/catalog/storage.ron"),
+    ),
+];
 
 /// Everything appliance.ron may say, and what it becomes per target.
 #[derive(Clone, Debug)]
@@ -539,6 +550,9 @@ pub struct Component {
     /// Implementations, tried in order; the first whose targets and `when` match wins.
     #[serde(default)]
     pub impls: Vec<Impl>,
+    /// The catalog file it is written in (for messages), e.g. `schemas/catalog.ron`.
+    #[serde(skip)]
+    pub file: String,
 }
 
 /// A dependency of a component on a device providing a signature.
@@ -655,12 +669,13 @@ pub enum Code {
 }
 
 impl Catalog {
-    /// The catalog in `schemas/catalog.ron` (decoded and checked once).
+    /// The catalog in `schemas/catalog.ron` and `schemas/catalog/` (decoded, merged and
+    /// checked once).
     pub fn builtin() -> Result<&'static Catalog, crate::diag::Diagnostics> {
         static BUILTIN: std::sync::OnceLock<Result<Catalog, crate::diag::Diagnostics>> =
             std::sync::OnceLock::new();
         BUILTIN
-            .get_or_init(|| Catalog::from_sources(&[(BUILTIN_PATH, BUILTIN_SOURCE)]))
+            .get_or_init(|| Catalog::from_sources(BUILTIN_FILES))
             .as_ref()
             .map_err(Clone::clone)
     }

@@ -47,7 +47,8 @@ pub fn key_value(spec: Option<&KeySpec>, value: &Scalar, in_code: bool) -> Value
             _ => None,
         },
         parts: parts(value, in_code),
-        set: *value != Scalar::Absent,
+        // In conditions: an optional key that is set, a boolean that is true.
+        set: *value != Scalar::Absent && *value != Scalar::Bool(false),
     })
 }
 

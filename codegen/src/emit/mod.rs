@@ -137,8 +137,10 @@ impl Emitter<'_> {
     }
 
     fn template_name(&self, n: usize, part: &str) -> String {
-        let comp = self.device(n).map_or("?", |(_, c)| c.name.as_str());
-        format!("{comp}.{part} (schemas/catalog.ron)")
+        let (comp, file) = self.device(n).map_or(("?", "the catalog"), |(_, c)| {
+            (c.name.as_str(), c.file.as_str())
+        });
+        format!("{comp}.{part} ({file})")
     }
 
     /// The rendered type template of a declared node.

@@ -116,7 +116,7 @@ impl Superblock {
         b[48..52].copy_from_slice(&self.max_key_len.to_le_bytes());
         b[52..56].copy_from_slice(&self.max_value_len.to_le_bytes());
         // 56..60: reserved, zero.
-        let crc = crc32fast::hash(&b[..60]);
+        let crc = crate::checksum::hash(&b[..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
     }
@@ -136,7 +136,7 @@ impl Superblock {
         if version != FORMAT_VERSION {
             return Err(SuperblockError::Version(version));
         }
-        if le32(b, 60) != crc32fast::hash(&b[..60]) {
+        if le32(b, 60) != crate::checksum::hash(&b[..60]) {
             return Err(SuperblockError::Checksum);
         }
         if le32(b, 12) as usize != SUPERBLOCK_LEN || le32(b, 28) != 0 || le32(b, 56) != 0 {
@@ -205,7 +205,7 @@ pub fn encode_segment_header(seq: u64, store_id: u64, prev_end: u32) -> [u8; SEG
     b[8..16].copy_from_slice(&seq.to_le_bytes());
     b[16..24].copy_from_slice(&store_id.to_le_bytes());
     b[24..28].copy_from_slice(&prev_end.to_le_bytes());
-    let crc = crc32fast::hash(&b[..28]);
+    let crc = crate::checksum::hash(&b[..28]);
     b[28..32].copy_from_slice(&crc.to_le_bytes());
     b
 }
@@ -218,7 +218,7 @@ pub fn decode_segment_header(b: &[u8], store_id: u64) -> Option<(u64, u32)> {
     if b[0..4] != SEGMENT_MAGIC
         || le32(b, 4) != FORMAT_VERSION
         || le64(b, 16) != store_id
-        || le32(b, 28) != crc32fast::hash(&b[..28])
+        || le32(b, 28) != crate::checksum::hash(&b[..28])
     {
         return None;
     }
@@ -283,7 +283,7 @@ impl RecordHeader {
 /// copied elsewhere, fails). Covers the header after the checksum field, the key and
 /// the value; for [`Kind::Pad`] only the header.
 pub fn record_crc(store_id: u64, seq: u64, offset: u32, header_tail: &[u8], body: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
+    let mut h = crate::checksum::Hasher::new();
     h.update(&store_id.to_le_bytes());
     h.update(&seq.to_le_bytes());
     h.update(&offset.to_le_bytes());

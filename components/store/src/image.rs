@@ -123,7 +123,7 @@ impl<E: BlockError> KvError for ImageError<E> {
 }
 
 fn entry_crc(offset: u64, rest: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
+    let mut h = crate::checksum::Hasher::new();
     h.update(&offset.to_le_bytes());
     h.update(rest);
     h.finalize()
@@ -190,8 +190,8 @@ where
     h[32..40].copy_from_slice(&entries_len.to_le_bytes());
     h[40..48].copy_from_slice(&index_start.to_le_bytes());
     h[48..56].copy_from_slice(&(index.len() as u64).to_le_bytes());
-    h[56..60].copy_from_slice(&crc32fast::hash(&index).to_le_bytes());
-    let crc = crc32fast::hash(&h[..60]);
+    h[56..60].copy_from_slice(&crate::checksum::hash(&index).to_le_bytes());
+    let crc = crate::checksum::hash(&h[..60]);
     h[60..64].copy_from_slice(&crc.to_le_bytes());
     Ok(out)
 }
@@ -252,7 +252,7 @@ impl<B: Block> Image<B> {
             return Err(ImageError::UnsupportedVersion { found: version });
         }
         let corrupt = |why| ImageError::Corrupt { offset: 0, why };
-        if le32(&h, 60) != crc32fast::hash(&h[..60]) {
+        if le32(&h, 60) != crate::checksum::hash(&h[..60]) {
             return Err(corrupt("header checksum mismatch"));
         }
         let capacity = img.dev.capacity();
@@ -271,7 +271,7 @@ impl<B: Block> Image<B> {
         img.entries_start = start;
         img.entries_end = start + len;
         let index = img.read_at(index_start, index_len as usize).await?.to_vec();
-        if crc32fast::hash(&index) != le32(&h, 56) {
+        if crate::checksum::hash(&index) != le32(&h, 56) {
             return Err(ImageError::Corrupt {
                 offset: index_start,
                 why: "index checksum mismatch",

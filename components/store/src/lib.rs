@@ -81,6 +81,7 @@ extern crate alloc;
 extern crate std;
 
 mod cache;
+mod checksum;
 mod error;
 pub mod format;
 pub mod image;
@@ -93,3 +94,12 @@ pub use mem::{MemBlock, MemError};
 pub use store::{
     Config, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_LEN, FormatOptions, MIN_SEGMENTS, Stats, Store,
 };
+
+/// A fresh store id ([`FormatOptions::store_id`]) from the platform's entropy: what the
+/// generated code of a `KvStore` device passes to [`Store::open_or_format`] (it is used
+/// only if the device is blank and gets formatted).
+pub fn store_id<E: morgana_signatures::Entropy>(entropy: &E) -> Result<u64, E::Error> {
+    let mut id = [0u8; 8];
+    entropy.fill(&mut id)?;
+    Ok(u64::from_le_bytes(id))
+}

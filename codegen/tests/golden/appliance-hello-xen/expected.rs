@@ -8,6 +8,9 @@
 //   entropy  nothing requires it
 //   Crunch   compiled-in key-value store: nothing requires it
 //   Network  TCP/IP stack: nothing requires it
+//   Block    block device: nothing requires it
+//   KvStore  durable key-value store: nothing requires it
+//   KvImage  read-only key-value image: nothing requires it
 
 /// Configuration, compiled in.
 pub mod config {

@@ -10,6 +10,9 @@
 //   console  nothing requires it
 //   entropy  nothing requires it
 //   spare    appliance.ron:10:18: declared, but neither started nor required
+//   Block    block device: nothing requires it
+//   KvStore  durable key-value store: nothing requires it
+//   KvImage  read-only key-value image: nothing requires it
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:8:16).
 pub type Net = morgana_unix::HostTcp;

@@ -9,6 +9,9 @@
 //   site     Crunch         kv_crunch::Table          appliance.ron:9:17; argument 3 of main
 // Left out:
 //   entropy  nothing requires it
+//   Block    block device: nothing requires it
+//   KvStore  durable key-value store: nothing requires it
+//   KvImage  read-only key-value image: nothing requires it
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:10:17).
 pub type Net = morgana_unix::HostTcp;

@@ -9,6 +9,9 @@
 //   api      HttpServer     morgana_http::Server<..>  appliance.ron:21:16; argument 1 of main
 // Left out:
 //   Crunch   compiled-in key-value store: nothing requires it
+//   Block    block device: nothing requires it
+//   KvStore  durable key-value store: nothing requires it
+//   KvImage  read-only key-value image: nothing requires it
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:20:16).
 pub type Net = morgana_unix::HostTcp;
