@@ -40,7 +40,7 @@ RELAY=$BENCH_TARGET/release/lossy-relay
 echo "lossy: building the PVH image from $TREE" >&2
 site=$WORK/site
 BENCH_ROOT=$TREE make_scratch_site "$site"
-sed -i 's|^\( *\)"net": *Network,|\1"net":  Network(ipv4: "10.0.2.15/24", gateway: "10.0.2.2"),|' "$site/appliance.ron"
+sed -i 's|^\( *\)"net": *Network,|\1"net":  Network(ipv4: Static("10.0.2.15/24"), gateway: Some("10.0.2.2")),|' "$site/appliance.ron"
 grep -q '10.0.2.15/24' "$site/appliance.ron" || { echo "lossy: cannot set the address in $site/appliance.ron" >&2; exit 1; }
 "$RELAY" --make-file "$site/htdocs/lossy.bin" "$BYTES" 42
 if [ -n "${LOSSY_SMOLTCP:-}" ]; then

@@ -39,7 +39,7 @@ fn build_lossy_site(relay: &Path) -> (PathBuf, Vec<u8>) {
             if l.trim_start().starts_with("\"net\":") {
                 replaced = true;
                 format!(
-                    "        \"net\": Network(ipv4: \"{GUEST_IP}/24\", gateway: \"{}\"),",
+                    "        \"net\": Network(ipv4: Static(\"{GUEST_IP}/24\"), gateway: Some(\"{}\")),",
                     morgana_tests::lossy::HOST_IP
                 )
             } else {
