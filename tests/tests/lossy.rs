@@ -24,6 +24,7 @@ fn build_lossy_site(relay: &Path) -> (PathBuf, Vec<u8>) {
     std::fs::create_dir_all(&dir).expect("scratch");
     copy_dir(&src.join("src"), &dir.join("src"));
     copy_dir(&src.join("htdocs"), &dir.join("htdocs"));
+    std::fs::copy(src.join("redirects"), dir.join("redirects")).expect("redirects");
     let file = dir.join("htdocs/lossy.bin");
     let made = Command::new(relay)
         .args(["--make-file", file.to_str().unwrap()])
