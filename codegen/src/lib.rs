@@ -318,6 +318,21 @@ fn unused_devices(
             );
         }
     }
+    // Deprecated keys: they still work; the warning says what to write instead.
+    for dev in &model.devices {
+        for (key, span) in &dev.deprecated {
+            let instead = catalog
+                .component(&dev.component)
+                .and_then(|c| c.keys.iter().find(|k| &k.name == key))
+                .and_then(|k| k.deprecated.clone())
+                .unwrap_or_default();
+            warnings.push(
+                Diagnostic::warning(format!("`{}.{key}` is deprecated", dev.name))
+                    .primary(*span, "deprecated key")
+                    .help(instead),
+            );
+        }
+    }
     warnings.sort_by_key(|w| w.span().map(|s| s.lo));
     warnings
 }

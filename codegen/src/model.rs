@@ -179,6 +179,9 @@ pub struct Device {
     /// Keys written in the file that mean nothing on the chosen target (the key's
     /// `targets`), with where they are written: ignored, and reported.
     pub ignored: Vec<(String, Span)>,
+    /// Keys written in the file that the catalog marks deprecated, with where they are
+    /// written: they work, and are reported.
+    pub deprecated: Vec<(String, Span)>,
 }
 
 impl Device {

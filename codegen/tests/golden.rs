@@ -298,3 +298,50 @@ fn hello_on_xen_has_no_vif() {
     assert!(xl.text.contains("\ntype = \"pvh\"\n"), "{}", xl.text);
     assert!(!xl.text.contains("vif"), "{}", xl.text);
 }
+
+/// A key the catalog marks deprecated still works, and the build says what to write
+/// instead (through `cargo::warning=`, like every warning).
+#[test]
+fn a_deprecated_key_is_a_warning_with_its_replacement() {
+    let ext = r#"Catalog(
+    components: {
+        "Greeter": Component(
+            doc: "Says hello.",
+            keys: {
+                "colour": Key(
+                    type: Str,
+                    default: Some("red"),
+                    deprecated: Some("write `color` instead"),
+                    doc: "The old spelling.",
+                ),
+                "color": Key(type: Str, default: Some("red"), doc: "The colour."),
+            },
+            impls: [
+                Impl(
+                    targets: ["*"],
+                    code: Connect(type: "greeter::Greeter", connect: "{{ Self }}::connect()"),
+                    crates: [],
+                ),
+            ],
+        ),
+    },
+)"#;
+    let mut files = morgana_codegen::catalog::BUILTIN_FILES.to_vec();
+    files.push(("greeter.catalog.ron", ext));
+    let catalog = morgana_codegen::Catalog::from_sources(&files).unwrap_or_else(|d| panic!("{d}"));
+    let source = "Appliance(\n    name: \"hi\",\n    main: \"App\",\n    devices: {\n        \"g\": Greeter(colour: \"blue\"),\n    },\n    start: [\"g\"],\n)\n";
+    let g = morgana_codegen::compile_with(
+        &catalog,
+        source,
+        "appliance.ron",
+        Path::new("."),
+        Some("unix"),
+        None,
+    )
+    .unwrap_or_else(|d| panic!("should compile:\n{d}"));
+    assert_eq!(g.warnings.len(), 1, "{:?}", g.warnings);
+    let w = &g.warnings[0];
+    assert!(w.starts_with("warning: `g.colour` is deprecated"), "{w}");
+    assert!(w.contains("appliance.ron:5:22"), "{w}");
+    assert!(w.contains("help: write `color` instead"), "{w}");
+}

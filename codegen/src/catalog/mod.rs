@@ -257,6 +257,10 @@ pub struct KeySpec {
     /// Whether the value becomes a `pub const` in the generated `config` module.
     #[serde(default, rename = "const")]
     pub as_const: bool,
+    /// Set when the key is on its way out: what to write instead. A written deprecated
+    /// key still works and is reported as a warning (`cargo::warning=`) with this text.
+    #[serde(default)]
+    pub deprecated: Option<String>,
     /// One paragraph.
     pub doc: String,
 }

@@ -549,6 +549,7 @@ fn device(
         settings: Vec::new(),
         refs: Vec::new(),
         ignored: Vec::new(),
+        deprecated: Vec::new(),
     };
     // The component's name, and its keys (none for a bare name, which is an error
     // once the name is known to be a component).

@@ -78,6 +78,11 @@ pub(crate) fn settings(
             }
             continue;
         }
+        if spec.deprecated.is_some()
+            && let Some((key, key_span, _)) = written
+        {
+            dev.deprecated.push((key.to_string(), *key_span));
+        }
         let (value, origin) = match value {
             Some(v) => v.clone(),
             None if spec.optional && !failed.contains(&spec.name.as_str()) => {
