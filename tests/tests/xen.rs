@@ -68,6 +68,10 @@ const SOAK_WIDTH: u32 = 30;
 /// The share of its concurrent connections the control guest must answer (see
 /// `the_linux_control_guest_takes_the_same_soak`).
 const CONTROL_CONCURRENT_MIN_PERCENT: u32 = 90;
+/// How many of the control guest's sequential connections one restart of its httpd may
+/// cost (the connection it died in, and those refused while the loop in
+/// tests/xen/linux-control-init.sh starts it again).
+const CONTROL_FAILURES_PER_RESTART: u32 = 3;
 /// The control guest's address (outside dom0's DHCP range).
 const LINUX_CONTROL_IP: &str = "10.0.0.3";
 /// The CPU exceptions `morgana.fault=` provokes, and what each report must say beyond
@@ -659,8 +663,10 @@ fn static_website_on_xen_survives_the_short_soak() {
 }
 
 /// The control: Debian's Linux as a PV domU, with xen-netfront and busybox httpd, takes
-/// the same load in the same boot. Its sequential phase must succeed whole — that is
-/// what tells dom0's share when static-website fails. Its concurrent phase must reach
+/// the same load in the same boot. Its sequential phase must succeed whole, but for the
+/// few connections lost when its httpd dies and is started again (at most
+/// [`CONTROL_FAILURES_PER_RESTART`] each, 1 % in all) — that is what tells dom0's share
+/// when static-website fails. Its concurrent phase must reach
 /// [`CONTROL_CONCURRENT_MIN_PERCENT`]: in this nested guest busybox's httpd children
 /// now and then die of a segfault (as busybox-static does in dom0), and its listen
 /// backlog of 9 overflows at 30 connections under TCG, so some of those connections are
@@ -680,13 +686,17 @@ fn the_linux_control_guest_takes_the_same_soak() {
     };
     let seq = soak_result(out, "seq")
         .unwrap_or_else(|| panic!("no sequential result from the control:\n{}", context()));
-    assert_eq!(
-        seq,
-        SoakResult {
-            ok: SOAK_SEQUENTIAL,
-            failed: 0
-        },
-        "the control guest's sequential phase failed:\n{}",
+    // A failure of the control's own server is not dom0's: each restart of its httpd
+    // (printed by its init) may cost a few connections, and no more than 1 % in all.
+    let restarts = g.console.matches("linux-control: httpd exited").count() as u32;
+    assert!(
+        seq.ok + seq.failed == SOAK_SEQUENTIAL
+            && seq.failed <= restarts * CONTROL_FAILURES_PER_RESTART
+            && seq.ok * 100 >= SOAK_SEQUENTIAL * 99,
+        "the control guest's sequential phase failed ({} of {SOAK_SEQUENTIAL} answered, {} \
+         failed, {restarts} restarts of its httpd):\n{}",
+        seq.ok,
+        seq.failed,
         context()
     );
     let conc = soak_result(out, "conc")
@@ -695,7 +705,7 @@ fn the_linux_control_guest_takes_the_same_soak() {
         + g.console.matches("general protection fault").count();
     print_figures(&format!(
         "the Linux control guest: sequential {}/{SOAK_SEQUENTIAL}, concurrent {}/{SOAK_CONCURRENT} \
-         ({crashes} busybox crashes on its console)",
+         ({crashes} busybox crashes, {restarts} httpd restarts on its console)",
         seq.ok, conc.ok
     ));
     assert!(

@@ -20,7 +20,20 @@ while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1))
 ip link set lo up
 ip link set eth0 up
 ip addr add "$addr" dev eth0
-httpd -p 8080 -h /www || echo "linux-control: httpd failed"
+# busybox httpd runs in the foreground under a loop that starts it again: in this
+# nested domU its process dies now and then (static glibc under TCG; CI once saw the
+# listening parent go at the first connection, and every later one was reset). Each
+# restart is printed, and the test counts them (tests/tests/xen.rs).
+(
+  while :; do
+    httpd -f -p 8080 -h /www
+    echo "linux-control: httpd exited with status $?, restarting"
+    sleep 0.2
+  done
+) &
+# "serving" once port 8080 (1F90) is in LISTEN (0A) state.
+i=0
+while ! grep -q ':1F90 00000000:0000 0A' /proc/net/tcp && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 echo "linux-control: serving on $addr"
 
 diag() {
