@@ -57,6 +57,8 @@ pub struct Generated {
     pub target: String,
     /// Crates the generated code uses (package names).
     pub crates: Vec<String>,
+    /// Cargo features of those crates that the appliance needs, and why.
+    pub features: Vec<cargo::NeededFeature>,
     /// Linker arguments for the appliance's binaries, as the catalog writes them:
     /// `{{ env.VAR }}` stands for a build-time environment variable (see
     /// [`Generated::resolve_link_args`]).
@@ -268,6 +270,7 @@ pub fn compile_with(
         name: model.name.clone(),
         target: wiring.target.name.clone(),
         crates: out.crates,
+        features: needed_features(&model, catalog, &wiring, path),
         link_args: wiring.target.link_args.clone(),
         build_env: wiring.target.build_env.clone(),
         watch,
@@ -275,6 +278,62 @@ pub fn compile_with(
         archives,
         warnings: rendered,
     })
+}
+
+/// The cargo features the included devices' implementations need (catalog `features`):
+/// for a signature another included device requires of them, or an optional key set.
+fn needed_features(
+    model: &model::Appliance,
+    catalog: &Catalog,
+    wiring: &wire::Wiring<'_>,
+    path: &str,
+) -> Vec<cargo::NeededFeature> {
+    let mut out: Vec<cargo::NeededFeature> = Vec::new();
+    for &n in &wiring.order {
+        let (wire::NodeKind::Declared(d), Some(wire::Chosen::Component(imp))) =
+            (&wiring.nodes[n].kind, &wiring.chosen[n])
+        else {
+            continue;
+        };
+        let dev = &model.devices[*d];
+        for f in &imp.features {
+            let why = if let Some(sig) = &f.used {
+                let user = wiring.order.iter().find_map(|&u| {
+                    let wire::NodeKind::Declared(ud) = wiring.nodes[u].kind else {
+                        return None;
+                    };
+                    let comp = catalog.component(&model.devices[ud].component)?;
+                    wiring.nodes[u].deps.iter().find_map(|b| {
+                        let r = comp.requires.iter().find(|r| r.name == b.key)?;
+                        (b.node == n && &r.signature == sig).then(|| wiring.nodes[u].name.clone())
+                    })
+                });
+                user.map(|u| format!("`{u}` uses `{}` as {sig}", dev.name))
+            } else if let Some(key) = &f.set {
+                dev.setting(key)
+                    .filter(|s| s.value != model::Scalar::Absent)
+                    .map(|s| format!("`{}.{key}` is {}", dev.name, s.value.ron()))
+            } else {
+                None
+            };
+            let Some(why) = why else { continue };
+            if out
+                .iter()
+                .any(|o| o.krate == f.krate && o.feature == f.feature)
+            {
+                continue;
+            }
+            out.push(cargo::NeededFeature {
+                krate: f.krate.clone(),
+                feature: f.feature.clone(),
+                why: format!(
+                    "{why} ({path}:{}:{})",
+                    dev.name_span.line, dev.name_span.col
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// A warning for each declared device that nothing starts or requires, and for each key
@@ -530,6 +589,7 @@ pub fn build_with_env(
             .and_then(|r| std::fs::read_to_string(r.join("Cargo.toml")).ok());
         if let Some(d) =
             cargo::check_dependencies(sources.get(file), file, &generated.crates, ws.as_deref())
+                .or_else(|| cargo::check_features(sources.get(file), file, &generated.features))
         {
             return Err(fail(
                 &lines,

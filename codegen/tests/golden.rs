@@ -73,6 +73,27 @@ const CASES: &[Case] = &[
         expected: "tests/golden/direct-xen",
         target: None,
     },
+    // UDP and IPv6: the udp-echo appliance on both targets, dual stacks.
+    Case {
+        ron: "../appliances/udp-echo/appliance.ron",
+        expected: "tests/golden/appliance-udp-echo",
+        target: None,
+    },
+    Case {
+        ron: "../appliances/udp-echo/appliance.ron",
+        expected: "tests/golden/appliance-udp-echo-xen",
+        target: Some("xen"),
+    },
+    Case {
+        ron: "tests/golden/ipv6-tap/appliance.ron",
+        expected: "tests/golden/ipv6-tap",
+        target: None,
+    },
+    Case {
+        ron: "tests/golden/ipv6-xen/appliance.ron",
+        expected: "tests/golden/ipv6-xen",
+        target: None,
+    },
 ];
 
 /// The profile directory the goldens are generated for: deployment files that name the

@@ -80,6 +80,22 @@ mod morgana_unix {
         type Listener = Listener;
         async fn listen(&self, _: SocketAddr) -> Result<Listener, Error> { Ok(Listener) }
     }
+    impl sig::UdpError for Error {
+        fn kind(&self) -> sig::TcpErrorKind { sig::TcpErrorKind::Other }
+    }
+    pub struct HostUdpSocket;
+    impl sig::UdpSocket for HostUdpSocket {
+        type Error = Error;
+        async fn recv_from(&mut self, _: &mut [u8]) -> Result<sig::Received, Error> { Err(Error) }
+        async fn send_to(&mut self, _: &[u8], _: SocketAddr) -> Result<(), Error> { Ok(()) }
+        fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
+        fn max_payload(&self) -> usize { 65507 }
+    }
+    impl sig::Udp for HostTcp {
+        type Error = Error;
+        type Socket = HostUdpSocket;
+        async fn bind(&self, _: SocketAddr) -> Result<HostUdpSocket, Error> { Ok(HostUdpSocket) }
+    }
 
     /// `Tap::open(platform, name)`: a Linux tap device, a `NetIf`.
     pub struct Tap;
@@ -214,11 +230,23 @@ mod morgana_direct {
         Static { address: [u8; 4], prefix_len: u8, gateway: Option<[u8; 4]> },
     }
     #[derive(Clone, Copy)]
+    pub enum Ipv6Config {
+        LinkLocal,
+        Slaac,
+        Static { address: [u16; 8], prefix_len: u8, gateway: Option<[u16; 8]> },
+    }
+    #[derive(Clone, Copy)]
     pub struct StackConfig {
         pub ipv4: Ipv4Config,
+        pub ipv6: Option<Ipv6Config>,
     }
     impl StackConfig {
-        pub const fn new(ipv4: Ipv4Config) -> StackConfig { StackConfig { ipv4 } }
+        pub const fn new(ipv4: Ipv4Config) -> StackConfig { StackConfig { ipv4, ipv6: None } }
+        pub const fn with_ipv6(mut self, ipv6: Ipv6Config) -> StackConfig {
+            self.ipv6 = Some(ipv6);
+            self
+        }
+        pub const fn check_features(self) -> StackConfig { self }
     }
 
     #[derive(Clone, Debug)]
@@ -262,6 +290,22 @@ mod morgana_direct {
         type Stream = Stream;
         type Listener = Listener;
         async fn listen(&self, _: SocketAddr) -> Result<Listener, Error> { Ok(Listener) }
+    }
+    impl sig::UdpError for Error {
+        fn kind(&self) -> sig::TcpErrorKind { sig::TcpErrorKind::Other }
+    }
+    pub struct UdpSocket;
+    impl sig::UdpSocket for UdpSocket {
+        type Error = Error;
+        async fn recv_from(&mut self, _: &mut [u8]) -> Result<sig::Received, Error> { Err(Error) }
+        async fn send_to(&mut self, _: &[u8], _: SocketAddr) -> Result<(), Error> { Ok(()) }
+        fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
+        fn max_payload(&self) -> usize { 1472 }
+    }
+    impl<N: NetIf, C: Timer> sig::Udp for Stack<N, C> {
+        type Error = Error;
+        type Socket = UdpSocket;
+        async fn bind(&self, _: SocketAddr) -> Result<UdpSocket, Error> { Ok(UdpSocket) }
     }
 }
 
@@ -341,8 +385,22 @@ mod morgana_redirects {
 }
 
 use core::convert::Infallible;
-use morgana_signatures::{Console, Entropy, KvRo, Tcp, Timer};
+use morgana_signatures::{Console, Entropy, KvRo, Tcp, Timer, UdpSocket};
 "#;
+
+/// The job of an appliance whose `main` takes the console and a UDP socket.
+const ECHO: &str = "pub struct Echo;
+     impl Echo {
+         pub async fn start<S: UdpSocket>(
+             _console: impl Console,
+             mut socket: S,
+         ) -> Result<(), S::Error> {
+             let _ = socket.max_payload();
+             let mut buf = [0u8; 16];
+             let got = socket.recv_from(&mut buf).await?;
+             socket.send_to(&buf[..got.len], got.peer).await
+         }
+     }";
 
 /// (golden directory, the application type the generated code starts).
 const CASES: &[(&str, &str)] = &[
@@ -444,6 +502,23 @@ const CASES: &[(&str, &str)] = &[
                  _console: impl Console,
                  _http: morgana_http::Server<impl Tcp, impl Timer>,
                  _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    ("appliance-udp-echo", ECHO),
+    ("appliance-udp-echo-xen", ECHO),
+    ("ipv6-xen", ECHO),
+    (
+        "ipv6-tap",
+        "pub struct App;
+         impl App {
+             pub async fn start<S: UdpSocket>(
+                 _console: impl Console,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+                 _dgram: S,
              ) -> Result<(), Infallible> {
                  Ok(())
              }

@@ -50,13 +50,22 @@ pub fn scratch_appliance(name: &str, tag: &str, edit: impl Fn(String) -> String)
         .replace("edition.workspace = true", "edition = \"2024\"")
         .replace("license.workspace = true", "")
         .lines()
-        .map(|l| match l.split_once(".workspace = true") {
-            Some((dep, _)) => {
+        .map(|l| {
+            let path = |dep: &str| {
                 let folder = workspace_path(&root, dep)
                     .unwrap_or_else(|| panic!("{dep} is not a path dependency of the workspace"));
-                format!("{dep} = {{ path = \"{}\" }}", root.join(folder).display())
+                format!("path = \"{}\"", root.join(folder).display())
+            };
+            if let Some((dep, _)) = l.split_once(".workspace = true") {
+                format!("{dep} = {{ {} }}", path(dep))
+            } else if let Some((dep, rest)) = l.split_once(" = { workspace = true")
+                && !dep.contains(' ')
+            {
+                // `dep = { workspace = true, features = [..] }`
+                format!("{dep} = {{ {}{rest}", path(dep))
+            } else {
+                l.to_string()
             }
-            None => l.to_string(),
         })
         .collect::<Vec<_>>()
         .join("\n");

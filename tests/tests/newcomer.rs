@@ -437,6 +437,7 @@ fn new_appliance_from_every_starter_builds_and_runs_on_both_targets() {
         match starter.as_str() {
             "hello" => check_hello(&ws, &name),
             "static-website" => check_site(&ws, &name),
+            "udp-echo" => check_udp_echo(&ws, &name),
             other => panic!(
                 "the starting point `{other}` has no check here: add one to tests/tests/newcomer.rs (build it for both targets and run it)"
             ),
@@ -528,6 +529,47 @@ fn read_all(mut r: impl Read) -> String {
     let mut s = String::new();
     let _ = r.read_to_string(&mut s);
     s
+}
+
+/// The UDP echo starter: it runs on Unix and echoes a datagram (socat as the client);
+/// its kernel builds (tests/udp_echo.rs boots the appliance itself under QEMU).
+fn check_udp_echo(ws: &Path, name: &str) {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind port 0")
+        .port();
+    let ron = ws.join("appliances").join(name).join("appliance.ron");
+    let text_ron = std::fs::read_to_string(&ron).expect("appliance.ron");
+    assert!(text_ron.contains("port: 7007"), "{text_ron}");
+    std::fs::write(
+        &ron,
+        text_ron.replace("port: 7007", &format!("port: {port}")),
+    )
+    .expect("write port");
+    build(ws, name, false);
+    let mut run = spawn_run(ws, name, &[]);
+    let start = Instant::now();
+    let echoed = loop {
+        let out = Command::new("socat")
+            .args(["-t", "0.5", "-", &format!("UDP:127.0.0.1:{port}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().expect("stdin").write_all(b"echo?")?;
+                c.wait_with_output()
+            })
+            .expect("socat runs (scripts/setup.sh installs it)");
+        if out.stdout == b"echo?" || start.elapsed() > Duration::from_secs(30) {
+            break out.stdout;
+        }
+    };
+    ctrl_c(run.id());
+    let status = wait_exit(&mut run, Duration::from_secs(10));
+    assert_eq!(echoed, b"echo?", "{name} echoes on UDP port {port}");
+    assert_eq!(status.signal(), Some(2), "Unix: {status}");
+    build(ws, name, true);
 }
 
 fn check_site(ws: &Path, name: &str) {
