@@ -132,6 +132,21 @@ mod model {
             #[serde(default, deserialize_with = "present")]
             idle_timeout_ms: Option<u64>,
         },
+        DnsServer {
+            #[serde(default, deserialize_with = "present")]
+            net: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            clock: Option<String>,
+            zones: Vec<String>,
+            #[serde(default, deserialize_with = "present")]
+            address: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            port: Option<u16>,
+            #[serde(default, deserialize_with = "present")]
+            max_tcp_connections: Option<usize>,
+            #[serde(default, deserialize_with = "present")]
+            tcp_idle_timeout_ms: Option<u64>,
+        },
         UdpSocket {
             #[serde(default, deserialize_with = "present")]
             net: Option<String>,
@@ -353,6 +368,30 @@ fn ron_norm(a: model::Appliance) -> Norm {
                 keys.push(("max_connections", max_connections.map(|p| p.to_string())));
                 keys.push(("idle_timeout_ms", idle_timeout_ms.map(|p| p.to_string())));
                 "HttpServer"
+            }
+            C::DnsServer {
+                net,
+                clock,
+                zones,
+                address,
+                port,
+                max_tcp_connections,
+                tcp_idle_timeout_ms,
+            } => {
+                keys.push(("net", net));
+                keys.push(("clock", clock));
+                keys.push(("zones", Some(zones.join(" "))));
+                keys.push(("address", address));
+                keys.push(("port", port.map(|p| p.to_string())));
+                keys.push((
+                    "max_tcp_connections",
+                    max_tcp_connections.map(|p| p.to_string()),
+                ));
+                keys.push((
+                    "tcp_idle_timeout_ms",
+                    tcp_idle_timeout_ms.map(|p| p.to_string()),
+                ));
+                "DnsServer"
             }
             C::UdpSocket { net, address, port } => {
                 keys.push(("net", net));

@@ -94,6 +94,22 @@ const CASES: &[Case] = &[
         expected: "tests/golden/ipv6-xen",
         target: None,
     },
+    // The DNS server: zone files compiled at build time.
+    Case {
+        ron: "../appliances/dns/appliance.ron",
+        expected: "tests/golden/appliance-dns",
+        target: None,
+    },
+    Case {
+        ron: "../appliances/dns/appliance.ron",
+        expected: "tests/golden/appliance-dns-xen",
+        target: Some("xen"),
+    },
+    Case {
+        ron: "tests/golden/dns-two-zones/appliance.ron",
+        expected: "tests/golden/dns-two-zones",
+        target: None,
+    },
 ];
 
 /// The profile directory the goldens are generated for: deployment files that name the

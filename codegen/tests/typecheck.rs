@@ -70,6 +70,7 @@ mod morgana_unix {
         async fn accept(&mut self) -> Result<(Stream, SocketAddr), Error> { Err(Error) }
         fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
     }
+    #[derive(Clone, Copy)]
     pub struct HostTcp;
     impl HostTcp {
         pub async fn connect(_: &'static Platform) -> Result<HostTcp, Error> { Ok(HostTcp) }
@@ -271,9 +272,12 @@ mod morgana_direct {
         async fn accept(&mut self) -> Result<(Stream, SocketAddr), Error> { Err(Error) }
         fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
     }
+    /// A handle to the stack (the state is shared): `Clone`.
     pub struct Stack<N: NetIf, C: Timer> {
-        netif: N,
-        clock: C,
+        netif: core::marker::PhantomData<(N, C)>,
+    }
+    impl<N: NetIf, C: Timer> Clone for Stack<N, C> {
+        fn clone(&self) -> Self { Stack { netif: core::marker::PhantomData } }
     }
     impl<N: NetIf, C: Timer> Stack<N, C> {
         pub async fn connect<E: Entropy>(
@@ -282,7 +286,8 @@ mod morgana_direct {
             _entropy: E,
             _config: StackConfig,
         ) -> Result<Self, Error> {
-            Ok(Stack { netif, clock })
+            let _ = (netif, clock);
+            Ok(Stack { netif: core::marker::PhantomData })
         }
     }
     impl<N: NetIf, C: Timer> sig::Tcp for Stack<N, C> {
@@ -365,6 +370,51 @@ mod morgana_archive {
     pub(crate) use include_aligned;
 }
 
+mod morgana_dns {
+    use core::fmt;
+    use morgana_signatures::{Tcp, Timer, Udp};
+
+    pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
+    /// `Zones::from_bytes(&archive.0)`: the validated zones, read in place.
+    pub struct Zones<'a>(&'a [u8]);
+    #[derive(Debug)]
+    pub struct ZonesError;
+    impl fmt::Display for ZonesError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("corrupt") }
+    }
+    impl<'a> Zones<'a> {
+        pub fn from_bytes(bytes: &'a [u8]) -> Result<Zones<'a>, ZonesError> { Ok(Zones(bytes)) }
+    }
+    pub struct Config {
+        pub address: core::net::SocketAddr,
+        pub max_tcp_connections: usize,
+        pub tcp_idle_timeout: core::time::Duration,
+        pub udp_payload: u16,
+    }
+    #[derive(Debug)]
+    pub struct Error<U, T>(Option<U>, Option<T>);
+    impl<U: fmt::Debug, T: fmt::Debug> fmt::Display for Error<U, T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "{:?}", self.0) }
+    }
+    pub struct Server<U, T, C> {
+        udp: U,
+        tcp: T,
+        clock: C,
+    }
+    impl<U: Udp, T: Tcp, C: Timer> Server<U, T, C> {
+        pub async fn connect(
+            udp: U,
+            tcp: T,
+            clock: C,
+            _zones: Zones<'static>,
+            _config: Config,
+        ) -> Result<Self, Error<U::Error, T::Error>> {
+            Ok(Server { udp, tcp, clock })
+        }
+        pub async fn serve(self) -> Result<(), Error<U::Error, T::Error>> { Ok(()) }
+    }
+}
+
 mod morgana_redirects {
     use core::fmt;
 
@@ -387,6 +437,21 @@ mod morgana_redirects {
 use core::convert::Infallible;
 use morgana_signatures::{Console, Entropy, KvRo, Tcp, Timer, UdpSocket};
 "#;
+
+/// The job of an appliance whose `main` takes the console and a DNS server.
+fn dns_job(name: &str) -> String {
+    format!(
+        "pub struct {name};
+         impl {name} {{
+             pub async fn start<U: morgana_signatures::Udp, T: Tcp, Tm: Timer>(
+                 _console: impl Console,
+                 dns: morgana_dns::Server<U, T, Tm>,
+             ) -> Result<(), morgana_dns::Error<U::Error, T::Error>> {{
+                 dns.serve().await
+             }}
+         }}"
+    )
+}
 
 /// The job of an appliance whose `main` takes the console and a UDP socket.
 const ECHO: &str = "pub struct Echo;
@@ -587,7 +652,16 @@ fn golden_outputs_type_check_against_the_documented_interfaces() {
         .arg(&tmp)
         .arg("../platform/signatures/src/lib.rs"));
     let rmeta = tmp.join("libmorgana_signatures.rmeta");
-    for (case, app) in CASES {
+    let dns = [
+        ("appliance-dns", dns_job("NameServer")),
+        ("appliance-dns-xen", dns_job("NameServer")),
+        ("dns-two-zones", dns_job("Server")),
+    ];
+    let cases = CASES
+        .iter()
+        .map(|(c, a)| (*c, a.to_string()))
+        .chain(dns.iter().map(|(c, a)| (*c, a.clone())));
+    for (case, app) in cases {
         let generated = Path::new("tests/golden").join(case).join("expected.rs");
         let generated = std::fs::canonicalize(&generated).expect("golden exists");
         let src = format!(

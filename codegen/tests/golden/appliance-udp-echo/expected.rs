@@ -3,8 +3,8 @@
 //
 // Included:
 //   console  Console        morgana_unix::Console  platform device; argument 1 of main
-//   net      Network(Host)  morgana_unix::HostTcp  appliance.ron:15:16; required by udp
-//   udp      UdpSocket      <..>                   appliance.ron:16:16; argument 2 of main
+//   net      Network(Host)  morgana_unix::HostTcp  appliance.ron:15:16; required by socket
+//   socket   UdpSocket      <..>                   appliance.ron:16:19; argument 2 of main
 // Left out:
 //   clock    nothing requires it
 //   entropy  nothing requires it
@@ -12,19 +12,19 @@
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:15:16).
 pub type Net = morgana_unix::HostTcp;
-/// `udp`: UdpSocket (appliance.ron:16:16).
-pub type Udp = <Net as morgana_signatures::Udp>::Socket;
+/// `socket`: UdpSocket (appliance.ron:16:19).
+pub type Socket = <Net as morgana_signatures::Udp>::Socket;
 
 /// Configuration, compiled in.
 pub mod config {
     /// `config.max_datagram` (appliance.ron:12:25).
     pub const MAX_DATAGRAM: u64 = 1472;
-    /// `udp.address` (default).
-    pub const UDP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
+    /// `socket.address` (default).
+    pub const SOCKET_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
         core::net::Ipv4Addr::new(127, 0, 0, 1),
     );
-    /// `udp.port` (appliance.ron:16:44).
-    pub const UDP_PORT: u16 = 7007;
+    /// `socket.port` (appliance.ron:16:47).
+    pub const SOCKET_PORT: u16 = 7007;
 }
 
 /// Connects every device in dependency order, then starts `main`.
@@ -34,13 +34,13 @@ async fn connect_and_start(
     use morgana_signatures::StartError;
     let console = platform.console();
     let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
-    let udp = morgana_signatures::Udp::bind(
+    let socket = morgana_signatures::Udp::bind(
             &net,
-            core::net::SocketAddr::from((config::UDP_ADDRESS, config::UDP_PORT)),
+            core::net::SocketAddr::from((config::SOCKET_ADDRESS, config::SOCKET_PORT)),
         )
         .await
-        .map_err(|e| StartError::new("udp", &e))?;
-    crate::Echo::start(console, udp).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("socket", &e))?;
+    crate::Echo::start(console, socket).await.map_err(|e| StartError::new("main", &e))
 }
 
 morgana_unix::entry!(connect_and_start, heap_bytes = 4194304, log_level = Info);

@@ -5,24 +5,24 @@
 //   console  Console          morgana_pvh::Console       platform device; argument 1 of main
 //   clock    Clock            morgana_pvh::Clock         platform device; required by net (TCP timers)
 //   entropy  Entropy          morgana_pvh::Entropy       platform device; required by net (TCP sequence numbers)
-//   net      Network(Direct)  morgana_direct::Stack<..>  appliance.ron:8:16; required by udp
-//   udp      UdpSocket        <..>                       appliance.ron:9:16; argument 2 of main
+//   net      Network(Direct)  morgana_direct::Stack<..>  appliance.ron:8:16; required by socket
+//   socket   UdpSocket        <..>                       appliance.ron:9:19; argument 2 of main
 // Left out:
 //   Crunch   compiled-in key-value store: nothing requires it
 
 /// `net`: Network(stack: Direct, ipv4: Dhcp, ipv6: Some(Slaac), bridge: "xenbr0") on xen (appliance.ron:8:16).
 pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;
-/// `udp`: UdpSocket (appliance.ron:9:16).
-pub type Udp = <Net as morgana_signatures::Udp>::Socket;
+/// `socket`: UdpSocket (appliance.ron:9:19).
+pub type Socket = <Net as morgana_signatures::Udp>::Socket;
 
 /// Configuration, compiled in.
 pub mod config {
-    /// `udp.address` (appliance.ron:9:35).
-    pub const UDP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V6(
+    /// `socket.address` (appliance.ron:9:38).
+    pub const SOCKET_ADDRESS: core::net::IpAddr = core::net::IpAddr::V6(
         core::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),
     );
-    /// `udp.port` (appliance.ron:9:47).
-    pub const UDP_PORT: u16 = 7;
+    /// `socket.port` (appliance.ron:9:50).
+    pub const SOCKET_PORT: u16 = 7;
 }
 
 /// Connects every device in dependency order, then starts `main`.
@@ -51,13 +51,13 @@ async fn connect_and_start(
         )
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let udp = morgana_signatures::Udp::bind(
+    let socket = morgana_signatures::Udp::bind(
             &net,
-            core::net::SocketAddr::from((config::UDP_ADDRESS, config::UDP_PORT)),
+            core::net::SocketAddr::from((config::SOCKET_ADDRESS, config::SOCKET_PORT)),
         )
         .await
-        .map_err(|e| StartError::new("udp", &e))?;
-    crate::Echo::start(console, udp).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("socket", &e))?;
+    crate::Echo::start(console, socket).await.map_err(|e| StartError::new("main", &e))
 }
 
 morgana_pvh::entry!(connect_and_start, heap_bytes = 16777216, log_level = Info);

@@ -103,7 +103,9 @@ mod tests {
             path: "zones/example.test.zone".into(),
             text: "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1 host 1 7200 3600 1209600 300\n  NS ns1\nns1 A 192.0.2.1\nwww CNAME ns1\n".into(),
         };
-        let (out, warnings) = COMPILER.compile(&input(&[good.clone()])).expect("compiles");
+        let (out, warnings) = COMPILER
+            .compile(&input(std::slice::from_ref(&good)))
+            .expect("compiles");
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(out.summary, "1 zone (example.test.), 4 records");
         assert!(morgana_dns::Zones::from_bytes(&aligned(&out.archive)).is_ok());
