@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use morgana_archive_build::{self as build, Compiler};
 
 use crate::catalog::Code;
-use crate::diag::{Diagnostic, SourceFile, SourceMap, Span};
+use crate::diag::{Diagnostic, FileId, SourceFile, SourceMap, Span};
 use crate::model::{Appliance, Scalar};
 use crate::wire::{Chosen, NodeKind, Wiring};
 
@@ -167,6 +167,28 @@ pub fn run(
     out
 }
 
+/// The span of `len` characters at `line:col` of `src` (clamped to the file).
+fn span_at(src: &SourceFile, file: FileId, line: u32, col: u32, len: u32) -> Span {
+    let line = line.clamp(1, src.line_count() as u32);
+    let line_text = src.line_text(line);
+    let start = src.line_start(line);
+    let byte = |col: u32| {
+        line_text
+            .char_indices()
+            .nth(col.saturating_sub(1) as usize)
+            .map_or(line_text.len(), |(i, _)| i)
+    };
+    let lo = byte(col);
+    let hi = byte(col + len).max(lo);
+    Span {
+        file,
+        lo: (start + lo) as u32,
+        hi: (start + hi) as u32,
+        line,
+        col: col.max(1),
+    }
+}
+
 /// A compiler's diagnostic as one of codegen's, against the compiled file's text.
 fn convert(
     d: &build::Diagnostic,
@@ -196,25 +218,10 @@ fn convert(
     if let Some(text) = text {
         let file = sources.add(SourceFile::new(d.path.clone(), text));
         let src = sources.get(file);
-        let line = d.line.clamp(1, src.line_count() as u32);
-        let line_text = src.line_text(line);
-        let start = src.line_start(line);
-        let byte = |col: u32| {
-            line_text
-                .char_indices()
-                .nth(col.saturating_sub(1) as usize)
-                .map_or(line_text.len(), |(i, _)| i)
-        };
-        let lo = byte(d.col);
-        let hi = byte(d.col + d.len).max(lo);
-        let span = Span {
-            file,
-            lo: (start + lo) as u32,
-            hi: (start + hi) as u32,
-            line,
-            col: d.col.max(1),
-        };
-        out = out.primary(span, d.label.clone());
+        out = out.primary(span_at(src, file, d.line, d.col, d.len), d.label.clone());
+        for p in &d.secondary {
+            out = out.secondary(span_at(src, file, p.line, p.col, p.len), p.label.clone());
+        }
     }
     for n in &d.notes {
         out = out.note(n.clone());

@@ -87,17 +87,6 @@ fn build() -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
-    // `{{ list | join(", ") }}`.
-    env.add_filter(
-        "join",
-        |items: Vec<minijinja::Value>, sep: Option<String>| {
-            items
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(sep.as_deref().unwrap_or(""))
-        },
-    );
     // `{{ text | pad(10) }}`: left-aligned in 10 columns (characters).
     env.add_filter("pad", |s: String, width: usize| {
         let n = s.chars().count();
@@ -247,6 +236,19 @@ mod tests {
         assert_eq!(out("vm.json.jinja"), "\"a<b>&\\\"c\\\"\"");
         assert_eq!(out("domain.xl.jinja"), "a<b>&\"c\"");
         assert_eq!(out("appliance.rs.jinja"), "a<b>&\"c\"");
+    }
+
+    /// minijinja's built-in filters are there in every build of codegen, not only in a
+    /// workspace build whose other crates happen to enable them: `tojson` for the JSON
+    /// deployment files, `join`, `default`, ...
+    #[test]
+    fn built_in_filters_are_available() {
+        let env = environment();
+        let ctx = minijinja::context! { v => vec!["a", "b\""], n => 5 };
+        let out = |t: &str| env.render_str(t, ctx.clone()).unwrap();
+        assert_eq!(out("{{ v | join(\", \") }}"), "a, b\"");
+        assert_eq!(out("{{ v | tojson }}"), "[\"a\", \"b\\\"\"]");
+        assert_eq!(out("{{ nope | default(n) }}"), "5");
     }
 
     #[test]

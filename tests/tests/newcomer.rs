@@ -200,6 +200,19 @@ const CASES: &[Case] = &[
         env: &[("MORGANA_TARGET", "xen")],
         success: true,
     },
+    // A mistake in data compiled at build time (a component's compiler, here the
+    // redirects file's) comes the same way, at the data file's own line and column.
+    Case {
+        name: "bad-redirect",
+        package: "static-website",
+        edits: &[(
+            "appliances/static-website/redirects",
+            "/docs/appliance-ron.html          308",
+            "/docs/appliance-ron.html          399",
+        )],
+        env: &[],
+        success: false,
+    },
     Case {
         name: "big-site",
         package: "static-website",
@@ -617,6 +630,13 @@ fn check_dns(ws: &Path, name: &str) {
     build(ws, name, true);
 }
 
+/// The starter's `redirects` file, compiled in at build time, is served.
+fn compiled_in_redirect(url: &str) {
+    let r = curl(&format!("{url}docs/ron"), &[]);
+    assert_eq!(r.status, 308, "GET /docs/ron");
+    assert_eq!(r.header("location"), Some("/docs/appliance-ron.html"));
+}
+
 fn check_site(ws: &Path, name: &str) {
     // A port of its own: the appliance listens on it on Unix, and QEMU forwards it.
     let port = free_port();
@@ -639,6 +659,7 @@ fn check_site(ws: &Path, name: &str) {
     wait_for_port(addr, Duration::from_secs(30));
     let got = curl(&url, &[]);
     assert_eq!((got.status, &got.body), (200, &index));
+    compiled_in_redirect(&url);
     ctrl_c(run.id());
     let status = wait_exit(&mut run, Duration::from_secs(10));
     assert_eq!(status.signal(), Some(2), "Unix: {status}");
@@ -685,6 +706,7 @@ fn check_site(ws: &Path, name: &str) {
                 Duration::from_millis(500),
             );
             if got.starts_with(b"HTTP/1.1 200") {
+                compiled_in_redirect(&url);
                 return Ok(got);
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -20,6 +20,7 @@
 //! or without cargo test, see the example at the top of `tests/xen/run-guest.sh`.
 
 use morgana_tests::{build_kernel, files_below, kernel_target_dir, workspace_root};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -156,7 +157,7 @@ fn build_platform_example() -> PathBuf {
 
 /// Boots Xen once with every guest. Xen's own tools under TCG are known to fail
 /// now and then without any fault of the guest (`xl` aborting, a domain reported gone,
-/// see the notes on Xen under QEMU): such an infrastructure failure — the harness
+/// docs/architecture.md, "Facts learned"): such an infrastructure failure — the harness
 /// failing, markers missing, or a guest whose end `xl` never saw — gets one more whole
 /// boot. What the guests print and how they shut down is asserted on the run that
 /// completed, never retried.
@@ -192,7 +193,12 @@ fn run_on_xen() -> XenRun {
     match boot_xen(&guests) {
         Ok(run) => run,
         Err(why) => {
-            eprintln!("Xen harness failed ({why}); booting Xen once more");
+            // Straight to the process's stderr, past the test harness's capture: a
+            // retry shows in the log of a run that passes too.
+            let _ = writeln!(
+                std::io::stderr(),
+                "Xen harness failed ({why}); booting Xen once more"
+            );
             boot_xen(&guests).unwrap_or_else(|why| panic!("{why}"))
         }
     }

@@ -133,7 +133,7 @@ wait_end() {
   # With on_* = "preserve" the domain stays after it shuts down, and `xl list -v` shows
   # the shutdown code it gave Xen (column Reason-Code: 0 poweroff, 1 reboot, 2 suspend,
   # 3 crash, 4 watchdog, 5 soft_reset).
-  # xl itself occasionally fails (see the notes): only several empty answers in a row
+  # xl itself occasionally fails (docs/architecture.md, "Facts learned"): only several empty answers in a row
   # mean the domain is gone.
   reason=running
   i=0
@@ -192,10 +192,11 @@ on_reboot = "preserve"
 CFG
     xl create $dir/guest.cfg 2>&1
   fi
-  # xl now and then aborts under TCG (see the notes): ask again before giving up.
+  # xl now and then aborts under TCG (docs/architecture.md, "Facts learned"): ask again before giving up.
   DOMID=
-  for _ in 1 2 3 4 5; do
+  for try in 1 2 3 4 5; do
     DOMID=$(xl domid $GUEST 2>/dev/null) && [ -n "$DOMID" ] && break
+    [ $try = 5 ] || echo "harness: xl domid $GUEST failed (try $try of 5); asking again"
     sleep 0.2
   done
   CONSOLE=/var/log/xen/console/guest-$GUEST.log
@@ -216,8 +217,9 @@ CFG
     # watch it runs on and is destroyed below.
     if guest_running $GUEST; then
       # xl now and then aborts under TCG before it has written the request: try again.
-      for _ in 1 2 3; do
+      for try in 1 2 3; do
         xl shutdown $GUEST >/dev/null 2>&1 && break
+        [ $try = 3 ] || echo "harness: xl shutdown $GUEST failed (try $try of 3); asking again"
         sleep 0.2
       done
       wait_end $GUEST 50

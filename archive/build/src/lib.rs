@@ -62,6 +62,9 @@ pub struct Diagnostic {
     pub message: String,
     /// What to say under the caret (may be empty).
     pub label: String,
+    /// Other places in the same file that explain it (the first definition of what is
+    /// defined twice, ...), each with its label.
+    pub secondary: Vec<Place>,
     /// `= help:` lines: how to fix it.
     pub help: Vec<String>,
     /// `= note:` lines.
@@ -80,6 +83,7 @@ impl Diagnostic {
             len: len.max(1),
             message: message.into(),
             label: String::new(),
+            secondary: Vec::new(),
             help: Vec::new(),
             notes: Vec::new(),
             warning: false,
@@ -100,6 +104,17 @@ impl Diagnostic {
         self
     }
 
+    /// With another place in the same file, `len` characters at `line:col`, labelled.
+    pub fn secondary(mut self, line: u32, col: u32, len: u32, label: impl Into<String>) -> Self {
+        self.secondary.push(Place {
+            line,
+            col,
+            len: len.max(1),
+            label: label.into(),
+        });
+        self
+    }
+
     /// With a `= help:` line.
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help.push(help.into());
@@ -111,6 +126,19 @@ impl Diagnostic {
         self.notes.push(note.into());
         self
     }
+}
+
+/// A place in a diagnostic's file other than the one it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub col: u32,
+    /// How many characters it covers (at least 1).
+    pub len: u32,
+    /// What to say there.
+    pub label: String,
 }
 
 /// A build-time compiler of a component's data.

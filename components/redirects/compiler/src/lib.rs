@@ -203,21 +203,28 @@ fn parse(path: &str, text: &str, rules: &mut Vec<(Rule, Place)>, diags: &mut Vec
             to: (f[1].0, width(f[1].1)),
         };
         if let Some((_, first)) = rules.iter().find(|(r, _)| r.from == from) {
-            diags.push(
-                Diagnostic::error(
-                    path,
-                    line_no,
-                    place.from.0,
-                    place.from.1,
-                    format!("`{from}` is redirected twice"),
+            let d = Diagnostic::error(
+                path,
+                line_no,
+                place.from.0,
+                place.from.1,
+                format!("`{from}` is redirected twice"),
+            )
+            .label("redirected again here");
+            let d = if first.path == path {
+                d.secondary(
+                    first.line,
+                    first.from.0,
+                    first.from.1,
+                    "first redirected here",
                 )
-                .label("redirected again here")
-                .note(format!(
+            } else {
+                d.note(format!(
                     "first redirected at {}:{}:{}",
                     first.path, first.line, first.from.0
                 ))
-                .help("keep one of the two lines"),
-            );
+            };
+            diags.push(d.help("keep one of the two lines"));
             continue;
         }
         rules.push((
@@ -421,7 +428,8 @@ mod tests {
     fn duplicates_loops_and_chains() {
         let errs = compile("/a /b\n/a /c\n").expect_err("duplicate");
         assert_eq!(errs[0].message, "`/a` is redirected twice");
-        assert_eq!(errs[0].notes, ["first redirected at redirects:1:1"]);
+        assert_eq!(errs[0].secondary[0].line, 1);
+        assert_eq!(errs[0].secondary[0].label, "first redirected here");
         let errs = compile("/a /b\n/b /c\n/c /a\n").expect_err("loop");
         assert_eq!(errs[0].message, "redirect loop: /a -> /b -> /c -> /a");
         let (_, warnings) = compile("/a /b\n/b /c\n").expect("a chain is allowed");
