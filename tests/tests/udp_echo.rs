@@ -181,6 +181,25 @@ fn udp_echo_answers_on_unix_and_as_a_kernel_under_qemu() {
     // with the generated `.qemu` file.
     let xen_target = kernel_target_dir().join("udp-echo-target");
     build(&dir, &xen_target, true);
+    // The kernel has smoltcp's UDP socket (the `udp` feature the build checked for) and
+    // no IPv6 (nothing asked for it); static-website's kernel has neither
+    // (tests/kernel.rs).
+    let nm = Command::new("nm")
+        .args(["-C", "--defined-only"])
+        .arg(xen_target.join("release/udp-echo"))
+        .output()
+        .expect("nm (binutils) runs");
+    let symbols = String::from_utf8_lossy(&nm.stdout).to_ascii_lowercase();
+    assert!(
+        symbols.contains("smoltcp::socket::udp"),
+        "no UDP code in the kernel"
+    );
+    for absent in ["ipv6", "slaac", "ndisc"] {
+        assert!(
+            !symbols.contains(absent),
+            "the kernel contains {absent} code"
+        );
+    }
     let qemu_args =
         std::fs::read_to_string(xen_target.join("release/udp-echo.qemu")).expect("udp-echo.qemu");
     assert!(
