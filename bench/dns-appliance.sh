@@ -109,7 +109,7 @@ echo "== building the dns appliance with a $N-record zone (Unix, then PVH)" >&2
 s=$(now); (cd "$APP" && cargo build -q --release --target-dir "$SCRATCH/unix"); result "dns_app_${N}_unix_build_s" "$(elapsed "$s")"
 s=$(now); (cd "$APP" && MORGANA_TARGET=xen cargo build -q --release --target-dir "$SCRATCH/xen"); result "dns_app_${N}_xen_build_s" "$(elapsed "$s")"
 IMAGE=$SCRATCH/xen/release/dns
-ARCHIVE=$(stat -c %s "$(ls "$SCRATCH"/xen/release/build/dns-*/out/dns.rkyv | head -1)")
+ARCHIVE=$(stat -c %s "$(ls "$SCRATCH"/xen/release/build/dns-*/out/server.rkyv | head -1)")
 LOADED=$(loaded_bytes "$IMAGE")
 result "dns_app_${N}_pvh_loaded_bytes" "$LOADED"
 result "dns_app_${N}_pvh_zone_archive_bytes" "$ARCHIVE"

@@ -314,10 +314,10 @@ fn dns_answers_like_nsd_on_unix_and_as_a_kernel_under_qemu() {
         .expect("build dir")
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("dns-"))
-        .filter_map(|e| std::fs::metadata(e.path().join("out/dns.rkyv")).ok())
+        .filter_map(|e| std::fs::metadata(e.path().join("out/server.rkyv")).ok())
         .map(|m| m.len())
         .max()
-        .expect("the build wrote dns.rkyv");
+        .expect("the build wrote server.rkyv");
     let loaded = loaded_bytes(&image);
     println!(
         "dns PVH image: {loaded} B loaded, {archive} B of it zone data, {} B without (goal {SIZE_GOAL} B)",

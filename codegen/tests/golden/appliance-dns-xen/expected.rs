@@ -3,35 +3,35 @@
 //
 // Included:
 //   console  Console          morgana_pvh::Console       platform device; argument 1 of main
-//   clock    Clock            morgana_pvh::Clock         platform device; required by net (TCP timers); required by dns (TCP idle timeout)
+//   clock    Clock            morgana_pvh::Clock         platform device; required by net (TCP timers); required by server (TCP idle timeout)
 //   entropy  Entropy          morgana_pvh::Entropy       platform device; required by net (TCP sequence numbers)
-//   net      Network(Direct)  morgana_direct::Stack<..>  appliance.ron:11:16; required by dns
-//   dns      DnsServer        morgana_dns::Server<..>    appliance.ron:12:16; argument 2 of main
+//   net      Network(Direct)  morgana_direct::Stack<..>  appliance.ron:11:16; required by server
+//   server   DnsServer        morgana_dns::Server<..>    appliance.ron:12:19; argument 2 of main
 // Left out:
 //   Crunch   compiled-in key-value store: nothing requires it
 
 /// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:11:16).
 pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;
-/// `dns`: DnsServer(zones: ["zones/example.test.zone"]) (appliance.ron:12:16).
-pub type Dns = morgana_dns::Server<Net, Net, morgana_pvh::Clock>;
+/// `server`: DnsServer(zones: ["zones/example.test.zone"]) (appliance.ron:12:19).
+pub type Server = morgana_dns::Server<Net, Net, morgana_pvh::Clock>;
 
 /// Configuration, compiled in.
 pub mod config {
-    /// `dns.address` (default on xen).
-    pub const DNS_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
+    /// `server.address` (default on xen).
+    pub const SERVER_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
         core::net::Ipv4Addr::new(0, 0, 0, 0),
     );
-    /// `dns.port` (appliance.ron:14:19).
-    pub const DNS_PORT: u16 = 5353;
-    /// `dns.max_tcp_connections` (default).
-    pub const DNS_MAX_TCP_CONNECTIONS: usize = 64;
-    /// `dns.tcp_idle_timeout_ms` (default).
-    pub const DNS_TCP_IDLE_TIMEOUT_MS: u64 = 10000;
+    /// `server.port` (appliance.ron:14:19).
+    pub const SERVER_PORT: u16 = 5353;
+    /// `server.max_tcp_connections` (default).
+    pub const SERVER_MAX_TCP_CONNECTIONS: usize = 64;
+    /// `server.tcp_idle_timeout_ms` (default).
+    pub const SERVER_TCP_IDLE_TIMEOUT_MS: u64 = 10000;
 }
 
-/// `dns`: 1 zone (example.test.), 58 records, compiled from "zones/example.test.zone" by the `dns-zones` compiler (appliance.ron:12:16).
-pub static DNS_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
-    concat!(env!("OUT_DIR"), "/dns.rkyv")
+/// `server`: 1 zone (example.test.), 58 records, compiled from "zones/example.test.zone" by the `dns-zones` compiler (appliance.ron:12:19).
+pub static SERVER_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
+    concat!(env!("OUT_DIR"), "/server.rkyv")
 );
 
 /// Connects every device in dependency order, then starts `main`.
@@ -58,28 +58,30 @@ async fn connect_and_start(
         )
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let dns_data = morgana_dns::Zones::from_bytes(&DNS_ARCHIVE.0)
-        .map_err(|e| StartError::new("dns", &e))?;
-    let dns = Dns::connect(
+    let server_data = morgana_dns::Zones::from_bytes(&SERVER_ARCHIVE.0)
+        .map_err(|e| StartError::new("server", &e))?;
+    let server = Server::connect(
             core::clone::Clone::clone(&net),
             net,
             clock,
-            dns_data,
+            server_data,
             morgana_dns::Config {
                 address: core::net::SocketAddr::from((
-                    config::DNS_ADDRESS,
-                    config::DNS_PORT,
+                    config::SERVER_ADDRESS,
+                    config::SERVER_PORT,
                 )),
-                max_tcp_connections: config::DNS_MAX_TCP_CONNECTIONS,
+                max_tcp_connections: config::SERVER_MAX_TCP_CONNECTIONS,
                 tcp_idle_timeout: core::time::Duration::from_millis(
-                    config::DNS_TCP_IDLE_TIMEOUT_MS,
+                    config::SERVER_TCP_IDLE_TIMEOUT_MS,
                 ),
                 udp_payload: morgana_dns::DEFAULT_UDP_PAYLOAD,
             },
         )
         .await
-        .map_err(|e| StartError::new("dns", &e))?;
-    crate::NameServer::start(console, dns).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("server", &e))?;
+    crate::NameServer::start(console, server)
+        .await
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_pvh::entry!(connect_and_start, heap_bytes = 4194304, log_level = Info);
