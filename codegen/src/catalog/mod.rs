@@ -243,6 +243,11 @@ pub struct KeySpec {
     /// address must be inside (a gateway).
     #[serde(default)]
     pub within: Option<String>,
+    /// For an `Ip` key: `"<requirement>.<key>"`, the key of the device wired to that
+    /// requirement that must be set for an IPv6 value to work (a listener on `::` needs
+    /// a stack with IPv6), where that key applies (its `when`).
+    #[serde(default)]
+    pub ipv6_needs: Option<String>,
     /// Whether the value becomes a `pub const` in the generated `config` module.
     #[serde(default, rename = "const")]
     pub as_const: bool,
