@@ -106,10 +106,13 @@ PY
 cp "$ROOT/Cargo.lock" "$APP/"
 
 echo "== building the dns appliance with a $N-record zone (Unix, then PVH)" >&2
-s=$(now); (cd "$APP" && cargo build -q --release --target-dir "$SCRATCH/unix"); result "dns_app_${N}_unix_build_s" "$(elapsed "$s")"
-s=$(now); (cd "$APP" && MORGANA_TARGET=xen cargo build -q --release --target-dir "$SCRATCH/xen"); result "dns_app_${N}_xen_build_s" "$(elapsed "$s")"
-IMAGE=$SCRATCH/xen/release/dns
-ARCHIVE=$(stat -c %s "$(ls "$SCRATCH"/xen/release/build/dns-*/out/server.rkyv | head -1)")
+# Target directories that persist between runs: the dependencies are compiled once.
+UT=$CARGO_TARGET_DIR/dns-appliance-unix; XT=$CARGO_TARGET_DIR/dns-appliance-xen
+rm -rf "$UT"/release/build/dns-* "$XT"/release/build/dns-*
+s=$(now); (cd "$APP" && cargo build -q --release --target-dir "$UT"); result "dns_app_${N}_unix_build_s" "$(elapsed "$s")"
+s=$(now); (cd "$APP" && MORGANA_TARGET=xen cargo build -q --release --target-dir "$XT"); result "dns_app_${N}_xen_build_s" "$(elapsed "$s")"
+IMAGE=$XT/release/dns
+ARCHIVE=$(stat -c %s "$(ls "$XT"/release/build/dns-*/out/server.rkyv | head -1)")
 LOADED=$(loaded_bytes "$IMAGE")
 result "dns_app_${N}_pvh_loaded_bytes" "$LOADED"
 result "dns_app_${N}_pvh_zone_archive_bytes" "$ARCHIVE"
@@ -143,7 +146,7 @@ read -r nq nl nlost <<<"$(perf "$NP")"
 result "dns_app_${N}_nsd_qps" "$nq"; result "dns_app_${N}_nsd_avg_latency_us" "$nl"
 
 # The Unix appliance.
-"$SCRATCH/unix/release/dns" >"$SCRATCH/unix.log" 2>&1 & UPID=$!; PIDS+=("$UPID")
+"$UT/release/dns" >"$SCRATCH/unix.log" 2>&1 & UPID=$!; PIDS+=("$UPID")
 wait_dns "$PORT" 30 || { echo "dns-appliance bench: the Unix appliance does not answer" >&2; exit 1; }
 read -r uq ul ulost <<<"$(perf "$PORT")"
 result "dns_app_${N}_unix_qps" "$uq"; result "dns_app_${N}_unix_avg_latency_us" "$ul"; result "dns_app_${N}_unix_lost" "$ulost"
@@ -152,8 +155,8 @@ result "dns_app_${N}_unix_over_nsd" "$(ratio "$uq" "$nq")"
 kill "$UPID"; wait "$UPID" 2>/dev/null || true
 
 # The PVH kernel under QEMU, with the generated deployment file's arguments.
-mapfile -t QARGS < <(grep -v '^#' "$SCRATCH/xen/release/dns.qemu" | grep -v '^$')
-(cd "$SCRATCH/xen/release" && exec qemu-system-x86_64 "${QARGS[@]}" -kernel dns >"$SCRATCH/pvh.log" 2>&1) & QPID=$!; PIDS+=("$QPID")
+mapfile -t QARGS < <(grep -v '^#' "$XT/release/dns.qemu" | grep -v '^$')
+(cd "$XT/release" && exec qemu-system-x86_64 "${QARGS[@]}" -kernel dns >"$SCRATCH/pvh.log" 2>&1) & QPID=$!; PIDS+=("$QPID")
 wait_dns "$PORT" 120 || { echo "dns-appliance bench: the PVH appliance does not answer" >&2; cat "$SCRATCH/pvh.log" >&2; exit 1; }
 read -r pq pl plost <<<"$(perf "$PORT")"
 result "dns_app_${N}_pvh_qemu_qps" "$pq"; result "dns_app_${N}_pvh_qemu_avg_latency_us" "$pl"; result "dns_app_${N}_pvh_qemu_lost" "$plost"
