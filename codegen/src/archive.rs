@@ -22,7 +22,10 @@ use crate::wire::{Chosen, NodeKind, Wiring};
 /// Every compiler codegen can run, by name. Adding one: depend on its host crate
 /// (`morgana-<component>-compiler`) in codegen's Cargo.toml and list it here.
 pub fn compilers() -> &'static [&'static dyn Compiler] {
-    static COMPILERS: [&dyn Compiler; 1] = [&morgana_redirects_compiler::COMPILER];
+    static COMPILERS: [&dyn Compiler; 2] = [
+        &morgana_redirects_compiler::COMPILER,
+        &morgana_dns_zone::COMPILER,
+    ];
     &COMPILERS
 }
 

@@ -41,6 +41,127 @@ fn declared(manifest: &str) -> (Vec<String>, Option<(u32, usize, usize)>) {
     (deps, header)
 }
 
+/// The features turned on for dependency `name` in normal `[dependencies]` tables: from
+/// `name = { .., features = ["a", "b"] }` on one line, or a `features = [..]` line of a
+/// `[dependencies.name]` table; with the line (1-based) and byte range of its entry.
+fn features_of(manifest: &str, name: &str) -> (Vec<String>, Option<(u32, usize, usize)>) {
+    let mut section = String::new();
+    let mut offset = 0;
+    let mut found = Vec::new();
+    let mut at = None;
+    let list = |text: &str| -> Vec<String> {
+        text.split_once("features")
+            .and_then(|(_, rest)| rest.split_once('['))
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(items, _)| {
+                items
+                    .split(',')
+                    .map(|f| f.trim().trim_matches('"').to_string())
+                    .filter(|f| !f.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (i, raw) in manifest.split_inclusive('\n').enumerate() {
+        let line = raw.trim();
+        let col = raw.len() - raw.trim_start().len();
+        let here = Some((i as u32 + 1, offset + col, offset + col + line.len()));
+        if let Some(h) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            section = h.trim().trim_start_matches('[').replace(' ', "");
+            if section
+                .strip_prefix("dependencies.")
+                .map(|s| s.trim_matches('"'))
+                == Some(name)
+            {
+                at = here;
+            }
+        } else if section
+            .strip_prefix("dependencies.")
+            .map(|s| s.trim_matches('"'))
+            == Some(name)
+            && line.starts_with("features")
+        {
+            found.extend(list(line));
+        } else if is_deps_table(&section)
+            && !line.starts_with('#')
+            && let Some((key, value)) = line.split_once('=')
+            && key.split('.').next().map(|k| k.trim().trim_matches('"')) == Some(name)
+        {
+            at = here;
+            found.extend(list(value));
+        }
+        offset += raw.len();
+    }
+    (found, at)
+}
+
+/// A cargo feature the appliance needs (from the catalog's `features`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NeededFeature {
+    /// The crate, e.g. `morgana-direct`.
+    pub krate: String,
+    /// The feature, e.g. `udp`.
+    pub feature: String,
+    /// Why, e.g. "`echo` uses `net` as udp (appliance.ron:5:9)".
+    pub why: String,
+}
+
+/// Checks that `manifest` turns on every feature in `needed` for its crate, and says
+/// how to write the dependency's line otherwise. (A build script cannot turn features on:
+/// Cargo resolves them before any build script runs.)
+pub fn check_features(
+    manifest: &SourceFile,
+    file: FileId,
+    needed: &[NeededFeature],
+) -> Option<Diagnostic> {
+    for n in needed {
+        let (have, at) = features_of(&manifest.text, &n.krate);
+        if have.contains(&n.feature) {
+            continue;
+        }
+        let Some((line, lo, hi)) = at else { continue };
+        let mut all = have.clone();
+        all.extend(
+            needed
+                .iter()
+                .filter(|m| m.krate == n.krate && !have.contains(&m.feature))
+                .map(|m| m.feature.clone()),
+        );
+        let list = all
+            .iter()
+            .map(|f| format!("{f:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let col = manifest.text[manifest.line_start(line)..lo].chars().count() as u32 + 1;
+        let entry = manifest.text[lo..hi].to_string();
+        let suggestion = if entry.contains("workspace = true") || entry.contains(".workspace") {
+            format!("{} = {{ workspace = true, features = [{list}] }}", n.krate)
+        } else {
+            format!("features = [{list}] in the `{}` entry", n.krate)
+        };
+        return Some(
+            Diagnostic::error(format!(
+                "the appliance needs the `{}` feature of `{}`, but Cargo.toml does not turn it on",
+                n.feature, n.krate
+            ))
+            .primary(
+                Span {
+                    file,
+                    lo: lo as u32,
+                    hi: hi as u32,
+                    line,
+                    col,
+                },
+                format!("without `{}`", n.feature),
+            )
+            .note(format!("needed because {}", n.why))
+            .note("a build script cannot turn features on: Cargo resolves them before it runs")
+            .help(format!("write: {suggestion}")),
+        );
+    }
+    None
+}
+
 fn is_deps_table(section: &str) -> bool {
     section == "dependencies"
         || (section.starts_with("target.") && section.ends_with(".dependencies"))
@@ -270,6 +391,34 @@ mod tests {
         );
         assert_eq!(d.span().map(|s| (s.line, s.col)), Some((4, 1)));
         assert!(check_dependencies(&file, 0, &crates[..1], None).is_none());
+    }
+
+    #[test]
+    fn features_are_read_from_inline_and_dotted_tables() {
+        let m = "[dependencies]\nmorgana-direct = { workspace = true, features = [\"udp\"] }\n\n[dependencies.kv-crunch]\npath = \"k\"\nfeatures = [\"a\", \"b\"]\n";
+        assert_eq!(features_of(m, "morgana-direct").0, ["udp"]);
+        assert_eq!(features_of(m, "kv-crunch").0, ["a", "b"]);
+        let file = SourceFile::new("Cargo.toml", m);
+        let need = |f: &str| NeededFeature {
+            krate: "morgana-direct".into(),
+            feature: f.into(),
+            why: "`echo` uses `net` as udp (appliance.ron:5:9)".into(),
+        };
+        assert!(check_features(&file, 0, &[need("udp")]).is_none());
+        let d = check_features(&file, 0, &[need("udp"), need("ipv6")]).expect("ipv6 missing");
+        assert_eq!(d.span().map(|s| (s.line, s.col)), Some((2, 1)));
+        assert!(
+            d.notes.iter().any(|n| n.1
+                == "write: morgana-direct = { workspace = true, features = [\"udp\", \"ipv6\"] }"),
+            "{:?}",
+            d.notes
+        );
+        let plain = SourceFile::new(
+            "Cargo.toml",
+            "[dependencies]\nmorgana-direct.workspace = true\n",
+        );
+        let d = check_features(&plain, 0, &[need("udp")]).expect("udp missing");
+        assert!(d.notes.iter().any(|n| n.1.contains("features = [\"udp\"]")));
     }
 
     #[test]

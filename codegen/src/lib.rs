@@ -57,6 +57,8 @@ pub struct Generated {
     pub target: String,
     /// Crates the generated code uses (package names).
     pub crates: Vec<String>,
+    /// Cargo features of those crates that the appliance needs, and why.
+    pub features: Vec<cargo::NeededFeature>,
     /// Linker arguments for the appliance's binaries, as the catalog writes them:
     /// `{{ env.VAR }}` stands for a build-time environment variable (see
     /// [`Generated::resolve_link_args`]).
@@ -232,6 +234,10 @@ pub fn compile_with(
     let Some(wiring) = wire::wire(&model, catalog, &mut diags) else {
         return Err(fail(sources, diags));
     };
+    diags.extend(ipv6_on_ipv4_stacks(&model, catalog, &wiring));
+    if !diags.is_empty() {
+        return Err(fail(sources, diags));
+    }
     let mut warnings = unused_devices(&model, catalog, &wiring);
     let archives = archive::run(
         &model,
@@ -268,6 +274,7 @@ pub fn compile_with(
         name: model.name.clone(),
         target: wiring.target.name.clone(),
         crates: out.crates,
+        features: needed_features(&model, catalog, &wiring, path),
         link_args: wiring.target.link_args.clone(),
         build_env: wiring.target.build_env.clone(),
         watch,
@@ -275,6 +282,139 @@ pub fn compile_with(
         archives,
         warnings: rendered,
     })
+}
+
+/// An IPv6 address (`::`, `fd00::2`) given to a device whose stack has no IPv6: each
+/// `Ip` key with `ipv6_needs: "<requirement>.<key>"` whose value is IPv6 needs that key
+/// set on the wired device, where the key applies (`Network`'s `ipv6`, with `stack:
+/// Direct`; the host's sockets take IPv6 as they are).
+fn ipv6_on_ipv4_stacks(
+    model: &model::Appliance,
+    catalog: &Catalog,
+    wiring: &wire::Wiring<'_>,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, node) in wiring.nodes.iter().enumerate() {
+        let wire::NodeKind::Declared(d) = node.kind else {
+            continue;
+        };
+        if !wiring.included(i) {
+            continue;
+        }
+        let dev = &model.devices[d];
+        let Some(comp) = catalog.component(&dev.component) else {
+            continue;
+        };
+        for spec in &comp.keys {
+            let Some((req, key)) = spec.ipv6_needs.as_deref().and_then(|n| n.split_once('.'))
+            else {
+                continue;
+            };
+            let Some(s) = dev.setting(&spec.name) else {
+                continue;
+            };
+            let model::Scalar::Ip(std::net::IpAddr::V6(addr)) = s.value else {
+                continue;
+            };
+            let Some(b) = node.deps.iter().find(|b| b.key == req) else {
+                continue;
+            };
+            let wire::NodeKind::Declared(sd) = wiring.nodes[b.node].kind else {
+                continue;
+            };
+            let stack = &model.devices[sd];
+            let Some(stack_comp) = catalog.component(&stack.component) else {
+                continue;
+            };
+            let Some(stack_key) = stack_comp.keys.iter().find(|k| k.name == key) else {
+                continue;
+            };
+            let applies = stack_key.when.iter().all(|(k, v)| {
+                stack
+                    .setting(k)
+                    .is_some_and(|s| s.value == model::Scalar::Choice(v.clone()))
+            });
+            let unset = stack
+                .setting(key)
+                .is_none_or(|s| s.value == model::Scalar::Absent);
+            if !applies || !unset {
+                continue;
+            }
+            let mut diag = Diagnostic::error(format!(
+                "`{}.{}` is the IPv6 address {addr}, but `{}` has no IPv6",
+                dev.name, spec.name, stack.name
+            ));
+            diag = match s.origin {
+                model::Origin::Source(span) => diag.primary(span, "an IPv6 address"),
+                _ => diag.primary(dev.component_span, "an IPv6 address by default"),
+            };
+            diag = diag.secondary(
+                stack.component_span,
+                format!("`{}` has no `{key}`", stack.name),
+            );
+            out.push(diag.help(format!(
+                "give `{}` IPv6, e.g. `{key}: Some(Slaac)` or `{key}: Some(Static(\"fd00::2/64\"))`, or use an IPv4 address such as \"0.0.0.0\"",
+                stack.name
+            )));
+        }
+    }
+    out
+}
+
+/// The cargo features the included devices' implementations need (catalog `features`):
+/// for a signature another included device requires of them, or an optional key set.
+fn needed_features(
+    model: &model::Appliance,
+    catalog: &Catalog,
+    wiring: &wire::Wiring<'_>,
+    path: &str,
+) -> Vec<cargo::NeededFeature> {
+    let mut out: Vec<cargo::NeededFeature> = Vec::new();
+    for &n in &wiring.order {
+        let (wire::NodeKind::Declared(d), Some(wire::Chosen::Component(imp))) =
+            (&wiring.nodes[n].kind, &wiring.chosen[n])
+        else {
+            continue;
+        };
+        let dev = &model.devices[*d];
+        for f in &imp.features {
+            let why = if let Some(sig) = &f.used {
+                let user = wiring.order.iter().find_map(|&u| {
+                    let wire::NodeKind::Declared(ud) = wiring.nodes[u].kind else {
+                        return None;
+                    };
+                    let comp = catalog.component(&model.devices[ud].component)?;
+                    wiring.nodes[u].deps.iter().find_map(|b| {
+                        let r = comp.requires.iter().find(|r| r.name == b.key)?;
+                        (b.node == n && &r.signature == sig).then(|| wiring.nodes[u].name.clone())
+                    })
+                });
+                user.map(|u| format!("`{u}` uses `{}` as {sig}", dev.name))
+            } else if let Some(key) = &f.set {
+                dev.setting(key)
+                    .filter(|s| s.value != model::Scalar::Absent)
+                    .map(|s| format!("`{}.{key}` is {}", dev.name, s.value.ron()))
+            } else {
+                None
+            };
+            let Some(why) = why else { continue };
+            if out
+                .iter()
+                .any(|o| o.krate == f.krate && o.feature == f.feature)
+            {
+                continue;
+            }
+            out.push(cargo::NeededFeature {
+                krate: f.krate.clone(),
+                feature: f.feature.clone(),
+                why: format!(
+                    "{why} ({path}:{}:{})",
+                    dev.name_span.line, dev.name_span.col
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// A warning for each declared device that nothing starts or requires, and for each key
@@ -545,6 +685,7 @@ pub fn build_with_env(
             .and_then(|r| std::fs::read_to_string(r.join("Cargo.toml")).ok());
         if let Some(d) =
             cargo::check_dependencies(sources.get(file), file, &generated.crates, ws.as_deref())
+                .or_else(|| cargo::check_features(sources.get(file), file, &generated.features))
         {
             return Err(fail(
                 &lines,

@@ -49,6 +49,8 @@ pub enum Scalar {
     Ipv6([u8; 16]),
     /// An IPv6 address with its prefix length.
     Ipv6Cidr([u8; 16], u8),
+    /// An IPv4 or IPv6 address (a `core::net::IpAddr` in code).
+    Ip(std::net::IpAddr),
     /// A list of strings (files).
     List(Vec<String>),
     /// An optional key left out (or written `None`).
@@ -58,6 +60,22 @@ pub enum Scalar {
 fn bytes(b: &[u8]) -> String {
     let v: Vec<String> = b.iter().map(u8::to_string).collect();
     format!("[{}]", v.join(", "))
+}
+
+/// An IPv6 address as its eight 16-bit groups, in hex: `0xfd00, 0, 0, 0, 0, 0, 0, 0x2`.
+pub fn groups(octets: &[u8; 16]) -> String {
+    let g: Vec<String> = std::net::Ipv6Addr::from(*octets)
+        .segments()
+        .iter()
+        .map(|s| {
+            if *s == 0 {
+                "0".to_string()
+            } else {
+                format!("{s:#x}")
+            }
+        })
+        .collect();
+    g.join(", ")
 }
 
 impl Scalar {
@@ -70,7 +88,7 @@ impl Scalar {
             Scalar::Bool(b) => b.to_string(),
             Scalar::Float(f) => format!("{f:?}"),
             Scalar::Choice(c) => c.clone(),
-            Scalar::Ipv4(_) | Scalar::Ipv6(_) => format!("\"{}\"", self.plain()),
+            Scalar::Ipv4(_) | Scalar::Ipv6(_) | Scalar::Ip(_) => format!("\"{}\"", self.plain()),
             Scalar::Ipv4Cidr(..) | Scalar::Ipv6Cidr(..) => format!("Static(\"{}\")", self.plain()),
             Scalar::List(l) => format!(
                 "[{}]",
@@ -91,6 +109,7 @@ impl Scalar {
             Scalar::Ipv4(a) => std::net::Ipv4Addr::from(*a).to_string(),
             Scalar::Ipv4Cidr(a, len) => format!("{}/{len}", std::net::Ipv4Addr::from(*a)),
             Scalar::Ipv6(a) => std::net::Ipv6Addr::from(*a).to_string(),
+            Scalar::Ip(a) => a.to_string(),
             Scalar::Ipv6Cidr(a, len) => format!("{}/{len}", std::net::Ipv6Addr::from(*a)),
             Scalar::List(l) => l.join(" "),
             Scalar::Absent => String::new(),
@@ -109,6 +128,14 @@ impl Scalar {
             Scalar::Choice(c) => c.clone(),
             Scalar::Ipv4(a) => bytes(a),
             Scalar::Ipv6(a) => bytes(a),
+            Scalar::Ip(std::net::IpAddr::V4(a)) => format!(
+                "core::net::IpAddr::V4(core::net::Ipv4Addr::new({}))",
+                a.octets().map(|o| o.to_string()).join(", ")
+            ),
+            Scalar::Ip(std::net::IpAddr::V6(a)) => format!(
+                "core::net::IpAddr::V6(core::net::Ipv6Addr::new({}))",
+                groups(&a.octets())
+            ),
             Scalar::Ipv4Cidr(a, len) => format!("({}, {len})", bytes(a)),
             Scalar::Ipv6Cidr(a, len) => format!("({}, {len})", bytes(a)),
             Scalar::List(l) => format!(

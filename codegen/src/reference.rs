@@ -34,6 +34,7 @@ fn type_cell(ty: &KeyType) -> String {
             format!("integer `{min}..={max}` (`{rust}`{unit})")
         }
         KeyType::Ipv4 => "string (IPv4 address, becomes `[u8; 4]`)".into(),
+        KeyType::Ip => "string (IPv4 or IPv6 address, becomes `core::net::IpAddr`)".into(),
         KeyType::Ipv6 => "string (IPv6 address, becomes `[u8; 16]`)".into(),
         KeyType::Ipv4Cidr { or } | KeyType::Ipv6Cidr { or } => {
             let v = if matches!(ty, KeyType::Ipv4Cidr { .. }) {

@@ -84,6 +84,13 @@ mod model {
     }
 
     #[derive(Debug, Deserialize)]
+    pub enum Ipv6 {
+        LinkLocal,
+        Slaac,
+        Static(String),
+    }
+
+    #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub enum Component {
         Crunch {
@@ -96,6 +103,10 @@ mod model {
             ipv4: Option<Ipv4>,
             #[serde(default, deserialize_with = "present")]
             gateway: Option<Option<String>>,
+            #[serde(default, deserialize_with = "present")]
+            ipv6: Option<Option<Ipv6>>,
+            #[serde(default, deserialize_with = "present")]
+            gateway6: Option<Option<String>>,
             #[serde(default, deserialize_with = "present")]
             tap: Option<String>,
             #[serde(default, deserialize_with = "present")]
@@ -120,6 +131,28 @@ mod model {
             max_connections: Option<usize>,
             #[serde(default, deserialize_with = "present")]
             idle_timeout_ms: Option<u64>,
+        },
+        DnsServer {
+            #[serde(default, deserialize_with = "present")]
+            net: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            clock: Option<String>,
+            zones: Vec<String>,
+            #[serde(default, deserialize_with = "present")]
+            address: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            port: Option<u16>,
+            #[serde(default, deserialize_with = "present")]
+            max_tcp_connections: Option<usize>,
+            #[serde(default, deserialize_with = "present")]
+            tcp_idle_timeout_ms: Option<u64>,
+        },
+        UdpSocket {
+            #[serde(default, deserialize_with = "present")]
+            net: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            address: Option<String>,
+            port: u16,
         },
         Redirects {
             file: String,
@@ -337,6 +370,8 @@ fn ron_norm(a: model::Appliance) -> Norm {
                 stack,
                 ipv4,
                 gateway,
+                ipv6,
+                gateway6,
                 tap,
                 bridge,
                 mac,
@@ -352,6 +387,16 @@ fn ron_norm(a: model::Appliance) -> Norm {
                     }),
                 ));
                 keys.push(("gateway", opt(&gateway)));
+                keys.push((
+                    "ipv6",
+                    ipv6.map(|i| match i {
+                        None => "None".into(),
+                        Some(model::Ipv6::LinkLocal) => "LinkLocal".into(),
+                        Some(model::Ipv6::Slaac) => "Slaac".into(),
+                        Some(model::Ipv6::Static(s)) => s,
+                    }),
+                ));
+                keys.push(("gateway6", opt(&gateway6)));
                 keys.push(("tap", tap));
                 keys.push(("bridge", bridge));
                 keys.push((
@@ -383,6 +428,36 @@ fn ron_norm(a: model::Appliance) -> Norm {
                 keys.push(("max_connections", max_connections.map(|p| p.to_string())));
                 keys.push(("idle_timeout_ms", idle_timeout_ms.map(|p| p.to_string())));
                 "HttpServer"
+            }
+            C::DnsServer {
+                net,
+                clock,
+                zones,
+                address,
+                port,
+                max_tcp_connections,
+                tcp_idle_timeout_ms,
+            } => {
+                keys.push(("net", net));
+                keys.push(("clock", clock));
+                keys.push(("zones", Some(zones.join(" "))));
+                keys.push(("address", address));
+                keys.push(("port", port.map(|p| p.to_string())));
+                keys.push((
+                    "max_tcp_connections",
+                    max_tcp_connections.map(|p| p.to_string()),
+                ));
+                keys.push((
+                    "tcp_idle_timeout_ms",
+                    tcp_idle_timeout_ms.map(|p| p.to_string()),
+                ));
+                "DnsServer"
+            }
+            C::UdpSocket { net, address, port } => {
+                keys.push(("net", net));
+                keys.push(("address", address));
+                keys.push(("port", Some(port.to_string())));
+                "UdpSocket"
             }
             C::Redirects { file } => {
                 keys.push(("file", Some(file)));

@@ -90,6 +90,43 @@ const CASES: &[Case] = &[
         expected: "tests/golden/kv-image",
         target: None,
     },
+    // UDP and IPv6: the udp-echo appliance on both targets, dual stacks.
+    Case {
+        ron: "../appliances/udp-echo/appliance.ron",
+        expected: "tests/golden/appliance-udp-echo",
+        target: None,
+    },
+    Case {
+        ron: "../appliances/udp-echo/appliance.ron",
+        expected: "tests/golden/appliance-udp-echo-xen",
+        target: Some("xen"),
+    },
+    Case {
+        ron: "tests/golden/ipv6-tap/appliance.ron",
+        expected: "tests/golden/ipv6-tap",
+        target: None,
+    },
+    Case {
+        ron: "tests/golden/ipv6-xen/appliance.ron",
+        expected: "tests/golden/ipv6-xen",
+        target: None,
+    },
+    // The DNS server: zone files compiled at build time.
+    Case {
+        ron: "../appliances/dns/appliance.ron",
+        expected: "tests/golden/appliance-dns",
+        target: None,
+    },
+    Case {
+        ron: "../appliances/dns/appliance.ron",
+        expected: "tests/golden/appliance-dns-xen",
+        target: Some("xen"),
+    },
+    Case {
+        ron: "tests/golden/dns-two-zones/appliance.ron",
+        expected: "tests/golden/dns-two-zones",
+        target: None,
+    },
 ];
 
 /// The profile directory the goldens are generated for: deployment files that name the

@@ -71,6 +71,7 @@ mod morgana_unix {
         async fn accept(&mut self) -> Result<(Stream, SocketAddr), Error> { Err(Error) }
         fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
     }
+    #[derive(Clone, Copy)]
     pub struct HostTcp;
     impl HostTcp {
         pub async fn connect(_: &'static Platform) -> Result<HostTcp, Error> { Ok(HostTcp) }
@@ -80,6 +81,22 @@ mod morgana_unix {
         type Stream = Stream;
         type Listener = Listener;
         async fn listen(&self, _: SocketAddr) -> Result<Listener, Error> { Ok(Listener) }
+    }
+    impl sig::UdpError for Error {
+        fn kind(&self) -> sig::TcpErrorKind { sig::TcpErrorKind::Other }
+    }
+    pub struct HostUdpSocket;
+    impl sig::UdpSocket for HostUdpSocket {
+        type Error = Error;
+        async fn recv_from(&mut self, _: &mut [u8]) -> Result<sig::Received, Error> { Err(Error) }
+        async fn send_to(&mut self, _: &[u8], _: SocketAddr) -> Result<(), Error> { Ok(()) }
+        fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
+        fn max_payload(&self) -> usize { 65507 }
+    }
+    impl sig::Udp for HostTcp {
+        type Error = Error;
+        type Socket = HostUdpSocket;
+        async fn bind(&self, _: SocketAddr) -> Result<HostUdpSocket, Error> { Ok(HostUdpSocket) }
     }
 
     /// `Tap::open(platform, name)`: a Linux tap device, a `NetIf`.
@@ -216,11 +233,23 @@ mod morgana_direct {
         Static { address: [u8; 4], prefix_len: u8, gateway: Option<[u8; 4]> },
     }
     #[derive(Clone, Copy)]
+    pub enum Ipv6Config {
+        LinkLocal,
+        Slaac,
+        Static { address: [u16; 8], prefix_len: u8, gateway: Option<[u16; 8]> },
+    }
+    #[derive(Clone, Copy)]
     pub struct StackConfig {
         pub ipv4: Ipv4Config,
+        pub ipv6: Option<Ipv6Config>,
     }
     impl StackConfig {
-        pub const fn new(ipv4: Ipv4Config) -> StackConfig { StackConfig { ipv4 } }
+        pub const fn new(ipv4: Ipv4Config) -> StackConfig { StackConfig { ipv4, ipv6: None } }
+        pub const fn with_ipv6(mut self, ipv6: Ipv6Config) -> StackConfig {
+            self.ipv6 = Some(ipv6);
+            self
+        }
+        pub const fn check_features(self) -> StackConfig { self }
     }
 
     #[derive(Clone, Debug)]
@@ -245,9 +274,12 @@ mod morgana_direct {
         async fn accept(&mut self) -> Result<(Stream, SocketAddr), Error> { Err(Error) }
         fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
     }
+    /// A handle to the stack (the state is shared): `Clone`.
     pub struct Stack<N: NetIf, C: Timer> {
-        netif: N,
-        clock: C,
+        netif: core::marker::PhantomData<(N, C)>,
+    }
+    impl<N: NetIf, C: Timer> Clone for Stack<N, C> {
+        fn clone(&self) -> Self { Stack { netif: core::marker::PhantomData } }
     }
     impl<N: NetIf, C: Timer> Stack<N, C> {
         pub async fn connect<E: Entropy>(
@@ -256,7 +288,8 @@ mod morgana_direct {
             _entropy: E,
             _config: StackConfig,
         ) -> Result<Self, Error> {
-            Ok(Stack { netif, clock })
+            let _ = (netif, clock);
+            Ok(Stack { netif: core::marker::PhantomData })
         }
     }
     impl<N: NetIf, C: Timer> sig::Tcp for Stack<N, C> {
@@ -264,6 +297,22 @@ mod morgana_direct {
         type Stream = Stream;
         type Listener = Listener;
         async fn listen(&self, _: SocketAddr) -> Result<Listener, Error> { Ok(Listener) }
+    }
+    impl sig::UdpError for Error {
+        fn kind(&self) -> sig::TcpErrorKind { sig::TcpErrorKind::Other }
+    }
+    pub struct UdpSocket;
+    impl sig::UdpSocket for UdpSocket {
+        type Error = Error;
+        async fn recv_from(&mut self, _: &mut [u8]) -> Result<sig::Received, Error> { Err(Error) }
+        async fn send_to(&mut self, _: &[u8], _: SocketAddr) -> Result<(), Error> { Ok(()) }
+        fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
+        fn max_payload(&self) -> usize { 1472 }
+    }
+    impl<N: NetIf, C: Timer> sig::Udp for Stack<N, C> {
+        type Error = Error;
+        type Socket = UdpSocket;
+        async fn bind(&self, _: SocketAddr) -> Result<UdpSocket, Error> { Ok(UdpSocket) }
     }
 }
 
@@ -321,6 +370,51 @@ mod morgana_archive {
         };
     }
     pub(crate) use include_aligned;
+}
+
+mod morgana_dns {
+    use core::fmt;
+    use morgana_signatures::{Tcp, Timer, Udp};
+
+    pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
+    /// `Zones::from_bytes(&archive.0)`: the validated zones, read in place.
+    pub struct Zones<'a>(&'a [u8]);
+    #[derive(Debug)]
+    pub struct ZonesError;
+    impl fmt::Display for ZonesError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("corrupt") }
+    }
+    impl<'a> Zones<'a> {
+        pub fn from_bytes(bytes: &'a [u8]) -> Result<Zones<'a>, ZonesError> { Ok(Zones(bytes)) }
+    }
+    pub struct Config {
+        pub address: core::net::SocketAddr,
+        pub max_tcp_connections: usize,
+        pub tcp_idle_timeout: core::time::Duration,
+        pub udp_payload: u16,
+    }
+    #[derive(Debug)]
+    pub struct Error<U, T>(Option<U>, Option<T>);
+    impl<U: fmt::Debug, T: fmt::Debug> fmt::Display for Error<U, T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "{:?}", self.0) }
+    }
+    pub struct Server<U, T, C> {
+        udp: U,
+        tcp: T,
+        clock: C,
+    }
+    impl<U: Udp, T: Tcp, C: Timer> Server<U, T, C> {
+        pub async fn connect(
+            udp: U,
+            tcp: T,
+            clock: C,
+            _zones: Zones<'static>,
+            _config: Config,
+        ) -> Result<Self, Error<U::Error, T::Error>> {
+            Ok(Server { udp, tcp, clock })
+        }
+        pub async fn serve(self) -> Result<(), Error<U::Error, T::Error>> { Ok(()) }
+    }
 }
 
 mod morgana_redirects {
@@ -499,8 +593,37 @@ mod morgana_resp {
 }
 
 use core::convert::Infallible;
-use morgana_signatures::{Console, Entropy, KvRo, Tcp, Timer};
+use morgana_signatures::{Console, Entropy, KvRo, Tcp, Timer, UdpSocket};
 "#;
+
+/// The job of an appliance whose `main` takes the console and a DNS server.
+fn dns_job(name: &str) -> String {
+    format!(
+        "pub struct {name};
+         impl {name} {{
+             pub async fn start<U: morgana_signatures::Udp, T: Tcp, Tm: Timer>(
+                 _console: impl Console,
+                 dns: morgana_dns::Server<U, T, Tm>,
+             ) -> Result<(), morgana_dns::Error<U::Error, T::Error>> {{
+                 dns.serve().await
+             }}
+         }}"
+    )
+}
+
+/// The job of an appliance whose `main` takes the console and a UDP socket.
+const ECHO: &str = "pub struct Echo;
+     impl Echo {
+         pub async fn start<S: UdpSocket>(
+             _console: impl Console,
+             mut socket: S,
+         ) -> Result<(), S::Error> {
+             let _ = socket.max_payload();
+             let mut buf = [0u8; 16];
+             let got = socket.recv_from(&mut buf).await?;
+             socket.send_to(&buf[..got.len], got.peer).await
+         }
+     }";
 
 /// (golden directory, the application type the generated code starts).
 const CASES: &[(&str, &str)] = &[
@@ -607,6 +730,23 @@ const CASES: &[(&str, &str)] = &[
              }
          }",
     ),
+    ("appliance-udp-echo", ECHO),
+    ("appliance-udp-echo-xen", ECHO),
+    ("ipv6-xen", ECHO),
+    (
+        "ipv6-tap",
+        "pub struct App;
+         impl App {
+             pub async fn start<S: UdpSocket>(
+                 _console: impl Console,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+                 _dgram: S,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
     (
         "target-override",
         "mod api {
@@ -706,7 +846,16 @@ fn golden_outputs_type_check_against_the_documented_interfaces() {
         .arg(&tmp)
         .arg("../platform/signatures/src/lib.rs"));
     let rmeta = tmp.join("libmorgana_signatures.rmeta");
-    for (case, app) in CASES {
+    let dns = [
+        ("appliance-dns", dns_job("NameServer")),
+        ("appliance-dns-xen", dns_job("NameServer")),
+        ("dns-two-zones", dns_job("Server")),
+    ];
+    let cases = CASES
+        .iter()
+        .map(|(c, a)| (*c, a.to_string()))
+        .chain(dns.iter().map(|(c, a)| (*c, a.clone())));
+    for (case, app) in cases {
         let generated = Path::new("tests/golden").join(case).join("expected.rs");
         let generated = std::fs::canonicalize(&generated).expect("golden exists");
         let src = format!(

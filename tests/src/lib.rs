@@ -19,6 +19,7 @@ pub fn workspace_root() -> PathBuf {
 pub mod lossy;
 pub mod qemu;
 pub mod resp;
+pub mod scratch;
 pub mod workspace;
 
 /// Where the end-to-end tests build appliances. A target directory of its own, so the

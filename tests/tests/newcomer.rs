@@ -451,6 +451,8 @@ fn new_appliance_from_every_starter_builds_and_runs_on_both_targets() {
             "hello" => check_hello(&ws, &name),
             "static-website" => check_site(&ws, &name),
             "kv" => check_kv(&ws, &name),
+            "udp-echo" => check_udp_echo(&ws, &name),
+            "dns" => check_dns(&ws, &name),
             other => panic!(
                 "the starting point `{other}` has no check here: add one to tests/tests/newcomer.rs (build it for both targets and run it)"
             ),
@@ -542,6 +544,91 @@ fn read_all(mut r: impl Read) -> String {
     let mut s = String::new();
     let _ = r.read_to_string(&mut s);
     s
+}
+
+/// The UDP echo starter: it runs on Unix and echoes a datagram (socat as the client);
+/// its kernel builds (tests/udp_echo.rs boots the appliance itself under QEMU).
+fn check_udp_echo(ws: &Path, name: &str) {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind port 0")
+        .port();
+    let ron = ws.join("appliances").join(name).join("appliance.ron");
+    let text_ron = std::fs::read_to_string(&ron).expect("appliance.ron");
+    assert!(text_ron.contains("port: 7007"), "{text_ron}");
+    std::fs::write(
+        &ron,
+        text_ron.replace("port: 7007", &format!("port: {port}")),
+    )
+    .expect("write port");
+    build(ws, name, false);
+    let mut run = spawn_run(ws, name, &[]);
+    let start = Instant::now();
+    let echoed = loop {
+        let out = Command::new("socat")
+            .args(["-t", "0.5", "-", &format!("UDP:127.0.0.1:{port}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().expect("stdin").write_all(b"echo?")?;
+                c.wait_with_output()
+            })
+            .expect("socat runs (scripts/setup.sh installs it)");
+        if out.stdout == b"echo?" || start.elapsed() > Duration::from_secs(30) {
+            break out.stdout;
+        }
+    };
+    ctrl_c(run.id());
+    let status = wait_exit(&mut run, Duration::from_secs(10));
+    assert_eq!(echoed, b"echo?", "{name} echoes on UDP port {port}");
+    assert_eq!(status.signal(), Some(2), "Unix: {status}");
+    build(ws, name, true);
+}
+
+/// The DNS starter: it runs on Unix and answers dig from its example zone; its kernel
+/// builds (tests/dns.rs boots the appliance itself under QEMU and compares it with NSD).
+fn check_dns(ws: &Path, name: &str) {
+    let port = loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind port 0");
+        let port = u.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            break port;
+        }
+    };
+    let ron = ws.join("appliances").join(name).join("appliance.ron");
+    let text_ron = std::fs::read_to_string(&ron).expect("appliance.ron");
+    assert!(text_ron.contains("port: 5353"), "{text_ron}");
+    std::fs::write(
+        &ron,
+        text_ron.replace("port: 5353", &format!("port: {port}")),
+    )
+    .expect("write port");
+    build(ws, name, false);
+    let mut run = spawn_run(ws, name, &[]);
+    let start = Instant::now();
+    let answer = loop {
+        let out = Command::new("dig")
+            .args(["+short", "+time=1", "+tries=1", "@127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .args(["www.example.test", "A"])
+            .output()
+            .expect("dig runs (scripts/setup.sh installs it)");
+        let text = text(&out.stdout);
+        if text.contains("192.0.2.80") || start.elapsed() > Duration::from_secs(30) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    ctrl_c(run.id());
+    let status = wait_exit(&mut run, Duration::from_secs(10));
+    assert!(
+        answer.contains("web.example.test.") && answer.contains("192.0.2.80"),
+        "{name} answers on port {port}: {answer:?}"
+    );
+    assert_eq!(status.signal(), Some(2), "Unix: {status}");
+    build(ws, name, true);
 }
 
 /// The starter's `redirects` file, compiled in at build time, is served.

@@ -254,6 +254,11 @@ pub struct KeySpec {
     /// address must be inside (a gateway).
     #[serde(default)]
     pub within: Option<String>,
+    /// For an `Ip` key: `"<requirement>.<key>"`, the key of the device wired to that
+    /// requirement that must be set for an IPv6 value to work (a listener on `::` needs
+    /// a stack with IPv6), where that key applies (its `when`).
+    #[serde(default)]
+    pub ipv6_needs: Option<String>,
     /// Whether the value becomes a `pub const` in the generated `config` module.
     #[serde(default, rename = "const")]
     pub as_const: bool,
@@ -321,6 +326,9 @@ pub enum KeyType {
     },
     /// An IPv6 address written as a string (`"fd00::2"`), emitted as `[u8; 16]`.
     Ipv6,
+    /// An IPv4 or IPv6 address written as a string (`"0.0.0.0"`, `"::"`), emitted as a
+    /// `core::net::IpAddr` constant expression.
+    Ip,
     /// An IPv6 address with its prefix length (`"fd00::2/64"`), or one of the
     /// identifiers in `or`. In templates: `<key>.address` (`[u8; 16]`), `<key>.prefix_len`.
     Ipv6Cidr {
@@ -363,6 +371,7 @@ impl KeyType {
             KeyType::Int { rust, .. } => format!("an integer ({rust})"),
             KeyType::Ipv4 => "a string holding an IPv4 address".into(),
             KeyType::Ipv6 => "a string holding an IPv6 address".into(),
+            KeyType::Ip => "a string holding an IPv4 or IPv6 address".into(),
             KeyType::Ipv4Cidr { or } | KeyType::Ipv6Cidr { or } => {
                 let v = if matches!(self, KeyType::Ipv4Cidr { .. }) {
                     "IPv4"
@@ -399,6 +408,7 @@ impl KeyType {
             KeyType::Int { rust, .. } => rust,
             KeyType::Ipv4 => "[u8; 4]",
             KeyType::Ipv6 => "[u8; 16]",
+            KeyType::Ip => "core::net::IpAddr",
             KeyType::Bool => "bool",
             KeyType::Files => "&[&str]",
             _ => "&str",
@@ -614,6 +624,30 @@ pub struct Impl {
     /// Data compiled at build time for the device (see [`crate::archive`]).
     #[serde(default)]
     pub build: Option<Build>,
+    /// Cargo features of its crates that some uses need (the build checks that the
+    /// appliance's Cargo.toml turns them on, and says how).
+    #[serde(default)]
+    pub features: Vec<Feature>,
+}
+
+/// A cargo feature of a crate that an implementation needs when it is used a certain
+/// way: when another device requires one of its signatures (`used`), or when one of its
+/// optional keys is set (`set`). Cargo features cannot be turned on by a build script,
+/// so the appliance's Cargo.toml must list them; codegen checks it and names the line.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    /// The crate (package name), e.g. `morgana-direct`.
+    #[serde(rename = "crate")]
+    pub krate: String,
+    /// The feature, e.g. `udp`.
+    pub feature: String,
+    /// Needed when an included device requires this signature of the device.
+    #[serde(default)]
+    pub used: Option<String>,
+    /// Needed when this optional key of the device is set.
+    #[serde(default)]
+    pub set: Option<String>,
 }
 
 impl Impl {

@@ -255,6 +255,29 @@ fn validate_component(
     }
     for (i, imp) in c.impls.iter().enumerate() {
         validate_impl(cat, c, i, imp, env, &err, findings);
+        for f in &imp.features {
+            let here = [Step::from("impls"), Step::Index(i), Step::from("features")];
+            let ok = match (&f.used, &f.set) {
+                (Some(s), None) => c.provides.contains(s),
+                (None, Some(k)) => c.keys.iter().any(|key| &key.name == k && key.optional),
+                _ => false,
+            };
+            if !ok {
+                findings.push(err(&here, format!(
+                    "feature `{}/{}`: give `used` (a signature the component provides) or `set` (one of its optional keys)",
+                    f.krate, f.feature
+                )));
+            }
+            if !imp.crates.contains(&f.krate) {
+                findings.push(err(
+                    &here,
+                    format!(
+                        "feature `{}/{}`: the crate is not among the implementation's `crates`",
+                        f.krate, f.feature
+                    ),
+                ));
+            }
+        }
     }
 }
 

@@ -247,13 +247,20 @@ fn within(dev: &Device, comp: &Component, errs: &mut Vec<Diagnostic>) {
         let (Some(within), Some(s)) = (&spec.within, dev.setting(&spec.name)) else {
             continue;
         };
-        let (Scalar::Ipv4(g), Origin::Source(span)) = (&s.value, s.origin) else {
+        let Origin::Source(span) = s.origin else {
             continue;
         };
         let Some(net) = dev.setting(within) else {
             continue;
         };
         let what = format!("{}.{}", dev.name, spec.name);
+        if let Scalar::Ipv6(g) = &s.value {
+            within_v6(g, span, net, &what, &dev.name, within, &spec.name, errs);
+            continue;
+        }
+        let Scalar::Ipv4(g) = &s.value else {
+            continue;
+        };
         let g = u32::from_be_bytes(*g);
         match &net.value {
             Scalar::Ipv4Cidr(a, len) => {
@@ -309,6 +316,71 @@ fn within(dev: &Device, comp: &Component, errs: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// An IPv6 gateway: on the link, so inside the prefix of the static address, or
+/// link-local (`fe80::/10`, what routers usually are); not the interface itself.
+#[allow(clippy::too_many_arguments)]
+fn within_v6(
+    g: &[u8; 16],
+    span: Span,
+    net: &crate::model::Setting,
+    what: &str,
+    dev: &str,
+    within: &str,
+    key: &str,
+    errs: &mut Vec<Diagnostic>,
+) {
+    let gw = std::net::Ipv6Addr::from(*g);
+    let mut d = match &net.value {
+        Scalar::Ipv6Cidr(a, len) => {
+            let mask = u128::MAX << (128 - u32::from(*len));
+            let addr = u128::from_be_bytes(*a);
+            let prefix = format!("{}/{len}", std::net::Ipv6Addr::from(addr & mask));
+            let d = if gw.is_unspecified() || gw.is_multicast() || gw.is_loopback() {
+                Diagnostic::error(format!("`{what}` {gw} is not a unicast address"))
+                    .primary(span, "not a router's address")
+            } else if u128::from(gw) == addr {
+                Diagnostic::error(format!("`{what}` {gw} is the interface's own address"))
+                    .primary(span, "the same address as the interface")
+            } else if !gw.is_unicast_link_local() && u128::from(gw) & mask != addr & mask {
+                Diagnostic::error(format!(
+                    "`{what}` {gw} is off-link: outside the prefix {prefix} of `{dev}.{within}`"
+                ))
+                .primary(span, format!("not in {prefix}, and not link-local"))
+            } else {
+                return;
+            };
+            let d = match net.origin {
+                Origin::Source(ns) => d.secondary(ns, format!("the prefix is {prefix}")),
+                _ => d,
+            };
+            d.help(format!(
+                "the gateway is reached directly: a router's address inside {prefix}, or its link-local address (fe80::/10), e.g. Some(\"fe80::1\")"
+            ))
+        }
+        other => {
+            let d = Diagnostic::error(format!("`{what}` needs a static `{within}` address"))
+                .primary(span, format!("used with `{within}: {}`", other.ron()));
+            let d = match net.origin {
+                Origin::Source(ns) => {
+                    d.secondary(ns, format!("`{within}` is {} here", other.ron()))
+                }
+                _ => d,
+            };
+            d.help(format!(
+                "with `Slaac` the router advertisements bring the gateway, and `LinkLocal` or no IPv6 has none: remove `{key}`, or give a static address, e.g. `{within}: Static(\"fd00::2/64\")`"
+            ))
+        }
+    };
+    if matches!(net.value, Scalar::Absent) {
+        d = Diagnostic::error(format!("`{what}` needs a static `{within}` address"))
+            .primary(span, format!("`{dev}` has no `{within}`"))
+            .help(format!(
+                "give the interface an IPv6 address, e.g. `{within}: Static(\"fd00::2/64\")`, or remove `{key}`"
+            ));
+    }
+    errs.push(d);
 }
 
 /// Directories and files named by `Dir`, `File` and `Files` keys must exist.

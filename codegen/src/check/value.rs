@@ -82,6 +82,7 @@ pub(crate) fn wrong_type(ty: &KeyType, v: &Value, key: &str) -> Diagnostic {
             | KeyType::File
             | KeyType::Ipv4
             | KeyType::Ipv6
+            | KeyType::Ip
             | KeyType::Ipv4Cidr { .. }
             | KeyType::Ipv6Cidr { .. }
             | KeyType::IfName
@@ -225,6 +226,16 @@ pub(crate) fn scalar(ty: &KeyType, v: &Value, key: &str) -> Result<Scalar, Diagn
                     .primary(v.span, "expected an IPv6 address")
                     .help("e.g. \"fd00::2\", or \"::\" for every interface"),
             ),
+        },
+        (KeyType::Ip, Kind::Str(s)) => match s.parse::<std::net::IpAddr>() {
+            Ok(a) => Ok(Scalar::Ip(a)),
+            Err(_) => Err(Diagnostic::error(format!(
+                "`{key}` is not an IPv4 or IPv6 address: {s:?}"
+            ))
+            .primary(v.span, "expected an IPv4 or an IPv6 address")
+            .help(
+                "e.g. \"127.0.0.1\" or \"::1\"; \"0.0.0.0\" is every IPv4 interface, \"::\" every interface (IPv6 and IPv4)",
+            )),
         },
         (KeyType::Ipv4Cidr { or } | KeyType::Ipv6Cidr { or }, _) => cidr(ty, or, v, key),
         (KeyType::IfName, Kind::Str(s)) => if_name(s, v.span, key).map(|()| Scalar::Str(s.clone())),
@@ -412,7 +423,28 @@ fn ipv6_cidr(s: &str, span: Span, key: &str) -> Result<Scalar, Diagnostic> {
             "`{key}`: {address} cannot be the address of a network interface"
         ))
         .primary(span, "not a unicast host address")
+        .note(
+            ":: (unspecified), ::1 (loopback) and ff00::/8 (multicast) are not interface addresses",
+        )
         .help(example.to_string()));
+    }
+    if address.is_unicast_link_local() {
+        return Err(Diagnostic::error(format!(
+            "`{key}`: {address} is a link-local address (fe80::/10)"
+        ))
+        .primary(span, "link-local, not a static address")
+        .note("the stack makes its link-local address itself, from the MAC address")
+        .help(format!(
+            "for the link-local address alone write `{}: LinkLocal`; a static address is global or unique-local, {example}",
+            key.rsplit('.').next().unwrap_or(key)
+        )));
+    }
+    if address.to_ipv4_mapped().is_some() {
+        return Err(Diagnostic::error(format!(
+            "`{key}`: {address} is an IPv4-mapped address (::ffff:a.b.c.d)"
+        ))
+        .primary(span, "IPv4-mapped, not an interface address")
+        .help(format!("give the IPv4 address in `ipv4`; {example}")));
     }
     Ok(Scalar::Ipv6Cidr(address.octets(), len))
 }
@@ -496,6 +528,7 @@ pub(crate) fn example(ty: &KeyType) -> String {
         KeyType::Int { min, .. } => (*min).max(1).to_string(),
         KeyType::Ipv4 => "\"127.0.0.1\"".into(),
         KeyType::Ipv6 => "\"fd00::1\"".into(),
+        KeyType::Ip => "\"::\"".into(),
         KeyType::Ipv4Cidr { or } if or.is_empty() => "\"10.0.2.15/24\"".into(),
         KeyType::Ipv4Cidr { .. } => "Static(\"10.0.2.15/24\")".into(),
         KeyType::Ipv6Cidr { or } if or.is_empty() => "\"fd00::2/64\"".into(),

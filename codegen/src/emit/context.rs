@@ -23,14 +23,24 @@ fn parts(value: &Scalar, in_code: bool) -> Vec<(&'static str, String)> {
     let (address, len) = match value {
         Scalar::Ipv4Cidr(a, len) => (Scalar::Ipv4(*a), *len),
         Scalar::Ipv6Cidr(a, len) => (Scalar::Ipv6(*a), *len),
+        // An IPv6 address alone: its groups (`[u16; 8]`), e.g. for a gateway.
+        Scalar::Ipv6(a) => {
+            return vec![("groups", format!("[{}]", crate::model::groups(a)))];
+        }
         _ => return Vec::new(),
+    };
+    let groups = match &address {
+        Scalar::Ipv6(a) => Some(("groups", format!("[{}]", crate::model::groups(a)))),
+        _ => None,
     };
     let address = if in_code {
         address.rust()
     } else {
         address.plain()
     };
-    vec![("address", address), ("prefix_len", len.to_string())]
+    let mut out = vec![("address", address), ("prefix_len", len.to_string())];
+    out.extend(groups);
+    out
 }
 
 /// A key's value for a template: a Rust literal in code, plain text elsewhere.

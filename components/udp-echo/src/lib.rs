@@ -92,16 +92,57 @@ pub async fn serve<S: UdpSocket>(
     }
 }
 
+/// Echoes every datagram of at most `limit` bytes (and at most what the socket can send)
+/// back to its sender, forever, like [`serve`]; a longer one arrives truncated and is
+/// not echoed, and the console says so (the 1st, 2nd, 4th, 8th, ... such datagram, so
+/// that a flood cannot flood the console). This is the udp-echo appliance's job, whose
+/// limit comes from its configuration.
+pub async fn serve_limited<S: UdpSocket, C: Console>(
+    socket: &mut S,
+    limit: usize,
+    console: &C,
+    counters: &mut Counters,
+) -> Result<Infallible, S::Error> {
+    let limit = limit.min(socket.max_payload());
+    let mut buf = vec![0u8; limit + 1];
+    loop {
+        let got = socket.recv_from(&mut buf).await?;
+        if got.truncated || got.len > limit {
+            counters.too_large += 1;
+            if counters.too_large.is_power_of_two() {
+                let mut line = Line::new();
+                let _ = core::fmt::write(
+                    &mut line,
+                    format_args!(
+                        "udp echo: a datagram from {} was truncated: longer than {limit} bytes, not echoed ({} so far)\n",
+                        ShowAddr(got.peer),
+                        counters.too_large
+                    ),
+                );
+                console.write_bytes(line.as_bytes());
+            }
+            continue;
+        }
+        match socket.send_to(&buf[..got.len], got.peer).await {
+            Ok(()) => counters.echoed += 1,
+            Err(e) => {
+                counters.send_errors += 1;
+                log::debug!("udp echo: cannot answer {}: {e}", ShowAddr(got.peer));
+            }
+        }
+    }
+}
+
 /// A line for the console, formatted without allocating.
 struct Line {
-    buf: [u8; 80],
+    buf: [u8; 160],
     len: usize,
 }
 
 impl Line {
     fn new() -> Line {
         Line {
-            buf: [0; 80],
+            buf: [0; 160],
             len: 0,
         }
     }

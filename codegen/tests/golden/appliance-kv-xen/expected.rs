@@ -80,7 +80,12 @@ async fn connect_and_start(
             net_nic,
             clock,
             entropy,
-            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp),
+            {
+                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
+                    morgana_direct::Ipv4Config::Dhcp,
+                );
+                CONFIG
+            },
         )
         .await
         .map_err(|e| StartError::new("net", &e))?;

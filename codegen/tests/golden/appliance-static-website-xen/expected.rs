@@ -24,7 +24,9 @@ pub type Http = morgana_http::Server<Net, morgana_pvh::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (default on xen).
-    pub const HTTP_ADDRESS: [u8; 4] = [0, 0, 0, 0];
+    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
+        core::net::Ipv4Addr::new(0, 0, 0, 0),
+    );
     /// `http.port` (appliance.ron:24:46).
     pub const HTTP_PORT: u16 = 8080;
     /// `http.max_connections` (default).
@@ -58,7 +60,12 @@ async fn connect_and_start(
             net_nic,
             clock,
             entropy,
-            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp),
+            {
+                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
+                    morgana_direct::Ipv4Config::Dhcp,
+                );
+                CONFIG
+            },
         )
         .await
         .map_err(|e| StartError::new("net", &e))?;

@@ -24,7 +24,9 @@ pub type Http = morgana_http::Server<Net, morgana_unix::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (default).
-    pub const HTTP_ADDRESS: [u8; 4] = [127, 0, 0, 1];
+    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
+        core::net::Ipv4Addr::new(127, 0, 0, 1),
+    );
     /// `http.port` (appliance.ron:24:46).
     pub const HTTP_PORT: u16 = 8080;
     /// `http.max_connections` (default).

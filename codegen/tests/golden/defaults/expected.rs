@@ -22,7 +22,9 @@ pub type Web = morgana_http::Server<Net, morgana_unix::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `web.address` (default).
-    pub const WEB_ADDRESS: [u8; 4] = [127, 0, 0, 1];
+    pub const WEB_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
+        core::net::Ipv4Addr::new(127, 0, 0, 1),
+    );
     /// `web.port` (default).
     pub const WEB_PORT: u16 = 8080;
     /// `web.max_connections` (default).

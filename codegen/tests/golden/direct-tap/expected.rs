@@ -27,7 +27,9 @@ pub type Admin = morgana_http::Server<Lan, morgana_unix::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (appliance.ron:11:49).
-    pub const HTTP_ADDRESS: [u8; 4] = [0, 0, 0, 0];
+    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
+        core::net::Ipv4Addr::new(0, 0, 0, 0),
+    );
     /// `http.port` (appliance.ron:11:66).
     pub const HTTP_PORT: u16 = 80;
     /// `http.max_connections` (default).
@@ -35,7 +37,9 @@ pub mod config {
     /// `http.idle_timeout_ms` (default).
     pub const HTTP_IDLE_TIMEOUT_MS: u64 = 30000;
     /// `admin.address` (appliance.ron:12:38).
-    pub const ADMIN_ADDRESS: [u8; 4] = [0, 0, 0, 0];
+    pub const ADMIN_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
+        core::net::Ipv4Addr::new(0, 0, 0, 0),
+    );
     /// `admin.port` (appliance.ron:12:55).
     pub const ADMIN_PORT: u16 = 8081;
     /// `admin.max_connections` (default).
@@ -61,11 +65,14 @@ async fn connect_and_start(
             net_nic,
             clock,
             entropy,
-            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
-                address: [10, 0, 2, 15],
-                prefix_len: 24,
-                gateway: Some([10, 0, 2, 2]),
-            }),
+            {
+                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
+                    address: [10, 0, 2, 15],
+                    prefix_len: 24,
+                    gateway: Some([10, 0, 2, 2]),
+                });
+                CONFIG
+            },
         )
         .await
         .map_err(|e| StartError::new("net", &e))?;
@@ -91,7 +98,12 @@ async fn connect_and_start(
             lan_nic,
             clock,
             entropy,
-            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp),
+            {
+                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
+                    morgana_direct::Ipv4Config::Dhcp,
+                );
+                CONFIG
+            },
         )
         .await
         .map_err(|e| StartError::new("lan", &e))?;

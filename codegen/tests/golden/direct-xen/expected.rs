@@ -23,7 +23,9 @@ pub type Http = morgana_http::Server<Net, morgana_pvh::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (default on xen).
-    pub const HTTP_ADDRESS: [u8; 4] = [0, 0, 0, 0];
+    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
+        core::net::Ipv4Addr::new(0, 0, 0, 0),
+    );
     /// `http.port` (appliance.ron:17:34).
     pub const HTTP_PORT: u16 = 80;
     /// `http.max_connections` (default).
@@ -50,11 +52,14 @@ async fn connect_and_start(
             net_nic,
             clock,
             entropy,
-            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
-                address: [10, 0, 2, 15],
-                prefix_len: 24,
-                gateway: Some([10, 0, 2, 2]),
-            }),
+            {
+                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
+                    address: [10, 0, 2, 15],
+                    prefix_len: 24,
+                    gateway: Some([10, 0, 2, 2]),
+                });
+                CONFIG
+            },
         )
         .await
         .map_err(|e| StartError::new("net", &e))?;

@@ -39,7 +39,9 @@ pub mod config {
     /// `config.ceiling` (appliance.ron:17:20).
     pub const CEILING: f64 = f64::INFINITY;
     /// `api.address` (appliance.ron:24:22).
-    pub const API_ADDRESS: [u8; 4] = [0, 0, 0, 0];
+    pub const API_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
+        core::net::Ipv4Addr::new(0, 0, 0, 0),
+    );
     /// `api.port` (appliance.ron:25:19).
     pub const API_PORT: u16 = 0;
     /// `api.max_connections` (appliance.ron:26:30).

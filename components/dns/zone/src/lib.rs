@@ -36,6 +36,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod compiler;
 mod diag;
 mod parse;
 
@@ -44,6 +45,7 @@ use std::collections::HashMap;
 use morgana_dns::wire::rtype;
 use morgana_dns::zones::{NONE, Node, RRset, Rr, Zone, ZoneSet, name_hash};
 
+pub use compiler::{COMPILER, ZoneCompiler};
 pub use diag::{Diagnostic, Label, Level, Span};
 pub use parse::{Parsed, Record, name_text};
 

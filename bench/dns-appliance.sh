@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The dns APPLIANCE (appliances/dns, zones compiled in by the build) measured with
+# dnsperf, against NSD on the host, in one run:
+#   - the Unix process (the host's sockets),
+#   - the PVH kernel under QEMU (TCG, user networking, dnsperf through the generated
+#     `.qemu` file's hostfwd), with its image size with and without the zone data.
+#
+#   bench/dns-appliance.sh [--quick] [RECORDS]      RECORDS: zone size (default 10000)
+#
+# The same zone and query mix as bench/dns.sh (80 % existing names, 20 % NXDOMAIN), a
+# scratch copy of the appliance whose appliance.ron names that zone. The issue's kernel
+# reference (NSD in a Linux guest under the same QEMU) is not here yet: see
+# docs/dns.md, "Measurements of the appliance", for what it takes. Prints name=value
+# lines (also appended to $BENCH_OUT) and a table.
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+ROOT=$BENCH_ROOT
+MODE=full; N=10000
+for a in "$@"; do case $a in --quick) MODE=quick ;; *) N=$a ;; esac; done
+case $MODE in full) LEN=8; REPS=3 ;; quick) LEN=4; REPS=1 ;; esac
+export CARGO_TARGET_DIR=$BENCH_TARGET
+BENCH_OUT=${BENCH_OUT:-$CARGO_TARGET_DIR/bench-results.txt}
+SCRATCH=${BENCH_SCRATCH:-/tmp/morgana-bench}/dns-appliance-$$
+mkdir -p "$SCRATCH" "$(dirname "$BENCH_OUT")"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$SCRATCH"; }
+trap cleanup EXIT
+for tool in nsd dnsperf dig qemu-system-x86_64 size; do
+  command -v "$tool" >/dev/null || { echo "dns-appliance bench: $tool missing (scripts/setup.sh installs it)" >&2; exit 1; }
+done
+result() { echo "$1=$2"; echo "$1=$2" >> "$BENCH_OUT"; }
+dual_port() { python3 -c 'import socket
+while True:
+    u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("127.0.0.1",0)); p=u.getsockname()[1]
+    t=socket.socket()
+    try:
+        t.bind(("127.0.0.1",p)); print(p); break
+    except OSError: pass'; }
+wait_dns() { # PORT SECONDS
+  for _ in $(seq 1 $(( $2 * 5 ))); do
+    dig +time=1 +tries=1 @127.0.0.1 -p "$1" bench.test SOA 2>/dev/null | grep -q NOERROR && return 0
+    sleep 0.2
+  done
+  return 1
+}
+loaded_bytes() { size -A "$1" | awk '$1 ~ /^\.(text|rodata|data|note|gcc_except|eh_frame|init|fini|got|tdata)/ {s+=$2} END{print s+0}'; }
+perf() { # PORT -> "qps avg_us lost" (median qps over REPS)
+  local q=() l=() lost=0 o
+  for _ in $(seq 1 "$REPS"); do
+    o=$(dnsperf -s 127.0.0.1 -p "$1" -d "$SCRATCH/queries.txt" -c 4 -l "$LEN" 2>&1)
+    q+=("$(echo "$o" | awk '/Queries per second/ {print $4}')")
+    l+=("$(echo "$o" | awk '/Average Latency/ {gsub(/s/,"",$4); printf "%.1f", $4*1000000}')")
+    lost=$(echo "$o" | awk '/Queries lost/ {print $3}')
+  done
+  echo "$(median "${q[@]}") $(median "${l[@]}") $lost"
+}
+
+# The zone and the queries (bench/dns.sh's generator).
+python3 - "$SCRATCH/bench.test.zone" "$SCRATCH/queries.txt" "$N" <<'PY'
+import random, sys
+zone, qfile, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rnd = random.Random(n)
+with open(zone, "w") as f:
+    f.write("$ORIGIN bench.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n  NS ns1\n  NS ns2\nns1 A 192.0.2.53\nns2 A 192.0.2.54\n")
+    for i in range(max(n - 5, 1)):
+        if i % 10 == 9:
+            f.write(f"h{i} AAAA 2001:db8::{i % 65536:x}\n")
+        elif i % 10 == 8:
+            f.write(f"h{i} TXT \"record {i}\"\n")
+        else:
+            f.write(f"h{i} A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}\n")
+names = max(n - 5, 1)
+with open(qfile, "w") as f:
+    for k in range(10000):
+        if rnd.random() < 0.8:
+            i = rnd.randrange(names)
+            t = "AAAA" if i % 10 == 9 else ("TXT" if i % 10 == 8 else "A")
+            f.write(f"h{i}.bench.test {t}\n")
+        else:
+            f.write(f"nx{rnd.randrange(10**9)}.bench.test A\n")
+PY
+
+# A scratch copy of the appliance: its own one-member workspace depending on this
+# checkout's crates by path, serving the bench zone on a port of its own.
+PORT=$(dual_port)
+APP=$SCRATCH/app
+cp -r "$ROOT/appliances/dns" "$APP"
+cp "$SCRATCH/bench.test.zone" "$APP/zones/"
+sed -i "s|zones: \[\"zones/example.test.zone\"\]|zones: [\"zones/bench.test.zone\"]|; s|port: 5353|port: $PORT|" "$APP/appliance.ron"
+python3 - "$ROOT" "$APP" <<'PY'
+import re, sys
+root, app = sys.argv[1], sys.argv[2]
+ws = open(f"{root}/Cargo.toml").read()
+paths = dict(re.findall(r'^([a-z0-9-]+) = \{ path = "([^"]+)" \}', ws, re.M))
+out = []
+for l in open(f"{app}/Cargo.toml").read().splitlines():
+    m = re.match(r'^([a-z0-9-]+)\.workspace = true', l) or re.match(r'^([a-z0-9-]+) = \{ workspace = true(.*)$', l)
+    if m and m.group(1) in paths:
+        rest = m.group(2) if m.lastindex == 2 else " }"
+        l = f'{m.group(1)} = {{ path = "{root}/{paths[m.group(1)]}"{rest}'
+    l = l.replace("version.workspace = true", 'version = "0.1.0"').replace("edition.workspace = true", 'edition = "2024"').replace("license.workspace = true", "")
+    out.append(l)
+profiles = ws[ws.index("\n[profile"):]
+open(f"{app}/Cargo.toml", "w").write("\n".join(out) + "\n\n[workspace]\n" + profiles)
+PY
+cp "$ROOT/Cargo.lock" "$APP/"
+
+echo "== building the dns appliance with a $N-record zone (Unix, then PVH)" >&2
+# Target directories that persist between runs: the dependencies are compiled once.
+UT=$CARGO_TARGET_DIR/dns-appliance-unix; XT=$CARGO_TARGET_DIR/dns-appliance-xen
+rm -rf "$UT"/release/build/dns-* "$XT"/release/build/dns-*
+s=$(now); (cd "$APP" && cargo build -q --release --target-dir "$UT"); result "dns_app_${N}_unix_build_s" "$(elapsed "$s")"
+s=$(now); (cd "$APP" && MORGANA_TARGET=xen cargo build -q --release --target-dir "$XT"); result "dns_app_${N}_xen_build_s" "$(elapsed "$s")"
+IMAGE=$XT/release/dns
+ARCHIVE=$(stat -c %s "$(ls "$XT"/release/build/dns-*/out/server.rkyv | head -1)")
+LOADED=$(loaded_bytes "$IMAGE")
+result "dns_app_${N}_pvh_loaded_bytes" "$LOADED"
+result "dns_app_${N}_pvh_zone_archive_bytes" "$ARCHIVE"
+result "dns_app_${N}_pvh_loaded_without_zones_bytes" "$((LOADED - ARCHIVE))"
+
+# NSD on the host, one server process, RRL off.
+NP=$(dual_port); ND=$SCRATCH/nsd; mkdir -p "$ND"; cp "$SCRATCH/bench.test.zone" "$ND/"
+cat > "$ND/nsd.conf" <<EOF
+server:
+  ip-address: 127.0.0.1@$NP
+  server-count: 1
+  zonesdir: "$ND"
+  database: ""
+  pidfile: "$ND/nsd.pid"
+  xfrdfile: "$ND/xfrd.state"
+  zonelistfile: "$ND/zone.list"
+  username: ""
+  chroot: ""
+  logfile: "$ND/nsd.log"
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+remote-control:
+  control-enable: no
+zone:
+  name: bench.test
+  zonefile: bench.test.zone
+EOF
+nsd -d -c "$ND/nsd.conf" >/dev/null 2>&1 & NPID=$!; PIDS+=("$NPID")
+wait_dns "$NP" 60 || { echo "dns-appliance bench: NSD does not answer" >&2; exit 1; }
+read -r nq nl nlost <<<"$(perf "$NP")"
+result "dns_app_${N}_nsd_qps" "$nq"; result "dns_app_${N}_nsd_avg_latency_us" "$nl"
+
+# The Unix appliance.
+"$UT/release/dns" >"$SCRATCH/unix.log" 2>&1 & UPID=$!; PIDS+=("$UPID")
+wait_dns "$PORT" 30 || { echo "dns-appliance bench: the Unix appliance does not answer" >&2; exit 1; }
+read -r uq ul ulost <<<"$(perf "$PORT")"
+result "dns_app_${N}_unix_qps" "$uq"; result "dns_app_${N}_unix_avg_latency_us" "$ul"; result "dns_app_${N}_unix_lost" "$ulost"
+result "dns_app_${N}_unix_rss_kib" "$(awk '/VmRSS/ {print $2}' /proc/$UPID/status)"
+result "dns_app_${N}_unix_over_nsd" "$(ratio "$uq" "$nq")"
+kill "$UPID"; wait "$UPID" 2>/dev/null || true
+
+# The PVH kernel under QEMU, with the generated deployment file's arguments.
+mapfile -t QARGS < <(grep -v '^#' "$XT/release/dns.qemu" | grep -v '^$')
+(cd "$XT/release" && exec qemu-system-x86_64 "${QARGS[@]}" -kernel dns >"$SCRATCH/pvh.log" 2>&1) & QPID=$!; PIDS+=("$QPID")
+wait_dns "$PORT" 120 || { echo "dns-appliance bench: the PVH appliance does not answer" >&2; cat "$SCRATCH/pvh.log" >&2; exit 1; }
+read -r pq pl plost <<<"$(perf "$PORT")"
+result "dns_app_${N}_pvh_qemu_qps" "$pq"; result "dns_app_${N}_pvh_qemu_avg_latency_us" "$pl"; result "dns_app_${N}_pvh_qemu_lost" "$plost"
+kill "$QPID"; wait "$QPID" 2>/dev/null || true
+
+echo
+echo "dns appliance ($MODE, $N records, dnsperf -c 4 -l $LEN, 80 % existing / 20 % NXDOMAIN) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs"
+printf '%-22s %s\n' "NSD (host)" "$nq q/s, avg $nl us"
+printf '%-22s %s\n' "Morgana Unix" "$uq q/s, avg $ul us, lost $ulost ($(ratio "$uq" "$nq")x NSD)"
+printf '%-22s %s\n' "Morgana PVH (QEMU TCG)" "$pq q/s, avg $pl us, lost $plost (no Linux-guest reference yet)"
+printf '%-22s %s\n' "PVH image" "$LOADED B loaded, $ARCHIVE B of zone data, $((LOADED - ARCHIVE)) B without"
+echo "(name=value lines: $BENCH_OUT)"

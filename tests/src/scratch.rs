@@ -1,0 +1,84 @@
+//! Scratch copies of an appliance: a one-member workspace under `target/e2e/scratch/`
+//! whose Cargo.toml depends on this checkout's crates by path, with an edited
+//! appliance.ron. Being below the workspace, it finds `.cargo/config.toml` (cargo's
+//! runner, `scripts/morgana-run`) as the real appliance does.
+
+use std::path::{Path, PathBuf};
+
+use crate::{target_dir, workspace_root};
+
+/// The folder of workspace dependency `name`, from the root Cargo.toml's
+/// `[workspace.dependencies]` (`name = { path = "folder" }`).
+fn workspace_path(root: &Path, name: &str) -> Option<String> {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
+    manifest.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        if key.trim() != name {
+            return None;
+        }
+        let (_, rest) = value.split_once("path = \"")?;
+        Some(rest.split('"').next()?.to_string())
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        let dest = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).expect("copy");
+        }
+    }
+}
+
+/// Copies `appliances/<name>` (everything but its Cargo.toml, which is rewritten) to
+/// `target/e2e/scratch/<tag>`, with `edit` applied to its appliance.ron; returns the copy.
+pub fn scratch_appliance(name: &str, tag: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let root = workspace_root();
+    let src = root.join("appliances").join(name);
+    let dir = target_dir().join("scratch").join(tag);
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&src, &dir);
+    let ron = std::fs::read_to_string(src.join("appliance.ron")).expect("appliance.ron");
+    std::fs::write(dir.join("appliance.ron"), edit(ron)).expect("appliance.ron");
+    let manifest = std::fs::read_to_string(src.join("Cargo.toml")).expect("Cargo.toml");
+    let manifest = manifest
+        .replace("version.workspace = true", "version = \"0.1.0\"")
+        .replace("edition.workspace = true", "edition = \"2024\"")
+        .replace("license.workspace = true", "")
+        .lines()
+        .map(|l| {
+            let path = |dep: &str| {
+                let folder = workspace_path(&root, dep)
+                    .unwrap_or_else(|| panic!("{dep} is not a path dependency of the workspace"));
+                format!("path = \"{}\"", root.join(folder).display())
+            };
+            if let Some((dep, _)) = l.split_once(".workspace = true") {
+                format!("{dep} = {{ {} }}", path(dep))
+            } else if let Some((dep, rest)) = l.split_once(" = { workspace = true")
+                && !dep.contains(' ')
+            {
+                // `dep = { workspace = true, features = [..] }`
+                format!("{dep} = {{ {}{rest}", path(dep))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    // The workspace's profiles (panic = "abort", the size settings, the build-dependency
+    // levels), repeated for a package of its own.
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    let profiles = workspace.find("\n[profile").map_or("", |i| &workspace[i..]);
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("{manifest}\n\n[workspace]\n{profiles}"),
+    )
+    .expect("Cargo.toml");
+    // The workspace's lock file: the same versions, and nothing to resolve afresh.
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("Cargo.lock");
+    dir
+}
