@@ -64,12 +64,19 @@ guest_state() {
   xl list -v 2>/dev/null | awk -v name="$1" '$1 == name {print $5, $8}'
 }
 
-# Whether domain $1 still runs (listed, neither shut down nor crashed).
+# Whether domain $1 still runs (listed, neither shut down nor crashed). An empty answer
+# is asked again: `xl` and busybox's applets crash now and then in this dom0 (CI once
+# took a segfault here for a stopped control guest and failed the soak).
 guest_running() {
-  st=$(guest_state "$1")
-  [ -n "$st" ] || return 1
-  case "${st%% *}" in *s*|*c*) return 1 ;; esac
-  return 0
+  for _ in 1 2 3; do
+    st=$(guest_state "$1")
+    if [ -n "$st" ]; then
+      case "${st%% *}" in *s*|*c*) return 1 ;; esac
+      return 0
+    fi
+    sleep 0.5
+  done
+  return 1
 }
 
 # wait_console PATTERN SECONDS: waits until the guest's console log has a line matching
