@@ -30,6 +30,9 @@
 #                      <interface type='user'><backend type='passt'/> (bookworm's 9.0 does not)
 #   passt              libvirt's user-mode network with <portForward> (SLIRP has none in XML)
 #   umoci, skopeo      read back the OCI image layout scripts/oci-image writes for urunc
+#   openssl            makes the TLS tests' certificates at test time; `openssl s_client` is
+#                      one of the clients the TLS component is tested against
+#   testssl.sh         audits the TLS component (protocols, ciphers, known vulnerabilities)
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -63,7 +66,8 @@ add_backports() {
 add_backports
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends curl gcc binutils iproute2 iputils-ping udhcpd socat radvd cpio gzip xz-utils \
-  redis-server redis-tools nsd bind9 dnsperf bind9-dnsutils knot-dnsutils >/dev/null
+  redis-server redis-tools nsd bind9 dnsperf bind9-dnsutils knot-dnsutils \
+  openssl testssl.sh >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports \
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients passt umoci skopeo >/dev/null

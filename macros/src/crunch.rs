@@ -17,9 +17,16 @@ use syn::LitStr;
 use syn::parse::{ParseStream, Parser};
 
 use crate::media;
+use crate::secrets;
 
 /// Names skipped wherever they appear: version-control metadata and desktop litter.
-pub const SKIPPED: &[&str] = &[".git", ".hg", ".svn", ".DS_Store"];
+/// (`.git` is not skipped silently: [`generate`] refuses it unless `.crunch-allow` lists
+/// it, see `secrets.rs`.)
+pub const SKIPPED: &[&str] = &[".hg", ".svn", ".DS_Store"];
+
+/// Git metadata (a `.git` directory, or a worktree's `.git` file): never listed or
+/// descended into, but reported.
+pub const GIT: &str = ".git";
 
 /// A gzip variant is kept only when it saves at least this many bytes…
 pub const MIN_SAVING_BYTES: usize = 64;
@@ -80,9 +87,41 @@ pub fn threads() -> usize {
 /// The table expression for directory `dir`, relative to `base` unless absolute.
 pub fn generate(base: Option<&Path>, dir: &str, threads: usize) -> Result<TokenStream, Error> {
     let root = resolve(base, dir)?;
-    let files = scan(&root)?;
-    let entries = process(&files, threads)?;
+    let scanned = scan_all(&root)?;
+    let entries = process(&scanned.files, threads)?;
+    check_secrets(&root, dir, &scanned, &entries)?;
     Ok(render(&entries))
+}
+
+/// Refuses files that look secret unless `.crunch-allow` lists them (`secrets.rs`).
+pub fn check_secrets(
+    root: &Path,
+    dir: &str,
+    scanned: &Scanned,
+    entries: &[Processed],
+) -> Result<(), Error> {
+    let mut allow = secrets::Allow::load(root)?;
+    let mut suspects = Vec::new();
+    for key in &scanned.git {
+        if !allow.allows(key) {
+            suspects.push((
+                key.clone(),
+                secrets::name_reason(GIT).unwrap_or("Git metadata"),
+            ));
+        }
+    }
+    for e in entries {
+        let allowed = allow.allows(&e.key);
+        if let Some(why) = secrets::name_reason(&e.key).or(e.secret)
+            && !allowed
+        {
+            suspects.push((e.key.clone(), why));
+        }
+    }
+    match secrets::refusal(dir, &suspects, &allow) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// `base/dir`, checked to be a directory.
@@ -127,22 +166,33 @@ pub struct Found {
     pub len: u64,
 }
 
-/// Every file under `root`, sorted by key. Follows symbolic links; skips [`SKIPPED`].
-pub fn scan(root: &Path) -> Result<Vec<Found>, Error> {
+/// What [`scan_all`] found.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// The files to serve, sorted by key.
+    pub files: Vec<Found>,
+    /// The keys of `.git` entries (left out of `files`).
+    pub git: Vec<String>,
+}
+
+/// Every file under `root`, sorted by key, and where `.git` metadata was. Follows
+/// symbolic links; skips [`SKIPPED`], `.git` and the top-level `.crunch-allow`.
+pub fn scan_all(root: &Path) -> Result<Scanned, Error> {
     let canonical = fs::canonicalize(root)
         .or_else(|e| err(format!("cannot resolve {}: {e}", root.display())))?;
-    let mut found = Vec::new();
+    let mut scanned = Scanned::default();
     let mut ancestors = vec![canonical];
-    walk(root, "", &mut ancestors, &mut found)?;
-    found.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(found)
+    walk(root, "", &mut ancestors, &mut scanned)?;
+    scanned.files.sort_by(|a, b| a.key.cmp(&b.key));
+    scanned.git.sort();
+    Ok(scanned)
 }
 
 fn walk(
     dir: &Path,
     prefix: &str,
     ancestors: &mut Vec<PathBuf>,
-    found: &mut Vec<Found>,
+    scanned: &mut Scanned,
 ) -> Result<(), Error> {
     let read = fs::read_dir(dir).or_else(|e| err(format!("cannot list {}: {e}", dir.display())))?;
     let mut children = Vec::new();
@@ -161,10 +211,14 @@ fn walk(
                 path.display()
             ));
         };
-        if SKIPPED.contains(&name) {
+        if SKIPPED.contains(&name) || (prefix.is_empty() && name == secrets::ALLOW_FILE) {
             continue;
         }
         let key = format!("{prefix}{name}");
+        if name == GIT {
+            scanned.git.push(key);
+            continue;
+        }
         let meta = match fs::metadata(&path) {
             Ok(m) => m,
             Err(e) => {
@@ -190,13 +244,13 @@ fn walk(
                 ));
             }
             ancestors.push(canonical);
-            walk(&path, &format!("{key}/"), ancestors, found)?;
+            walk(&path, &format!("{key}/"), ancestors, scanned)?;
             ancestors.pop();
         } else if meta.is_file() {
             let Some(p) = path.to_str() else {
                 return err(format!("path {} is not UTF-8", path.display()));
             };
-            found.push(Found {
+            scanned.files.push(Found {
                 key,
                 path: p.to_owned(),
                 len: meta.len(),
@@ -224,6 +278,8 @@ pub struct Processed {
     pub etag: String,
     /// The gzip variant, if worth keeping.
     pub gzip: Option<Vec<u8>>,
+    /// Why the contents look secret, if they do (`secrets::content_reason`).
+    pub secret: Option<&'static str>,
 }
 
 /// Reads, hashes and compresses every file, on up to `threads` threads; the result is in
@@ -269,6 +325,7 @@ fn process_one(file: &Found) -> Result<Processed, Error> {
         media_type: media::media_type(&file.key),
         etag: etag(&data),
         gzip,
+        secret: secrets::content_reason(&data),
     })
 }
 
@@ -370,7 +427,12 @@ mod tests {
     }
 
     fn keys(root: &Path) -> Vec<String> {
-        scan(root).unwrap().into_iter().map(|f| f.key).collect()
+        scan_all(root)
+            .unwrap()
+            .files
+            .into_iter()
+            .map(|f| f.key)
+            .collect()
     }
 
     fn compressible(n: usize) -> Vec<u8> {
@@ -404,6 +466,75 @@ mod tests {
         assert_eq!(
             keys(&t.0),
             [".htaccess", ".well-known/security.txt", "img/a.png"]
+        );
+    }
+
+    /// The PEM armour of a private key, assembled at run time so that this file does not
+    /// look like it holds one.
+    fn private_key_pem() -> Vec<u8> {
+        format!(
+            "-----{} PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+            "BEGIN"
+        )
+        .into_bytes()
+    }
+
+    fn generate_err(t: &TempDir) -> String {
+        generate(None, t.0.to_str().unwrap(), 2)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.0)
+    }
+
+    #[test]
+    fn secret_looking_files_are_refused_with_their_names_and_the_fix() {
+        let t = TempDir::new();
+        t.file("index.html", b"<h1>")
+            .file("tls/site.key", b"x")
+            .file(".env", b"TOKEN=1")
+            .file("notes.txt", &private_key_pem())
+            .file("sub/.git", b"gitdir: ..")
+            .file("id_ed25519.pub", b"ssh-ed25519 AAAA");
+        let e = generate_err(&t);
+        let dir = t.0.to_str().unwrap();
+        for (key, why) in [
+            ("tls/site.key", "a private key file (*.key)"),
+            (".env", "an environment file"),
+            ("notes.txt", "contains a PEM private key"),
+            ("sub/.git", "Git metadata"),
+        ] {
+            assert!(
+                e.contains(&format!("  {dir}/{key}: {why}")),
+                "{key} in:\n{e}"
+            );
+        }
+        assert!(!e.contains("id_ed25519.pub"), "{e}");
+        assert!(e.contains(".crunch-allow"), "{e}");
+    }
+
+    #[test]
+    fn an_allow_list_lets_files_through_and_leaves_git_out() {
+        let t = TempDir::new();
+        t.file("index.html", b"<h1>")
+            .file("demo/test.key", b"public demo key")
+            .file(".git/HEAD", b"ref")
+            .file(
+                ".crunch-allow",
+                b"# published on purpose\ndemo/*.key\n.git/\n",
+            );
+        let out = generate(None, t.0.to_str().unwrap(), 1)
+            .unwrap()
+            .to_string();
+        assert!(out.contains("\"demo/test.key\""), "{out}");
+        assert!(
+            !out.contains(".git") && !out.contains(".crunch-allow"),
+            "{out}"
+        );
+        // A line that matches nothing is an error: a typo must not look like a permission.
+        t.file(".crunch-allow", b"demo/*.key\n.git/\ndemo/old.key\n");
+        let e = generate_err(&t);
+        assert!(
+            e.contains(".crunch-allow:3: `demo/old.key` matches no file"),
+            "{e}"
         );
     }
 
@@ -448,20 +579,20 @@ mod tests {
         assert_eq!(keys(&t.0.join("site")), ["dirlink/b.txt", "link.txt"]);
 
         symlink(t.0.join("nowhere"), t.0.join("site/dangling")).unwrap();
-        let e = scan(&t.0.join("site")).unwrap_err().to_string();
+        let e = scan_all(&t.0.join("site")).unwrap_err().to_string();
         assert!(e.contains("site/dangling") && e.contains("dangling"), "{e}");
         fs::remove_file(t.0.join("site/dangling")).unwrap();
 
         // A link to an ancestor directory.
         symlink(t.0.join("site"), t.0.join("site/up")).unwrap();
-        let e = scan(&t.0.join("site")).unwrap_err().to_string();
+        let e = scan_all(&t.0.join("site")).unwrap_err().to_string();
         assert!(e.contains("loop") && e.contains("site/up"), "{e}");
         fs::remove_file(t.0.join("site/up")).unwrap();
 
         // Links pointing at each other.
         symlink(t.0.join("site/l2"), t.0.join("site/l1")).unwrap();
         symlink(t.0.join("site/l1"), t.0.join("site/l2")).unwrap();
-        let e = scan(&t.0.join("site")).unwrap_err().to_string();
+        let e = scan_all(&t.0.join("site")).unwrap_err().to_string();
         assert!(e.contains("site/l1") && e.contains("loops"), "{e}");
     }
 
@@ -475,7 +606,7 @@ mod tests {
         if fs::write(t.0.join(name), b"x").is_err() {
             return; // The file system refuses such names itself.
         }
-        let e = scan(&t.0).unwrap_err().to_string();
+        let e = scan_all(&t.0).unwrap_err().to_string();
         assert!(e.contains("not UTF-8") && e.contains("bad"), "{e}");
     }
 
@@ -485,7 +616,7 @@ mod tests {
         let t = TempDir::new();
         let sock = t.0.join("s.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let e = scan(&t.0).unwrap_err().to_string();
+        let e = scan_all(&t.0).unwrap_err().to_string();
         assert!(e.contains("s.sock") && e.contains("neither"), "{e}");
     }
 
@@ -537,7 +668,7 @@ mod tests {
             .file("tiny.txt", b"hello")
             .file("noise.bin", &noise)
             .file("pic.png", &compressible(10_000));
-        let p = process(&scan(&t.0).unwrap(), 2).unwrap();
+        let p = process(&scan_all(&t.0).unwrap().files, 2).unwrap();
         let by = |k: &str| p.iter().find(|e| e.key == k).unwrap();
         assert!(by("big.txt").gzip.as_ref().unwrap().len() < 10_000);
         assert_eq!(by("tiny.txt").gzip, None);
@@ -574,6 +705,7 @@ mod tests {
             media_type: "text/plain; charset=utf-8",
             etag: "\"00\"".into(),
             gzip: Some(vec![0, 255, b'"']),
+            secret: None,
         }])
         .to_string();
         assert!(
@@ -601,7 +733,7 @@ mod tests {
     fn bench_process() {
         let dir = std::env::var_os("CRUNCH_BENCH_DIR")
             .expect("set CRUNCH_BENCH_DIR to the tree to time (this benchmark runs only by hand)");
-        let files = scan(Path::new(&dir)).unwrap();
+        let files = scan_all(Path::new(&dir)).unwrap().files;
         for threads in [1, 2] {
             let t0 = std::time::Instant::now();
             let p = process(&files, threads).unwrap();

@@ -138,6 +138,7 @@ use proc_macro::TokenStream;
 
 mod crunch;
 mod media;
+mod secrets;
 
 /// Turns a directory into a `kv_crunch::Table`: `crunch!("htdocs")`. See the
 /// [crate documentation](crate).

@@ -1,6 +1,7 @@
 //! One connection: read request heads, answer them in order, close.
 
 use alloc::vec;
+use alloc::vec::Vec;
 use core::fmt;
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -9,6 +10,7 @@ use morgana_rt::{TimedOut, timeout};
 use morgana_signatures::{Instant, ShowAddr, TcpStream, Timer};
 
 use crate::negotiate;
+use crate::range;
 use crate::request::{self, Method, Request, Target, TargetError, Version};
 use crate::response::{CONTINUE, HTML, Headers, Status};
 use crate::server::Handler;
@@ -253,16 +255,47 @@ where
                 (status, status.page().as_bytes())
             }
         };
-        let Some(head) = complete_head(headers, status, body.len(), meta.keep_alive, meta.version)
+        let ranged = if response.ranges() && status == Status::Ok && headers.error().is_none() {
+            match range::apply(&request, &mut headers, body) {
+                Some(r) => r,
+                None => return End::Broken(Broken::HeadOverflow),
+            }
+        } else {
+            range::Ranged::Body(status, body)
+        };
+        let (status, body, parts) = match ranged {
+            range::Ranged::Body(status, body) => (status, body, None),
+            range::Ranged::Parts(heads, pieces, len) => {
+                (Status::PartialContent, &[][..], Some((heads, pieces, len)))
+            }
+        };
+        let body_len = parts.as_ref().map_or(body.len(), |(_, _, len)| *len);
+        let Some(head) = complete_head(headers, status, body_len, meta.keep_alive, meta.version)
         else {
             return End::Broken(Broken::HeadOverflow);
         };
-        let body = if is_head || !status.has_body() {
-            &[][..]
-        } else {
-            body
+        let sent = match parts {
+            Some((heads, pieces, _)) if !is_head => {
+                let mut bufs = Vec::with_capacity(pieces.len() + 1);
+                bufs.push(head);
+                for piece in &pieces {
+                    bufs.push(match piece {
+                        range::Piece::Head(r) => heads.get(r.clone()).unwrap_or_default(),
+                        range::Piece::Data(d) => d,
+                    });
+                }
+                io.send_all(&bufs, body_len).await
+            }
+            _ => {
+                let body = if is_head || !status.has_body() {
+                    &[][..]
+                } else {
+                    body
+                };
+                io.send(head, body).await
+            }
         };
-        if let Err(broken) = io.send(head, body).await {
+        if let Err(broken) = sent {
             return End::Broken(broken);
         }
         log::trace!(
@@ -574,6 +607,21 @@ impl<S: TcpStream, C: Timer> Io<'_, S, C> {
             }
         };
         match timeout(self.clock, deadline, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Broken::Io(e)),
+            Err(TimedOut) => Err(Broken::WriteTimeout),
+        }
+    }
+
+    /// Sends `bufs` (a head and body pieces of `body_len` bytes in all) in one gather
+    /// write, within the same time limit as [`Io::send`].
+    async fn send_all(&mut self, bufs: &[&[u8]], body_len: usize) -> Result<(), Broken<S::Error>> {
+        let slack = Duration::from_secs(body_len as u64 / MIN_SEND_RATE);
+        let deadline = self
+            .clock
+            .now()
+            .saturating_add(self.idle.saturating_add(slack));
+        match timeout(self.clock, deadline, self.stream.write_all_vectored(bufs)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Broken::Io(e)),
             Err(TimedOut) => Err(Broken::WriteTimeout),

@@ -53,6 +53,13 @@
 //!   [`LINGER_TIMEOUT`]), so that the client's stack does not reset the connection before
 //!   the client has read the response.
 //!
+//! - Range requests (RFC 9110 §14) for responses a handler allows them on
+//!   ([`Response::with_ranges`]; [`StaticSite`] does for every file): `Accept-Ranges:
+//!   bytes`, `206` with one range or `multipart/byteranges` (ranges sorted and
+//!   coalesced, at most [`MAX_RANGES`]), `416` with `Content-Range: bytes */<length>`,
+//!   `If-Range` by strong entity-tag comparison. Ranges count in the representation
+//!   sent (the gzip variant when chosen). Details in `range.rs`.
+//!
 //! # Time limits
 //!
 //! - `Config::idle_timeout` bounds the wait for a request head, measured from the end of
@@ -110,6 +117,7 @@ extern crate std;
 
 mod conn;
 mod negotiate;
+mod range;
 mod request;
 mod response;
 mod server;
@@ -117,6 +125,7 @@ mod static_site;
 
 use core::time::Duration;
 
+pub use range::MAX_RANGES;
 pub use request::{Method, Request, Version};
 pub use response::{HeaderError, Headers, Response, Status};
 pub use server::{Config, Error, Handler, Server};

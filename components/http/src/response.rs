@@ -63,6 +63,8 @@ statuses! {
     Ok = 200 "OK",
     /// 204 No Content
     NoContent = 204 "No Content",
+    /// 206 Partial Content (a range of the representation)
+    PartialContent = 206 "Partial Content",
     /// 301 Moved Permanently
     MovedPermanently = 301 "Moved Permanently",
     /// 302 Found
@@ -139,17 +141,38 @@ pub struct Response<'a> {
     pub status: Status,
     /// The content.
     pub body: &'a [u8],
+    /// Whether the server may answer a `Range` with part of `body` (see
+    /// [`Response::with_ranges`]).
+    ranges: bool,
 }
 
 impl<'a> Response<'a> {
     /// A response with `body`.
     pub const fn new(status: Status, body: &'a [u8]) -> Response<'a> {
-        Response { status, body }
+        Response {
+            status,
+            body,
+            ranges: false,
+        }
     }
 
     /// A response without content.
     pub const fn empty(status: Status) -> Response<'a> {
-        Response { status, body: &[] }
+        Response::new(status, &[])
+    }
+
+    /// Lets the server serve ranges of this response (RFC 9110 §14): for a `200` to
+    /// `GET`, it then sends `Accept-Ranges: bytes`, answers a `Range` with `206` (one
+    /// range, or `multipart/byteranges`) or `416`, and honours `If-Range` against the
+    /// `ETag` the handler wrote. The body must be the whole selected representation.
+    pub const fn with_ranges(mut self) -> Response<'a> {
+        self.ranges = true;
+        self
+    }
+
+    /// Whether [`Response::with_ranges`] was called.
+    pub const fn ranges(&self) -> bool {
+        self.ranges
     }
 }
 
@@ -267,6 +290,38 @@ impl<'b> Headers<'b> {
         self.buf
             .get(STATUS_RESERVE.min(self.len)..self.len)
             .unwrap_or_default()
+    }
+
+    /// The value of the first field called `name` (case-insensitive) written so far.
+    pub(crate) fn field(&self, name: &str) -> Option<&[u8]> {
+        self.as_bytes().split(|&b| b == b'\n').find_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (n, v) = line.split_at(colon);
+            crate::negotiate::eq_ignore_case(n, name.as_bytes())
+                .then(|| crate::negotiate::trim_ows(v.get(1..).unwrap_or_default()))
+        })
+    }
+
+    /// Removes every field called `name` (case-insensitive).
+    pub(crate) fn remove(&mut self, name: &str) {
+        let mut at = STATUS_RESERVE.min(self.len);
+        while at < self.len {
+            let end = self.buf[at..self.len]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.len, |i| at + i + 1);
+            let line = &self.buf[at..end];
+            let matches = line.iter().position(|&b| b == b':').is_some_and(|colon| {
+                crate::negotiate::eq_ignore_case(&line[..colon], name.as_bytes())
+            });
+            if matches {
+                self.buf.copy_within(end..self.len, at);
+                self.len -= end - at;
+            } else {
+                at = end;
+            }
+        }
     }
 
     /// Forgets every field and the error.
@@ -480,6 +535,22 @@ mod tests {
         let mut h = Headers::new(&mut buf);
         h.insert("Na:me", "3");
         assert_eq!(h.error(), Some(HeaderError::InvalidName));
+    }
+
+    #[test]
+    fn fields_are_found_and_removed_by_name() {
+        let mut buf = vec![0u8; 1024];
+        let mut h = Headers::new(&mut buf);
+        h.insert("Content-Type", "text/plain")
+            .insert("ETag", "\"x\"")
+            .insert("content-type", "again");
+        assert_eq!(h.field("etag"), Some(&b"\"x\""[..]));
+        assert_eq!(h.field("CONTENT-TYPE"), Some(&b"text/plain"[..]));
+        assert_eq!(h.field("Vary"), None);
+        h.remove("Content-Type");
+        assert_eq!(h.as_bytes(), b"ETag: \"x\"\r\n");
+        h.remove("Nothing");
+        assert_eq!(h.as_bytes(), b"ETag: \"x\"\r\n");
     }
 
     #[test]

@@ -106,7 +106,9 @@ fn serve<'a>(request: &Request<'_>, headers: &mut Headers<'_>, object: Object<'a
     if gzip.is_some() {
         headers.insert("Content-Encoding", "gzip");
     }
-    Response::new(Status::Ok, body)
+    // Ranges count in the bytes of the representation chosen here (the gzip variant's
+    // when that is what goes out), and If-Range meets the tag just written.
+    Response::new(Status::Ok, body).with_ranges()
 }
 
 fn redirect_to_dir<'a>(request: &Request<'_>, headers: &mut Headers<'_>) -> Response<'a> {

@@ -33,7 +33,7 @@ fn get_serves_the_index_with_exact_head_and_keeps_the_connection() {
             r.raw_head,
             format!(
                 "HTTP/1.1 200 OK\r\nETag: \"home-1\"\r\nContent-Type: {HTML}\r\n\
-                 Server: morgana\r\nContent-Length: {}\r\n\r\n",
+                 Accept-Ranges: bytes\r\nServer: morgana\r\nContent-Length: {}\r\n\r\n",
                 HOME.len()
             )
         );

@@ -623,3 +623,39 @@ impl Interrupt for FakeIrq {
         *self.waker.borrow_mut() = Some(waker.clone());
     }
 }
+
+/// The entropy device's side (virtio-rng): the request queue is queue 0.
+impl Device {
+    /// Like QEMU's `virtio-rng-pci`: VERSION_1 only, no configuration, one request
+    /// queue of `max_size` entries.
+    pub fn rng(max_size: u16) -> Device {
+        let mut d = Device::new();
+        d.offered = crate::transport::feature::VERSION_1;
+        d.config_len = 0;
+        d.queues[0].max_size = max_size;
+        d.queues[1].max_size = 0;
+        d
+    }
+
+    /// Writes `bytes` (at most the buffer's length) into the next request buffer of queue
+    /// 0 and returns it, reporting `reported_len` written (None: the bytes written).
+    /// Returns the buffer's length, or None when no request is posted.
+    pub fn answer_request(&mut self, bytes: &[u8], reported_len: Option<u32>) -> Option<u32> {
+        let (id, addr, len, flags) = self.next_avail(0)?;
+        assert_eq!(flags, 2, "entropy requests must be device-writable");
+        let n = bytes.len().min(len as usize);
+        // SAFETY: the buffer is the driver's DMA memory of `len` bytes, now the device's.
+        unsafe { Self::host::<u8>(addr).copy_from_nonoverlapping(bytes.as_ptr(), n) };
+        self.push_used(0, u32::from(id), reported_len.unwrap_or(n as u32));
+        Some(len)
+    }
+
+    /// Requests posted and not answered.
+    pub fn pending_requests(&self) -> u16 {
+        let s = self.queues[0];
+        if !self.live(0) {
+            return 0;
+        }
+        self.ring16(0, s.driver + 2).wrapping_sub(s.last_avail)
+    }
+}

@@ -122,6 +122,7 @@ pub mod pci;
 pub mod pvh;
 pub mod pvh_bus;
 mod queue;
+pub mod rng;
 pub mod transport;
 
 #[cfg(test)]
@@ -130,6 +131,8 @@ mod fake;
 mod fake_mmio;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod rng_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

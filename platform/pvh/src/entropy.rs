@@ -133,6 +133,11 @@ fn rdseed() -> Option<u64> {
 impl morgana_signatures::Entropy for Entropy {
     type Error = EntropyError;
 
+    /// RDRAND or RDSEED: strong; the jitter fallback: not.
+    fn is_strong(&self) -> bool {
+        self.is_available()
+    }
+
     fn fill(&self, buf: &mut [u8]) -> Result<(), EntropyError> {
         for chunk in buf.chunks_mut(8) {
             let v = self.next()?.to_le_bytes();

@@ -122,6 +122,15 @@ pub trait Entropy {
 
     /// Fills `buf` with random bytes.
     fn fill(&self, buf: &mut [u8]) -> Result<(), Self::Error>;
+
+    /// Whether the source may be trusted with long-term secrets and TLS keys: the host
+    /// kernel's pool, a hardware generator (RDRAND/RDSEED) or a device fed by one
+    /// (virtio-rng). Timing jitter alone is not. TCP sequence numbers and hash seeds take
+    /// any source; the TLS component refuses to start on a weak one. The default is
+    /// `false`: a source must claim its strength.
+    fn is_strong(&self) -> bool {
+        false
+    }
 }
 
 /// A 48-bit IEEE 802 MAC address.

@@ -231,6 +231,11 @@ impl morgana_signatures::Entropy for Entropy {
         }
         Ok(())
     }
+
+    /// The kernel's pool: strong.
+    fn is_strong(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -446,6 +446,12 @@ impl Client {
         .await
     }
 
+    /// Waits until bytes are waiting or the server closed its sending side.
+    pub async fn readable(&self) {
+        self.wait(|c| !c.down.data.is_empty() || c.down.closed)
+            .await
+    }
+
     /// Waits until the server has dropped its stream, then returns everything received.
     pub async fn read_to_end(&self) -> Vec<u8> {
         self.dropped().await;

@@ -1,0 +1,382 @@
+#!/usr/bin/env bash
+# The TLS component's benchmarks, each beside its reference in the same run:
+#
+#   bench/tls.sh [--quick] [size] [unix] [kernel]
+#
+#   size  image size growth for TLS: appliances/static-website without content, plain HTTP
+#         and HTTPS (bench/lib/tls-wiring.rs, the wiring the catalog will generate), as a
+#         Unix process and as a PVH kernel; then boots the HTTPS kernel under QEMU (-cpu
+#         max: RDRAND) and fetches a page over HTTPS, and boots it without RDRAND to see it
+#         refuse to start.                                   goal: growth <= 350 KiB (kernel)
+#   unix  components/tls/examples/https.rs (HTTP over the TLS component over host sockets)
+#         against nginx (one worker), same certificate (ECDSA P-256) and files:
+#         full handshakes/s, resumed handshakes/s (TLS 1.2 tickets), 600 B and 100 KB
+#         requests/s over keep-alive HTTPS (wrk); the two servers alternate, 3 repetitions
+#         (1 with --quick), medians.                            goal: >= 1.0x nginx each
+#   kernel the HTTPS kernel (the same wiring, with the bench files) under QEMU against a
+#         Linux guest (Debian's kernel, bench/linux-guest.sh's initrd plus the host's
+#         nginx-light and its libraries) serving the same files with the same certificate,
+#         same QEMU flags (-accel tcg -cpu max); one guest runs at a time (the other is
+#         stopped): full and resumed handshakes/s, 600 B and 100 KB keep-alive req/s.
+#                                                               goal: >= 2x the Linux guest
+#
+# Prints name=value lines and a table with ratios. Handshake rates come from several
+# `openssl s_time` processes at once (one is not enough: the client is half the cost);
+# besides connections per second of wall time, the server's own CPU time is read from
+# /proc, and handshakes per server CPU-second is the fairer figure on a 2-core machine
+# where the clients compete with the server.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib/common.sh"
+. "$HERE/lib/scratch.sh"
+
+MODE=full
+FIGS=()
+for a in "$@"; do
+  case $a in
+    --quick) MODE=quick ;;
+    size|unix|kernel) FIGS+=("$a") ;;
+    *) echo "usage: bench/tls.sh [--quick] [size] [unix] [kernel]" >&2; exit 2 ;;
+  esac
+done
+[ ${#FIGS[@]} -eq 0 ] && FIGS=(size unix kernel)
+case $MODE in
+  full)  RUN_S=6; CLIENTS=3; REPS=3 ;;
+  quick) RUN_S=4; CLIENTS=2; REPS=1 ;;
+esac
+need=()
+for t in wrk:wrk curl:curl openssl:openssl nginx:nginx-light python3:python3 cpio:cpio; do
+  command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
+done
+[ ${#need[@]} -eq 0 ] || apt_need "${need[@]}"
+SCRATCH=${BENCH_SCRATCH:-/tmp/morgana-bench}/tls
+mkdir -p "$SCRATCH"
+export CARGO_TARGET_DIR=$BENCH_TARGET
+declare -A R
+PIDS=()
+NGINX_PID=
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && { kill "$p"; kill -CONT "$p"; } 2>/dev/null || true; done
+  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- certificates (made here, never committed) -------------------------------------------
+CERTS=$SCRATCH/certs
+make_certs() {
+  [ -f "$CERTS/tls.crt" ] && return
+  mkdir -p "$CERTS"
+  (cd "$CERTS"
+   openssl ecparam -name prime256v1 -genkey -noout -out ca.key
+   openssl req -x509 -new -key ca.key -sha256 -days 365 -subj '/CN=Morgana bench CA' -out ca.pem
+   openssl ecparam -name prime256v1 -genkey -noout -out tls.key
+   openssl req -new -key tls.key -subj '/CN=localhost' -out tls.csr
+   printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > tls.ext
+   openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 -sha256 -extfile tls.ext -out tls.crt 2>/dev/null)
+}
+
+# ---- size --------------------------------------------------------------------------------
+loaded_bytes() { size -A "$1" | awk '$1 ~ /^\.(text|rodata|data|note|gcc_except|eh_frame|init|fini|got|tdata|morgana)/ {s+=$2} END{print s+0}'; }
+# make_https DIR: a scratch static-website without content whose wiring is tls-wiring.rs.
+make_https() {
+  local dir=$1
+  make_scratch_site "$dir"
+  rm -rf "$dir/htdocs"; mkdir -p "$dir/htdocs" "$dir/secrets"; echo x > "$dir/htdocs/robots.txt"
+  cp "$CERTS/tls.crt" "$CERTS/tls.key" "$dir/secrets/"
+  sed -i "/^\[dependencies\]/a morgana-tls = { path = \"$BENCH_ROOT/components/tls\" }\nmorgana-secrets = { path = \"$BENCH_ROOT/components/secrets\" }" "$dir/Cargo.toml"
+  cat > "$dir/src/main.rs" <<'RS'
+#![no_std]
+#![no_main]
+extern crate alloc;
+// The generated appliance.rs is replaced by the HTTPS wiring of bench/lib/tls-wiring.rs
+// (built for one target: the build script still links it).
+#[cfg(not(morgana_tls_bench_xen))]
+include!("wiring_unix.rs");
+#[cfg(morgana_tls_bench_xen)]
+include!("wiring_xen.rs");
+mod website;
+pub use website::Website;
+RS
+  sed -e 's/morgana_TARGET/morgana_unix/g' -e 's/NET_TYPE/morgana_unix::HostTcp/' \
+      -e 's/HTTP_ADDRESS/[127, 0, 0, 1]/' \
+      -e 's/^    NET_CONNECT$/    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", \&e))?;/' \
+      "$HERE/lib/tls-wiring.rs" > "$dir/src/wiring_unix.rs"
+  sed -e 's/morgana_TARGET/morgana_pvh/g' -e 's/NET_TYPE/morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>/' \
+      -e 's/HTTP_ADDRESS/[0, 0, 0, 0]/' \
+      -e 's/^    NET_CONNECT$/    let nic = morgana_nic::Nic::find(platform).await.map_err(|e| StartError::new("net", \&e))?;\n    let net = Net::connect(nic, clock, entropy, morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp)).await.map_err(|e| StartError::new("net", \&e))?;/' \
+      "$HERE/lib/tls-wiring.rs" > "$dir/src/wiring_xen.rs"
+}
+build_dir() { # DIR unix|xen -> copy of the image
+  local dir=$1 tgt=$2 out=$SCRATCH/img-$(basename "$1")-$2 flags=
+  [ "$tgt" = xen ] && flags="--cfg morgana_tls_bench_xen"
+  mkdir -p "$SCRATCH"
+  if [ "$tgt" = xen ]; then
+    (cd "$dir" && MORGANA_TARGET=xen RUSTFLAGS="$flags --check-cfg=cfg(morgana_tls_bench_xen)" cargo build --release --quiet >&2)
+  else
+    (cd "$dir" && env -u MORGANA_TARGET RUSTFLAGS="--check-cfg=cfg(morgana_tls_bench_xen)" cargo build --release --quiet >&2)
+  fi
+  cp "$CARGO_TARGET_DIR/release/static-website-$(basename "$dir")" "$out"; echo "$out"
+}
+fig_size() {
+  echo "== size: static-website without content, HTTP and HTTPS" >&2
+  make_certs
+  local plain=$SCRATCH/plain https=$SCRATCH/https
+  make_scratch_site "$plain"; rm -rf "$plain/htdocs"; mkdir -p "$plain/htdocs"; echo x > "$plain/htdocs/robots.txt"
+  make_https "$https"
+  for tgt in unix xen; do
+    local a b la lb
+    a=$(build_dir "$plain" "$tgt"); b=$(build_dir "$https" "$tgt")
+    la=$(loaded_bytes "$a"); lb=$(loaded_bytes "$b")
+    result "tls_size_${tgt}_http_loaded_bytes" "$la"
+    result "tls_size_${tgt}_https_loaded_bytes" "$lb"
+    result "tls_size_${tgt}_growth_bytes" "$((lb - la))"
+    R[size_$tgt]="$la B -> $lb B loaded: +$(( (lb - la) / 1024 )) KiB"
+    if [ "$tgt" = xen ]; then
+      R[size_goal]="$(( (lb - la) / 1024 )) KiB (goal <= 350 KiB): $([ $((lb - la)) -le $((350 * 1024)) ] && echo met || echo NOT met)"
+      local sec; sec=$(size -A "$b" | awk '$1==".morgana.secrets" {print $2}')
+      result tls_size_xen_secrets_section_bytes "${sec:-0}"
+      echo "-- largest crates in the HTTPS kernel (bytes):" >&2
+      nm -t d -S --size-sort -C "$b" | awk '{n=$4; sub(/^<+/,"",n); sub(/::.*/,"",n); s[n]+=$2} END {for (k in s) print s[k], k}' | sort -rn | head -12 >&2
+      boot_check "$b"
+    fi
+  done
+}
+boot_check() { # IMAGE: HTTPS under QEMU with RDRAND; refusal without
+  local img=$1 port log pid ok=no
+  port=$(free_port); log=$SCRATCH/boot-https.log
+  qemu-system-x86_64 -accel tcg -cpu max -m 64M -display none -nodefaults -no-user-config -no-reboot \
+    -serial "file:$log" -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:8080" -device virtio-net-pci,netdev=n0,romfile= \
+    -kernel "$img" </dev/null >/dev/null 2>&1 &
+  pid=$!; PIDS+=("$pid")
+  for _ in $(seq 1 120); do
+    if curl -s -m 5 --cacert "$CERTS/ca.pem" -o /dev/null "https://localhost:$port/robots.txt" --resolve "localhost:$port:127.0.0.1"; then ok=yes; break; fi
+    sleep 0.5
+  done
+  local t=nan
+  if [ $ok = yes ]; then
+    t=$(curl -s -m 20 --cacert "$CERTS/ca.pem" -o /dev/null -w '%{time_appconnect}' --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/robots.txt")
+  fi
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  result tls_kernel_https_under_qemu "$ok"
+  result tls_kernel_handshake_tcg_s "$t"
+  R[kernel_https]="$ok (handshake under TCG: ${t} s)"
+  log=$SCRATCH/boot-weak.log
+  timeout 60 qemu-system-x86_64 -accel tcg -m 64M -display none -nodefaults -no-user-config -no-reboot \
+    -serial "file:$log" -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= -kernel "$img" </dev/null >/dev/null 2>&1 || true
+  local msg; msg=$(tr -d '\r' < "$log" | grep -m1 'morgana: tls:' || echo "no refusal seen")
+  result tls_kernel_without_rdrand "\"$msg\""
+  R[kernel_weak]="$msg"
+}
+
+# ---- unix --------------------------------------------------------------------------------
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+s_time_rate() { # PORT new|reuse -> "connections_per_s server_cpu_s connections"
+  local port=$1 how=$2 pid=$3 t0 t1 c0 c1 tmp
+  tmp=$(mktemp -d)
+  c0=$(cpu_ticks "$pid"); t0=$(now)
+  for i in $(seq 1 "$CLIENTS"); do
+    openssl s_time -connect "127.0.0.1:$port" "-$how" -time "$RUN_S" -tls1_2 > "$tmp/$i" 2>&1 &
+  done
+  wait
+  t1=$(now); c1=$(cpu_ticks "$pid")
+  local n; n=$(cat "$tmp"/* | awk '/connections in [0-9.]+ real/ {s+=$1} END {print s+0}')
+  rm -rf "$tmp"
+  awk -v n="$n" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { cpu=c/hz; printf "%.0f %.0f %d\n", n/(t1-t0), (cpu>0 ? n/cpu : 0), n }'
+}
+wrk_rate() { # URL -> req/s
+  wrk -t1 -c30 -d"${RUN_S}s" "$1" 2>&1 | awk '/Requests\/sec/ {print $2}'
+}
+fig_unix() {
+  echo "== unix: the https example against nginx (one worker)" >&2
+  make_certs
+  local www=$SCRATCH/www
+  mkdir -p "$www/bench"
+  cp "$BENCH_ROOT/components/tls/examples/site/index.html" "$www/"
+  python3 -c "
+import sys
+for name, n in (('600.txt', 600), ('100k.txt', 102400)):
+    open(sys.argv[1] + '/bench/' + name, 'wb').write(bytes(ord('a') + i % 26 for i in range(n)))" "$www"
+  cargo build --release --quiet -p morgana-tls --example https --features example --manifest-path "$BENCH_ROOT/Cargo.toml" >&2
+  local bin=$CARGO_TARGET_DIR/release/examples/https
+  local mport nport
+  mport=$(free_port)
+  "$bin" --cert "$CERTS/tls.crt" --key "$CERTS/tls.key" --port "$mport" --max-connections 4096 > "$SCRATCH/https.log" 2>&1 &
+  local mpid=$!; PIDS+=("$mpid")
+  nport=$(free_port)
+  cat > "$SCRATCH/nginx.conf" <<NGX
+worker_processes 1; daemon off; pid $SCRATCH/nginx.pid; error_log $SCRATCH/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off; sendfile on; keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$nport ssl; root $www;
+    ssl_certificate $CERTS/tls.crt; ssl_certificate_key $CERTS/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets on; ssl_session_cache off;
+  }
+}
+NGX
+  nginx -c "$SCRATCH/nginx.conf" &
+  NGINX_PID=$!
+  sleep 0.5
+  local nworker; nworker=$(pgrep -P "$NGINX_PID" | head -1)
+  [ -n "$nworker" ] || { echo "nginx did not start: $(cat "$SCRATCH/nginx.err")" >&2; exit 1; }
+  # Repetitions alternate between the two servers, so a change in the machine's load
+  # (other builds) falls on both; each figure is the median of the repetitions.
+  local who port pid rep
+  declare -A V
+  for who in morgana nginx; do
+    if [ $who = morgana ]; then port=$mport; else port=$nport; fi
+    curl -sf --cacert "$CERTS/ca.pem" --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/bench/600.txt" -o /dev/null \
+      || { echo "$who does not serve HTTPS on $port" >&2; exit 1; }
+  done
+  for rep in $(seq 1 "$REPS"); do
+    for who in morgana nginx; do
+      if [ $who = morgana ]; then port=$mport; pid=$mpid; else port=$nport; pid=$nworker; fi
+      local full full_cpu reuse reuse_cpu
+      read -r full full_cpu _ < <(s_time_rate "$port" new "$pid")
+      read -r reuse reuse_cpu _ < <(s_time_rate "$port" reuse "$pid")
+      V[${who}_full]+=" $full"; V[${who}_full_cpu]+=" $full_cpu"
+      V[${who}_reuse]+=" $reuse"; V[${who}_reuse_cpu]+=" $reuse_cpu"
+      V[${who}_small]+=" $(wrk_rate "https://127.0.0.1:$port/bench/600.txt")"
+      V[${who}_big]+=" $(wrk_rate "https://127.0.0.1:$port/bench/100k.txt")"
+    done
+  done
+  local k name
+  for who in morgana nginx; do
+    for k in full:full_handshakes_per_s full_cpu:full_handshakes_per_server_cpu_s reuse:resumed_handshakes_per_s \
+             reuse_cpu:resumed_handshakes_per_server_cpu_s small:600b_req_per_s big:100k_req_per_s; do
+      name=${k#*:}; k=${k%%:*}
+      # shellcheck disable=SC2086
+      R[${who}_$k]=$(median ${V[${who}_$k]})
+      result "tls_${who}_${name}" "${R[${who}_$k]}"
+      result "tls_${who}_${name}_all" "\"${V[${who}_$k]# }\""
+    done
+  done
+}
+
+# ---- kernel ------------------------------------------------------------------------------
+# bench_files DIR: the files both servers serve (DIR/bench/600.txt, DIR/bench/100k.txt).
+bench_files() {
+  mkdir -p "$1/bench"
+  python3 -c "
+import sys
+for name, n in (('600.txt', 600), ('100k.txt', 102400)):
+    open(sys.argv[1] + '/bench/' + name, 'wb').write(bytes(ord('a') + i % 26 for i in range(n)))" "$1"
+}
+# linux_tls_initrd -> path of an initrd: bench/linux-guest.sh's (busybox, virtio-net modules)
+# with the host's nginx, the libraries ldd names, the certificate and the bench files.
+linux_tls_initrd() {
+  "$HERE/linux-guest.sh" build >&2
+  local root=$SCRATCH/linux-tls-root out=$SCRATCH/linux-tls-initrd.gz
+  rm -rf "$root"; mkdir -p "$root"
+  (cd "$root" && gzip -dc "$BENCH_CACHE/linux-guest/initrd.gz" | cpio -id --quiet)
+  mkdir -p "$root/usr/sbin" "$root/etc/nginx" "$root/var/lib/nginx" "$root/var/log/nginx" "$root/run" "$root/tmp" "$root/www"
+  cp /usr/sbin/nginx "$root/usr/sbin/"
+  for l in $(ldd /usr/sbin/nginx | awk '/=>/ {print $3} /^\t\// {print $1}'); do
+    mkdir -p "$root$(dirname "$l")"; cp -L "$l" "$root$l"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+  cp "$CERTS/tls.crt" "$CERTS/tls.key" "$root/etc/nginx/"
+  bench_files "$root/www"
+  cat > "$root/etc/nginx/nginx.conf" <<'NGX'
+user root; worker_processes 1; daemon on; pid /run/nginx.pid; error_log /tmp/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off; sendfile on; keepalive_requests 100000;
+  server {
+    listen 443 ssl; root /www;
+    ssl_certificate /etc/nginx/tls.crt; ssl_certificate_key /etc/nginx/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets on; ssl_session_cache off;
+  }
+}
+NGX
+  cat > "$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net; do
+  [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
+done
+ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0
+/usr/sbin/nginx -c /etc/nginx/nginx.conf || cat /tmp/error.log
+echo READY
+while true; do sleep 1000; done
+INIT
+  chmod +x "$root/init"
+  (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$out")
+  echo "$out"
+}
+wait_https() { # PORT TRIES -> 0 once the 600 B file is served over HTTPS
+  for _ in $(seq 1 "$2"); do
+    curl -s -m 5 --cacert "$CERTS/ca.pem" --resolve "localhost:$1:127.0.0.1" -o /dev/null "https://localhost:$1/bench/600.txt" && return 0
+    sleep 0.5
+  done
+  return 1
+}
+fig_kernel() {
+  echo "== kernel: the HTTPS PVH image against a Linux guest with nginx, same QEMU (-accel tcg -cpu max -m ${BENCH_MEM:-128}M)" >&2
+  make_certs
+  local site=$SCRATCH/https-files mem=${BENCH_MEM:-128}
+  make_https "$site"; bench_files "$site/htdocs"
+  local img initrd; img=$(build_dir "$site" xen); initrd=$(linux_tls_initrd)
+  local mport lport mpid lpid
+  mport=$(free_port); lport=$(free_port)
+  qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -cpu max -m "${mem}M" -serial "file:$SCRATCH/kernel-morgana.log" \
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$mport-:8080" -device "$QEMU_NIC" -kernel "$img" </dev/null >/dev/null 2>&1 &
+  mpid=$!; PIDS+=("$mpid")
+  qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -cpu max -m "${mem}M" -serial "file:$SCRATCH/kernel-linux.log" \
+    -kernel "$BENCH_CACHE/linux-guest/vmlinuz" -initrd "$initrd" -append "console=ttyS0 quiet" \
+    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$lport-:443" -device "$QEMU_NIC" </dev/null >/dev/null 2>&1 &
+  lpid=$!; PIDS+=("$lpid")
+  wait_https "$mport" 240 || { echo "kernel: the Morgana HTTPS kernel does not answer (log: $SCRATCH/kernel-morgana.log)" >&2; exit 1; }
+  wait_https "$lport" 360 || { echo "kernel: the Linux guest's nginx does not answer (log: $SCRATCH/kernel-linux.log)" >&2; exit 1; }
+  # one guest at a time: the other QEMU is stopped, so both get the same host CPU
+  for who in kmorgana klinux; do
+    local port pid other; if [ $who = kmorgana ]; then port=$mport; pid=$mpid; other=$lpid; else port=$lport; pid=$lpid; other=$mpid; fi
+    kill -STOP "$other"
+    read -r full full_cpu _ < <(s_time_rate "$port" new "$pid")
+    read -r reuse reuse_cpu _ < <(s_time_rate "$port" reuse "$pid")
+    local small big
+    small=$(wrk_rate "https://127.0.0.1:$port/bench/600.txt")
+    big=$(wrk_rate "https://127.0.0.1:$port/bench/100k.txt")
+    kill -CONT "$other"
+    result "tls_${who}_full_handshakes_per_s" "$full"; result "tls_${who}_full_handshakes_per_qemu_cpu_s" "$full_cpu"
+    result "tls_${who}_resumed_handshakes_per_s" "$reuse"; result "tls_${who}_resumed_handshakes_per_qemu_cpu_s" "$reuse_cpu"
+    result "tls_${who}_600b_req_per_s" "$small"; result "tls_${who}_100k_req_per_s" "$big"
+    R[${who}_full]=$full; R[${who}_full_cpu]=$full_cpu; R[${who}_reuse]=$reuse; R[${who}_reuse_cpu]=$reuse_cpu
+    R[${who}_small]=$small; R[${who}_big]=$big
+  done
+}
+
+result tls_bench_mode "$MODE"
+result tls_bench_loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
+for f in "${FIGS[@]}"; do "fig_$f"; done
+
+echo
+echo "== TLS results ($MODE; load average at start $(cut -d' ' -f1 /proc/loadavg))"
+if [[ " ${FIGS[*]} " == *" size "* ]]; then
+  printf '%-34s %s\n' "size, Unix process" "${R[size_unix]}"
+  printf '%-34s %s\n' "size, PVH kernel" "${R[size_xen]}"
+  printf '%-34s %s\n' "growth for TLS (kernel)" "${R[size_goal]}"
+  printf '%-34s %s\n' "HTTPS kernel under QEMU -cpu max" "${R[kernel_https]}"
+  printf '%-34s %s\n' "same kernel without RDRAND" "${R[kernel_weak]}"
+fi
+if [[ " ${FIGS[*]} " == *" unix "* ]]; then
+  printf '%-34s %12s %12s %8s\n' "Unix, same machine" "morgana" "nginx" "ratio"
+  for k in full:"full handshakes/s" full_cpu:"  per server CPU-second" reuse:"resumed handshakes/s" reuse_cpu:"  per server CPU-second" small:"600 B keep-alive req/s" big:"100 KB keep-alive req/s"; do
+    printf '%-34s %12s %12s %8s\n' "${k#*:}" "${R[morgana_${k%%:*}]}" "${R[nginx_${k%%:*}]}" "$(ratio "${R[morgana_${k%%:*}]}" "${R[nginx_${k%%:*}]}")x"
+  done
+fi
+if [[ " ${FIGS[*]} " == *" kernel "* ]]; then
+  printf '%-34s %12s %12s %8s\n' "QEMU TCG, one guest at a time" "morgana" "linux+nginx" "ratio"
+  for k in full:"full handshakes/s" full_cpu:"  per QEMU CPU-second" reuse:"resumed handshakes/s" reuse_cpu:"  per QEMU CPU-second" small:"600 B keep-alive req/s" big:"100 KB keep-alive req/s"; do
+    printf '%-34s %12s %12s %8s\n' "${k#*:}" "${R[kmorgana_${k%%:*}]}" "${R[klinux_${k%%:*}]}" "$(ratio "${R[kmorgana_${k%%:*}]}" "${R[klinux_${k%%:*}]}")x"
+  done
+fi

@@ -1,0 +1,284 @@
+//! AES-128-GCM, AES-256-GCM (RustCrypto `aes-gcm`: AES-NI and CLMUL when the CPU has them,
+//! constant-time bitsliced software otherwise) and ChaCha20-Poly1305 (`chacha20poly1305`),
+//! as TLS 1.3 and TLS 1.2 record protection.
+
+use alloc::boxed::Box;
+use core::marker::PhantomData;
+
+use aes_gcm::aead::consts::{U12, U16};
+use aes_gcm::aead::{AeadCore, AeadInPlace, KeyInit};
+use rustls::crypto::cipher::{
+    AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, KeyBlockShape, MessageDecrypter,
+    MessageEncrypter, NONCE_LEN, Nonce, OutboundOpaqueMessage, OutboundPlainMessage,
+    PrefixedPayload, Tls12AeadAlgorithm, Tls13AeadAlgorithm, UnsupportedOperationError,
+    make_tls12_aad, make_tls13_aad,
+};
+use rustls::{ConnectionTrafficSecrets, ContentType, Error, ProtocolVersion};
+
+/// Every AEAD here has a 16-byte tag.
+const TAG_LEN: usize = 16;
+
+/// TLS 1.2 GCM: the record carries the last 8 bytes of the nonce in clear.
+const GCM_EXPLICIT_NONCE_LEN: usize = 8;
+
+/// The largest plaintext of a record (2^14), plus the padding/type byte rustls allows.
+const MAX_PLAINTEXT: usize = 16 * 1024;
+
+/// One AEAD cipher: key length and how to make it.
+pub(crate) trait Cipher:
+    AeadInPlace + AeadCore<NonceSize = U12, TagSize = U16> + KeyInit + Send + Sync + 'static
+{
+    /// Key length in bytes.
+    const KEY_LEN: usize;
+    /// The TLS 1.2 fixed IV length from the key block (4 for GCM, 12 for ChaCha20).
+    const TLS12_FIXED_IV_LEN: usize;
+    /// Whether TLS 1.2 records carry an explicit nonce (GCM) or not (ChaCha20, RFC 7905).
+    const TLS12_EXPLICIT_NONCE: bool;
+    /// For key extraction (kTLS): not offered.
+    fn traffic_secrets(_key: AeadKey, _iv: Iv) -> Option<ConnectionTrafficSecrets> {
+        None
+    }
+}
+
+impl Cipher for aes_gcm::Aes128Gcm {
+    const KEY_LEN: usize = 16;
+    const TLS12_FIXED_IV_LEN: usize = 4;
+    const TLS12_EXPLICIT_NONCE: bool = true;
+}
+
+impl Cipher for aes_gcm::Aes256Gcm {
+    const KEY_LEN: usize = 32;
+    const TLS12_FIXED_IV_LEN: usize = 4;
+    const TLS12_EXPLICIT_NONCE: bool = true;
+}
+
+impl Cipher for chacha20poly1305::ChaCha20Poly1305 {
+    const KEY_LEN: usize = 32;
+    const TLS12_FIXED_IV_LEN: usize = 12;
+    const TLS12_EXPLICIT_NONCE: bool = false;
+}
+
+/// The AEAD algorithm `C` for rustls.
+pub(crate) struct Aead<C>(PhantomData<fn() -> C>);
+
+pub(crate) static AES_128_GCM: Aead<aes_gcm::Aes128Gcm> = Aead(PhantomData);
+pub(crate) static AES_256_GCM: Aead<aes_gcm::Aes256Gcm> = Aead(PhantomData);
+pub(crate) static CHACHA20_POLY1305: Aead<chacha20poly1305::ChaCha20Poly1305> = Aead(PhantomData);
+
+fn cipher<C: Cipher>(key: &AeadKey) -> C {
+    // rustls derives keys of exactly `key_len()` / `key_block_shape().enc_key_len` bytes.
+    C::new_from_slice(key.as_ref()).expect("rustls derives keys of the suite's key length")
+}
+
+impl<C: Cipher> Tls13AeadAlgorithm for Aead<C> {
+    fn encrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageEncrypter> {
+        Box::new(Tls13Protect {
+            cipher: cipher::<C>(&key),
+            iv,
+        })
+    }
+
+    fn decrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageDecrypter> {
+        Box::new(Tls13Protect {
+            cipher: cipher::<C>(&key),
+            iv,
+        })
+    }
+
+    fn key_len(&self) -> usize {
+        C::KEY_LEN
+    }
+
+    fn extract_keys(
+        &self,
+        key: AeadKey,
+        iv: Iv,
+    ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
+        C::traffic_secrets(key, iv).ok_or(UnsupportedOperationError)
+    }
+}
+
+/// TLS 1.3 record protection (RFC 8446 §5.2): nonce = IV xor sequence number, additional
+/// data = the record header, the real content type inside the encryption.
+struct Tls13Protect<C> {
+    cipher: C,
+    iv: Iv,
+}
+
+impl<C: Cipher> MessageEncrypter for Tls13Protect<C> {
+    fn encrypt(
+        &mut self,
+        msg: OutboundPlainMessage<'_>,
+        seq: u64,
+    ) -> Result<OutboundOpaqueMessage, Error> {
+        let total_len = self.encrypted_payload_len(msg.payload.len());
+        let mut payload = PrefixedPayload::with_capacity(total_len);
+        payload.extend_from_chunks(&msg.payload);
+        payload.extend_from_slice(&msg.typ.to_array());
+        let nonce = Nonce::new(&self.iv, seq).0;
+        let aad = make_tls13_aad(total_len);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&nonce.into(), &aad, payload.as_mut())
+            .map_err(|_| Error::EncryptError)?;
+        payload.extend_from_slice(&tag);
+        Ok(OutboundOpaqueMessage::new(
+            ContentType::ApplicationData,
+            ProtocolVersion::TLSv1_2,
+            payload,
+        ))
+    }
+
+    fn encrypted_payload_len(&self, payload_len: usize) -> usize {
+        payload_len + 1 + TAG_LEN
+    }
+}
+
+impl<C: Cipher> MessageDecrypter for Tls13Protect<C> {
+    fn decrypt<'a>(
+        &mut self,
+        mut msg: InboundOpaqueMessage<'a>,
+        seq: u64,
+    ) -> Result<InboundPlainMessage<'a>, Error> {
+        let payload = &mut msg.payload;
+        let len = payload.len();
+        let Some(text_len) = len.checked_sub(TAG_LEN) else {
+            return Err(Error::DecryptError);
+        };
+        let nonce = Nonce::new(&self.iv, seq).0;
+        let aad = make_tls13_aad(len);
+        let (text, tag) = payload.split_at_mut(text_len);
+        self.cipher
+            .decrypt_in_place_detached(&nonce.into(), &aad, text, aes_gcm::Tag::from_slice(tag))
+            .map_err(|_| Error::DecryptError)?;
+        payload.truncate(text_len);
+        msg.into_tls13_unpadded_message()
+    }
+}
+
+impl<C: Cipher> Tls12AeadAlgorithm for Aead<C> {
+    fn encrypter(&self, key: AeadKey, iv: &[u8], extra: &[u8]) -> Box<dyn MessageEncrypter> {
+        Box::new(Tls12Protect {
+            cipher: cipher::<C>(&key),
+            iv: tls12_iv::<C>(iv, extra),
+        })
+    }
+
+    fn decrypter(&self, key: AeadKey, iv: &[u8]) -> Box<dyn MessageDecrypter> {
+        Box::new(Tls12Protect {
+            cipher: cipher::<C>(&key),
+            iv: tls12_iv::<C>(iv, &[]),
+        })
+    }
+
+    fn key_block_shape(&self) -> KeyBlockShape {
+        KeyBlockShape {
+            enc_key_len: C::KEY_LEN,
+            fixed_iv_len: C::TLS12_FIXED_IV_LEN,
+            explicit_nonce_len: if C::TLS12_EXPLICIT_NONCE {
+                GCM_EXPLICIT_NONCE_LEN
+            } else {
+                0
+            },
+        }
+    }
+
+    fn extract_keys(
+        &self,
+        _key: AeadKey,
+        _iv: &[u8],
+        _explicit: &[u8],
+    ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
+        Err(UnsupportedOperationError)
+    }
+}
+
+/// The 12-byte TLS 1.2 IV: GCM's 4-byte salt followed by the 8 key-block bytes that seed
+/// the explicit nonces (zeros for the decrypter, which reads them from each record);
+/// ChaCha20's 12-byte IV as is.
+fn tls12_iv<C: Cipher>(fixed: &[u8], extra: &[u8]) -> Iv {
+    let mut iv = [0u8; NONCE_LEN];
+    let fixed = fixed
+        .get(..C::TLS12_FIXED_IV_LEN.min(NONCE_LEN))
+        .unwrap_or(fixed);
+    iv[..fixed.len()].copy_from_slice(fixed);
+    if C::TLS12_EXPLICIT_NONCE {
+        let n = extra.len().min(NONCE_LEN - fixed.len());
+        iv[fixed.len()..fixed.len() + n].copy_from_slice(&extra[..n]);
+    }
+    Iv::new(iv)
+}
+
+/// TLS 1.2 AEAD record protection (RFC 5288 for GCM, RFC 7905 for ChaCha20-Poly1305).
+struct Tls12Protect<C> {
+    cipher: C,
+    iv: Iv,
+}
+
+impl<C: Cipher> MessageEncrypter for Tls12Protect<C> {
+    fn encrypt(
+        &mut self,
+        msg: OutboundPlainMessage<'_>,
+        seq: u64,
+    ) -> Result<OutboundOpaqueMessage, Error> {
+        let total_len = self.encrypted_payload_len(msg.payload.len());
+        let mut payload = PrefixedPayload::with_capacity(total_len);
+        let nonce = Nonce::new(&self.iv, seq).0;
+        let explicit = if C::TLS12_EXPLICIT_NONCE {
+            GCM_EXPLICIT_NONCE_LEN
+        } else {
+            0
+        };
+        if explicit > 0 {
+            payload.extend_from_slice(&nonce[NONCE_LEN - explicit..]);
+        }
+        payload.extend_from_chunks(&msg.payload);
+        let aad = make_tls12_aad(seq, msg.typ, msg.version, msg.payload.len());
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&nonce.into(), &aad, &mut payload.as_mut()[explicit..])
+            .map_err(|_| Error::EncryptError)?;
+        payload.extend_from_slice(&tag);
+        Ok(OutboundOpaqueMessage::new(msg.typ, msg.version, payload))
+    }
+
+    fn encrypted_payload_len(&self, payload_len: usize) -> usize {
+        let explicit = if C::TLS12_EXPLICIT_NONCE {
+            GCM_EXPLICIT_NONCE_LEN
+        } else {
+            0
+        };
+        payload_len + explicit + TAG_LEN
+    }
+}
+
+impl<C: Cipher> MessageDecrypter for Tls12Protect<C> {
+    fn decrypt<'a>(
+        &mut self,
+        mut msg: InboundOpaqueMessage<'a>,
+        seq: u64,
+    ) -> Result<InboundPlainMessage<'a>, Error> {
+        let explicit = if C::TLS12_EXPLICIT_NONCE {
+            GCM_EXPLICIT_NONCE_LEN
+        } else {
+            0
+        };
+        let len = msg.payload.len();
+        let Some(text_len) = len.checked_sub(explicit + TAG_LEN) else {
+            return Err(Error::DecryptError);
+        };
+        if text_len > MAX_PLAINTEXT {
+            return Err(Error::PeerSentOversizedRecord);
+        }
+        let mut nonce = Nonce::new(&self.iv, seq).0;
+        if explicit > 0 {
+            nonce[NONCE_LEN - explicit..].copy_from_slice(&msg.payload[..explicit]);
+        }
+        let aad = make_tls12_aad(seq, msg.typ, msg.version, text_len);
+        let (text, tag) = msg.payload[explicit..].split_at_mut(text_len);
+        self.cipher
+            .decrypt_in_place_detached(&nonce.into(), &aad, text, aes_gcm::Tag::from_slice(tag))
+            .map_err(|_| Error::DecryptError)?;
+        Ok(msg.into_plain_message_range(explicit..explicit + text_len))
+    }
+}

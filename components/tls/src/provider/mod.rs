@@ -1,0 +1,194 @@
+//! The crypto provider: rustls's `CryptoProvider` built from RustCrypto primitives.
+//!
+//! | what | suites / groups / schemes | crate |
+//! |---|---|---|
+//! | TLS 1.3 suites | `TLS13_AES_128_GCM_SHA256`, `TLS13_AES_256_GCM_SHA384`, `TLS13_CHACHA20_POLY1305_SHA256` | `aes-gcm`, `chacha20poly1305` |
+//! | TLS 1.2 suites | `ECDHE_{ECDSA,RSA}_WITH_AES_{128,256}_GCM_SHA{256,384}`, `ECDHE_{ECDSA,RSA}_WITH_CHACHA20_POLY1305_SHA256` | same |
+//! | key exchange | X25519, secp256r1 | `x25519-dalek`, `p256` |
+//! | server keys | ECDSA P-256; RSA ≥ 2048 bits (PSS, PKCS#1 v1.5) | `p256`, `rsa` |
+//! | hashes, HKDF, PRF | SHA-256, SHA-384, HMAC | `sha2`, `hmac` |
+//!
+//! Nothing else: no CBC, no RSA key exchange, no finite-field DH, no SHA-1, no static keys.
+//! Signature verification (`verify`) covers the same schemes, for a peer's certificate.
+//! Randomness comes from [`rng::Drbg`], never from `getrandom`.
+
+pub(crate) mod aead;
+pub(crate) mod hash;
+pub(crate) mod kx;
+pub(crate) mod rng;
+pub(crate) mod sign;
+pub(crate) mod ticket;
+pub(crate) mod verify;
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use rustls::crypto::tls12::PrfUsingHmac;
+use rustls::crypto::tls13::HkdfUsingHmac;
+use rustls::crypto::{CryptoProvider, KeyExchangeAlgorithm, SupportedKxGroup};
+use rustls::{
+    CipherSuite, CipherSuiteCommon, SignatureScheme, SupportedCipherSuite, Tls12CipherSuite,
+    Tls13CipherSuite,
+};
+
+use rng::Drbg;
+
+/// AES-GCM: 2^24 full records per key (RFC 8446 §5.5 and the AEAD limits draft).
+const GCM_LIMIT: u64 = 1 << 24;
+/// ChaCha20-Poly1305: no practical limit below the sequence number's.
+const CHACHA_LIMIT: u64 = u64::MAX;
+
+static TLS13_AES_128_GCM_SHA256: Tls13CipherSuite = Tls13CipherSuite {
+    common: CipherSuiteCommon {
+        suite: CipherSuite::TLS13_AES_128_GCM_SHA256,
+        hash_provider: &hash::SHA256,
+        confidentiality_limit: GCM_LIMIT,
+    },
+    hkdf_provider: &HkdfUsingHmac(&hash::HMAC_SHA256),
+    aead_alg: &aead::AES_128_GCM,
+    quic: None,
+};
+
+static TLS13_AES_256_GCM_SHA384: Tls13CipherSuite = Tls13CipherSuite {
+    common: CipherSuiteCommon {
+        suite: CipherSuite::TLS13_AES_256_GCM_SHA384,
+        hash_provider: &hash::SHA384,
+        confidentiality_limit: GCM_LIMIT,
+    },
+    hkdf_provider: &HkdfUsingHmac(&hash::HMAC_SHA384),
+    aead_alg: &aead::AES_256_GCM,
+    quic: None,
+};
+
+static TLS13_CHACHA20_POLY1305_SHA256: Tls13CipherSuite = Tls13CipherSuite {
+    common: CipherSuiteCommon {
+        suite: CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+        hash_provider: &hash::SHA256,
+        confidentiality_limit: CHACHA_LIMIT,
+    },
+    hkdf_provider: &HkdfUsingHmac(&hash::HMAC_SHA256),
+    aead_alg: &aead::CHACHA20_POLY1305,
+    quic: None,
+};
+
+const TLS12_ECDSA: &[SignatureScheme] = &[SignatureScheme::ECDSA_NISTP256_SHA256];
+const TLS12_RSA: &[SignatureScheme] = &[
+    SignatureScheme::RSA_PSS_SHA256,
+    SignatureScheme::RSA_PSS_SHA384,
+    SignatureScheme::RSA_PSS_SHA512,
+    SignatureScheme::RSA_PKCS1_SHA256,
+    SignatureScheme::RSA_PKCS1_SHA384,
+    SignatureScheme::RSA_PKCS1_SHA512,
+];
+
+macro_rules! tls12_suite {
+    ($name:ident, $suite:ident, $hash:expr, $hmac:expr, $aead:expr, $sign:expr, $limit:expr) => {
+        static $name: Tls12CipherSuite = Tls12CipherSuite {
+            common: CipherSuiteCommon {
+                suite: CipherSuite::$suite,
+                hash_provider: $hash,
+                confidentiality_limit: $limit,
+            },
+            kx: KeyExchangeAlgorithm::ECDHE,
+            sign: $sign,
+            aead_alg: $aead,
+            prf_provider: &PrfUsingHmac($hmac),
+        };
+    };
+}
+
+tls12_suite!(
+    ECDHE_ECDSA_AES128_GCM,
+    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    &hash::SHA256,
+    &hash::HMAC_SHA256,
+    &aead::AES_128_GCM,
+    TLS12_ECDSA,
+    GCM_LIMIT
+);
+tls12_suite!(
+    ECDHE_ECDSA_AES256_GCM,
+    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    &hash::SHA384,
+    &hash::HMAC_SHA384,
+    &aead::AES_256_GCM,
+    TLS12_ECDSA,
+    GCM_LIMIT
+);
+tls12_suite!(
+    ECDHE_ECDSA_CHACHA20,
+    TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    &hash::SHA256,
+    &hash::HMAC_SHA256,
+    &aead::CHACHA20_POLY1305,
+    TLS12_ECDSA,
+    CHACHA_LIMIT
+);
+tls12_suite!(
+    ECDHE_RSA_AES128_GCM,
+    TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    &hash::SHA256,
+    &hash::HMAC_SHA256,
+    &aead::AES_128_GCM,
+    TLS12_RSA,
+    GCM_LIMIT
+);
+tls12_suite!(
+    ECDHE_RSA_AES256_GCM,
+    TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    &hash::SHA384,
+    &hash::HMAC_SHA384,
+    &aead::AES_256_GCM,
+    TLS12_RSA,
+    GCM_LIMIT
+);
+tls12_suite!(
+    ECDHE_RSA_CHACHA20,
+    TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    &hash::SHA256,
+    &hash::HMAC_SHA256,
+    &aead::CHACHA20_POLY1305,
+    TLS12_RSA,
+    CHACHA_LIMIT
+);
+
+/// The cipher suites, in the server's order of preference: TLS 1.3 first; AES-GCM before
+/// ChaCha20-Poly1305 (the server honours its own order, and AES-GCM is the faster with
+/// AES-NI, which every x86-64 server of the last decade has).
+pub(crate) fn cipher_suites() -> Vec<SupportedCipherSuite> {
+    vec![
+        SupportedCipherSuite::Tls13(&TLS13_AES_128_GCM_SHA256),
+        SupportedCipherSuite::Tls13(&TLS13_AES_256_GCM_SHA384),
+        SupportedCipherSuite::Tls13(&TLS13_CHACHA20_POLY1305_SHA256),
+        SupportedCipherSuite::Tls12(&ECDHE_ECDSA_AES128_GCM),
+        SupportedCipherSuite::Tls12(&ECDHE_ECDSA_AES256_GCM),
+        SupportedCipherSuite::Tls12(&ECDHE_ECDSA_CHACHA20),
+        SupportedCipherSuite::Tls12(&ECDHE_RSA_AES128_GCM),
+        SupportedCipherSuite::Tls12(&ECDHE_RSA_AES256_GCM),
+        SupportedCipherSuite::Tls12(&ECDHE_RSA_CHACHA20),
+    ]
+}
+
+/// The provider, with its randomness from `rng`.
+pub(crate) fn provider<K: sign::KeyKinds>(rng: &'static Drbg) -> CryptoProvider {
+    let x25519: &'static dyn SupportedKxGroup =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(kx::X25519(rng)));
+    let p256: &'static dyn SupportedKxGroup =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(kx::P256(rng)));
+    let keys: &'static sign::Keys<K> = alloc::boxed::Box::leak(alloc::boxed::Box::new(sign::Keys(
+        rng,
+        core::marker::PhantomData,
+    )));
+    CryptoProvider {
+        cipher_suites: cipher_suites(),
+        kx_groups: vec![x25519, p256],
+        // The server asks no client for a certificate: nothing to verify, and nothing of
+        // the verification code linked (`crate::provider()` adds it for clients).
+        signature_verification_algorithms: rustls::crypto::WebPkiSupportedAlgorithms {
+            all: &[],
+            mapping: &[],
+        },
+        secure_random: rng,
+        key_provider: keys,
+    }
+}

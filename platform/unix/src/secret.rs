@@ -1,0 +1,74 @@
+//! Secrets loaded at boot: a file read once, into one exact-size buffer that the
+//! returned [`Secret`] zeroises when dropped.
+
+use alloc::vec;
+use morgana_secrets::Secret;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::Error;
+
+/// The largest secret file read (a certificate chain with its key is a few KiB).
+pub const MAX_SECRET_FILE: u64 = 1024 * 1024;
+
+/// Reads the secret file at `path` (a certificate chain, a private key).
+///
+/// The file is opened read-only and close-on-exec, sized with `fstat`, and read into a
+/// buffer of exactly that size, so no partial copy is left behind by a growing buffer.
+/// Fails with `Error::Os { op: "open secret", .. }` (and the other steps' names) when the
+/// file is missing, unreadable, larger than [`MAX_SECRET_FILE`], or changes size while
+/// read.
+pub fn read_secret_file(path: &str) -> Result<Secret, Error> {
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::os("open secret", e))?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| Error::os("stat secret", e))?;
+    let size = u64::try_from(stat.st_size).unwrap_or(u64::MAX);
+    if size > MAX_SECRET_FILE {
+        return Err(Error::os("read secret", Errno::FBIG));
+    }
+    let mut buf = Secret::from_vec(vec![0u8; size as usize]);
+    let mut filled = 0;
+    loop {
+        let bytes = buf.expose_mut();
+        let Some(room) = bytes.get_mut(filled..) else {
+            break;
+        };
+        if room.is_empty() {
+            // One more byte would mean the file grew since fstat.
+            let mut probe = [0u8; 1];
+            match rustix::io::read(&fd, &mut probe) {
+                Ok(0) => break,
+                Ok(_) => return Err(Error::os("read secret", Errno::AGAIN)),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(Error::os("read secret", e)),
+            }
+        }
+        match rustix::io::read(&fd, room) {
+            Ok(0) => return Err(Error::os("read secret", Errno::AGAIN)),
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(Error::os("read secret", e)),
+        }
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_file_whole_and_names_a_missing_one() {
+        let dir = std::env::temp_dir().join(std::format!("morgana-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tls.key");
+        std::fs::write(&path, b"-----BEGIN PRIVATE KEY-----\nabc\n").unwrap();
+        let s = read_secret_file(path.to_str().unwrap()).unwrap();
+        assert_eq!(s.expose(), b"-----BEGIN PRIVATE KEY-----\nabc\n");
+        let e = read_secret_file(dir.join("nope").to_str().unwrap())
+            .err()
+            .unwrap();
+        assert!(std::format!("{e}").contains("open secret"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
