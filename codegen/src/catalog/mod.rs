@@ -326,6 +326,8 @@ pub enum KeyType {
     File,
     /// A list of files relative to the appliance's directory; each must exist.
     Files,
+    /// A list of strings (ALPN protocol names, names of secrets).
+    Strs,
     /// One of the listed identifiers.
     Choice(Vec<String>),
     /// A target's variant name (`Unix`, `Xen`).
@@ -368,6 +370,7 @@ impl KeyType {
             KeyType::Dir => "a string naming a directory".into(),
             KeyType::File => "a string naming a file".into(),
             KeyType::Files => "a list of strings naming files".into(),
+            KeyType::Strs => "a list of strings".into(),
             KeyType::Choice(c) => format!("one of {}", c.join(", ")),
             KeyType::Target => "a target".into(),
             KeyType::Config => {
@@ -385,7 +388,7 @@ impl KeyType {
             KeyType::Ipv4 => "[u8; 4]",
             KeyType::Ipv6 => "[u8; 16]",
             KeyType::Bool => "bool",
-            KeyType::Files => "&[&str]",
+            KeyType::Files | KeyType::Strs => "&[&str]",
             _ => "&str",
         }
     }

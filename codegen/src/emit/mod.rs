@@ -13,7 +13,7 @@ pub mod tables;
 use minijinja::{Environment, context};
 
 use crate::archive::Archive;
-use crate::catalog::{Catalog, Code, Component, FileDir};
+use crate::catalog::{Catalog, Code, Component, FileDir, KeyType};
 use crate::diag::{Diagnostic, Span};
 use crate::model::{Appliance, Device, Origin, Scalar};
 use crate::names;
@@ -154,6 +154,18 @@ impl Emitter<'_> {
         ctx.code("target", self.w.target.name.clone());
         for b in &self.w.nodes[n].deps {
             ctx.code(&b.key, self.type_of(b.node)?);
+        }
+        // A choice may pick a type parameter (`Tls`'s `keys: Ecdsa`).
+        if let Some((dev, comp)) = self.device(n) {
+            for k in comp
+                .keys
+                .iter()
+                .filter(|k| matches!(k.ty, KeyType::Choice(_)))
+            {
+                if let Some(s) = dev.setting(&k.name) {
+                    ctx.value(&k.name, key_value(Some(k), &s.value, true));
+                }
+            }
         }
         templates::render_inline(self.env, &self.template_name(n, "type"), ty, ctx.build())
     }

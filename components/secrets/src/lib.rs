@@ -219,6 +219,18 @@ impl Table {
     }
 }
 
+/// The `secrets` signature of the catalog: key material by name.
+pub trait Secrets {
+    /// The bytes of the secret called `name`.
+    fn expose(&self, name: &'static str) -> Result<&[u8], Missing>;
+}
+
+impl Secrets for Table {
+    fn expose(&self, name: &'static str) -> Result<&[u8], Missing> {
+        Table::expose(self, name)
+    }
+}
+
 /// A table of compiled-in secrets from files named relative to the crate's directory
 /// (`CARGO_MANIFEST_DIR`), each named by its path as written: what a `Secrets` device
 /// compiles to. `table!(&["secrets/tls.crt", "secrets/tls.key"])`; every file's bytes
