@@ -13,6 +13,7 @@ use std::process::Command;
 const STUBS: &str = r#"
 #![no_std]
 #![allow(dead_code, unused_macros, unused_imports)]
+extern crate alloc;
 
 mod morgana_unix {
     use core::fmt;
@@ -81,7 +82,16 @@ mod morgana_unix {
         async fn listen(&self, _: SocketAddr) -> Result<Listener, Error> { Ok(Listener) }
     }
 
+    /// `read_secrets(dir, names)`: a `Secrets(from: Boot)` device.
+    pub fn read_secrets(
+        _dir: &str,
+        _names: &[&'static str],
+    ) -> Result<crate::morgana_secrets::Table, Error> {
+        Ok(crate::morgana_secrets::Table)
+    }
+
     /// `Tap::open(platform, name)`: a Linux tap device, a `NetIf`.
+    #[derive(Clone)]
     pub struct Tap;
     impl Tap {
         pub fn open(_: &'static Platform, _name: &str) -> Result<Tap, Error> { Ok(Tap) }
@@ -188,6 +198,7 @@ mod morgana_nic {
     use core::fmt;
 
     /// `Nic::find(platform).await`: the machine's NIC (a Xen vif, or virtio-net).
+    #[derive(Clone)]
     pub enum Nic { Virtio }
     impl Nic {
         pub async fn find(_: &'static crate::morgana_pvh::Platform) -> Result<Nic, Error> {
@@ -257,6 +268,12 @@ mod morgana_direct {
             Ok(Stack { netif, clock })
         }
     }
+    /// A cheap handle in morgana-direct (an `Rc`): `cloned: true` in the catalog.
+    impl<N: NetIf + Clone, C: Timer + Clone> Clone for Stack<N, C> {
+        fn clone(&self) -> Self {
+            Stack { netif: self.netif.clone(), clock: self.clock.clone() }
+        }
+    }
     impl<N: NetIf, C: Timer> sig::Tcp for Stack<N, C> {
         type Error = Error;
         type Stream = Stream;
@@ -321,6 +338,116 @@ mod morgana_archive {
     pub(crate) use include_aligned;
 }
 
+mod morgana_secrets {
+    use core::fmt;
+
+    /// `table!(&[paths])` (a constant expression) or `morgana_unix::read_secrets`.
+    pub struct Table;
+    #[derive(Debug)]
+    pub struct Missing;
+    impl fmt::Display for Missing {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("missing") }
+    }
+    impl Table {
+        pub fn pairs(
+            &self,
+            _: &[&'static str],
+            _: &[&'static str],
+        ) -> Result<alloc::vec::Vec<(&[u8], &[u8])>, Missing> {
+            Ok(alloc::vec::Vec::new())
+        }
+    }
+    macro_rules! table {
+        (&[$($path:literal),* $(,)?]) => {
+            $crate::morgana_secrets::Table
+        };
+    }
+    pub(crate) use table;
+}
+
+mod morgana_tls {
+    use core::fmt;
+    use core::net::SocketAddr;
+    use morgana_signatures::{self as sig, Entropy, Tcp, Timer};
+
+    pub struct Ecdsa;
+    pub struct Rsa;
+    pub struct EcdsaOrRsa;
+    pub struct Identity<'a> {
+        pub chain_pem: &'a [u8],
+        pub key_pem: &'a [u8],
+    }
+    pub struct Config<'a> {
+        pub identities: &'a [Identity<'a>],
+        pub alpn: &'a [&'a [u8]],
+        pub handshake_timeout: core::time::Duration,
+        pub tls12: bool,
+    }
+    pub mod wiring {
+        pub fn identities<'a>(_: &[(&'a [u8], &'a [u8])]) -> alloc::vec::Vec<super::Identity<'a>> {
+            alloc::vec::Vec::new()
+        }
+        pub fn protocols<'a>(_: &[&'a str]) -> alloc::vec::Vec<&'a [u8]> {
+            alloc::vec::Vec::new()
+        }
+    }
+    #[derive(Debug)]
+    pub struct Error<E>(E);
+    impl<E: fmt::Debug> fmt::Display for Error<E> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "{:?}", self.0) }
+    }
+    /// `Tls<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K>`: provides `Tcp`.
+    pub struct Tls<T, C, E, K> {
+        net: T,
+        clock: C,
+        entropy: E,
+        keys: core::marker::PhantomData<K>,
+    }
+    impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K> Tls<T, C, E, K> {
+        pub async fn connect(
+            net: T,
+            clock: C,
+            entropy: E,
+            _config: Config<'_>,
+        ) -> Result<Self, Error<T::Error>> {
+            Ok(Tls { net, clock, entropy, keys: core::marker::PhantomData })
+        }
+    }
+    impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K> sig::Tcp for Tls<T, C, E, K> {
+        type Error = T::Error;
+        type Stream = T::Stream;
+        type Listener = T::Listener;
+        async fn listen(&self, addr: SocketAddr) -> Result<T::Listener, T::Error> {
+            self.net.listen(addr).await
+        }
+    }
+}
+
+mod morgana_virtio {
+    pub mod rng {
+        use core::fmt;
+        use morgana_signatures as sig;
+
+        /// `KernelEntropy::find(platform).await`: RDRAND/RDSEED, else virtio-rng.
+        #[derive(Clone, Copy)]
+        pub struct KernelEntropy;
+        #[derive(Debug)]
+        pub struct RngError;
+        impl fmt::Display for RngError {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("no rng") }
+        }
+        impl KernelEntropy {
+            pub async fn find(_: &'static crate::morgana_pvh::Platform) -> Result<KernelEntropy, RngError> {
+                Ok(KernelEntropy)
+            }
+        }
+        impl sig::Entropy for KernelEntropy {
+            type Error = RngError;
+            fn fill(&self, _: &mut [u8]) -> Result<(), RngError> { Ok(()) }
+        }
+    }
+}
+
 mod morgana_redirects {
     use core::fmt;
 
@@ -346,6 +473,46 @@ use morgana_signatures::{Console, Entropy, KvRo, Tcp, Timer};
 
 /// (golden directory, the application type the generated code starts).
 const CASES: &[(&str, &str)] = &[
+    (
+        "https",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _console: impl Console,
+                 _https: morgana_http::Server<impl Tcp, impl Timer>,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "https-boot",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _https: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "https-xen",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _console: impl Console,
+                 _https: morgana_http::Server<impl Tcp, impl Timer>,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
     (
         "hello",
         "pub struct Hello;

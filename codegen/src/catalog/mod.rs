@@ -587,6 +587,10 @@ pub struct Impl {
     /// Whether the device's value may be handed to several users (it is `Copy`).
     #[serde(default)]
     pub shared: bool,
+    /// Whether the device's value is a `Clone` handle that several users may share
+    /// (each gets `<device>.clone()`), e.g. a TCP stack under both HTTPS and plain HTTP.
+    #[serde(default)]
+    pub cloned: bool,
     /// Contributions to the target's deployment files: (slot, template). A file (or
     /// another contribution) says `{{ deploy.<slot> }}` to get the contributions of every
     /// included device to `<slot>`, concatenated in connect order.

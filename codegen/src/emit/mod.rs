@@ -131,6 +131,8 @@ impl Emitter<'_> {
     pub(crate) fn value_of(&self, n: usize) -> String {
         if self.is_static(n) {
             format!("&{}", self.static_name(n))
+        } else if matches!(&self.w.chosen[n], Some(Chosen::Component(imp)) if imp.cloned) {
+            format!("{}.clone()", self.w.nodes[n].name)
         } else {
             self.w.nodes[n].name.clone()
         }
