@@ -226,9 +226,10 @@ fn check_tls(
                     Diagnostic::error(format!("`{}` holds no secret `{n}`", secrets.name))
                         .primary(item_span(dev, key, n, source), "not in its `files`")
                         .help(format!(
-                            "add it to `{}`'s `files`, or name one of its secrets{}",
+                            "{}add it to `{}`'s `files`, or name one of its secrets: {}",
+                            did_you_mean(n, held.iter().map(String::as_str)),
                             secrets.name,
-                            did_you_mean(n, held.iter().map(String::as_str))
+                            held.join(", ")
                         )),
                 );
             }

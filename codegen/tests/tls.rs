@@ -2,7 +2,7 @@
 //! (no key is ever committed): the golden outputs of an HTTPS appliance (Unix, Unix with
 //! secrets read at start, Xen), and the build-time checks that need real key material —
 //! a key that does not belong to its certificate, a key of a kind `keys` excludes, an
-//! RSA key under 2048 bits. Expected files: `tests/golden/https*/`, `tests/tls/*.stderr`
+//! RSA key under 2048 bits. Expected files: `tests/tls/https*/` (apart from `tests/golden/`, whose cases need no key material), `tests/tls/*.stderr`
 //! (`UPDATE_GOLDEN=1` re-blesses). The secrets' sizes in the reports are replaced by
 //! `<size>`: a certificate's length varies with its signature.
 
@@ -121,7 +121,7 @@ fn https_appliances_match_their_golden_outputs() {
         ("https-boot", None),
         ("https-xen", Some("xen")),
     ] {
-        let golden = Path::new("tests/golden").join(case);
+        let golden = Path::new("tests/tls").join(case);
         let ron = std::fs::read_to_string(golden.join("appliance.ron")).expect("appliance.ron");
         let g = compile(&dir, &ron, target).unwrap_or_else(|e| panic!("{case}:\n{e}"));
         failures.extend(common::compare(&golden.join("expected.rs"), &g.rust));

@@ -127,15 +127,32 @@ impl Emitter<'_> {
         }
     }
 
-    /// The value of node `n` as passed to another device or to main.
-    pub(crate) fn value_of(&self, n: usize) -> String {
+    /// The value of node `n` as passed to `user` (a device, or `None`: main). A `cloned`
+    /// handle is cloned for every user but the last (main comes last).
+    pub(crate) fn value_of(&self, n: usize, user: Option<usize>) -> String {
         if self.is_static(n) {
             format!("&{}", self.static_name(n))
-        } else if matches!(&self.w.chosen[n], Some(Chosen::Component(imp)) if imp.cloned) {
+        } else if matches!(&self.w.chosen[n], Some(Chosen::Component(imp)) if imp.cloned)
+            && self.last_user(n) != Some(user)
+        {
             format!("{}.clone()", self.w.nodes[n].name)
         } else {
             self.w.nodes[n].name.clone()
         }
+    }
+
+    /// The last user of node `n` in the generated code: devices in connect order, then
+    /// main (`None`).
+    fn last_user(&self, n: usize) -> Option<Option<usize>> {
+        if self.w.start.contains(&n) {
+            return Some(None);
+        }
+        self.w
+            .order
+            .iter()
+            .rev()
+            .find(|&&m| self.w.nodes[m].deps.iter().any(|b| b.node == n))
+            .map(|&m| Some(m))
     }
 
     fn template_name(&self, n: usize, part: &str) -> String {
@@ -192,7 +209,7 @@ impl Emitter<'_> {
             ctx.code("archive", crate::archive::static_name(&dev.name));
         }
         for b in &self.w.nodes[n].deps {
-            ctx.code(&b.key, self.value_of(b.node));
+            ctx.code(&b.key, self.value_of(b.node, Some(n)));
         }
         for (step, var) in steps {
             ctx.code(step, var.clone());

@@ -80,8 +80,9 @@ impl core::error::Error for SecretFileError {}
 /// Reads the secrets `names` (paths relative to `dir`, as a `Secrets` device's `files`
 /// are written) at start, each with [`read_secret_file`]: what a `Secrets(from: Boot)`
 /// device becomes on Unix. Each secret keeps its name; the first file that cannot be
-/// read stops the appliance with its path.
-pub fn read_secrets(dir: &str, names: &[&'static str]) -> Result<Table, SecretFileError> {
+/// read stops the appliance with its path. The table lives as long as the process (like
+/// a compiled-in one, it is a `&'static Table`); it is never printed or copied.
+pub fn read_secrets(dir: &str, names: &[&'static str]) -> Result<&'static Table, SecretFileError> {
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let mut path = String::from(dir);
@@ -92,7 +93,9 @@ pub fn read_secrets(dir: &str, names: &[&'static str]) -> Result<Table, SecretFi
         let secret = read_secret_file(&path).map_err(|error| SecretFileError { path, error })?;
         out.push(Named { name, secret });
     }
-    Ok(Table::from_vec(out))
+    Ok(alloc::boxed::Box::leak(alloc::boxed::Box::new(
+        Table::from_vec(out),
+    )))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //   http       HttpServer       morgana_http::Server<..>   appliance.ron:24:17; argument 2 of main
 //   site       Crunch           kv_crunch::Table           appliance.ron:17:17; argument 3 of main
 // Left out:
-//   nothing
+//   Secrets    secrets (certificates, keys): nothing requires it
 
 /// `redirects`: Redirects(file: "redirects") (appliance.ron:19:22).
 pub type Redirects = morgana_redirects::Table;

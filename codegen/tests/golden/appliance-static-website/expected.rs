@@ -10,6 +10,7 @@
 //   site       Crunch         kv_crunch::Table          appliance.ron:17:17; argument 3 of main
 // Left out:
 //   entropy    nothing requires it
+//   Secrets    secrets (certificates, keys): nothing requires it
 
 /// `redirects`: Redirects(file: "redirects") (appliance.ron:19:22).
 pub type Redirects = morgana_redirects::Table;

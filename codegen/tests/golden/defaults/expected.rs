@@ -10,6 +10,7 @@
 //   console  nothing requires it
 //   entropy  nothing requires it
 //   spare    appliance.ron:10:18: declared, but neither started nor required
+//   Secrets  secrets (certificates, keys): nothing requires it
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:8:16).
 pub type Net = morgana_unix::HostTcp;

@@ -11,7 +11,7 @@
 //   admin    HttpServer       morgana_http::Server<..>   appliance.ron:12:18; argument 3 of main
 //   site     Crunch           kv_crunch::Table           appliance.ron:9:17; argument 4 of main
 // Left out:
-//   nothing
+//   Secrets  secrets (certificates, keys): nothing requires it
 
 /// `net`: Network(stack: Direct, ipv4: Static("10.0.2.15/24"), gateway: Some("10.0.2.2"), tap: "tap1") on unix (appliance.ron:10:16).
 pub type Net = morgana_direct::Stack<morgana_unix::Tap, morgana_unix::Clock>;

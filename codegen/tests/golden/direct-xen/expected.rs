@@ -9,7 +9,7 @@
 //   http     HttpServer       morgana_http::Server<..>   appliance.ron:17:17; argument 2 of main
 //   site     Crunch           kv_crunch::Table           appliance.ron:14:17; argument 3 of main
 // Left out:
-//   nothing
+//   Secrets  secrets (certificates, keys): nothing requires it
 // Ignored on xen:
 //   net.tap  appliance.ron:15:75; used on unix only
 

@@ -8,6 +8,8 @@
 //   entropy  nothing requires it
 //   Crunch   compiled-in key-value store: nothing requires it
 //   Network  TCP/IP stack: nothing requires it
+//   Secrets  secrets (certificates, keys): nothing requires it
+//   Tls      TLS server: nothing requires it
 
 /// Configuration, compiled in.
 pub mod config {

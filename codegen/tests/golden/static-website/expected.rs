@@ -9,6 +9,7 @@
 //   site     Crunch         kv_crunch::Table          appliance.ron:9:17; argument 3 of main
 // Left out:
 //   entropy  nothing requires it
+//   Secrets  secrets (certificates, keys): nothing requires it
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:10:17).
 pub type Net = morgana_unix::HostTcp;

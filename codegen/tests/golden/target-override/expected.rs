@@ -9,6 +9,7 @@
 //   api      HttpServer     morgana_http::Server<..>  appliance.ron:21:16; argument 1 of main
 // Left out:
 //   Crunch   compiled-in key-value store: nothing requires it
+//   Secrets  secrets (certificates, keys): nothing requires it
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:20:16).
 pub type Net = morgana_unix::HostTcp;
