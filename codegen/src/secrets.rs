@@ -383,8 +383,16 @@ fn base64(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// One DER element: (tag, whole element, contents, rest).
-fn tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One DER element, and what follows it.
+struct Tlv<'a> {
+    tag: u8,
+    whole: &'a [u8],
+    contents: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// The DER element at the start of `buf`.
+fn tlv(buf: &[u8]) -> Option<Tlv<'_>> {
     let (&tag, rest) = buf.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {
@@ -404,15 +412,20 @@ fn tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
         return None;
     }
     let header = buf.len() - rest.len();
-    Some((tag, &buf[..header + len], &rest[..len], &rest[len..]))
+    Some(Tlv {
+        tag,
+        whole: &buf[..header + len],
+        contents: &rest[..len],
+        rest: &rest[len..],
+    })
 }
 
 /// The elements of a constructed element's contents.
 fn elements(mut buf: &[u8]) -> Vec<(u8, &[u8], &[u8])> {
     let mut out = Vec::new();
-    while let Some((tag, whole, contents, rest)) = tlv(buf) {
-        out.push((tag, whole, contents));
-        buf = rest;
+    while let Some(t) = tlv(buf) {
+        out.push((t.tag, t.whole, t.contents));
+        buf = t.rest;
     }
     out
 }
@@ -429,7 +442,9 @@ const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 
 fn private_key(label: &str, der: &[u8]) -> Option<PrivateKey> {
-    let (tag, _, seq, _) = tlv(der)?;
+    let Tlv {
+        tag, contents: seq, ..
+    } = tlv(der)?;
     if tag != 0x30 {
         return None;
     }
@@ -442,7 +457,7 @@ fn private_key(label: &str, der: &[u8]) -> Option<PrivateKey> {
             let alg = parts.get(1).filter(|p| p.0 == 0x30)?;
             let oid = elements(alg.2).first().filter(|p| p.0 == 0x06)?.2;
             let inner = parts.get(2).filter(|p| p.0 == 0x04)?.2;
-            let (_, _, inner_seq, _) = tlv(inner)?;
+            let inner_seq = tlv(inner)?.contents;
             if oid == EC_PUBLIC_KEY {
                 sec1(inner_seq)
             } else if oid == RSA_ENCRYPTION {
@@ -461,8 +476,8 @@ fn sec1(seq: &[u8]) -> Option<PrivateKey> {
         .into_iter()
         .find(|e| e.0 == 0xa1)
         .and_then(|e| tlv(e.2))
-        .filter(|(tag, ..)| *tag == 0x03)
-        .and_then(|(_, _, bits, _)| bits.get(1..).map(<[u8]>::to_vec));
+        .filter(|t| t.tag == 0x03)
+        .and_then(|t| t.contents.get(1..).map(<[u8]>::to_vec));
     Some(PrivateKey::Ec(point))
 }
 
@@ -475,7 +490,10 @@ fn pkcs1(seq: &[u8]) -> Option<PrivateKey> {
 
 /// Bits of a modulus given as its DER INTEGER element.
 fn modulus_bits(element: &[u8]) -> usize {
-    let Some((_, _, digits, _)) = tlv(element) else {
+    let Some(Tlv {
+        contents: digits, ..
+    }) = tlv(element)
+    else {
         return 0;
     };
     let digits = match digits.iter().position(|&b| b != 0) {
@@ -497,12 +515,12 @@ mod tests {
     fn base64_and_der_walk() {
         assert_eq!(base64("aGVs\nbG8=").unwrap(), b"hello");
         let der = [0x30, 0x06, 0x02, 0x01, 0x01, 0x04, 0x01, 0xff];
-        let (tag, whole, contents, rest) = tlv(&der).unwrap();
+        let t = tlv(&der).unwrap();
         assert_eq!(
-            (tag, whole.len(), contents.len(), rest.len()),
+            (t.tag, t.whole.len(), t.contents.len(), t.rest.len()),
             (0x30, 8, 6, 0)
         );
-        assert_eq!(elements(contents).len(), 2);
+        assert_eq!(elements(t.contents).len(), 2);
         assert!(tlv(&[0x30, 0x05, 0x00]).is_none(), "a length past the end");
         assert_eq!(modulus_bits(&[0x02, 0x03, 0x00, 0x80, 0x01]), 16);
     }

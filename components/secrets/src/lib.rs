@@ -140,6 +140,9 @@ enum Entries {
     Loaded(Vec<Named>),
 }
 
+/// The bytes of two secrets that belong together (a certificate chain and its key).
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// A name that the table does not hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Missing(pub &'static str);
@@ -210,7 +213,7 @@ impl Table {
         &self,
         firsts: &[&'static str],
         seconds: &[&'static str],
-    ) -> Result<Vec<(&[u8], &[u8])>, Missing> {
+    ) -> Result<Vec<Pair<'_>>, Missing> {
         firsts
             .iter()
             .zip(seconds)
