@@ -29,6 +29,7 @@ pub mod emit;
 pub mod model;
 pub mod names;
 pub mod reference;
+pub mod secrets;
 pub mod syntax;
 pub mod templates;
 pub mod wire;
@@ -248,6 +249,7 @@ pub fn compile_with(
         &mut diags,
         &mut warnings,
     );
+    let secret_files = secrets::check(&model, &wiring, manifest_dir, source, &mut diags);
     if !diags.is_empty() {
         diags.extend(warnings);
         return Err(fail(sources, diags));
@@ -260,10 +262,11 @@ pub fn compile_with(
         Some(dir) => dir.join(&model.name).to_string_lossy().into_owned(),
         None => model.name.clone(),
     };
-    let out = match emit::emit(&model, catalog, &wiring, &file_name, &binary, &archives) {
+    let mut out = match emit::emit(&model, catalog, &wiring, &file_name, &binary, &archives) {
         Ok(o) => o,
         Err(d) => return Err(fail(sources, vec![d])),
     };
+    out.report.push_str(&secrets::report(&secret_files));
     let (watch, watch_files) = watched(&model, catalog, &wiring, &archives);
     let rendered: Vec<String> = warnings.iter().map(|w| w.render(&sources)).collect();
     Ok(Generated {

@@ -59,6 +59,7 @@ fn type_cell(ty: &KeyType) -> String {
         KeyType::Dir => "string (directory, must exist)".into(),
         KeyType::File => "string (file, must exist)".into(),
         KeyType::Files => "list of strings (files, must exist)".into(),
+        KeyType::Strs => "list of strings".into(),
         KeyType::Choice(c) => c
             .iter()
             .map(|v| format!("`{v}`"))

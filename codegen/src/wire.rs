@@ -507,7 +507,9 @@ fn single_users(
     for &n in order {
         let shared = match &chosen[n] {
             Some(Chosen::Platform(_)) | None => true,
-            Some(Chosen::Component(imp)) => imp.shared || matches!(imp.code, Code::Static { .. }),
+            Some(Chosen::Component(imp)) => {
+                imp.shared || imp.cloned || matches!(imp.code, Code::Static { .. })
+            }
         };
         if shared || uses[n].len() < 2 {
             continue;

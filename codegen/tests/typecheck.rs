@@ -14,6 +14,7 @@ use std::process::Command;
 const STUBS: &str = r#"
 #![no_std]
 #![allow(dead_code, unused_macros, unused_imports)]
+extern crate alloc;
 
 mod morgana_unix {
     use core::fmt;
@@ -99,7 +100,16 @@ mod morgana_unix {
         async fn bind(&self, _: SocketAddr) -> Result<HostUdpSocket, Error> { Ok(HostUdpSocket) }
     }
 
+    /// `read_secrets(dir, names)`: a `Secrets(from: Boot)` device.
+    pub fn read_secrets(
+        _dir: &str,
+        _names: &[&'static str],
+    ) -> Result<&'static crate::morgana_secrets::Table, Error> {
+        Ok(&crate::morgana_secrets::Table)
+    }
+
     /// `Tap::open(platform, name)`: a Linux tap device, a `NetIf`.
+    #[derive(Clone)]
     pub struct Tap;
     impl Tap {
         pub fn open(_: &'static Platform, _name: &str) -> Result<Tap, Error> { Ok(Tap) }
@@ -207,6 +217,7 @@ mod morgana_nic {
     use core::fmt;
 
     /// `Nic::find(platform).await`: the machine's NIC (a Xen vif, or virtio-net).
+    #[derive(Clone)]
     pub enum Nic { Virtio }
     impl Nic {
         pub async fn find(_: &'static crate::morgana_pvh::Platform) -> Result<Nic, Error> {
@@ -274,7 +285,7 @@ mod morgana_direct {
         async fn accept(&mut self) -> Result<(Stream, SocketAddr), Error> { Err(Error) }
         fn local_addr(&self) -> Result<SocketAddr, Error> { Err(Error) }
     }
-    /// A handle to the stack (the state is shared): `Clone`.
+    /// A handle to the stack (the state is shared): `Clone` (`cloned: true` in the catalog).
     pub struct Stack<N: NetIf, C: Timer> {
         netif: core::marker::PhantomData<(N, C)>,
     }
@@ -417,6 +428,117 @@ mod morgana_dns {
     }
 }
 
+mod morgana_secrets {
+    use core::fmt;
+
+    /// `table!(&[paths])` (a constant expression) or `morgana_unix::read_secrets`.
+    pub struct Table;
+    #[derive(Debug)]
+    pub struct Missing;
+    impl fmt::Display for Missing {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("missing") }
+    }
+    impl Table {
+        pub fn pairs(
+            &self,
+            _: &[&'static str],
+            _: &[&'static str],
+        ) -> Result<alloc::vec::Vec<(&[u8], &[u8])>, Missing> {
+            Ok(alloc::vec::Vec::new())
+        }
+    }
+    macro_rules! table {
+        (&[$($path:literal),* $(,)?]) => {
+            $crate::morgana_secrets::Table
+        };
+    }
+    pub(crate) use table;
+}
+
+mod morgana_tls {
+    use core::fmt;
+    use core::net::SocketAddr;
+    use morgana_signatures::{self as sig, Entropy, Tcp, Timer};
+
+    pub struct Ecdsa;
+    pub struct Rsa;
+    pub struct EcdsaOrRsa;
+    pub struct Identity<'a> {
+        pub chain_pem: &'a [u8],
+        pub key_pem: &'a [u8],
+    }
+    pub struct Config<'a> {
+        pub identities: &'a [Identity<'a>],
+        pub alpn: &'a [&'a [u8]],
+        pub handshake_timeout: core::time::Duration,
+        pub tls12: bool,
+    }
+    pub mod wiring {
+        pub fn identities<'a>(_: &[(&'a [u8], &'a [u8])]) -> alloc::vec::Vec<super::Identity<'a>> {
+            alloc::vec::Vec::new()
+        }
+        pub fn protocols<'a>(_: &[&'a str]) -> alloc::vec::Vec<&'a [u8]> {
+            alloc::vec::Vec::new()
+        }
+    }
+    #[derive(Debug)]
+    pub struct Error<E>(E);
+    impl<E: fmt::Debug> fmt::Display for Error<E> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "{:?}", self.0) }
+    }
+    /// `Tls<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K>`: provides `Tcp`.
+    pub struct Tls<T, C, E, K> {
+        net: T,
+        clock: C,
+        entropy: E,
+        keys: core::marker::PhantomData<K>,
+    }
+    impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K> Tls<T, C, E, K> {
+        pub async fn connect(
+            net: T,
+            clock: C,
+            entropy: E,
+            _config: Config<'_>,
+        ) -> Result<Self, Error<T::Error>> {
+            Ok(Tls { net, clock, entropy, keys: core::marker::PhantomData })
+        }
+    }
+    impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K> sig::Tcp for Tls<T, C, E, K> {
+        type Error = T::Error;
+        type Stream = T::Stream;
+        type Listener = T::Listener;
+        async fn listen(&self, addr: SocketAddr) -> Result<T::Listener, T::Error> {
+            self.net.listen(addr).await
+        }
+    }
+}
+
+/// virtio-rng, re-exported as `morgana_virtio::rng` below.
+mod morgana_virtio_rng {
+    pub mod rng {
+        use core::fmt;
+        use morgana_signatures as sig;
+
+        /// `KernelEntropy::find(platform).await`: RDRAND/RDSEED, else virtio-rng.
+        #[derive(Clone, Copy)]
+        pub struct KernelEntropy;
+        #[derive(Debug)]
+        pub struct RngError;
+        impl fmt::Display for RngError {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("no rng") }
+        }
+        impl KernelEntropy {
+            pub async fn find(_: &'static crate::morgana_pvh::Platform) -> Result<KernelEntropy, RngError> {
+                Ok(KernelEntropy)
+            }
+        }
+        impl sig::Entropy for KernelEntropy {
+            type Error = RngError;
+            fn fill(&self, _: &mut [u8]) -> Result<(), RngError> { Ok(()) }
+        }
+    }
+}
+
 mod morgana_redirects {
     use core::fmt;
 
@@ -485,6 +607,7 @@ mod morgana_unix_block {
 }
 
 mod morgana_virtio {
+    pub use crate::morgana_virtio_rng::rng;
     /// `VirtioBlk::find(platform)`: the first virtio-blk disk, a `Block`.
     pub struct VirtioBlk;
     impl VirtioBlk {
@@ -627,6 +750,46 @@ const ECHO: &str = "pub struct Echo;
 
 /// (golden directory, the application type the generated code starts).
 const CASES: &[(&str, &str)] = &[
+    (
+        "tls/https",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _console: impl Console,
+                 _https: morgana_http::Server<impl Tcp, impl Timer>,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "tls/https-boot",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _https: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "tls/https-xen",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _console: impl Console,
+                 _https: morgana_http::Server<impl Tcp, impl Timer>,
+                 _http: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
     (
         "hello",
         "pub struct Hello;
@@ -856,13 +1019,18 @@ fn golden_outputs_type_check_against_the_documented_interfaces() {
         .map(|(c, a)| (*c, a.to_string()))
         .chain(dns.iter().map(|(c, a)| (*c, a.clone())));
     for (case, app) in cases {
-        let generated = Path::new("tests/golden").join(case).join("expected.rs");
+        // The HTTPS goldens live in tests/tls/ (their keys are made at test time).
+        let generated = if case.starts_with("tls/") {
+            Path::new("tests").join(case).join("expected.rs")
+        } else {
+            Path::new("tests/golden").join(case).join("expected.rs")
+        };
         let generated = std::fs::canonicalize(&generated).expect("golden exists");
         let src = format!(
             "{STUBS}\n{app}\ninclude!({:?});\n",
             generated.to_string_lossy()
         );
-        let file = tmp.join(format!("{case}.rs"));
+        let file = tmp.join(format!("{}.rs", case.replace('/', "-")));
         std::fs::write(&file, src).expect("write");
         run(Command::new(&rustc)
             .args([
@@ -875,7 +1043,7 @@ fn golden_outputs_type_check_against_the_documented_interfaces() {
             ])
             .args(["-D", "warnings", "-A", "dead_code"])
             .arg("--crate-name")
-            .arg(format!("check_{}", case.replace('-', "_")))
+            .arg(format!("check_{}", case.replace(['-', '/'], "_")))
             .arg("--out-dir")
             .arg(&tmp)
             .arg("--extern")

@@ -349,6 +349,8 @@ pub enum KeyType {
     File,
     /// A list of files relative to the appliance's directory; each must exist.
     Files,
+    /// A list of strings (ALPN protocol names, names of secrets).
+    Strs,
     /// One of the listed identifiers.
     Choice(Vec<String>),
     /// A target's variant name (`Unix`, `Xen`).
@@ -392,6 +394,7 @@ impl KeyType {
             KeyType::Dir => "a string naming a directory".into(),
             KeyType::File => "a string naming a file".into(),
             KeyType::Files => "a list of strings naming files".into(),
+            KeyType::Strs => "a list of strings".into(),
             KeyType::Choice(c) => format!("one of {}", c.join(", ")),
             KeyType::Target => "a target".into(),
             KeyType::Config => {
@@ -410,7 +413,7 @@ impl KeyType {
             KeyType::Ipv6 => "[u8; 16]",
             KeyType::Ip => "core::net::IpAddr",
             KeyType::Bool => "bool",
-            KeyType::Files => "&[&str]",
+            KeyType::Files | KeyType::Strs => "&[&str]",
             _ => "&str",
         }
     }
@@ -612,6 +615,10 @@ pub struct Impl {
     /// Whether the device's value may be handed to several users (it is `Copy`).
     #[serde(default)]
     pub shared: bool,
+    /// Whether the device's value is a `Clone` handle that several users may share
+    /// (each gets `<device>.clone()`), e.g. a TCP stack under both HTTPS and plain HTTP.
+    #[serde(default)]
+    pub cloned: bool,
     /// Contributions to the target's deployment files: (slot, template). A file (or
     /// another contribution) says `{{ deploy.<slot> }}` to get the contributions of every
     /// included device to `<slot>`, concatenated in connect order.

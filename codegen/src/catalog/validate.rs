@@ -442,6 +442,13 @@ fn validate_impl(
     };
     let mut type_names: Vec<String> = reqs.iter().map(|s| s.to_string()).collect();
     type_names.push("target".into());
+    // A choice's identifier may pick a type parameter.
+    type_names.extend(
+        c.keys
+            .iter()
+            .filter(|k| matches!(k.ty, KeyType::Choice(_)))
+            .map(|k| k.name.clone()),
+    );
     match &imp.code {
         Code::Connect {
             ty,
@@ -503,6 +510,7 @@ fn validate_impl(
         }
         let mut names: Vec<&str> = plain.iter().map(String::as_str).collect();
         names.push("deploy");
+        names.push("requires");
         if let Err(e) = check_template(env, text, stand_ins(names), Shape::Text) {
             push(format!("deploy slot `{slot}`: {e}"));
         }

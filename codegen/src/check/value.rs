@@ -185,11 +185,14 @@ pub(crate) fn invalid_number(text: &str, span: Span) -> Diagnostic {
 pub(crate) fn scalar(ty: &KeyType, v: &Value, key: &str) -> Result<Scalar, Diagnostic> {
     match (ty, &v.kind) {
         (KeyType::Str | KeyType::Dir | KeyType::File, Kind::Str(s)) => Ok(Scalar::Str(s.clone())),
-        (KeyType::Files, Kind::List(items)) => {
+        (KeyType::Files | KeyType::Strs, Kind::List(items)) => {
             let mut out = Vec::new();
             for item in items {
                 match item.as_str() {
                     Some(s) => out.push(s.to_string()),
+                    None if *ty == KeyType::Strs => {
+                        return Err(wrong_type(&KeyType::Str, item, key));
+                    }
                     None => return Err(wrong_type(&KeyType::File, item, key)),
                 }
             }
@@ -538,6 +541,7 @@ pub(crate) fn example(ty: &KeyType) -> String {
         KeyType::Dir => "\"htdocs\"".into(),
         KeyType::File => "\"data.txt\"".into(),
         KeyType::Files => "[\"a.txt\", \"b.txt\"]".into(),
+        KeyType::Strs => "[\"http/1.1\"]".into(),
         KeyType::Choice(c) => c.first().cloned().unwrap_or_default(),
         KeyType::Target => "Unix".into(),
         KeyType::Config | KeyType::Devices => "{ .. }".into(),

@@ -38,14 +38,14 @@ impl Object for Slots {
 
 /// Every slot's text: the contributions of the included devices, in connect order.
 fn slots(e: &Emitter<'_>) -> Result<BTreeMap<String, String>, String> {
-    // (slot, device, template), in connect order.
+    // (slot, node, device, template), in connect order.
     let mut pieces = Vec::new();
     for &n in &e.w.order {
         let (Some(Chosen::Component(imp)), Some((dev, _))) = (&e.w.chosen[n], e.device(n)) else {
             continue;
         };
         for (slot, text) in &imp.deploy {
-            pieces.push((slot.clone(), dev, text.clone()));
+            pieces.push((slot.clone(), n, dev, text.clone()));
         }
     }
     let mut names: Vec<String> = pieces.iter().map(|p| p.0.clone()).collect();
@@ -63,8 +63,9 @@ fn slots(e: &Emitter<'_>) -> Result<BTreeMap<String, String>, String> {
             }
             let mut text = String::new();
             let mut ok = true;
-            for (_, dev, template) in pieces.iter().filter(|p| &p.0 == slot) {
+            for (_, n, dev, template) in pieces.iter().filter(|p| &p.0 == slot) {
                 let mut ctx = plain_keys(dev);
+                ctx.insert("requires".into(), requires(e, *n));
                 ctx.insert(
                     "deploy".into(),
                     Value::from_object(Slots {
@@ -95,6 +96,24 @@ fn slots(e: &Emitter<'_>) -> Result<BTreeMap<String, String>, String> {
             ));
         }
     }
+}
+
+/// The `requires` variable of a device's slots: for each requirement, the component of
+/// the device wired to it (`Tls`), or the platform device's name (`clock`). An
+/// `HttpServer` over a `Tls` device says `https://`.
+fn requires(e: &Emitter<'_>, n: usize) -> Value {
+    let map: BTreeMap<String, Value> = e.w.nodes[n]
+        .deps
+        .iter()
+        .map(|b| {
+            let of = match e.device(b.node) {
+                Some((_, comp)) => comp.name.clone(),
+                None => e.w.nodes[b.node].name.clone(),
+            };
+            (b.key.clone(), Value::from(of))
+        })
+        .collect();
+    Value::from(map)
 }
 
 /// The file variables besides `deploy`.

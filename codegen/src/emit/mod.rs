@@ -13,7 +13,7 @@ pub mod tables;
 use minijinja::{Environment, context};
 
 use crate::archive::Archive;
-use crate::catalog::{Catalog, Code, Component, FileDir};
+use crate::catalog::{Catalog, Code, Component, FileDir, KeyType};
 use crate::diag::{Diagnostic, Span};
 use crate::model::{Appliance, Device, Origin, Scalar};
 use crate::names;
@@ -127,13 +127,32 @@ impl Emitter<'_> {
         }
     }
 
-    /// The value of node `n` as passed to another device or to main.
-    pub(crate) fn value_of(&self, n: usize) -> String {
+    /// The value of node `n` as passed to `user` (a device, or `None`: main). A `cloned`
+    /// handle is cloned for every user but the last (main comes last).
+    pub(crate) fn value_of(&self, n: usize, user: Option<usize>) -> String {
         if self.is_static(n) {
             format!("&{}", self.static_name(n))
+        } else if matches!(&self.w.chosen[n], Some(Chosen::Component(imp)) if imp.cloned)
+            && self.last_user(n) != Some(user)
+        {
+            format!("{}.clone()", self.w.nodes[n].name)
         } else {
             self.w.nodes[n].name.clone()
         }
+    }
+
+    /// The last user of node `n` in the generated code: devices in connect order, then
+    /// main (`None`).
+    fn last_user(&self, n: usize) -> Option<Option<usize>> {
+        if self.w.start.contains(&n) {
+            return Some(None);
+        }
+        self.w
+            .order
+            .iter()
+            .rev()
+            .find(|&&m| self.w.nodes[m].deps.iter().any(|b| b.node == n))
+            .map(|&m| Some(m))
     }
 
     fn template_name(&self, n: usize, part: &str) -> String {
@@ -156,6 +175,18 @@ impl Emitter<'_> {
         ctx.code("target", self.w.target.name.clone());
         for b in &self.w.nodes[n].deps {
             ctx.code(&b.key, self.type_of(b.node)?);
+        }
+        // A choice may pick a type parameter (`Tls`'s `keys: Ecdsa`).
+        if let Some((dev, comp)) = self.device(n) {
+            for k in comp
+                .keys
+                .iter()
+                .filter(|k| matches!(k.ty, KeyType::Choice(_)))
+            {
+                if let Some(s) = dev.setting(&k.name) {
+                    ctx.value(&k.name, key_value(Some(k), &s.value, true));
+                }
+            }
         }
         templates::render_inline(self.env, &self.template_name(n, "type"), ty, ctx.build())
     }
@@ -180,7 +211,7 @@ impl Emitter<'_> {
             ctx.code("archive", crate::archive::static_name(&dev.name));
         }
         for b in &self.w.nodes[n].deps {
-            ctx.code(&b.key, self.value_of(b.node));
+            ctx.code(&b.key, self.value_of(b.node, Some(n)));
         }
         for (step, var) in steps {
             ctx.code(step, var.clone());

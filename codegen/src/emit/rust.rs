@@ -272,7 +272,7 @@ fn connect_and_start(e: &Emitter<'_>) -> Result<String, String> {
     let args: Vec<syn::Expr> =
         e.w.start
             .iter()
-            .map(|&n| parse_expr(&e.value_of(n), "an argument of main"))
+            .map(|&n| parse_expr(&e.value_of(n, None), "an argument of main"))
             .collect::<Result<_, _>>()?;
     let main: syn::Path = syn::parse_str(&format!("crate::{}::start", e.a.main))
         .map_err(|err| format!("main `{}`: {err}", e.a.main))?;

@@ -116,6 +116,7 @@ extern crate alloc;
 extern crate std;
 
 mod conn;
+pub mod https;
 mod negotiate;
 mod range;
 mod request;
@@ -125,6 +126,7 @@ mod static_site;
 
 use core::time::Duration;
 
+pub use https::{Hsts, RedirectToHttps};
 pub use range::MAX_RANGES;
 pub use request::{Method, Request, Version};
 pub use response::{HeaderError, Headers, Response, Status};

@@ -110,6 +110,149 @@ macro_rules! secret {
     }};
 }
 
+/// A secret loaded at start, with the name appliance.ron gives it (the path of its file,
+/// as written in the `Secrets` device's `files`).
+pub struct Named {
+    /// The name.
+    pub name: &'static str,
+    /// The key material.
+    pub secret: Secret,
+}
+
+/// A compiled-in secret with its name: the bytes are a static in [`SECTION`] (see
+/// [`table!`]). No destructor, so that a table of them can be a `static`.
+pub struct CompiledIn {
+    /// The name.
+    pub name: &'static str,
+    /// The bytes, in [`SECTION`].
+    pub bytes: &'static [u8],
+}
+
+/// The secrets of a `Secrets` device: compiled in ([`table!`], a `static`) or loaded at
+/// start ([`Table::from_vec`]). Looked up by name; names are checked when the appliance
+/// is built, so a lookup of a name the device was given cannot fail.
+pub struct Table {
+    entries: Entries,
+}
+
+enum Entries {
+    Static(&'static [CompiledIn]),
+    Loaded(Vec<Named>),
+}
+
+/// The bytes of two secrets that belong together (a certificate chain and its key).
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
+/// A name that the table does not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Missing(pub &'static str);
+
+impl core::fmt::Display for Missing {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "secrets: no secret named {:?}", self.0)
+    }
+}
+
+impl core::error::Error for Missing {}
+
+impl Table {
+    /// A table of compiled-in secrets (what [`table!`] expands to).
+    pub const fn new(entries: &'static [CompiledIn]) -> Table {
+        Table {
+            entries: Entries::Static(entries),
+        }
+    }
+
+    /// A table of secrets loaded at start; each is zeroised when the table is dropped.
+    pub fn from_vec(entries: Vec<Named>) -> Table {
+        Table {
+            entries: Entries::Loaded(entries),
+        }
+    }
+
+    /// The bytes of the secret called `name`. The name is meant to stand out in review,
+    /// like [`Secret::expose`].
+    pub fn expose(&self, name: &'static str) -> Result<&[u8], Missing> {
+        match &self.entries {
+            Entries::Static(e) => e.iter().find(|n| n.name == name).map(|n| n.bytes),
+            Entries::Loaded(e) => e.iter().find(|n| n.name == name).map(|n| n.secret.expose()),
+        }
+        .ok_or(Missing(name))
+    }
+
+    /// The names, in the order of appliance.ron (for logs: never the bytes).
+    pub fn names(&self) -> Vec<&'static str> {
+        match &self.entries {
+            Entries::Static(e) => e.iter().map(|n| n.name).collect(),
+            Entries::Loaded(e) => e.iter().map(|n| n.name).collect(),
+        }
+    }
+
+    /// How many secrets the table holds.
+    pub fn len(&self) -> usize {
+        match &self.entries {
+            Entries::Static(e) => e.len(),
+            Entries::Loaded(e) => e.len(),
+        }
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the secrets were compiled in (rather than loaded at start).
+    pub fn is_compiled_in(&self) -> bool {
+        matches!(self.entries, Entries::Static(_))
+    }
+
+    /// The bytes of the secrets named `firsts[i]` and `seconds[i]`, in pairs (a
+    /// certificate chain with its key): what a `Tls` device's `certificates` and
+    /// `private_keys` become.
+    pub fn pairs(
+        &self,
+        firsts: &[&'static str],
+        seconds: &[&'static str],
+    ) -> Result<Vec<Pair<'_>>, Missing> {
+        firsts
+            .iter()
+            .zip(seconds)
+            .map(|(a, b)| Ok((self.expose(a)?, self.expose(b)?)))
+            .collect()
+    }
+}
+
+/// The `secrets` signature of the catalog: key material by name.
+pub trait Secrets {
+    /// The bytes of the secret called `name`.
+    fn expose(&self, name: &'static str) -> Result<&[u8], Missing>;
+}
+
+impl Secrets for Table {
+    fn expose(&self, name: &'static str) -> Result<&[u8], Missing> {
+        Table::expose(self, name)
+    }
+}
+
+/// A table of compiled-in secrets from files named relative to the crate's directory
+/// (`CARGO_MANIFEST_DIR`), each named by its path as written: what a `Secrets` device
+/// compiles to. `table!(&["secrets/tls.crt", "secrets/tls.key"])`; every file's bytes
+/// go to a static array of their own in [`SECTION`].
+#[macro_export]
+macro_rules! table {
+    (&[$($path:literal),* $(,)?]) => {
+        $crate::Table::new(&[$($crate::CompiledIn {
+            name: $path,
+            bytes: {
+                #[unsafe(link_section = ".morgana.secrets")]
+                static BYTES: [u8; include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path)).len()] =
+                    *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path));
+                &BYTES
+            },
+        }),*])
+    };
+}
+
 #[cfg(test)]
 extern crate std;
 
@@ -126,6 +269,41 @@ mod tests {
         assert!(!s.is_compiled_in());
         let c = Secret::compiled_in(b"key");
         assert!(c.is_compiled_in() && !c.is_empty());
+    }
+
+    #[allow(unsafe_code)] // `#[unsafe(link_section)]` in the macro's expansion
+    static TABLE: Table = table!(&["Cargo.toml", "src/lib.rs"]);
+
+    #[test]
+    fn a_compiled_in_table_finds_its_secrets_by_name() {
+        assert_eq!(TABLE.len(), 2);
+        assert!(
+            TABLE
+                .expose("Cargo.toml")
+                .unwrap()
+                .starts_with(b"[package]")
+        );
+        assert!(TABLE.is_compiled_in());
+        assert_eq!(
+            TABLE.expose("nope").err().map(|e| std::format!("{e}")),
+            Some("secrets: no secret named \"nope\"".into())
+        );
+        let pairs = TABLE.pairs(&["Cargo.toml"], &["src/lib.rs"]).unwrap();
+        assert_eq!(pairs.len(), 1);
+        assert!(pairs[0].1.starts_with(b"//! Secrets"));
+        assert!(TABLE.pairs(&["Cargo.toml"], &["x"]).is_err());
+        assert_eq!(TABLE.names(), ["Cargo.toml", "src/lib.rs"]);
+    }
+
+    #[test]
+    fn a_loaded_table_holds_what_it_was_given() {
+        let t = Table::from_vec(vec![Named {
+            name: "k",
+            secret: Secret::from_vec(vec![7]),
+        }]);
+        assert_eq!(t.expose("k").unwrap(), &[7]);
+        assert!(!t.is_compiled_in());
+        assert!(!t.is_empty());
     }
 
     #[test]

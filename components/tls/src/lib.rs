@@ -60,6 +60,7 @@ extern crate std;
 mod identity;
 mod provider;
 pub mod stream;
+pub mod wiring;
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;

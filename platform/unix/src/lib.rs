@@ -85,7 +85,7 @@ pub use block::{FileBlock, FileBlockError, FileOptions, FileSync, ShortPath};
 pub use error::{Error, IfName, TapStep};
 pub use platform::{Args, Clock, Console, Entropy, Platform};
 pub use reactor::EpollIdle;
-pub use secret::{MAX_SECRET_FILE, read_secret_file};
+pub use secret::{MAX_SECRET_FILE, SecretFileError, read_secret_file, read_secrets};
 pub use tap::{Tap, TapRx, TapTx};
 pub use tcp::{HostListener, HostStream, HostTcp};
 pub use udp::{HOST_UDP_MAX_PAYLOAD, HostUdpSocket};

@@ -1,8 +1,11 @@
 //! Secrets loaded at boot: a file read once, into one exact-size buffer that the
 //! returned [`Secret`] zeroises when dropped.
 
+use alloc::string::String;
 use alloc::vec;
-use morgana_secrets::Secret;
+use alloc::vec::Vec;
+use core::fmt;
+use morgana_secrets::{Named, Secret, Table};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -53,6 +56,48 @@ pub fn read_secret_file(path: &str) -> Result<Secret, Error> {
     Ok(buf)
 }
 
+/// A secret file that could not be read at start: its path and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretFileError {
+    /// The path tried.
+    pub path: String,
+    /// What failed.
+    pub error: Error,
+}
+
+impl fmt::Display for SecretFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot read the secret file {}: {}",
+            self.path, self.error
+        )
+    }
+}
+
+impl core::error::Error for SecretFileError {}
+
+/// Reads the secrets `names` (paths relative to `dir`, as a `Secrets` device's `files`
+/// are written) at start, each with [`read_secret_file`]: what a `Secrets(from: Boot)`
+/// device becomes on Unix. Each secret keeps its name; the first file that cannot be
+/// read stops the appliance with its path. The table lives as long as the process (like
+/// a compiled-in one, it is a `&'static Table`); it is never printed or copied.
+pub fn read_secrets(dir: &str, names: &[&'static str]) -> Result<&'static Table, SecretFileError> {
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let mut path = String::from(dir);
+        if !path.is_empty() && !path.ends_with('/') {
+            path.push('/');
+        }
+        path.push_str(name);
+        let secret = read_secret_file(&path).map_err(|error| SecretFileError { path, error })?;
+        out.push(Named { name, secret });
+    }
+    Ok(alloc::boxed::Box::leak(alloc::boxed::Box::new(
+        Table::from_vec(out),
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +114,20 @@ mod tests {
             .err()
             .unwrap();
         assert!(std::format!("{e}").contains("open secret"), "{e}");
+        let table = read_secrets(dir.to_str().unwrap(), &["tls.key"]).unwrap();
+        assert_eq!(
+            table.expose("tls.key").unwrap(),
+            b"-----BEGIN PRIVATE KEY-----\nabc\n"
+        );
+        assert!(!table.is_compiled_in());
+        let e = read_secrets(dir.to_str().unwrap(), &["tls.key", "gone.crt"])
+            .err()
+            .unwrap();
+        let shown = std::format!("{e}");
+        assert!(
+            shown.starts_with("cannot read the secret file ") && shown.contains("/gone.crt: "),
+            "{shown}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

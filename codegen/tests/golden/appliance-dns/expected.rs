@@ -9,6 +9,7 @@
 // Left out:
 //   entropy  nothing requires it
 //   Crunch   compiled-in key-value store: nothing requires it
+//   Secrets  secrets (certificates, keys): nothing requires it
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it

@@ -8,6 +8,8 @@
 //   entropy  nothing requires it
 //   Crunch   compiled-in key-value store: nothing requires it
 //   Network  TCP/IP stack: nothing requires it
+//   Secrets  secrets (certificates, keys): nothing requires it
+//   Tls      TLS server: nothing requires it
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it

@@ -11,6 +11,7 @@
 //   redis    RedisServer(Always)  morgana_resp::Server<..>   appliance.ron:15:18; argument 2 of main
 // Left out:
 //   Crunch   compiled-in key-value store: nothing requires it
+//   Secrets  secrets (certificates, keys): nothing requires it
 
 /// `disk`: Block on xen (appliance.ron:12:17).
 pub type Disk = morgana_virtio::VirtioBlk;

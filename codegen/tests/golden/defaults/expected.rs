@@ -10,6 +10,7 @@
 //   console  nothing requires it
 //   entropy  nothing requires it
 //   spare    appliance.ron:10:18: declared, but neither started nor required
+//   Secrets  secrets (certificates, keys): nothing requires it
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it

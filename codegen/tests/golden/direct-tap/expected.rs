@@ -11,6 +11,7 @@
 //   admin    HttpServer       morgana_http::Server<..>   appliance.ron:12:18; argument 3 of main
 //   site     Crunch           kv_crunch::Table           appliance.ron:9:17; argument 4 of main
 // Left out:
+//   Secrets  secrets (certificates, keys): nothing requires it
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it

@@ -9,6 +9,7 @@
 //   http     HttpServer       morgana_http::Server<..>   appliance.ron:17:17; argument 2 of main
 //   site     Crunch           kv_crunch::Table           appliance.ron:14:17; argument 3 of main
 // Left out:
+//   Secrets  secrets (certificates, keys): nothing requires it
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it

@@ -9,6 +9,7 @@
 //   socket   UdpSocket        <..>                       appliance.ron:9:19; argument 2 of main
 // Left out:
 //   Crunch   compiled-in key-value store: nothing requires it
+//   Secrets  secrets (certificates, keys): nothing requires it
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it

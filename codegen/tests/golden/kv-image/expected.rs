@@ -13,6 +13,7 @@
 // Left out:
 //   console       nothing requires it
 //   Crunch        compiled-in key-value store: nothing requires it
+//   Secrets       secrets (certificates, keys): nothing requires it
 
 /// `catalog_disk`: Block(sync: Fdatasync) on unix (appliance.ron:7:25).
 pub type CatalogDisk = morgana_unix::FileBlock;

@@ -9,6 +9,7 @@
 //   site     Crunch         kv_crunch::Table          appliance.ron:9:17; argument 3 of main
 // Left out:
 //   entropy  nothing requires it
+//   Secrets  secrets (certificates, keys): nothing requires it
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it

@@ -9,6 +9,7 @@
 //   api      HttpServer     morgana_http::Server<..>  appliance.ron:21:16; argument 1 of main
 // Left out:
 //   Crunch   compiled-in key-value store: nothing requires it
+//   Secrets  secrets (certificates, keys): nothing requires it
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it
