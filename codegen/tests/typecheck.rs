@@ -1,6 +1,6 @@
 //! The golden outputs type-check against the interfaces that docs/architecture.md
 //! promises (the real morgana-signatures crate, and stubs of morgana-unix,
-//! morgana-pvh, morgana-nic, morgana-direct, morgana-http, kv-crunch, morgana-virtio,
+//! morgana-pvh, morgana-nic, morgana-direct, morgana-http, kv-crunch, morgana-virtio, morgana-disk,
 //! morgana-store and morgana-resp with exactly
 //! the documented signatures), with
 //! `-D warnings`. This catches a catalog template that drifts from the contract
@@ -616,6 +616,18 @@ mod morgana_virtio {
         }
     }
     crate::block_stub::block!(VirtioBlk);
+}
+
+mod morgana_disk {
+    /// `Disk::find(platform).await`: the machine's disk (virtio-blk, or a Xen vbd), a
+    /// `Block`.
+    pub enum Disk { Virtio }
+    impl Disk {
+        pub async fn find(_: &'static crate::morgana_pvh::Platform) -> Result<Disk, crate::block_stub::Error> {
+            Ok(Disk::Virtio)
+        }
+    }
+    crate::block_stub::block!(Disk);
 }
 
 mod morgana_store {

@@ -7,9 +7,11 @@
 # /guest/N/ holds `kernel` (or `kernel-path`, naming one elsewhere: the Linux control
 # guest boots /linux/vmlinuz) and `cmdline`, and optionally `config.xl` (an xl config
 # used instead of the built-in one; name, kernel, ramdisk, cmdline and on_* are
-# overridden on xl's command line), `ramdisk`, and `check` (a script sourced in a
+# overridden on xl's command line), `ramdisk`, `check` (a script sourced in a
 # subshell once the guest is created, with the helpers below; its output goes between
-# CHECK markers, then the harness shuts the guest down).
+# CHECK markers, then the harness shuts the guest down), and `disk` ("MIB PATH": a disk
+# image created at PATH, relative to /, sparse, if it does not exist yet; an existing
+# one, such as an earlier guest's, is used as it is).
 export PATH=/bin:/sbin:/usr/lib/xen-4.17/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -18,7 +20,7 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mkdir -p /run/xenstored /var/run/xen /var/log/xen/console /var/lib/xenstored /var/lib/xen
-for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc llc stp bridge xen-netback; do
+for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc llc stp bridge xen-netback loop xen-blkback; do
   if [ -f /modules/$m.ko ]; then
     insmod /modules/$m.ko || echo "dom0-init: insmod $m failed"
   fi
@@ -199,6 +201,13 @@ run_guest() {
   echo "===MORGANA-XEN-CREATE-$n=== (dom0 up $(cut -d ' ' -f 1 /proc/uptime) s)"
   kernel=$dir/kernel
   [ -f $dir/kernel-path ] && kernel=$(cat $dir/kernel-path)
+  if [ -f $dir/disk ]; then
+    read -r mib image < $dir/disk
+    if [ ! -e "/$image" ]; then
+      dd if=/dev/zero of="/$image" bs=1M count=0 seek="$mib" 2>/dev/null
+      echo "harness: created the disk image /$image ($mib MiB, sparse)"
+    fi
+  fi
   if [ -f $dir/config.xl ]; then
     # The given config as it is, but for what the harness needs: its own name and
     # kernel path, and every domain kept after it stops so that its reason can be read.

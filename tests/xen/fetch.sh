@@ -77,8 +77,10 @@ unpack_module() {
     *) cp "$f" "$2" ;;
   esac
 }
-# llc, stp, bridge: the dom0 bridge xenbr0; xen-netback: the backend of guests' vifs.
-for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc llc stp bridge xen-netback; do
+# llc, stp, bridge: the dom0 bridge xenbr0; xen-netback: the backend of guests' vifs;
+# loop and xen-blkback: the backend of guests' disks (images attached by
+# tests/xen/block).
+for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc llc stp bridge xen-netback loop xen-blkback; do
   unpack_module $m "$R/modules/$m.ko"
 done
 # The soak's Linux control guest (a PV domU): the same kernel, booted by dom0 from

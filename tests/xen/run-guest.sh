@@ -4,7 +4,7 @@
 # serial line. One Xen boot serves several guests (a boot costs ~20-60 s under TCG).
 #
 #   tests/xen/run-guest.sh GUEST [GUEST]...
-#   GUEST = [--xl CONFIG] [--check SCRIPT] [--www DIR] KERNEL_IMAGE GUEST_CMDLINE
+#   GUEST = [--xl CONFIG] [--check SCRIPT] [--www DIR] [--disk MIB:IMAGE] KERNEL_IMAGE GUEST_CMDLINE
 #
 # --xl CONFIG   start the guest from this xl config (e.g. the `<name>.xl` a build wrote)
 #               instead of the harness's own; its name, kernel, cmdline (if not empty)
@@ -17,6 +17,10 @@
 #               net_diagnostics). Its output and exit status are reported; then the
 #               harness shuts the guest down (`xl shutdown`, then `xl destroy`).
 # --www DIR     (with @linux-control) the files its httpd serves.
+# --disk MIB:IMAGE  the guest's disk image (the `target=` of its xl config, relative to
+#               dom0's /): created there at MIB MiB, sparse, unless it exists already
+#               (so a later guest with the same IMAGE finds an earlier one's data).
+#               dom0 serves it with xen-blkback over a loop device (tests/xen/block).
 #
 # KERNEL_IMAGE `@linux-control` is the soak's control guest: Debian's kernel as a Linux
 # PV domU with xen-netfront and busybox httpd on port 8080 (tests/xen/linux-control-init.sh,
@@ -53,7 +57,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: run-guest.sh [--xl CONFIG] [--check SCRIPT] [--www DIR] KERNEL_IMAGE GUEST_CMDLINE [...]" >&2
+  echo "usage: run-guest.sh [--xl CONFIG] [--check SCRIPT] [--www DIR] [--disk MIB:IMAGE] KERNEL_IMAGE GUEST_CMDLINE [...]" >&2
   exit 2
 }
 [ $# -ge 1 ] || usage
@@ -110,6 +114,7 @@ while [ $# -gt 0 ]; do
       --xl) [ $# -ge 2 ] || usage; cp "$2" "$g/config.xl"; shift 2 ;;
       --check) [ $# -ge 2 ] || usage; cp "$2" "$g/check"; shift 2 ;;
       --www) [ $# -ge 2 ] || usage; www=$2; shift 2 ;;
+      --disk) [ $# -ge 2 ] || usage; echo "${2%%:*} ${2#*:}" > "$g/disk"; shift 2 ;;
       --*) echo "run-guest.sh: unknown option $1" >&2; usage ;;
       *) break ;;
     esac
@@ -136,7 +141,8 @@ chmod +x "$WORK/extra/bin/soak-diagnostics"
 mkdir -p "$WORK/extra/etc/xen/scripts" "$WORK/extra/var/lib"
 : > "$WORK/extra/etc/xen/xl.conf"
 cp "$HERE/vif-bridge" "$WORK/extra/etc/xen/scripts/vif-bridge"
-chmod +x "$WORK/extra/etc/xen/scripts/vif-bridge"
+cp "$HERE/block" "$WORK/extra/etc/xen/scripts/block"
+chmod +x "$WORK/extra/etc/xen/scripts/vif-bridge" "$WORK/extra/etc/xen/scripts/block"
 cp "$HERE/dom0-init.sh" "$WORK/extra/init"
 chmod +x "$WORK/extra/init"
 (cd "$WORK/extra" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/extra.cpio.gz"

@@ -5,7 +5,7 @@
 //   console  Console              morgana_pvh::Console       platform device; argument 1 of main
 //   clock    Clock                morgana_pvh::Clock         platform device; required by net (TCP timers); required by redis (expiry, idle timeout, group commit)
 //   entropy  Entropy              morgana_pvh::Entropy       platform device; required by store (store id); required by net (TCP sequence numbers)
-//   disk     Block                morgana_virtio::VirtioBlk  appliance.ron:12:17; required by store
+//   disk     Block                morgana_disk::Disk         appliance.ron:12:17; required by store
 //   store    KvStore              morgana_store::Store<..>   appliance.ron:13:18; required by redis
 //   net      Network(Direct)      morgana_direct::Stack<..>  appliance.ron:14:16; required by redis
 //   redis    RedisServer(Always)  morgana_resp::Server<..>   appliance.ron:15:18; argument 2 of main
@@ -14,7 +14,7 @@
 //   Secrets  secrets (certificates, keys): nothing requires it
 
 /// `disk`: Block on xen (appliance.ron:12:17).
-pub type Disk = morgana_virtio::VirtioBlk;
+pub type Disk = morgana_disk::Disk;
 /// `store`: KvStore (appliance.ron:13:18).
 pub type Store = morgana_store::Store<Disk>;
 /// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:14:16).
@@ -58,7 +58,7 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let disk = Disk::find(platform).map_err(|e| StartError::new("disk", &e))?;
+    let disk = Disk::find(platform).await.map_err(|e| StartError::new("disk", &e))?;
     let store_id = morgana_store::store_id(&entropy)
         .map_err(|e| StartError::new("store", &e))?;
     let store = Store::open_or_format(

@@ -1,0 +1,86 @@
+//! The kernel's side: finding the disk in xenstore and the handshake with the backend
+//! ([`connect`]) over morgana-pvh's store client and [`XenHal`].
+
+use crate::handshake;
+use crate::{Blkfront, Config, Error};
+use alloc::boxed::Box;
+use morgana_pvh::xen::XenHal;
+use morgana_pvh::xen::bus::{Frontend, State, StoreWait};
+use morgana_pvh::xen::store::{self, StoreError};
+
+/// blkfront as the kernel runs it.
+pub type XenBlk = Blkfront<XenHal>;
+
+/// How long the backend may take to appear (`InitWait`): the toolstack creates it while
+/// the domain boots.
+const APPEAR_MS: u64 = 10_000;
+/// How long the backend may take to follow us to `Connected` (its hotplug script runs
+/// first).
+const CONNECT_MS: u64 = 10_000;
+/// Look at the backend's state at least this often while waiting.
+const POLL_MS: u64 = 20;
+
+/// Finds the domain's first virtual block device and connects to its backend (see the
+/// crate docs).
+pub async fn connect() -> Result<XenBlk, Error> {
+    let mut store = store::open()?;
+    let devices = match store.directory("device/vbd") {
+        Ok(d) => d,
+        Err(StoreError::Xen(e)) if e == "ENOENT" => return Err(Error::NoDisk),
+        Err(error) => {
+            return Err(Error::Bus(morgana_pvh::xen::bus::BusError::Store {
+                path: "device/vbd".into(),
+                error,
+            }));
+        }
+    };
+    // The first disk: the lowest device number (xvda before xvdb).
+    let index = devices
+        .iter()
+        .filter_map(|d| d.parse::<u32>().ok())
+        .min()
+        .ok_or(Error::NoDisk)?;
+    let fe = Frontend::find(&mut store, "vbd", index)?;
+    let state = fe
+        .wait_ready(&mut store, &mut StoreWait::new(APPEAR_MS, POLL_MS))
+        .await?;
+    log::debug!("blkfront: backend {} in state {state}", fe.backend);
+
+    let hal = XenHal::bind(fe.backend_id)?;
+    let port = hal.port();
+    let mut blk = Blkfront::new(hal, Config::default())?;
+    let wait = &mut StoreWait::new(CONNECT_MS, POLL_MS);
+    let geometry = handshake::connect(&mut store, &fe, wait, blk.ring_ref(), port).await?;
+    blk.attach(geometry);
+    log::info!(
+        "blkfront {}: {} MiB in {}-byte sectors{}{}{}, backend {} (domain {}), event channel {port}, {} slots of {} KiB",
+        fe.node,
+        (geometry.sectors * geometry.sector_size as u64) >> 20,
+        geometry.sector_size,
+        if geometry.read_only {
+            ", read-only"
+        } else {
+            ""
+        },
+        match geometry.flush {
+            crate::Flush::Cache => ", flush",
+            crate::Flush::Barrier => ", barrier",
+            crate::Flush::None => "",
+        },
+        if geometry.discard { ", discard" } else { "" },
+        fe.backend,
+        fe.backend_id,
+        blk.slots(),
+        blk.chunk_bytes() / 1024,
+    );
+    // The watchdog's question when the backend stops answering: did it close? Then we
+    // close too, as xenbus expects.
+    blk.set_probe(Box::new(move || match fe.backend_state(&mut store) {
+        Ok(s) if s.is_closing() => {
+            let _ = fe.switch_state(&mut store, State::Closed);
+            true
+        }
+        _ => false,
+    }));
+    Ok(blk)
+}

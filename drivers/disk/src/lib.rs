@@ -1,0 +1,126 @@
+//! The PVH kernel's disk, found at boot: one image, whichever device the machine
+//! offers.
+//!
+//! ```ignore
+//! // What the generated connect chain does on the xen target:
+//! let disk = morgana_disk::Disk::find(platform).await?;   // impl morgana_signatures::Block
+//! ```
+//!
+//! On Xen (detected by morgana-pvh from the CPUID leaves) the disk is the domain's
+//! first `vbd` in xenstore, driven by blkfront (the `.xl`'s `disk = [ ... ]`).
+//! Elsewhere (QEMU, KVM) it is the first virtio-blk device on the PCI bus (the
+//! `.qemu`'s `-drive`). [`Disk`] is a plain enum over the two drivers, as
+//! `morgana_nic::Nic` is for the network: the store above is monomorphised once and a
+//! `match` per request picks the driver.
+#![no_std]
+#![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
+
+use core::fmt;
+use morgana_blkfront::XenBlk;
+use morgana_pvh::Platform;
+use morgana_signatures::{Block, BlockError, BlockErrorKind};
+use morgana_virtio::VirtioBlk;
+
+/// The disk this machine offers.
+pub enum Disk {
+    /// A virtio-blk device on the PCI bus (QEMU, KVM).
+    Virtio(VirtioBlk),
+    /// A Xen virtual block device, driven by blkfront.
+    Xen(XenBlk),
+}
+
+/// Why no disk could be driven, or a request failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The virtio-blk driver's.
+    Virtio(morgana_virtio::BlkError),
+    /// blkfront's.
+    Xen(morgana_blkfront::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Virtio(e) => fmt::Display::fmt(e, f),
+            Error::Xen(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl BlockError for Error {
+    fn kind(&self) -> BlockErrorKind {
+        match self {
+            Error::Virtio(e) => e.kind(),
+            Error::Xen(e) => e.kind(),
+        }
+    }
+}
+
+impl Disk {
+    /// Finds and drives the machine's disk.
+    pub async fn find(platform: &'static Platform) -> Result<Disk, Error> {
+        if morgana_pvh::xen::on_xen() {
+            morgana_blkfront::connect()
+                .await
+                .map(Disk::Xen)
+                .map_err(Error::Xen)
+        } else {
+            VirtioBlk::find(platform)
+                .map(Disk::Virtio)
+                .map_err(Error::Virtio)
+        }
+    }
+}
+
+impl Block for Disk {
+    type Error = Error;
+
+    fn sector_size(&self) -> usize {
+        match self {
+            Disk::Virtio(d) => d.sector_size(),
+            Disk::Xen(d) => d.sector_size(),
+        }
+    }
+
+    fn sectors(&self) -> u64 {
+        match self {
+            Disk::Virtio(d) => d.sectors(),
+            Disk::Xen(d) => d.sectors(),
+        }
+    }
+
+    fn is_read_only(&self) -> bool {
+        match self {
+            Disk::Virtio(d) => d.is_read_only(),
+            Disk::Xen(d) => d.is_read_only(),
+        }
+    }
+
+    async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), Error> {
+        match self {
+            Disk::Virtio(d) => d.read(sector, buf).await.map_err(Error::Virtio),
+            Disk::Xen(d) => d.read(sector, buf).await.map_err(Error::Xen),
+        }
+    }
+
+    async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), Error> {
+        match self {
+            Disk::Virtio(d) => d.write(sector, buf).await.map_err(Error::Virtio),
+            Disk::Xen(d) => d.write(sector, buf).await.map_err(Error::Xen),
+        }
+    }
+
+    async fn flush(&self) -> Result<(), Error> {
+        match self {
+            Disk::Virtio(d) => d.flush().await.map_err(Error::Virtio),
+            Disk::Xen(d) => d.flush().await.map_err(Error::Xen),
+        }
+    }
+
+    async fn discard(&self, sector: u64, count: u64) -> Result<(), Error> {
+        match self {
+            Disk::Virtio(d) => d.discard(sector, count).await.map_err(Error::Virtio),
+            Disk::Xen(d) => d.discard(sector, count).await.map_err(Error::Xen),
+        }
+    }
+}
