@@ -3,7 +3,7 @@
 //! What the tender takes from it: the `PT_LOAD` segments (address, bytes, and their
 //! R/W/X flags, which become the page permissions: a segment both writable and
 //! executable is refused), the entry point and stack size (from the `Morgana` note,
-//! [`morgana_tender_abi::TenderNote`], else the ELF entry and the default stack), the
+//! [`morgana_tender_abi::TenderNote`]; an image without it is refused), the
 //! section names (to name the region a fault hit) and the symbols (to name the function).
 //! The image is mapped at its link addresses (virtual == physical).
 
@@ -84,6 +84,14 @@ pub enum ImageError {
     /// The note is malformed.
     #[error("the Morgana tender note is malformed ({0} bytes; 24 expected)")]
     BadNote(usize),
+    /// The image has no Morgana tender note: it was not built to run at CPL 3.
+    #[error(
+        "the image has no Morgana tender note (ELF note \"Morgana\", type 0x74656e64, in section \
+         .note.morgana.tender), so it has no entry for the tender: a Morgana kernel built with \
+         morgana_pvh::entry! has it (rebuild it with this version), any other kernel emits it \
+         with morgana_tender_abi::tender_note!"
+    )]
+    NoNote,
 }
 
 /// R/W/X rights of a segment.
@@ -208,8 +216,6 @@ pub struct Image {
     pub entry: u64,
     /// The stack the kernel asked for (0: the tender's default).
     pub stack_bytes: u64,
-    /// Whether the image carries the Morgana tender note.
-    pub has_note: bool,
     /// Symbols for reports.
     pub symbols: Symbols,
 }
@@ -338,7 +344,7 @@ impl Image {
                 });
             }
             Some(n) => (n.entry, n.stack_bytes),
-            None => (header.e_entry(endian), 0),
+            None => return Err(ImageError::NoNote),
         };
         if !segments
             .iter()
@@ -392,7 +398,6 @@ impl Image {
             segments,
             entry,
             stack_bytes,
-            has_note: note.is_some(),
             symbols: Symbols(symbols),
         })
     }
@@ -427,6 +432,7 @@ mod tests {
         match Image::parse(&me) {
             Err(ImageError::WrongKind(_) | ImageError::WriteExecute { .. }) => {}
             Err(ImageError::SharedPage { .. } | ImageError::EntryOutside(_)) => {}
+            Err(ImageError::NoNote) => {}
             other => panic!("a host executable was accepted or misread: {other:?}"),
         }
     }

@@ -425,7 +425,6 @@ pub(crate) mod tests {
             ],
             entry: 0x20_0010,
             stack_bytes: 0,
-            has_note: true,
             symbols: Symbols::default(),
         }
     }

@@ -302,8 +302,31 @@ fn images_the_tender_cannot_run_are_refused_clearly() {
     run_image("wx.elf", &elf)
         .status_is(110)
         .report_has("is writable and executable; the tender keeps W^X");
-    // The same segment read+execute, linked below 1 MiB.
+    // The same segment read+execute: no Morgana note, so no entry for the tender.
     elf[68] = 5;
+    run_image("plain.elf", &elf)
+        .status_is(110)
+        .report_has("the image has no Morgana tender note");
+    // With the note (a PT_NOTE segment over 44 bytes appended to the file), linked
+    // below 1 MiB.
+    elf[56..58].copy_from_slice(&2u16.to_le_bytes()); // e_phnum
+    let note_at = elf.len() as u64;
+    elf[64 + 56..64 + 112].fill(0);
+    let mut ph = Vec::new();
+    ph.extend(4u32.to_le_bytes()); // PT_NOTE
+    ph.extend(4u32.to_le_bytes()); // R
+    for v in [note_at, 0, 0, 44, 44, 4] {
+        ph.extend(v.to_le_bytes());
+    }
+    elf[64 + 56..64 + 112].copy_from_slice(&ph);
+    elf.extend(8u32.to_le_bytes());
+    elf.extend(24u32.to_le_bytes());
+    elf.extend(morgana_tender_abi::NOTE_TYPE_TENDER.to_le_bytes());
+    elf.extend(b"Morgana\0");
+    elf.extend(morgana_tender_abi::ABI_VERSION.to_le_bytes());
+    elf.extend(0u32.to_le_bytes());
+    elf.extend(0x8_0000u64.to_le_bytes()); // entry
+    elf.extend(0u64.to_le_bytes());
     for off in [80usize, 88] {
         elf[off..off + 8].copy_from_slice(&0x8_0000u64.to_le_bytes());
     }

@@ -9,11 +9,18 @@
 //! On Xen (detected by morgana-pvh from the CPUID leaves) a PVH guest has no PCI bus
 //! worth scanning: the NIC is the first `vif` in xenstore, driven by netfront. Elsewhere
 //! (QEMU, KVM, Firecracker) it is the first virtio-net device on the PCI bus, else over
-//! virtio-mmio (QEMU `-machine microvm`, Firecracker). [`Nic`] is
-//! a plain enum over the two drivers; its tokens are enums too, so the stack above is
+//! virtio-mmio (QEMU `-machine microvm`, Firecracker). Under `morgana-tender` (the kernel
+//! entered at CPL 3 through its tender note) it is the tender's device, a host tap behind
+//! its frame calls ([`tender`]). [`Nic`] is a plain enum over the three drivers; its tokens are enums too, so the stack above is
 //! monomorphised once and a `match` per frame picks the driver.
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod tender;
 
 use core::fmt;
 use core::task::Waker;
@@ -28,6 +35,8 @@ pub enum Nic {
     Virtio(VirtioNet),
     /// A Xen vif, driven by netfront.
     Xen(XenNet),
+    /// The tender's device (a host tap), through its frame calls.
+    Tender(tender::TenderNet),
 }
 
 /// Why no network interface could be driven.
@@ -37,6 +46,8 @@ pub enum Error {
     Virtio(morgana_virtio::Error),
     /// The netfront driver failed (no vif, backend missing or closed, ...).
     Xen(morgana_netfront::Error),
+    /// The tender has no network device for this guest.
+    Tender(tender::Error),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +55,7 @@ impl fmt::Display for Error {
         match self {
             Error::Virtio(e) => fmt::Display::fmt(e, f),
             Error::Xen(e) => fmt::Display::fmt(e, f),
+            Error::Tender(e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -51,7 +63,11 @@ impl fmt::Display for Error {
 impl Nic {
     /// Finds and drives the machine's network interface.
     pub async fn find(platform: &'static Platform) -> Result<Nic, Error> {
-        if morgana_pvh::xen::on_xen() {
+        if morgana_pvh::tender::on_tender() {
+            tender::TenderNet::find()
+                .map(Nic::Tender)
+                .map_err(Error::Tender)
+        } else if morgana_pvh::xen::on_xen() {
             morgana_netfront::connect()
                 .await
                 .map(Nic::Xen)
@@ -70,6 +86,8 @@ pub enum RxToken<'a> {
     Virtio(<VirtioNet as NetIf>::RxToken<'a>),
     /// netfront's.
     Xen(<XenNet as NetIf>::RxToken<'a>),
+    /// The tender's.
+    Tender(tender::RxToken<'a>),
 }
 
 /// Room for a frame to send, of whichever driver.
@@ -78,6 +96,8 @@ pub enum TxToken<'a> {
     Virtio(<VirtioNet as NetIf>::TxToken<'a>),
     /// netfront's.
     Xen(<XenNet as NetIf>::TxToken<'a>),
+    /// The tender's.
+    Tender(tender::TxToken<'a, tender::GuestCalls>),
 }
 
 impl morgana_signatures::RxToken for RxToken<'_> {
@@ -88,6 +108,7 @@ impl morgana_signatures::RxToken for RxToken<'_> {
         match self {
             RxToken::Virtio(t) => t.consume(f),
             RxToken::Xen(t) => t.consume(f),
+            RxToken::Tender(t) => t.consume(f),
         }
     }
 }
@@ -100,6 +121,7 @@ impl morgana_signatures::TxToken for TxToken<'_> {
         match self {
             TxToken::Virtio(t) => t.consume(len, f),
             TxToken::Xen(t) => t.consume(len, f),
+            TxToken::Tender(t) => t.consume(len, f),
         }
     }
 }
@@ -116,6 +138,9 @@ impl NetIf for Nic {
             Nic::Xen(n) => n
                 .receive()
                 .map(|(rx, tx)| (RxToken::Xen(rx), TxToken::Xen(tx))),
+            Nic::Tender(n) => n
+                .receive()
+                .map(|(rx, tx)| (RxToken::Tender(rx), TxToken::Tender(tx))),
         }
     }
 
@@ -123,6 +148,7 @@ impl NetIf for Nic {
         match self {
             Nic::Virtio(n) => n.transmit().map(TxToken::Virtio),
             Nic::Xen(n) => n.transmit().map(TxToken::Xen),
+            Nic::Tender(n) => n.transmit().map(TxToken::Tender),
         }
     }
 
@@ -130,6 +156,7 @@ impl NetIf for Nic {
         match self {
             Nic::Virtio(n) => n.mac_address(),
             Nic::Xen(n) => n.mac_address(),
+            Nic::Tender(n) => n.mac_address(),
         }
     }
 
@@ -137,6 +164,7 @@ impl NetIf for Nic {
         match self {
             Nic::Virtio(n) => n.mtu(),
             Nic::Xen(n) => n.mtu(),
+            Nic::Tender(n) => n.mtu(),
         }
     }
 
@@ -144,6 +172,7 @@ impl NetIf for Nic {
         match self {
             Nic::Virtio(n) => n.register_rx_waker(waker),
             Nic::Xen(n) => n.register_rx_waker(waker),
+            Nic::Tender(n) => n.register_rx_waker(waker),
         }
     }
 
@@ -151,6 +180,7 @@ impl NetIf for Nic {
         match self {
             Nic::Virtio(n) => n.diagnostics_requested(),
             Nic::Xen(n) => n.diagnostics_requested(),
+            Nic::Tender(n) => n.diagnostics_requested(),
         }
     }
 }

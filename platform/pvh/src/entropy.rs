@@ -5,6 +5,8 @@
 //! are used (10 tries for RDRAND; 100 with a pause for RDSEED), after which the fill
 //! reports [`EntropyError::Exhausted`] rather than returning weak bytes.
 //!
+//! Under `morgana-tender` the source is its entropy call (the host's `getrandom`).
+//!
 //! Without either instruction (QEMU's default `qemu64` CPU model under TCG), each 64-bit
 //! word is made from the jitter of 64 timestamp-counter deltas around a short loop whose
 //! length depends on the state so far, folded with a multiply-xorshift mix and a
@@ -43,6 +45,8 @@ impl fmt::Display for EntropyError {
 enum Source {
     Rdrand,
     Rdseed,
+    /// The tender's entropy call (the host's getrandom).
+    Tender,
     None,
 }
 
@@ -54,7 +58,9 @@ pub struct Entropy {
 
 impl Entropy {
     pub(crate) fn new(features: &Features) -> Entropy {
-        let source = if features.rdrand {
+        let source = if crate::tender::on_tender() {
+            Source::Tender
+        } else if features.rdrand {
             Source::Rdrand
         } else if features.rdseed {
             Source::Rdseed
@@ -83,6 +89,11 @@ impl Entropy {
                     v
                 })
                 .ok_or(EntropyError::Exhausted),
+            Source::Tender => {
+                let mut word = [0u8; 8];
+                crate::tender::entropy(&mut word).map_err(|_| EntropyError::Exhausted)?;
+                Ok(u64::from_le_bytes(word))
+            }
             Source::None => Ok(jitter()),
         }
     }
@@ -139,6 +150,10 @@ impl morgana_signatures::Entropy for Entropy {
     }
 
     fn fill(&self, buf: &mut [u8]) -> Result<(), EntropyError> {
+        if self.source == Source::Tender {
+            // One call for the whole buffer.
+            return crate::tender::entropy(buf).map_err(|_| EntropyError::Exhausted);
+        }
         for chunk in buf.chunks_mut(8) {
             let v = self.next()?.to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);

@@ -12,6 +12,9 @@
 //! | CPU exception ([`Failure::Exception`]) | writes 3 | 7 |
 //! | boot failure ([`Failure::Boot`]) | writes 4 | 9 |
 //!
+//! Under `morgana-tender` the `exit` call carries the status QEMU would give (0, or the
+//! table's 3, 5, 7, 9); the tender exits with it.
+//!
 //! On Xen (detected at boot) success is `SCHEDOP_shutdown` with reason poweroff and
 //! every failure prints `morgana: exit status N (Kind)` (N as in the table) and shuts
 //! down with reason crash: Xen's reasons cannot carry the status itself.
@@ -76,6 +79,9 @@ pub(crate) fn can_power_off() -> bool {
 /// Stops the machine reporting success (QEMU exits 0; on Xen, shutdown reason
 /// poweroff).
 pub fn exit_success() -> ! {
+    if crate::tender::on_tender() {
+        crate::tender::exit(0);
+    }
     if crate::xen::on_xen() {
         crate::xen::shutdown(crate::xen::ShutdownReason::Poweroff);
     }
@@ -107,6 +113,9 @@ pub fn exit_success() -> ! {
 /// Stops the machine reporting `failure` (QEMU exits with [`Failure::qemu_status`]; on
 /// Xen the status is printed and the domain shuts down with reason crash).
 pub fn exit_failure(failure: Failure) -> ! {
+    if crate::tender::on_tender() {
+        crate::tender::exit(failure.qemu_status() as u32);
+    }
     if crate::xen::on_xen() {
         console::print(format_args!(
             "morgana: exit status {} ({:?})\n",

@@ -8,6 +8,9 @@
 //! then sleeps, so an idle kernel costs the host (almost) nothing. Interrupts are
 //! disabled again right after `hlt`, before any Rust code runs.
 //!
+//! Under `morgana-tender` (see `tender`) the idle step is the tender's `wait` call until
+//! the earliest deadline or a received frame: no `sti`, no `hlt`, no APIC.
+//!
 //! On Xen the timer is Xen's single-shot timer (VIRQ_TIMER) and the wake-up is the
 //! event channel upcall (see `xen::evtchn`); fired event channels are collected here.
 
@@ -36,6 +39,15 @@ fn wake_due() -> bool {
 
 impl morgana_rt::Idle for Halt {
     fn wait(&mut self) {
+        if crate::tender::on_tender() {
+            // No interrupts at CPL 3: the tender's wait call is the halt.
+            if time::wake_expired() > 0 {
+                return;
+            }
+            crate::tender::idle(time::next_deadline());
+            time::wake_expired();
+            return;
+        }
         if wake_due() {
             return;
         }

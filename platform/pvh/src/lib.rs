@@ -12,6 +12,7 @@
 //! | [`pci`] | configuration space, bus scan, BARs, MSI-X |
 //! | [`time`] | TSC clock calibrated against the PIT, timers, CMOS wall clock |
 //! | [`exit`] | power-off and failure statuses (QEMU isa-debug-exit, Xen shutdown) |
+//! | [`tender`] | the second entry, for `morgana-tender` on KVM at CPL 3: boot information, console, idle, exit and entropy through the tender's port-I/O calls |
 //! | [`xen`] | Xen detection, hypercalls, PV console, pvclock, event channels; the kernel's instances of morgana-xen's interfaces (store ring, grant table, [`xen::XenHal`]); `xl shutdown` |
 //! | `console`, `heap`, `entropy`, `idle`, `dma`, `apic`, `acpi`, `memmap` | the rest |
 //!
@@ -72,6 +73,7 @@ pub mod paging;
 pub mod pci;
 mod stacks;
 mod sync;
+pub mod tender;
 pub mod time;
 pub mod xen;
 
@@ -204,7 +206,8 @@ fn cmdline_arg<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
 /// ```
 ///
 /// Expands, in the invoking binary (`#![no_std] #![no_main]`, linked with `kernel.ld`),
-/// to: the PVH ELF note and 32-bit entry code, the 64-bit entry function, the panic
+/// to: the PVH ELF note and 32-bit entry code, the 64-bit entry function, the Morgana
+/// tender note and its CPL 3 entry (`morgana-tender` on KVM, see [`tender`]), the panic
 /// handler (`panic: <info>`, failure status 5 under QEMU), the global allocator (a
 /// [`Heap`] of at most `heap_bytes`, over the largest usable RAM region above the
 /// kernel), `memcpy` & co. (`morgana_rt::freestanding_symbols!`). `main` —
@@ -238,8 +241,8 @@ macro_rules! entry {
             static __morgana_kernel_end: u8;
         }
 
-        extern "C" fn __morgana_pvh_start64(start_info: u32, entry_tsc: u64) -> ! {
-            let layout = $crate::__private::KernelLayout {
+        fn __morgana_pvh_layout() -> $crate::__private::KernelLayout {
+            $crate::__private::KernelLayout {
                 kernel_start: (&raw const __morgana_kernel_start) as u64,
                 text_end: (&raw const __morgana_text_end) as u64,
                 rodata_start: (&raw const __morgana_rodata_start) as u64,
@@ -248,11 +251,33 @@ macro_rules! entry {
                 bss_start: (&raw const __morgana_bss_start) as u64,
                 bss_end: (&raw const __morgana_bss_end) as u64,
                 kernel_end: (&raw const __morgana_kernel_end) as u64,
-            };
+            }
+        }
+
+        extern "C" fn __morgana_pvh_start64(start_info: u32, entry_tsc: u64) -> ! {
             $crate::__private::start(
                 start_info,
                 entry_tsc,
-                layout,
+                __morgana_pvh_layout(),
+                &__MORGANA_PVH_HEAP,
+                $heap_bytes,
+                $crate::__private::LevelFilter::$level,
+                $main,
+            )
+        }
+
+        // The second entry, for morgana-tender (see `morgana_pvh::tender`).
+        $crate::__private::tender_note!(
+            entry = __morgana_pvh_tender_start,
+            stack_bytes = $crate::__private::TENDER_STACK_BYTES,
+        );
+
+        extern "C" fn __morgana_pvh_tender_start(
+            boot: &'static $crate::__private::TenderBootInfo,
+        ) -> ! {
+            $crate::__private::tender_start(
+                boot,
+                __morgana_pvh_layout(),
                 &__MORGANA_PVH_HEAP,
                 $heap_bytes,
                 $crate::__private::LevelFilter::$level,
@@ -268,6 +293,11 @@ pub mod __private {
     pub use crate::boot::{BOOT_TABLES, start};
     pub use crate::paging::KernelLayout;
     pub use crate::stacks::{BOOT_STACK_TOP, STACKS};
+    pub use crate::tender::start as tender_start;
+    pub use morgana_tender_abi::{BootInfo as TenderBootInfo, tender_note};
+
+    /// The stack the tender gives the kernel: as large as the PVH boot stack.
+    pub const TENDER_STACK_BYTES: u64 = 256 * 1024;
     pub use log::LevelFilter;
     pub use morgana_rt::freestanding_symbols;
 

@@ -5,7 +5,7 @@
 //! In short:
 //! - **Entry.** The tender enters the kernel in 64-bit mode at CPL 3 with IOPL 3, paging
 //!   on (identity map built by the tender), at the address of the kernel's [`TenderNote`]
-//!   (or the ELF entry point), as `extern "C" fn(&'static BootInfo) -> !`: RDI holds the
+//!   (an image without the note is refused), as `extern "C" fn(&'static BootInfo) -> !`: RDI holds the
 //!   [`BootInfo`] address, RSP is the top of a stack with an unmapped guard page below it
 //!   (aligned as right after a `call`).
 //! - **Calls.** `out dx, eax` with DX = [`Call::port`] and EAX = the guest-physical (==
@@ -415,9 +415,10 @@ pub const ACCESS_EXECUTE: u32 = 1 << 2;
 
 /// The ELF note that marks a kernel image as runnable under the tender: note name
 /// [`NOTE_NAME`], type [`NOTE_TYPE_TENDER`], this struct as its descriptor. Emit it with
-/// [`tender_note!`]. A kernel image without it is entered at its ELF entry point with the
-/// default stack size; an image whose note names an ABI version the tender does not
-/// speak is refused.
+/// [`tender_note!`]. The tender refuses a kernel image without it (an image built for
+/// another loader has no entry the tender could use at CPL 3) and one whose note names
+/// an ABI version it does not speak. `morgana_pvh::entry!` emits it in every Morgana
+/// kernel, beside the PVH note.
 #[derive(
     FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
 )]

@@ -382,6 +382,9 @@ pub enum IrqError {
     },
     /// The I/O APIC's registers could not be mapped.
     Map(crate::paging::MapError),
+    /// The kernel runs under `morgana-tender`, which delivers no interrupt: devices
+    /// there are the tender's calls.
+    OnTender,
 }
 
 impl fmt::Display for IrqError {
@@ -390,6 +393,9 @@ impl fmt::Display for IrqError {
             IrqError::NoFreeVector => f.write_str("no free interrupt vector"),
             IrqError::NoIoApic { gsi } => write!(f, "no I/O APIC serves GSI {gsi}"),
             IrqError::Map(e) => write!(f, "cannot map the I/O APIC: {e}"),
+            IrqError::OnTender => f.write_str(
+                "no interrupts under morgana-tender (its devices are calls, its idle a wait)",
+            ),
         }
     }
 }
@@ -434,6 +440,9 @@ impl Interrupts {
 
     /// Allocates a free device vector. The returned [`Irq`] owns it until dropped.
     pub fn allocate(&self) -> Result<Irq, IrqError> {
+        if crate::tender::on_tender() {
+            return Err(IrqError::OnTender);
+        }
         let vector = ALLOCATED.with(|set| {
             (FIRST_DEVICE_VECTOR..=LAST_DEVICE_VECTOR).find(|&v| {
                 let (w, b) = (usize::from(v / 64), v % 64);

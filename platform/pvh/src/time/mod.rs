@@ -307,6 +307,15 @@ pub(crate) fn set_wall_clock(secs: u64) {
     WALL_SECS.store(secs, Ordering::Relaxed);
 }
 
+/// Anchors the wall clock at `wall_ns` (nanoseconds since the Unix epoch) at TSC
+/// `tsc` (the tender states both; the TSC rate must be installed first).
+pub(crate) fn set_wall_clock_at(wall_ns: u64, tsc: u64) {
+    let secs = wall_ns / 1_000_000_000;
+    let past_second = nanos_to_ticks(wall_ns % 1_000_000_000, tsc_hz());
+    WALL_READ_TSC.store(tsc.saturating_sub(past_second), Ordering::Relaxed);
+    WALL_SECS.store(secs, Ordering::Relaxed);
+}
+
 /// Reads the CMOS RTC once and anchors the wall clock to the monotonic clock.
 pub(crate) fn init_wall_clock() -> Option<u64> {
     let secs = read_rtc()?;

@@ -1,0 +1,309 @@
+//! The static-website kernel image — the very image QEMU boots (`MORGANA_TARGET=xen`) —
+//! under `morgana-tender` on KVM at CPL 3: entered through its tender note, its generated
+//! wiring unchanged, its NIC the tender's frame calls over a host tap.
+//!
+//! One boot serves every check: the test makes a network namespace (named with the
+//! process id) holding a tap whose host side is 10.98.0.1/24 and busybox's `udhcpd`,
+//! which leases 10.98.0.2 to the appliance (its `Network()` asks DHCP, as under QEMU's
+//! slirp); then curl, inside the namespace, gets every file of `htdocs` byte for byte,
+//! a 404, and the tender is stopped. The namespace is deleted whatever happens.
+//!
+//! Needs /dev/kvm, root, /dev/net/tun, iproute2, curl and udhcpd (`scripts/setup.sh`):
+//! without them the test fails under `CI=true` and skips with the reason otherwise.
+
+use morgana_tests::{build_kernel, files_below, kernel_target_dir, parse_reply, workspace_root};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const HOST_SIDE: &str = "10.98.0.1";
+const GUEST: &str = "10.98.0.2";
+const TAP: &str = "mtsite0";
+const MAC: &str = "02:4d:54:00:01:02";
+/// Boot, DHCP (udhcpd's ARP probe is 100 ms) and the first request take well under a
+/// second here; this bounds a hang, it is not a speed target.
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn missing() -> Option<String> {
+    if let Err(e) = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        return Some(format!("/dev/kvm cannot be opened: {e}"));
+    }
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    });
+    if !root {
+        return Some("not root (taps and namespaces need CAP_NET_ADMIN)".into());
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("no /dev/net/tun".into());
+    }
+    ["ip", "curl", "udhcpd"]
+        .into_iter()
+        .find(|t| !have(t))
+        .map(|t| format!("{t} is not installed (scripts/setup.sh installs it)"))
+}
+
+/// Builds the tender (release) into the kernels' target directory.
+fn build_tender() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--quiet", "-p", "morgana-tender"])
+        .env("CARGO_TARGET_DIR", kernel_target_dir())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build -p morgana-tender failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kernel_target_dir().join("release").join("morgana-tender")
+}
+
+/// The namespace, its tap and its processes; dropping it kills them and deletes it.
+struct Netns {
+    name: String,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("mtsite{}", std::process::id());
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns {
+            name,
+            dir,
+            children: Vec::new(),
+        };
+        // No IPv6 chatter on the link (router solicitations); through /proc, so no
+        // procps is needed.
+        ns.exec(&[
+            "sh",
+            "-c",
+            "for c in all default; do echo 1 > /proc/sys/net/ipv6/conf/$c/disable_ipv6; done 2>/dev/null || true",
+        ]);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns.exec(&["ip", "tuntap", "add", "dev", TAP, "mode", "tap"]);
+        ns.exec(&["ip", "addr", "add", &format!("{HOST_SIDE}/24"), "dev", TAP]);
+        ns.exec(&["ip", "link", "set", TAP, "up"]);
+        ns
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).args(args);
+        cmd
+    }
+
+    fn exec(&self, args: &[&str]) -> Output {
+        run_ok(&mut self.command(args))
+    }
+
+    /// busybox's DHCP server on the tap, leasing exactly the guest's address.
+    fn start_dhcp(&mut self) {
+        let conf = self.dir.join("udhcpd.conf");
+        let leases = self.dir.join("leases");
+        std::fs::write(&leases, b"").expect("leases file");
+        std::fs::write(
+            &conf,
+            format!(
+                "start {GUEST}\nend {GUEST}\ninterface {TAP}\nlease_file {}\npidfile {}\n\
+                 option subnet 255.255.255.0\noption router {HOST_SIDE}\noption lease 600\n",
+                leases.display(),
+                self.dir.join("pid").display(),
+            ),
+        )
+        .expect("udhcpd.conf");
+        // -f: foreground; -a 100: a short ARP probe before offering.
+        let child = self
+            .command(&[
+                "udhcpd",
+                "-f",
+                "-a",
+                "100",
+                conf.to_str().expect("utf-8 path"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting udhcpd");
+        self.children.push(child);
+    }
+
+    /// GET `path` from the guest with curl inside the namespace.
+    fn get(&self, path: &str) -> morgana_tests::Reply {
+        let head = self.dir.join("head");
+        let body = self.dir.join("body");
+        let _ = std::fs::remove_file(&body);
+        let out = self
+            .command(&["curl", "-s", "-S", "--max-time", "10", "-D"])
+            .arg(&head)
+            .arg("-o")
+            .arg(&body)
+            .arg(format!("http://{GUEST}:8080{path}"))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "curl {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let head = std::fs::read_to_string(&head).expect("curl wrote the head");
+        parse_reply(&head, std::fs::read(&body).unwrap_or_default())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Lines of a child's stream, as they come.
+fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn static_website_kernel_serves_every_file_under_the_tender() {
+    if let Some(why) = missing() {
+        assert!(
+            !in_ci(),
+            "CI=true and this machine cannot run the tender test: {why}"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let image = build_kernel("static-website");
+    let tender = build_tender();
+
+    let mut ns = Netns::new();
+    ns.start_dhcp();
+    let mut child = ns
+        .command(&[
+            tender.to_str().expect("utf-8 path"),
+            "--tap",
+            TAP,
+            "--mac",
+            MAC,
+        ])
+        .arg(&image)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the tender");
+    let console = lines(child.stdout.take().expect("piped"));
+    let report = lines(child.stderr.take().expect("piped"));
+    ns.children.push(child);
+
+    // The appliance says when it listens (after its DHCP lease).
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let left = LIMIT.saturating_sub(start.elapsed());
+        match console.recv_timeout(left) {
+            Ok(line) => {
+                let serving = line.contains("static-website: serving");
+                seen.push(line);
+                if serving {
+                    break;
+                }
+            }
+            Err(_) => panic!(
+                "the appliance never said it was serving; console:\n{}\ntender:\n{}",
+                seen.join("\n"),
+                report.try_iter().collect::<Vec<_>>().join("\n")
+            ),
+        }
+    }
+    let console_text = seen.join("\n");
+    assert!(console_text.contains("morgana: ready in"), "{console_text}");
+
+    let htdocs = workspace_root().join("appliances/static-website/htdocs");
+    let files = files_below(&htdocs);
+    assert!(files.iter().any(|(k, _)| k == "index.html"));
+    let index = ns.get("/");
+    assert_eq!(index.status, 200, "GET /");
+    assert_eq!(
+        index.body,
+        std::fs::read(htdocs.join("index.html")).expect("index.html"),
+        "GET /: bytes differ"
+    );
+    for (key, path) in &files {
+        let got = ns.get(&format!("/{key}"));
+        assert_eq!(got.status, 200, "GET /{key}");
+        assert_eq!(
+            got.body,
+            std::fs::read(path).expect("fixture"),
+            "GET /{key}: bytes differ"
+        );
+    }
+    assert_eq!(ns.get("/missing.html").status, 404);
+
+    // Still running, and nothing reported: no fault, no bad request.
+    let child = ns.children.last_mut().expect("the tender");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the tender stopped while serving: {}",
+        report.try_iter().collect::<Vec<_>>().join("\n")
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let reported: Vec<String> = report.try_iter().collect();
+    assert!(
+        !reported.iter().any(|l| l.contains("guest stopped")),
+        "{reported:?}"
+    );
+}
