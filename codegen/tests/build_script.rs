@@ -178,6 +178,8 @@ fn the_kernel_target_links_with_the_script_that_morgana_pvh_publishes() {
         args,
         [
             "-accel",
+            "kvm",
+            "-accel",
             "tcg",
             "-m",
             "32M",
