@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+# Kernel images boot under QEMU with TCG: the generated `.qemu` files ask for KVM first,
+# and this project's machines have a nested KVM that cannot run a guest's kernel code
+# (docs/deploy.md, "Acceleration"). scripts/morgana-run and the tests read this.
+export MORGANA_ACCEL=tcg
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --quiet

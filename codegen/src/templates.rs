@@ -27,7 +27,7 @@ static CATALOG_TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../sc
 pub fn escape_for(name: &str) -> AutoEscape {
     let name = name.strip_suffix(".jinja").unwrap_or(name);
     match name.rsplit('.').next().unwrap_or("") {
-        "xml" | "html" => AutoEscape::Html,
+        "xml" | "html" => AutoEscape::Custom("xml".into()),
         "json" => AutoEscape::Json,
         _ => AutoEscape::None,
     }
@@ -92,9 +92,39 @@ fn build() -> Environment<'static> {
         let n = s.chars().count();
         format!("{s}{}", " ".repeat(width.saturating_sub(n)))
     });
+    env.set_formatter(|out, state, value| {
+        let xml = matches!(state.auto_escape(), AutoEscape::Custom(n) if n == "xml");
+        if xml && !value.is_safe() {
+            if value.is_none() {
+                return Ok(());
+            }
+            let text = value.to_string();
+            out.write_str(&xml_escape(&text))?;
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
     add_dir(&mut env, &CODEGEN_TEMPLATES);
     add_dir(&mut env, &CATALOG_TEMPLATES);
     env
+}
+
+/// XML's five predefined entities, and nothing else (minijinja's HTML escaping also
+/// writes `/` as `&#x2f;`, valid but unreadable in a path).
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A minijinja error with its chain of causes (the template and line it happened in).
@@ -233,6 +263,11 @@ mod tests {
         let ctx = minijinja::context! { v => "a<b>&\"c\"" };
         let out = |name: &str| env.render_named_str(name, "{{ v }}", ctx.clone()).unwrap();
         assert_eq!(out("domain.xml.jinja"), "a&lt;b&gt;&amp;&quot;c&quot;");
+        let path = minijinja::context! { v => "/srv/it's" };
+        let xml = env
+            .render_named_str("domain.xml.jinja", "{{ v }}", path)
+            .unwrap();
+        assert_eq!(xml, "/srv/it&apos;s");
         assert_eq!(out("vm.json.jinja"), "\"a<b>&\\\"c\\\"\"");
         assert_eq!(out("domain.xl.jinja"), "a<b>&\"c\"");
         assert_eq!(out("appliance.rs.jinja"), "a<b>&\"c\"");

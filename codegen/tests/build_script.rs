@@ -178,6 +178,8 @@ fn the_kernel_target_links_with_the_script_that_morgana_pvh_publishes() {
         args,
         [
             "-accel",
+            "kvm",
+            "-accel",
             "tcg",
             "-m",
             "32M",
@@ -198,6 +200,16 @@ fn the_kernel_target_links_with_the_script_that_morgana_pvh_publishes() {
             "virtio-net-pci,netdev=n0,romfile=",
         ]
     );
+    // The libvirt domains and Firecracker's configuration are written beside it.
+    for file in [
+        "site.libvirt.xml",
+        "site.libvirt-xen.xml",
+        "site.firecracker.json",
+    ] {
+        let text = std::fs::read_to_string(profile.join(file)).expect(file);
+        let kernel = profile.join("site").display().to_string();
+        assert!(text.contains(&kernel), "{kernel} in {file}:\n{text}");
+    }
     assert!(
         qemu.contains("\n# listen http://127.0.0.1:8080/\n"),
         "{qemu}"

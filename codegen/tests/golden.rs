@@ -299,7 +299,16 @@ fn static_website_on_xen_wiring_facts() {
         .unwrap_or_else(|d| panic!("{}", d.message));
     assert_eq!(resolved.last().map(String::as_str), Some("-Wl,-T,/k.ld"));
     let names: Vec<&str> = g.files.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["static-website.qemu", "static-website.xl"]);
+    assert_eq!(
+        names,
+        [
+            "static-website.qemu",
+            "static-website.xl",
+            "static-website.libvirt.xml",
+            "static-website.libvirt-xen.xml",
+            "static-website.firecracker.json"
+        ]
+    );
     assert!(
         g.files
             .iter()
@@ -308,20 +317,77 @@ fn static_website_on_xen_wiring_facts() {
     assert!(g.stale_files.is_empty());
     // The xl config starts the image where cargo built it, with a vif on the default
     // bridge (no fixed MAC: xl picks one).
-    let xl = &g.files[1].text;
+    let file = |name: &str| {
+        let f = g.files.iter().find(|f| f.name == name);
+        f.map(|f| f.text.as_str())
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let xl = file("static-website.xl");
     assert!(
         xl.contains("\nkernel = \"/home/user/appliance/target/release/static-website\"\n"),
         "{xl}"
     );
     assert!(xl.contains("\nmemory = 32\n"), "{xl}");
     assert!(xl.contains("\nvif = [ 'bridge=xenbr0' ]\n"), "{xl}");
+    // libvirt (QEMU): the same image, memory and port forward as the `.qemu` file.
+    let libvirt = file("static-website.libvirt.xml");
+    for want in [
+        "<name>static-website</name>",
+        "<memory unit='MiB'>32</memory>",
+        "<kernel>/home/user/appliance/target/release/static-website</kernel>",
+        "<portForward proto='tcp' address='127.0.0.1'>\n        <range start='8080' to='8080'/>",
+    ] {
+        assert!(libvirt.contains(want), "{want} in:\n{libvirt}");
+    }
+    // libvirt (Xen): the vif of the `.xl` file.
+    let xen = file("static-website.libvirt-xen.xml");
+    assert!(xen.contains("<source bridge='xenbr0'/>"), "{xen}");
+    assert!(xen.contains("machine='xenpvh'>xenpvh</type>"), "{xen}");
+    let fc: serde_json::Value =
+        serde_json::from_str(file("static-website.firecracker.json")).expect("JSON");
+    assert_eq!(fc["machine-config"]["mem_size_mib"], 32);
+    assert_eq!(fc["network-interfaces"][0]["host_dev_name"], "tap0");
     // Nothing of the Unix platform in a kernel.
     assert!(!g.rust.contains("morgana_unix"));
     // The Unix build of the same file removes the QEMU arguments and the xl config.
     let unix = generate(&CASES[5]);
     assert!(unix.files.is_empty());
     let stale: Vec<&str> = unix.stale_files.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(stale, ["static-website.qemu", "static-website.xl"]);
+    assert_eq!(
+        stale,
+        [
+            "static-website.qemu",
+            "static-website.xl",
+            "static-website.libvirt.xml",
+            "static-website.libvirt-xen.xml",
+            "static-website.firecracker.json"
+        ]
+    );
+}
+
+/// Every generated Firecracker configuration is JSON (a list slot nobody fills is an
+/// empty list; several NICs or disks are not made by any catalog entry today), and
+/// every libvirt domain is one well-formed `<domain>` (`virt-xml-validate` checks them
+/// against libvirt's schema in tests/tests/deploy.rs).
+#[test]
+fn firecracker_files_are_json_and_libvirt_files_one_domain() {
+    let mut seen = 0;
+    for case in CASES {
+        let g = generate(case);
+        for f in &g.files {
+            if f.name.ends_with(".firecracker.json") {
+                let v: serde_json::Value = serde_json::from_str(&f.text)
+                    .unwrap_or_else(|e| panic!("{}: {e}\n{}", f.name, f.text));
+                assert!(v["boot-source"]["kernel_image_path"].is_string());
+                assert!(v["drives"].is_array() && v["network-interfaces"].is_array());
+                seen += 1;
+            } else if f.name.ends_with(".xml") {
+                assert_eq!(f.text.matches("<domain ").count(), 1, "{}", f.text);
+                assert!(f.text.trim_end().ends_with("</domain>"), "{}", f.text);
+            }
+        }
+    }
+    assert!(seen >= 8, "{seen} Firecracker files");
 }
 
 #[test]

@@ -113,3 +113,22 @@ impl Drop for Qemu {
 pub const fn debug_exit_status(code: i32) -> i32 {
     (code << 1) | 1
 }
+
+/// The QEMU arguments of a generated `<name>.qemu` file (one per line, `#` lines are
+/// comments) as the tests run them: with TCG alone in place of the file's `-accel kvm
+/// -accel tcg`, as scripts/morgana-run does on a host whose KVM cannot run the guest
+/// (this project's machines: docs/deploy.md, "Acceleration").
+pub fn spec_args(spec: &str) -> Vec<String> {
+    let mut args = vec!["-accel".to_string(), "tcg".to_string()];
+    let mut lines = spec
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    while let Some(arg) = lines.next() {
+        if arg == "-accel" {
+            lines.next();
+        } else {
+            args.push(arg.to_string());
+        }
+    }
+    args
+}

@@ -6,9 +6,12 @@
 //!   byte, without ACPI (found from `virtio_mmio.device=` on the command line, polled),
 //!   and refused with the fix when QEMU's virtio-mmio is left legacy;
 //! - as a libvirt domain: a private root `libvirtd` (tests/libvirt/private-libvirtd.sh),
-//!   the domain XML rendered from deploy/templates and checked by `virt-xml-validate`
-//!   (the Xen PVH form too), `virsh create` with TCG, every file fetched through passt's
-//!   port forward, `virsh destroy`;
+//!   the `<name>.libvirt.xml` codegen writes next to the image, checked by
+//!   `virt-xml-validate` (with `<name>.libvirt-xen.xml`, the Xen PVH form, and every
+//!   libvirt file of codegen's goldens), `virsh create` with TCG (the file's `kvm`
+//!   changed to `qemu`, its name and host port made unique), every file fetched through
+//!   passt's port forward, `virsh destroy`;
+//! - the `<name>.firecracker.json` written beside them, read as JSON;
 //! - packed by scripts/oci-image as an OCI image layout for urunc, read back with
 //!   `skopeo inspect` and `umoci unpack`.
 //!
@@ -162,17 +165,16 @@ fn microvm_virtio_mmio_serves_every_file() {
     );
 }
 
-/// Renders a template of deploy/templates with minijinja, as codegen will.
-fn render(template: &str, ctx: minijinja::Value) -> String {
-    let path = workspace_root().join("deploy/templates").join(template);
-    let source = std::fs::read_to_string(&path).expect("template");
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_template(template, &source)
-        .expect("template parses");
-    env.get_template(template)
-        .and_then(|t| t.render(ctx))
-        .unwrap_or_else(|e| panic!("{template}: {e:#}"))
+/// A deployment file codegen wrote next to `image` (`<image>.<suffix>`).
+fn deployment_file(image: &Path, suffix: &str) -> String {
+    let path = PathBuf::from(format!("{}.{suffix}", image.display()));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `text` with `from` replaced by `to`, where `from` occurs exactly once.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from} once in:\n{text}");
+    text.replacen(from, to, 1)
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -275,27 +277,46 @@ fn libvirt_domain_boots_serves_and_is_destroyed() {
     let name = format!("morgana-static-website-{}", std::process::id());
     let port = free_port();
 
-    // The Xen PVH form validates, with and without its optional parts.
-    for (cmdline, mac) in [("", ""), ("--log=debug", "00:16:3e:00:00:02")] {
-        let xml = render(
-            "libvirt-xen.xml",
-            minijinja::context! {
-                name => "static-website", binary => image.display().to_string(),
-                memory_mib => 32, cmdline => cmdline, bridge => "xenbr0", mac => mac,
-            },
-        );
-        assert!(xml.contains("<type arch='x86_64' machine='xenpvh'>xenpvh</type>"));
-        validate(&xml, &dir.join("xen.xml"));
+    // The Xen PVH form of the same build validates, and so does every libvirt file of
+    // codegen's goldens (a disk, a read-only one, UDP forwards, ...).
+    let xen = deployment_file(&image, "libvirt-xen.xml");
+    assert!(xen.contains("<type arch='x86_64' machine='xenpvh'>xenpvh</type>"));
+    validate(&xen, &dir.join("xen.xml"));
+    let mut checked = 0;
+    let goldens = ["codegen/tests/golden", "codegen/tests/tls"]
+        .into_iter()
+        .flat_map(|d| files_below(&workspace_root().join(d)));
+    for (_, path) in goldens {
+        if path.extension().is_some_and(|e| e == "xml") {
+            let text = std::fs::read_to_string(&path).expect("golden");
+            validate(&text, &dir.join("golden.xml"));
+            checked += 1;
+        }
     }
+    assert!(checked >= 16, "{checked} golden libvirt files");
 
-    let xml = render(
-        "libvirt-qemu.xml",
-        minijinja::context! {
-            name => &name, binary => image.display().to_string(), memory_mib => 32,
-            cmdline => "", domain_type => "qemu",
-            http => vec![minijinja::context! { host_port => port, port => 8080 }],
-            console_log => format!("/var/log/libvirt/qemu/{name}-console.log"),
-        },
+    // The QEMU form, as codegen wrote it, with what a second instance on a host without
+    // usable KVM changes: TCG, its own name (and console log), its own host port.
+    let xml = deployment_file(&image, "libvirt.xml");
+    assert!(
+        xml.contains(&format!("<kernel>{}</kernel>", image.display())),
+        "{xml}"
+    );
+    let xml = replace_once(&xml, "<domain type='kvm'>", "<domain type='qemu'>");
+    let xml = replace_once(
+        &xml,
+        "<name>static-website</name>",
+        &format!("<name>{name}</name>"),
+    );
+    let xml = replace_once(
+        &xml,
+        "/static-website-console.log'",
+        &format!("/{name}-console.log'"),
+    );
+    let xml = replace_once(
+        &xml,
+        "<range start='8080' to='8080'/>",
+        &format!("<range start='{port}' to='8080'/>"),
     );
     let file = dir.join("static-website.libvirt.xml");
     validate(&xml, &file);
@@ -340,26 +361,23 @@ fn libvirt_domain_boots_serves_and_is_destroyed() {
 }
 
 #[test]
-fn firecracker_template_renders_json_strings_escaped() {
-    // Not booted (no Firecracker binary in any registry this project may use): the
-    // template's text is checked, with a value that needs escaping.
-    let json = render(
-        "firecracker.json",
-        minijinja::context! {
-            binary => "/srv/static-website", memory_mib => 32,
-            cmdline => r#"--greeting="hi" \ok"#, tap => "tap0", mac => "06:00:ac:10:00:02",
-        },
+fn firecracker_configuration_is_written_next_to_the_image() {
+    // Not booted (no Firecracker binary in any registry this project may use): the file
+    // codegen writes is read as Firecracker reads it, as JSON.
+    let image = build_kernel("static-website");
+    let text = deployment_file(&image, "firecracker.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(
+        json["boot-source"]["kernel_image_path"].as_str(),
+        Some(image.display().to_string().as_str()),
+        "{text}"
     );
-    for want in [
-        r#""kernel_image_path": "/srv/static-website""#,
-        r#""boot_args": "--greeting=\"hi\" \\ok""#,
-        r#""mem_size_mib": 32"#,
-        r#""host_dev_name": "tap0""#,
-        r#""guest_mac": "06:00:ac:10:00:02""#,
-    ] {
-        assert!(json.contains(want), "{want} in:\n{json}");
-    }
-    assert!(json.trim_start().starts_with('{') && json.trim_end().ends_with('}'));
+    assert_eq!(json["machine-config"]["mem_size_mib"], 32, "{text}");
+    assert_eq!(json["machine-config"]["vcpu_count"], 1, "{text}");
+    let nics = json["network-interfaces"].as_array().expect("NICs");
+    assert_eq!(nics.len(), 1, "{text}");
+    assert_eq!(nics[0]["host_dev_name"], "tap0", "{text}");
+    assert_eq!(json["drives"].as_array().map(Vec::len), Some(0), "{text}");
 }
 
 /// The members of a flat JSON object of strings, as scripts/oci-image writes urunc.json.
@@ -511,5 +529,75 @@ fn oci_image_layout_for_urunc() {
         .arg(dir.join("x")));
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not an ELF file"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The generated `.qemu` asks for KVM, then TCG; scripts/morgana-run runs it as written
+/// on a host with VT-x/AMD-V, with TCG alone (and says why) on one without (this
+/// project's machines, whose nested KVM cannot run the guest's kernel code), and as
+/// `MORGANA_ACCEL` says when that is set. QEMU here is a stand-in that records its
+/// arguments: the runner's choice is what is under test.
+#[test]
+fn morgana_run_chooses_the_accelerator() {
+    let spec = std::fs::read_to_string(
+        workspace_root().join("codegen/tests/golden/appliance-hello-xen/hello.qemu"),
+    )
+    .expect("hello.qemu golden");
+    assert!(spec.contains("\n-accel\nkvm\n-accel\ntcg\n"), "{spec}");
+    let dir = scratch("accel");
+    let image = dir.join("hello");
+    std::fs::write(&image, b"").expect("image");
+    std::fs::write(dir.join("hello.qemu"), &spec).expect("spec");
+    let fake = dir.join("fake-qemu");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$(dirname \"$0\")/args\"\n",
+    )
+    .expect("fake QEMU");
+    let ok = Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .expect("chmod");
+    assert!(ok.success());
+    let hardware = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|w| w == "vmx" || w == "svm");
+    let run = |accel: Option<&str>| -> (Vec<String>, String) {
+        let mut cmd = Command::new(workspace_root().join("scripts/morgana-run"));
+        cmd.arg(&image).env("MORGANA_QEMU", &fake).current_dir(&dir);
+        match accel {
+            Some(a) => cmd.env("MORGANA_ACCEL", a),
+            None => cmd.env_remove("MORGANA_ACCEL"),
+        };
+        let out = run(&mut cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "morgana-run: {stderr}");
+        let args = std::fs::read_to_string(dir.join("args")).expect("args");
+        let accels: Vec<String> = args
+            .lines()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "-accel")
+            .map(|w| w[1].to_string())
+            .collect();
+        (accels, stderr)
+    };
+    let (accels, stderr) = run(None);
+    if hardware {
+        assert_eq!(accels, ["kvm", "tcg"], "{stderr}");
+    } else {
+        assert_eq!(accels, ["tcg"], "{stderr}");
+        assert!(
+            stderr.contains("has no VT-x/AMD-V") && stderr.contains("QEMU runs with TCG"),
+            "{stderr}"
+        );
+    }
+    let (accels, stderr) = run(Some("tcg"));
+    assert_eq!(accels, ["tcg"]);
+    assert!(!stderr.contains("VT-x"), "{stderr}");
+    let (accels, _) = run(Some("kvm"));
+    assert_eq!(accels, ["kvm"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -70,11 +70,7 @@ struct Kernel {
 
 fn qemu_args(image: &Path, disk: &Path, port: u16, serial: &Path) -> Vec<String> {
     let spec = std::fs::read_to_string(image.with_extension("qemu")).expect("kv.qemu");
-    let mut args: Vec<String> = spec
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
+    let mut args = morgana_tests::qemu::spec_args(&spec);
     let mut seen = (false, false, false);
     for a in &mut args {
         if a.contains("hostfwd=tcp:127.0.0.1:6379-:6379") {

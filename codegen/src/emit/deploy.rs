@@ -12,12 +12,14 @@ use crate::emit::{DeployFile, Emitter};
 use crate::templates;
 use crate::wire::Chosen;
 
-/// The `deploy` variable: the slots rendered so far. In a file a slot nobody
-/// contributes to is empty; in a contribution an unfinished slot is an error (the
-/// contribution is rendered again once that slot is done).
+/// The `deploy` variable: the slots rendered so far. A slot nobody contributes to is
+/// empty (in a file and in a contribution); in a contribution an unfinished slot is an
+/// error (the contribution is rendered again once that slot is done).
 #[derive(Debug)]
 struct Slots {
     done: BTreeMap<String, String>,
+    /// The slots some included device contributes to.
+    known: Vec<String>,
     in_file: bool,
 }
 
@@ -30,7 +32,10 @@ impl Object for Slots {
         let key = key.as_str()?;
         match self.done.get(key) {
             Some(v) => Some(Value::from_safe_string(v.clone())),
-            None if self.in_file => Some(Value::from("")),
+            // Safe, so that an empty slot stays empty in a JSON or XML file.
+            None if self.in_file || !self.known.iter().any(|k| k == key) => {
+                Some(Value::from_safe_string(String::new()))
+            }
             None => None,
         }
     }
@@ -70,6 +75,7 @@ fn slots(e: &Emitter<'_>) -> Result<BTreeMap<String, String>, String> {
                     "deploy".into(),
                     Value::from_object(Slots {
                         done: done.clone(),
+                        known: names.clone(),
                         in_file: false,
                     }),
                 );
@@ -92,7 +98,7 @@ fn slots(e: &Emitter<'_>) -> Result<BTreeMap<String, String>, String> {
         }
         if done.len() == before {
             return Err(format!(
-                "deploy slots that use each other in a cycle, or an unknown slot: {last_error}"
+                "deploy slots that use each other in a cycle: {last_error}"
             ));
         }
     }
@@ -141,6 +147,7 @@ pub(crate) fn files(e: &Emitter<'_>) -> Result<(Vec<DeployFile>, Vec<DeployFile>
             "deploy".into(),
             Value::from_object(Slots {
                 done: done.clone(),
+                known: Vec::new(),
                 in_file: true,
             }),
         );
