@@ -44,7 +44,13 @@ fn ec_cert(dir: &Path, name: &str) -> bool {
 
 /// A scratch appliance directory with `htdocs/` and certificates made now:
 /// `ec` (P-256), `other` (another P-256 pair), `rsa` and `rsa2` (2048 bits), `small` (RSA 1024).
+/// Made once per run: the tests run in parallel and share it.
 fn keys() -> Option<PathBuf> {
+    static KEYS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(make_keys).clone()
+}
+
+fn make_keys() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tls-cases");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("secrets")).expect("scratch dir");
