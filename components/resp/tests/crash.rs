@@ -58,6 +58,13 @@ struct Model {
     touched: std::collections::BTreeSet<String>,
 }
 
+/// How many keys the writers use: later writes overwrite earlier ones (and compaction
+/// runs between crashes), so the live data stays near 50 MB however fast the machine
+/// writes; the disk is [`DISK_MIB`]. (With a key per write, an idle CI machine filled a
+/// 64 MiB disk by the tenth cycle and got `-ERR no space left on the store`.)
+const KEYS: u64 = 32_768;
+const DISK_MIB: &str = "256";
+
 /// Writes until the server dies; records what was acknowledged.
 fn write_until_killed(server: &Proc, model: &mut Model, next: &mut u64, rng: &mut Rng) -> u64 {
     let mut c = Client::connect(server.addr);
@@ -75,12 +82,12 @@ fn write_until_killed(server: &Proc, model: &mut Model, next: &mut u64, rng: &mu
                     sent.push(("counter".into(), None));
                 }
                 1 if n > 20 => {
-                    let key = format!("k{}", rng.next() % n);
+                    let key = format!("k{}", rng.next() % n.min(KEYS));
                     batch.extend(encode(&[b"DEL", key.as_bytes()]));
                     sent.push((key, None));
                 }
                 _ => {
-                    let key = format!("k{n}");
+                    let key = format!("k{}", n % KEYS);
                     batch.extend(encode(&[b"SET", key.as_bytes(), &value(n)]));
                     sent.push((key, Some(n)));
                 }
@@ -216,7 +223,14 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
     let cycles = 24;
     let started = Instant::now();
     for cycle in 0..cycles {
-        let server = Proc::kv(&["--disk", disk, "--size-mib", "64", "--durability", "always"]);
+        let server = Proc::kv(&[
+            "--disk",
+            disk,
+            "--size-mib",
+            DISK_MIB,
+            "--durability",
+            "always",
+        ]);
         if cycle > 0 {
             // The keys written since the last check, and a sample of the older ones.
             let touched: Vec<String> = std::mem::take(&mut model.touched).into_iter().collect();
@@ -243,7 +257,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
         killer.join().unwrap();
         let _ = server.kill();
     }
-    let server = Proc::kv(&["--disk", disk, "--size-mib", "64"]);
+    let server = Proc::kv(&["--disk", disk, "--size-mib", DISK_MIB]);
     let all: Vec<String> = model
         .acked
         .keys()
