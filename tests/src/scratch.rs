@@ -4,6 +4,7 @@
 //! runner, `scripts/morgana-run`) as the real appliance does.
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 
 use crate::{target_dir, workspace_root};
 
@@ -81,4 +82,46 @@ pub fn scratch_appliance(name: &str, tag: &str, edit: impl Fn(String) -> String)
     // The workspace's lock file: the same versions, and nothing to resolve afresh.
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("Cargo.lock");
     dir
+}
+
+/// Kills the child when dropped (a failed assertion leaves no process behind).
+pub struct Guard(pub Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `cargo ARGS` in a scratch appliance `dir`, building into `target`, for the xen target
+/// or Unix; QEMU overrides of the caller's environment are dropped.
+pub fn cargo(dir: &Path, target: &Path, xen: bool, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", target)
+        .env_remove("MORGANA_QEMU")
+        .env_remove("MORGANA_QEMU_ARGS");
+    if xen {
+        c.env("MORGANA_TARGET", "xen");
+    } else {
+        c.env_remove("MORGANA_TARGET");
+    }
+    c
+}
+
+/// `cargo build --release` of the scratch appliance `dir`; a failure shows cargo's output.
+pub fn build(dir: &Path, target: &Path, xen: bool) {
+    let out = cargo(dir, target, xen, &["build", "--release", "--quiet"])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build of {} (xen: {xen}) failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -11,7 +11,7 @@
 //! Needs dig, kdig, nsd and QEMU (scripts/setup.sh installs them): without them the test
 //! fails when `CI=true` and is skipped, saying so, elsewhere.
 
-use morgana_tests::scratch::scratch_appliance;
+use morgana_tests::scratch::{Guard, build, cargo, scratch_appliance};
 use morgana_tests::{kernel_target_dir, scratch_target, workspace_root};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, UdpSocket};
@@ -191,44 +191,6 @@ fn compare(morgana: u16, nsd: u16, what: &str) {
         differences.len(),
         QUESTIONS.len(),
         differences.join("\n\n")
-    );
-}
-
-/// Kills the child when dropped.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn cargo(dir: &Path, target: &Path, xen: bool, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO"));
-    c.current_dir(dir)
-        .args(args)
-        .env("CARGO_TARGET_DIR", target)
-        .env_remove("MORGANA_QEMU")
-        .env_remove("MORGANA_QEMU_ARGS");
-    if xen {
-        c.env("MORGANA_TARGET", "xen");
-    } else {
-        c.env_remove("MORGANA_TARGET");
-    }
-    c
-}
-
-fn build(dir: &Path, target: &Path, xen: bool) {
-    let out = cargo(dir, target, xen, &["build", "--release", "--quiet"])
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "cargo build of dns (xen: {xen}) failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -11,12 +11,11 @@
 //! Needs socat and QEMU (scripts/setup.sh installs both): without them the test fails
 //! when `CI=true` and is skipped, saying so, elsewhere.
 
-use morgana_tests::scratch::scratch_appliance;
+use morgana_tests::scratch::{Guard, build, cargo, scratch_appliance};
 use morgana_tests::{kernel_target_dir, scratch_target};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::UdpSocket;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A UDP port nothing is bound to right now.
@@ -80,44 +79,6 @@ fn check_echo(port: u16, oversize: usize) {
     );
     // The service goes on.
     assert_eq!(socat(port, b"still here", wait), b"still here");
-}
-
-/// Kills the child when dropped (a failed assertion leaves no process behind).
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn cargo(dir: &Path, target: &Path, xen: bool, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO"));
-    c.current_dir(dir)
-        .args(args)
-        .env("CARGO_TARGET_DIR", target)
-        .env_remove("MORGANA_QEMU")
-        .env_remove("MORGANA_QEMU_ARGS");
-    if xen {
-        c.env("MORGANA_TARGET", "xen");
-    } else {
-        c.env_remove("MORGANA_TARGET");
-    }
-    c
-}
-
-fn build(dir: &Path, target: &Path, xen: bool) {
-    let out = cargo(dir, target, xen, &["build", "--release", "--quiet"])
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "cargo build of udp-echo (xen: {xen}) failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
