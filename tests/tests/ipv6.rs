@@ -324,8 +324,13 @@ impl Namespace {
         let ns = Namespace { name, tap };
         let tap = ns.tap.as_str();
         ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
-        // radvd sends advertisements only where the host is a router.
-        ns.exec_ok(&["sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"]);
+        // radvd expects to advertise from a router. /proc/sys/net is the namespace's own
+        // (no procps needed for `sysctl`).
+        ns.exec_ok(&[
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding",
+        ]);
         ns.exec_ok(&["ip", "tuntap", "add", "dev", tap, "mode", "tap"]);
         ns.exec_ok(&["ip", "addr", "add", "10.99.6.1/24", "dev", tap]);
         for cidr in ["fd00:99:1::1/64", "fd00:99:2::1/64"] {
