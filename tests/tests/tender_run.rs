@@ -11,6 +11,8 @@
 //! - where the tender cannot serve: not built (the command that builds it), a network
 //!   that needs a tap and none named, something it cannot give (a disk), a bad
 //!   MORGANA_RUNNER: each a clear message and a failure, before anything boots.
+//! - with a tap named (MORGANA_TAP), a stand-in for the tender shows the arguments it
+//!   gets: the file's, `--tap`, the image, the command line; its status is the run's.
 //!
 //! Needs /dev/kvm: without it the test fails under `CI=true` and skips with the reason
 //! otherwise.
@@ -184,13 +186,57 @@ fn where_the_tender_cannot_serve_morgana_run_says_why() {
 
     // A network on a tap, and no tap named.
     let copy = lone_copy(&image, "tap", |s| {
-        s.replace("# network none", "# network tap")
+        s.replace("\n# network none\n", "\n# network tap\n")
     });
     let out = morgana_run(&copy, &tender);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("its network needs a host tap; name one in MORGANA_TAP"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(copy.parent().unwrap()).ok();
+
+    // With the tap named, the tender gets it, the file's arguments, the image and the
+    // command line, in that order, and its exit status is the run's (a stand-in for the
+    // tender that prints its arguments, as MORGANA_TENDER may name any build of it).
+    let copy = lone_copy(&image, "tapped", |s| {
+        s.replace(
+            "\n# network none\n",
+            "\n# network tap\n--mac\n02:4d:54:00:00:09\n",
+        )
+    });
+    let stand_in = copy.with_file_name("stand-in-tender");
+    std::fs::write(&stand_in, "#!/bin/sh\nprintf '%s\\n' \"$@\"\nexit 7\n").expect("stand-in");
+    std::fs::set_permissions(
+        &stand_in,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut c = Command::new(workspace_root().join("scripts/morgana-run"));
+    let out = c
+        .arg(&copy)
+        .args(["morgana.log=debug", "-x"])
+        .env("MORGANA_RUNNER", "tender")
+        .env("MORGANA_TENDER", &stand_in)
+        .env("MORGANA_TAP", "mtrun0")
+        .env_remove("MORGANA_TENDER_ARGS")
+        .output()
+        .expect("morgana-run starts");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "--memory-mib\n32\n--mac\n02:4d:54:00:00:09\n--tap\nmtrun0\n{}\nmorgana.log=debug\n-x\n",
+            copy.display()
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "morgana-run: booting hello under morgana-tender; its network is the tap mtrun0\n"
+        ),
         "{stderr}"
     );
     std::fs::remove_dir_all(copy.parent().unwrap()).ok();
