@@ -225,7 +225,7 @@ fn the_kernel_target_links_with_the_script_that_morgana_pvh_publishes() {
         (k == "MORGANA_TARGET").then(|| "unix".to_string())
     })
     .unwrap_or_else(|f| panic!("{}", f.message));
-    for stale in ["site.qemu", "site.xl"] {
+    for stale in ["site.qemu", "site.tender", "site.xl"] {
         assert!(!profile.join(stale).exists(), "stale {stale}: {lines:?}");
     }
 }

@@ -303,6 +303,7 @@ fn static_website_on_xen_wiring_facts() {
         names,
         [
             "static-website.qemu",
+            "static-website.tender",
             "static-website.xl",
             "static-website.libvirt.xml",
             "static-website.libvirt-xen.xml",
@@ -347,6 +348,10 @@ fn static_website_on_xen_wiring_facts() {
         serde_json::from_str(file("static-website.firecracker.json")).expect("JSON");
     assert_eq!(fc["machine-config"]["mem_size_mib"], 32);
     assert_eq!(fc["network-interfaces"][0]["host_dev_name"], "tap0");
+    // morgana-tender: the memory, and a tap for the network (no port forwards).
+    let tender = file("static-website.tender");
+    assert!(tender.contains("\n--memory-mib\n32\n"), "{tender}");
+    assert!(tender.ends_with("\n# network tap\n"), "{tender}");
     // Nothing of the Unix platform in a kernel.
     assert!(!g.rust.contains("morgana_unix"));
     // The Unix build of the same file removes the QEMU arguments and the xl config.
@@ -357,6 +362,7 @@ fn static_website_on_xen_wiring_facts() {
         stale,
         [
             "static-website.qemu",
+            "static-website.tender",
             "static-website.xl",
             "static-website.libvirt.xml",
             "static-website.libvirt-xen.xml",

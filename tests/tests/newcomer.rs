@@ -489,7 +489,9 @@ fn check_hello(ws: &Path, name: &str) {
     let out = cargo(
         ws,
         &["run", "--release", "--quiet", "-p", name],
-        &[("MORGANA_TARGET", "xen")],
+        // QEMU, as the README's first run shows it (morgana-run may otherwise pick
+        // morgana-tender for an appliance without a network: tests/tender_run.rs).
+        &[("MORGANA_TARGET", "xen"), ("MORGANA_RUNNER", "qemu")],
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
