@@ -17,6 +17,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 pub mod lossy;
+pub mod netns;
 pub mod qemu;
 pub mod resp;
 pub mod scratch;

@@ -3,9 +3,10 @@
 //! host sockets. The test makes its own network namespace holding the tap (host side
 //! 10.99.0.1/24, appliance 10.99.0.2/24); nothing leaves that namespace.
 
+use morgana_tests::netns::Netns;
 use morgana_tests::{Reply, files_below, scratch_target, target_dir, workspace_root};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TAP: &str = "mtap0";
@@ -13,55 +14,27 @@ const APPLIANCE_IP: &str = "10.99.0.2";
 
 /// A network namespace with a tap device in it, deleted (with what runs in it) on drop.
 struct Namespace {
-    name: String,
+    net: Netns,
     children: Vec<Child>,
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip (iproute2) is installed");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+impl std::ops::Deref for Namespace {
+    type Target = Netns;
+    fn deref(&self) -> &Netns {
+        &self.net
+    }
 }
 
 impl Namespace {
     fn new() -> Namespace {
-        let name = format!("morgana-e2e-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
         let ns = Namespace {
-            name,
+            net: Netns::new(format!("morgana-e2e-{}", std::process::id())),
             children: Vec::new(),
         };
-        ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
         ns.exec_ok(&["ip", "tuntap", "add", "dev", TAP, "mode", "tap"]);
         ns.exec_ok(&["ip", "addr", "add", "10.99.0.1/24", "dev", TAP]);
         ns.exec_ok(&["ip", "link", "set", TAP, "up"]);
         ns
-    }
-
-    fn command(&self, argv: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).args(argv);
-        c
-    }
-
-    fn exec(&self, argv: &[&str]) -> Output {
-        self.command(argv).output().expect("ip netns exec")
-    }
-
-    fn exec_ok(&self, argv: &[&str]) {
-        let out = self.exec(argv);
-        assert!(
-            out.status.success(),
-            "{argv:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 
     fn spawn(&mut self, binary: &Path) {
@@ -103,15 +76,13 @@ impl Namespace {
     }
 }
 
+/// The appliances go first; then `Netns` deletes the namespace.
 impl Drop for Namespace {
     fn drop(&mut self) {
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
     }
 }
 

@@ -11,6 +11,7 @@
 //! Needs dig, kdig, nsd and QEMU (scripts/setup.sh installs them): without them the test
 //! fails when `CI=true` and is skipped, saying so, elsewhere.
 
+use morgana_tests::netns::have;
 use morgana_tests::scratch::{Guard, build, cargo, scratch_appliance};
 use morgana_tests::{kernel_target_dir, scratch_target, workspace_root};
 use std::io::{BufRead, BufReader, Read};
@@ -40,14 +41,6 @@ const QUESTIONS: &[(&str, &[&str])] = &[
     ("kdig", &["many.example.test", "A", "+tcp"]),
     ("kdig", &["www.example.test", "A", "+tcp"]),
 ];
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// A port free for UDP and TCP at once.
 fn free_port() -> u16 {

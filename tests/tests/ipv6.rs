@@ -14,22 +14,15 @@
 //! (iproute2), ping (iputils-ping) and radvd (scripts/setup.sh installs them): without
 //! one the test fails when `CI=true` and is skipped, saying so, elsewhere.
 
+use morgana_tests::netns::{Netns, have};
 use morgana_tests::scratch::{Guard, build, scratch_appliance};
 use morgana_tests::{curl, scratch_target, workspace_root};
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv6Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn index_html() -> Vec<u8> {
     std::fs::read(workspace_root().join("appliances/static-website/htdocs/index.html"))
@@ -303,27 +296,24 @@ impl Drop for App {
 /// fd00:99:2::1/64),
 /// deleted on drop.
 struct Namespace {
-    name: String,
+    net: Netns,
     tap: String,
+}
+
+impl std::ops::Deref for Namespace {
+    type Target = Netns;
+    fn deref(&self) -> &Netns {
+        &self.net
+    }
 }
 
 impl Namespace {
     fn new() -> Namespace {
-        let name = format!("morgana-v6-{}", std::process::id());
-        let tap = format!("m6t{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .expect("ip (iproute2) runs");
-        assert!(
-            out.status.success(),
-            "ip netns add {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let ns = Namespace { name, tap };
+        let ns = Namespace {
+            net: Netns::new(format!("morgana-v6-{}", std::process::id())),
+            tap: format!("m6t{}", std::process::id()),
+        };
         let tap = ns.tap.as_str();
-        ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
         // radvd expects to advertise from a router. /proc/sys/net is the namespace's own
         // (no procps needed for `sysctl`).
         ns.exec_ok(&[
@@ -338,25 +328,6 @@ impl Namespace {
         }
         ns.exec_ok(&["ip", "link", "set", tap, "up"]);
         ns
-    }
-
-    fn command(&self, argv: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).args(argv);
-        c
-    }
-
-    fn exec(&self, argv: &[&str]) -> Output {
-        self.command(argv).output().expect("ip netns exec")
-    }
-
-    fn exec_ok(&self, argv: &[&str]) {
-        let out = self.exec(argv);
-        assert!(
-            out.status.success(),
-            "{argv:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 
     /// Starts `binary` in the namespace; returns it and its log (stderr) lines.
@@ -413,13 +384,5 @@ impl Namespace {
             String::from_utf8_lossy(&ping.stdout),
             String::from_utf8_lossy(&ping.stderr)
         );
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
     }
 }

@@ -11,6 +11,7 @@
 //! Needs /dev/kvm, root, /dev/net/tun, iproute2, curl and udhcpd (`scripts/setup.sh`):
 //! without them the test fails under `CI=true` and skips with the reason otherwise.
 
+use morgana_tests::netns::have;
 use morgana_tests::{build_kernel, files_below, kernel_target_dir, parse_reply, workspace_root};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -28,14 +29,6 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Why this machine cannot run the test, if it cannot.

@@ -11,6 +11,7 @@
 //! Needs socat and QEMU (scripts/setup.sh installs both): without them the test fails
 //! when `CI=true` and is skipped, saying so, elsewhere.
 
+use morgana_tests::netns::have;
 use morgana_tests::scratch::{Guard, build, cargo, scratch_appliance};
 use morgana_tests::{kernel_target_dir, scratch_target};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,14 +25,6 @@ fn free_udp_port() -> u16 {
         .and_then(|s| s.local_addr())
         .expect("bind port 0")
         .port()
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Sends `data` as one datagram with socat and returns what came back within `wait`
