@@ -24,6 +24,11 @@ use std::time::{Duration, Instant};
 const HTTPS_PORT: u16 = 8443;
 const HTTP_PORT: u16 = 8081;
 
+/// The pages it serves: static-website's (its appliance.ron crunches that directory).
+fn site_dir() -> PathBuf {
+    workspace_root().join("appliances/static-website/htdocs")
+}
+
 fn appliance_dir() -> PathBuf {
     workspace_root().join("appliances/https-website")
 }
@@ -40,7 +45,7 @@ fn get(url: &str) -> Reply {
 
 /// Every file of the site, byte for byte, with HSTS; a missing file is a 404 with HSTS.
 fn check_site(base: &str) {
-    let files = files_below(&appliance_dir().join("htdocs"));
+    let files = files_below(&site_dir());
     assert!(files.len() >= 5, "the site has its files: {files:?}");
     for (key, path) in &files {
         let r = get(&format!("{base}/{key}"));
@@ -69,7 +74,7 @@ fn check_site(base: &str) {
         &["--cacert", cert.to_str().unwrap(), "-r", "0-9"],
     );
     assert_eq!(r.status, 206);
-    let index = std::fs::read(appliance_dir().join("htdocs/index.html")).unwrap();
+    let index = std::fs::read(site_dir().join("index.html")).unwrap();
     assert_eq!(r.body, &index[..10]);
 }
 

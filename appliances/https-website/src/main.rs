@@ -1,4 +1,4 @@
-//! The static website over HTTPS: serves the files under `htdocs/`, compiled in, over
+//! The static website over HTTPS: serves static-website's `htdocs/`, compiled in, over
 //! TLS with HSTS, and redirects plain HTTP to HTTPS.
 //!
 //! Everything platform-specific (sockets, TLS, secrets, event loop, entry point) is wired
