@@ -96,6 +96,39 @@ impl Drop for Guard {
     }
 }
 
+impl Guard {
+    /// Ctrl-C to the guarded `cargo run` (cargo exec'd the runner, which exec'd QEMU);
+    /// waits up to 20 s for it to stop, then returns what it wrote (stdout, stderr).
+    pub fn interrupt(mut self) -> (String, String) {
+        use std::io::Read;
+        let mut child = self.0.take().expect("running");
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .expect("kill runs")
+                .success()
+        );
+        let stopped = std::time::Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if stopped.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("QEMU still runs 20 s after SIGINT");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut stdout);
+        }
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        (stdout, stderr)
+    }
+}
+
 /// `cargo ARGS` in a scratch appliance `dir`, building into `target`, for the xen target
 /// or Unix; QEMU overrides of the caller's environment are dropped.
 pub fn cargo(dir: &Path, target: &Path, xen: bool, args: &[&str]) -> Command {

@@ -14,7 +14,7 @@
 use morgana_tests::netns::have;
 use morgana_tests::scratch::{Guard, build, cargo, scratch_appliance};
 use morgana_tests::{kernel_target_dir, scratch_target};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -179,30 +179,7 @@ fn udp_echo_answers_on_unix_and_as_a_kernel_under_qemu() {
     check_echo(port, 1473);
 
     // Ctrl-C: cargo exec'd the runner, which exec'd QEMU.
-    let mut child = guard.0.take().expect("running");
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill runs")
-            .success()
-    );
-    let stopped = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if stopped.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("QEMU still runs 20 s after SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (mut console, mut stderr) = (String::new(), String::new());
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut console);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let (console, stderr) = guard.interrupt();
     let console = console.replace("\r\n", "\n");
     assert!(
         stderr.contains(&format!(
