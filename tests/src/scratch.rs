@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use crate::{target_dir, workspace_root};
 
@@ -98,10 +100,14 @@ impl Drop for Guard {
 
 impl Guard {
     /// Ctrl-C to the guarded `cargo run` (cargo exec'd the runner, which exec'd QEMU);
-    /// waits up to 20 s for it to stop, then returns what it wrote (stdout, stderr).
+    /// waits for it to stop, then returns what it wrote (stdout, stderr). Its output is
+    /// read while it runs, so a full pipe never keeps it from stopping; on a loaded
+    /// machine QEMU may need a while, so the bound is [`INTERRUPT_BOUND`], after which
+    /// it is killed and the test fails with what it wrote.
     pub fn interrupt(mut self) -> (String, String) {
-        use std::io::Read;
         let mut child = self.0.take().expect("running");
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
         let pid = child.id().to_string();
         assert!(
             Command::new("kill")
@@ -110,23 +116,48 @@ impl Guard {
                 .expect("kill runs")
                 .success()
         );
-        let stopped = std::time::Instant::now();
+        let stopped = Instant::now();
         while child.try_wait().expect("wait").is_none() {
-            if stopped.elapsed() > std::time::Duration::from_secs(20) {
+            if stopped.elapsed() > INTERRUPT_BOUND {
                 let _ = child.kill();
-                panic!("QEMU still runs 20 s after SIGINT");
+                let _ = child.wait();
+                let grace = Duration::from_secs(5);
+                panic!(
+                    "QEMU still ran {} s after SIGINT (killed)\n--- its output:\n{}\n--- its errors:\n{}",
+                    INTERRUPT_BOUND.as_secs(),
+                    stdout.recv_timeout(grace).unwrap_or_default(),
+                    stderr.recv_timeout(grace).unwrap_or_default()
+                );
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let (mut stdout, mut stderr) = (String::new(), String::new());
-        if let Some(mut o) = child.stdout.take() {
-            let _ = o.read_to_string(&mut stdout);
-        }
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
-        (stdout, stderr)
+        let bound = Duration::from_secs(10);
+        let out = stdout
+            .recv_timeout(bound)
+            .expect("stdout closed after exit");
+        let err = stderr
+            .recv_timeout(bound)
+            .expect("stderr closed after exit");
+        (out, err)
     }
+}
+
+/// How long [`Guard::interrupt`] waits for QEMU to stop after SIGINT.
+pub const INTERRUPT_BOUND: Duration = Duration::from_secs(60);
+
+/// Reads a pipe to its end on a thread of its own; the text arrives on the channel.
+fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut p) = pipe {
+            let mut bytes = Vec::new();
+            let _ = p.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        let _ = tx.send(text);
+    });
+    rx
 }
 
 /// `cargo ARGS` in a scratch appliance `dir`, building into `target`, for the xen target
