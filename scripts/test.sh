@@ -11,4 +11,4 @@ scripts/setup.sh
 export MORGANA_ACCEL=tcg
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace --quiet
+cargo test --workspace --quiet --no-fail-fast
