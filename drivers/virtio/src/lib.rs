@@ -123,6 +123,7 @@ pub mod pvh;
 pub mod pvh_bus;
 mod queue;
 pub mod rng;
+mod split;
 pub mod transport;
 
 #[cfg(test)]

@@ -1,60 +1,15 @@
-//! A split virtqueue with one fixed buffer per descriptor.
+//! A split virtqueue with one fixed buffer per descriptor (the NIC's and the entropy
+//! device's queues), over the rings of [`crate::split`].
 //!
-//! Layout (virtio 1.x, "Split Virtqueues"), all in one DMA allocation:
-//!
-//! ```text
-//! offset 0            descriptor table   16 * size bytes   (align 16)
-//!        avail        available ring     6 + 2 * size      (align 2)
-//!        used         used ring          6 + 8 * size      (align 4)
-//!        buffers      size buffers of buf_size bytes       (align 64)
-//! ```
-//!
-//! Descriptor `i` always points at buffer `i` and is never chained, so a descriptor
-//! index is also a buffer index and the descriptor table is written once, at set-up
-//! (a transmit only updates the length). Which buffers the device owns is tracked in
-//! `owned`, so a device that returns a buffer twice, or one it never had, is noticed
-//! instead of corrupting a buffer in use.
-//!
-//! Ring indices are free-running `u16`s, as the specification defines them; slots are
-//! `index % size` (size is a power of two).
+//! Descriptor `i` always points at buffer `i` (placed after the rings) and is never
+//! chained, so a descriptor index is also a buffer index and the descriptor table is
+//! written once, at set-up (a transmit only updates the length). A buffer the device
+//! returns without owning it is skipped: the others are still right.
 
 use crate::Error;
 use crate::hal::{DmaMemory, Hal};
-use crate::transport::{MAX_QUEUE_SIZE, QueueNotify, QueueSetup, Transport};
-use alloc::vec;
-use alloc::vec::Vec;
-use core::mem::ManuallyDrop;
-
-/// Descriptor flag: the device writes the buffer (receive) rather than reads it.
-const DESC_F_WRITE: u16 = 2;
-/// Available-ring flag: the driver does not want interrupts for this queue.
-const AVAIL_F_NO_INTERRUPT: u16 = 1;
-/// Used-ring flag: the device does not need notifications for this queue.
-const USED_F_NO_NOTIFY: u16 = 1;
-
-/// Byte offsets of the parts of a queue of `size` entries with `buf_size`-byte buffers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Layout {
-    pub avail: usize,
-    pub used: usize,
-    pub buffers: usize,
-    pub total: usize,
-}
-
-impl Layout {
-    pub(crate) fn new(size: u16, buf_size: usize) -> Layout {
-        let n = usize::from(size);
-        let avail = 16 * n;
-        let used = (avail + 6 + 2 * n).next_multiple_of(4);
-        let buffers = (used + 6 + 8 * n).next_multiple_of(64);
-        Layout {
-            avail,
-            used,
-            buffers,
-            total: buffers + n * buf_size,
-        }
-    }
-}
+use crate::split::{self, DESC_F_WRITE, OnBogus, Split};
+use crate::transport::Transport;
 
 /// One element taken from the used ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,25 +22,8 @@ pub(crate) enum Used {
 
 /// A split virtqueue whose descriptors each own one buffer.
 pub(crate) struct Virtqueue<D: DmaMemory> {
-    /// Dropped by `Drop`, unless `leak` was called.
-    mem: ManuallyDrop<D>,
-    /// The device may still use the memory (it did not reset): never free it.
-    leaked: bool,
-    layout: Layout,
-    size: u16,
+    ring: Split<D>,
     buf_size: usize,
-    notify: QueueNotify,
-    /// Shadow of the available ring's index (the driver's, only it writes it).
-    next_avail: u16,
-    /// The used-ring index up to which elements have been taken.
-    last_used: u16,
-    /// Per buffer: the device owns it (it is in the available ring, not yet used).
-    owned: Vec<bool>,
-    /// Number of buffers the device owns.
-    in_flight: u16,
-    /// The device announced more used elements than it had buffers: it is broken and
-    /// the queue is no longer read.
-    broken: bool,
 }
 
 impl<D: DmaMemory> Virtqueue<D> {
@@ -101,65 +39,26 @@ impl<D: DmaMemory> Virtqueue<D> {
         device_writes: bool,
         msix_vector: Option<u16>,
     ) -> Result<Virtqueue<D>, Error> {
-        let max = transport.max_queue_size(index);
-        if max == 0 {
-            return Err(Error::QueueMissing { queue: index });
-        }
-        if max > MAX_QUEUE_SIZE {
-            return Err(Error::QueueSizeInvalid {
-                queue: index,
-                size: max,
-            });
-        }
-        let limit = wanted.clamp(1, max);
-        // The largest power of two not above the limit.
-        let size = 1u16 << (15 - limit.leading_zeros());
-        let layout = Layout::new(size, buf_size);
-        let mem = hal.dma_alloc(layout.total).ok_or(Error::OutOfMemory {
-            bytes: layout.total,
-        })?;
-        assert!(mem.len() >= layout.total, "the HAL gave a short DMA region");
-        let mut q = Virtqueue {
-            mem: ManuallyDrop::new(mem),
-            leaked: false,
-            layout,
-            size,
-            buf_size,
-            notify: QueueNotify {
-                queue: index,
-                cookie: 0,
-            },
-            next_avail: 0,
-            last_used: 0,
-            owned: vec![false; usize::from(size)],
-            in_flight: 0,
-            broken: false,
-        };
+        let ring = Split::alloc(hal, transport, index, wanted, buf_size, OnBogus::Skip)?;
+        let mut q = Virtqueue { ring, buf_size };
         let flags = if device_writes { DESC_F_WRITE } else { 0 };
-        for id in 0..size {
-            let at = 16 * usize::from(id);
-            q.write64(at, q.buffer_phys(id));
-            q.write32(at + 8, buf_size as u32);
-            q.write16(at + 12, flags);
-            q.write16(at + 14, 0);
+        for id in 0..q.ring.size() {
+            q.ring
+                .set_desc(id, q.ring.phys(q.offset(id)), buf_size as u32, flags, 0);
         }
-        let base = q.mem.phys();
-        q.notify = transport.setup_queue(
-            index,
-            &QueueSetup {
-                size,
-                desc: base,
-                driver: base + layout.avail as u64,
-                device: base + layout.used as u64,
-                msix_vector,
-            },
-        )?;
+        q.ring.enable(transport, msix_vector)?;
         Ok(q)
+    }
+
+    /// Offset of buffer `id` in the queue's region.
+    fn offset(&self, id: u16) -> usize {
+        assert!(id < self.ring.size());
+        self.ring.layout().buffers + usize::from(id) * self.buf_size
     }
 
     /// Number of entries.
     pub(crate) fn size(&self) -> u16 {
-        self.size
+        self.ring.size()
     }
 
     /// Size of each buffer.
@@ -169,185 +68,62 @@ impl<D: DmaMemory> Virtqueue<D> {
 
     /// Whether the device misbehaved and the queue was given up.
     pub(crate) fn is_broken(&self) -> bool {
-        self.broken
+        self.ring.is_broken()
     }
 
     /// Bytes of DMA memory the queue uses (rings and buffers).
     pub(crate) fn dma_bytes(&self) -> usize {
-        self.mem.len()
+        self.ring.dma_bytes()
     }
 
     /// Asks the device not to interrupt for this queue (a hint it may ignore).
     pub(crate) fn suppress_interrupts(&mut self) {
-        self.write16(self.layout.avail, AVAIL_F_NO_INTERRUPT);
+        self.ring.suppress_interrupts();
     }
 
-    /// Pointer to buffer `id`.
+    /// Pointer to buffer `id` (`buf_size` bytes).
     pub(crate) fn buffer(&self, id: u16) -> *mut u8 {
-        assert!(id < self.size);
-        let at = self.layout.buffers + usize::from(id) * self.buf_size;
-        // SAFETY: `at + buf_size <= layout.total <= mem.len()`, so the result stays
-        // inside the DMA region.
-        unsafe { self.mem.as_ptr().add(at) }
-    }
-
-    fn buffer_phys(&self, id: u16) -> u64 {
-        self.mem.phys() + (self.layout.buffers + usize::from(id) * self.buf_size) as u64
+        self.ring.buffer_ptr(self.offset(id))
     }
 
     /// Gives buffer `id` to the device, `len` bytes of it (for a device-readable
     /// buffer: the bytes to send). Does not notify.
     pub(crate) fn push<H: Hal>(&mut self, hal: &H, id: u16, len: u32) {
-        let i = usize::from(id);
-        assert!(!self.owned[i], "buffer {id} given to the device twice");
-        self.owned[i] = true;
-        self.in_flight += 1;
-        self.write32(16 * i + 8, len);
-        let slot = usize::from(self.next_avail & (self.size - 1));
-        self.write16(self.layout.avail + 4 + 2 * slot, id);
-        // Descriptor, buffer and ring entry before the index that publishes them.
-        hal.wmb();
-        self.next_avail = self.next_avail.wrapping_add(1);
-        self.write16(self.layout.avail + 2, self.next_avail);
+        self.ring.set_len(id, len);
+        self.ring.push(hal, id);
     }
 
     /// Whether the device has returned buffers not yet taken.
     pub(crate) fn has_used(&self) -> bool {
-        !self.broken && self.read16(self.layout.used + 2) != self.last_used
+        self.ring.has_used()
     }
 
     /// Takes the next used element, if any.
     pub(crate) fn pop_used<H: Hal>(&mut self, hal: &H) -> Option<Used> {
-        if self.broken {
-            return None;
-        }
-        let used_idx = self.read16(self.layout.used + 2);
-        let pending = used_idx.wrapping_sub(self.last_used);
-        if pending == 0 {
-            return None;
-        }
-        if pending > self.in_flight {
-            log::error!(
-                "virtio queue {}: the device returned {pending} buffers but had {}; queue given up",
-                self.notify.queue,
-                self.in_flight
-            );
-            self.broken = true;
-            return None;
-        }
-        // The index before the element and the buffer it announces.
-        hal.rmb();
-        let slot = usize::from(self.last_used & (self.size - 1));
-        let at = self.layout.used + 4 + 8 * slot;
-        let id = self.read32(at);
-        let len = self.read32(at + 4);
-        self.last_used = self.last_used.wrapping_add(1);
-        match u16::try_from(id) {
-            Ok(id) if id < self.size && self.owned[usize::from(id)] => {
-                self.owned[usize::from(id)] = false;
-                self.in_flight -= 1;
-                Some(Used::Buffer { id, len })
-            }
-            _ => {
-                log::warn!(
-                    "virtio queue {}: the device returned buffer {id}, which it did not own",
-                    self.notify.queue
-                );
-                Some(Used::Bogus)
-            }
-        }
+        Some(match self.ring.pop_used(hal)? {
+            split::Used::Chain { head, len } => Used::Buffer { id: head, len },
+            split::Used::Bogus => Used::Bogus,
+        })
     }
 
     /// Notifies the device of new available buffers, unless it asked not to be.
     /// Returns whether it was notified.
     pub(crate) fn kick<H: Hal, T: Transport>(&self, hal: &H, transport: &T) -> bool {
-        // The published index before the device's flag is read: otherwise the device
-        // could stop polling after we read "no notify" and miss the new buffers.
-        hal.mb();
-        let wanted = self.read16(self.layout.used) & USED_F_NO_NOTIFY == 0;
-        if wanted {
-            transport.notify(self.notify);
-        }
-        wanted
+        self.ring.kick(hal, transport)
     }
 
-    /// Notifies the device whatever its flag says. For a driver about to wait for this
-    /// queue: a device may have stopped taking new work after it last looked at the
-    /// ring, so the flag can be stale (see `RxQueue::settle`).
+    /// Notifies the device whatever its flag says (see [`Split::kick_always`]).
     pub(crate) fn kick_always<T: Transport>(&self, hal: &impl Hal, transport: &T) {
-        hal.mb();
-        transport.notify(self.notify);
+        self.ring.kick_always(hal, transport);
     }
 
     /// The driver's next available index (how many buffers it has published, mod 2^16).
     pub(crate) fn avail_idx(&self) -> u16 {
-        self.next_avail
+        self.ring.avail_idx()
     }
 
     /// Never frees the memory: the device could not be stopped and may still use it.
     pub(crate) fn leak(&mut self) {
-        self.leaked = true;
-    }
-
-    fn ptr<T>(&self, at: usize) -> *mut T {
-        let size = core::mem::size_of::<T>();
-        assert!(at + size <= self.layout.buffers && at.is_multiple_of(size));
-        // SAFETY: in bounds of the ring part of the DMA region (checked above; the
-        // region holds at least `layout.total` bytes), and aligned because the region
-        // is 16-byte aligned and `at` is a multiple of the access size.
-        unsafe { self.mem.as_ptr().add(at).cast::<T>() }
-    }
-
-    fn read16(&self, at: usize) -> u16 {
-        // SAFETY: `ptr` checked bounds and alignment; volatile because the device writes
-        // the used ring concurrently.
-        u16::from_le(unsafe { self.ptr::<u16>(at).read_volatile() })
-    }
-
-    fn read32(&self, at: usize) -> u32 {
-        // SAFETY: as in `read16`.
-        u32::from_le(unsafe { self.ptr::<u32>(at).read_volatile() })
-    }
-
-    fn write16(&self, at: usize, v: u16) {
-        // SAFETY: as in `read16`; the driver's fields are not Rust objects, only the
-        // device reads them.
-        unsafe { self.ptr::<u16>(at).write_volatile(v.to_le()) }
-    }
-
-    fn write32(&self, at: usize, v: u32) {
-        // SAFETY: as in `write16`.
-        unsafe { self.ptr::<u32>(at).write_volatile(v.to_le()) }
-    }
-
-    fn write64(&self, at: usize, v: u64) {
-        // SAFETY: as in `write16`.
-        unsafe { self.ptr::<u64>(at).write_volatile(v.to_le()) }
-    }
-}
-
-impl<D: DmaMemory> Drop for Virtqueue<D> {
-    fn drop(&mut self) {
-        if !self.leaked {
-            // SAFETY: `mem` is dropped only here, once, and not used afterwards; the
-            // owner reset the device first (or the queue was never enabled).
-            unsafe { ManuallyDrop::drop(&mut self.mem) }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layout_aligns_each_part() {
-        let l = Layout::new(128, 1536);
-        assert_eq!(l.avail, 2048);
-        assert_eq!(l.used, 2048 + 264); // 6 + 256 rounded up to 4
-        assert_eq!(l.buffers, (l.used + 6 + 1024).next_multiple_of(64));
-        assert_eq!(l.total, l.buffers + 128 * 1536);
-        let l = Layout::new(1, 1536);
-        assert_eq!((l.avail, l.used, l.buffers), (16, 24, 64));
+        self.ring.leak();
     }
 }

@@ -33,10 +33,8 @@
 //!   [`BlockErrorKind::Io`], `UNSUPP` [`BlockErrorKind::Unsupported`]; a device that
 //!   returns requests it does not have is given up ([`BlkError::Broken`]).
 //!
-//! Memory: the ring (64 entries: 1.6 KiB) and `slots × (64 + slot_bytes)` of slot
+//! Memory: the ring (64 entries: 1.7 KiB) and `slots × (64 + slot_bytes)` of slot
 //! buffers (8 × 32 KiB: 257 KiB) of DMA memory, allocated once.
-
-mod ring;
 
 pub mod pvh;
 
@@ -55,9 +53,9 @@ use core::task::{Poll, Waker};
 use morgana_signatures::{Block, BlockError, BlockErrorKind, check_request};
 
 use crate::hal::{DmaMemory, Hal};
+use crate::split::{DESC_F_NEXT, DESC_F_WRITE, OnBogus, Split, Used};
 use crate::transport::{self, Transport, feature};
 use crate::{Error, Interrupt};
-use ring::{DESC_F_NEXT, DESC_F_WRITE, Ring, Used};
 
 pub use pvh::VirtioBlk;
 
@@ -221,7 +219,7 @@ enum SlotState {
 }
 
 struct Inner<D: DmaMemory> {
-    ring: Ring<D>,
+    ring: Split<D>,
     /// The slots' buffers: `slots × stride` bytes.
     bufs: ManuallyDrop<D>,
     leaked: bool,
@@ -365,13 +363,20 @@ impl<H: Hal, T: Transport, I: Interrupt> Blk<H, T, I> {
         } else {
             0
         };
-        let ring = Ring::new(
+        // A request the device returns without owning it leaves the others in doubt:
+        // the queue is given up.
+        let ring = Split::alloc(
             &hal,
             &transport,
             0,
             config.queue_size.max(4),
-            irq.msix_entry(),
+            0,
+            OnBogus::GiveUp,
         )
+        .and_then(|mut ring| {
+            ring.enable(&transport, irq.msix_entry())?;
+            Ok(ring)
+        })
         .map_err(|e| abandon(&transport, e.into()))?;
         let slots = config.slots.clamp(1, ring.size() / 3);
         let stride = SLOT_HEAD + chunk;
