@@ -62,6 +62,12 @@ const CASES: &[Case] = &[
         expected: "tests/golden/appliance-static-website-xen",
         target: Some("xen"),
     },
+    // Boot-time keys: clashing words, a gateway read at boot, a command line.
+    Case {
+        ron: "tests/golden/boot-keys/appliance.ron",
+        expected: "tests/golden/boot-keys",
+        target: None,
+    },
     // The direct stack with static addresses: over taps on Unix, virtio-net on Xen.
     Case {
         ron: "tests/golden/direct-tap/appliance.ron",
@@ -270,6 +276,7 @@ fn static_website_on_xen_wiring_facts() {
         [
             "kv-crunch",
             "morgana-archive",
+            "morgana-boot-args",
             "morgana-direct",
             "morgana-http",
             "morgana-nic",
@@ -277,6 +284,28 @@ fn static_website_on_xen_wiring_facts() {
             "morgana-redirects",
             "morgana-signatures"
         ]
+    );
+    // `boot`: the kernel command line is read first; the stack's address and the port
+    // come from it, with the values of appliance.ron as defaults.
+    for needle in [
+        "boot::parse(\n        morgana_boot_args::kernel_words(platform.cmdline()),\n        morgana_boot_args::Source::KernelCommandLine,",
+        "Arg::Set { key: key @ \"ipv4\", value }",
+        "Arg::Set { key: key @ \"ipv4-gateway\", value }",
+        "Arg::Set { key: key @ \"port\", value }",
+        "config::HTTP_PORT",
+        "boot.http_port",
+        "match boot.net_ipv4",
+        "  --ipv4=<a.b.c.d/len|dhcp>",
+    ] {
+        assert!(g.rust.contains(needle), "{needle}\n{}", g.rust);
+    }
+    // The report says what is read at boot.
+    assert!(
+        g.report.contains(
+            "Read at boot: --ipv4 (net.ipv4), --ipv4-gateway (net.gateway), --port (http.port)"
+        ),
+        "{}",
+        g.report
     );
     // The redirect file is compiled at build time into an archive for OUT_DIR, and
     // watched.
