@@ -449,7 +449,7 @@ pub fn check_cmdline(a: &Appliance, keys: &BootKeys) -> Result<(), Diagnostic> {
                 )
             })
     };
-    // Written as it is into xl's `extra = ".."`, XML and JSON (those two escape it).
+    // Written as it is into xl's `cmdline = ".."`, XML and JSON (those two escape it).
     if let Some(c) = line
         .chars()
         .find(|c| matches!(c, '"' | '\\') || c.is_control())

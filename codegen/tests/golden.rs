@@ -483,3 +483,23 @@ fn a_deprecated_key_is_a_warning_with_its_replacement() {
     assert!(w.contains("appliance.ron:5:22"), "{w}");
     assert!(w.contains("help: write `color` instead"), "{w}");
 }
+
+/// An appliance that names no boot-time key generates no parsing code and does not use
+/// morgana-boot-args (so nothing of it can be linked), even on a target whose keys could
+/// be read at boot; one that names some lists the crate.
+#[test]
+fn without_boot_keys_nothing_is_read_at_boot() {
+    for case in CASES {
+        let source = std::fs::read_to_string(case.ron).expect("appliance.ron");
+        let g = generate(case);
+        let reads = source.lines().any(|l| l.trim_start().starts_with("boot:"));
+        assert_eq!(
+            g.crates.iter().any(|c| c == "morgana-boot-args"),
+            reads,
+            "{}",
+            case.ron
+        );
+        assert_eq!(g.rust.contains("morgana_boot_args"), reads, "{}", case.ron);
+        assert_eq!(g.rust.contains("pub mod boot"), reads, "{}", case.ron);
+    }
+}
