@@ -189,13 +189,17 @@ loaded_bytes() { size -A "$1" | awk '$1 ~ /^\.(text|rodata|data|note|gcc_except|
 fig_size() {
   echo "== size" >&2
   scratch_site
-  local empty=$SCRATCH/site-empty
+  # Without content: the smallest static-website, also without the keys it reads at boot
+  # (`boot: [..]`: the ≤ 200 KiB goal), and beside it the same with them (their cost).
+  local empty=$SCRATCH/site-empty empty_boot=$SCRATCH/site-empty-boot
   make_scratch_site "$empty"; rm -rf "$empty/htdocs"; mkdir -p "$empty/htdocs"; echo x > "$empty/htdocs/robots.txt"
+  sed -i '/^ *boot: \[/d' "$empty/appliance.ron"
+  make_scratch_site "$empty_boot"; rm -rf "$empty_boot/htdocs"; mkdir -p "$empty_boot/htdocs"; echo x > "$empty_boot/htdocs/robots.txt"
   for tgt in unix xen; do
     local h s e
     h=$(build_ws hello "$tgt"); s=$(build_ws static-website "$tgt")
-    local eimg; eimg=$(build_scratch "$empty" "$tgt")
-    for pair in "hello:$h" "static_website:$s" "static_website_nocontent:$eimg"; do
+    local eimg bimg; eimg=$(build_scratch "$empty" "$tgt"); bimg=$(build_scratch "$empty_boot" "$tgt")
+    for pair in "hello:$h" "static_website:$s" "static_website_nocontent:$eimg" "static_website_nocontent_boot:$bimg"; do
       local n=${pair%%:*} f=${pair#*:} st
       st=$SCRATCH/$n-$tgt.stripped; strip -o "$st" "$f" 2>/dev/null || cp "$f" "$st"
       result "size_${n}_${tgt}_file_bytes" "$(stat -c %s "$f")"
@@ -371,7 +375,8 @@ echo "Morgana benchmarks ($MODE) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CP
 printf '%-34s %s\n' "figure" "result"
 for k in boot_m boot_l boot_r boot_floor boot_h_entry boot_h_listen boot_ready boot_g_net boot_g_lease boot_g_listen \
          size_hello_unix size_hello_xen size_static_website_unix size_static_website_xen \
-         size_static_website_nocontent_unix size_static_website_nocontent_xen mem \
+         size_static_website_nocontent_unix size_static_website_nocontent_xen \
+         size_static_website_nocontent_boot_unix size_static_website_nocontent_boot_xen mem \
          unix_small unix_100k kernel_small kernel_100k idle reconf crunch_100 crunch_1000 crunch_5000; do
   [ -n "${R[$k]:-}" ] || continue
   case $k in

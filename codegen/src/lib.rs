@@ -21,6 +21,7 @@
 //! rustc sees any generated code.
 
 pub mod archive;
+pub mod boot;
 pub mod cargo;
 pub mod catalog;
 pub mod check;
@@ -236,6 +237,16 @@ pub fn compile_with(
         return Err(fail(sources, diags));
     };
     diags.extend(ipv6_on_ipv4_stacks(&model, catalog, &wiring));
+    let boot_keys = boot::BootKeys::resolve(&model, catalog, &wiring);
+    if wiring
+        .target
+        .boot_words
+        .as_ref()
+        .is_some_and(|b| b.source == crate::catalog::BootSource::KernelCommandLine)
+        && let Err(d) = boot::check_cmdline(&model, &boot_keys)
+    {
+        diags.push(d);
+    }
     if !diags.is_empty() {
         return Err(fail(sources, diags));
     }

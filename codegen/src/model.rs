@@ -257,4 +257,21 @@ pub struct Appliance {
     pub devices: Vec<Device>,
     /// `start`: device names with where they are written.
     pub start: Vec<(String, Span)>,
+    /// `boot`: the device keys read at boot, as written (each names a declared device
+    /// and one of its component's `boot` keys).
+    pub boot: Vec<BootChoice>,
+    /// `cmdline`: the boot command line of the deployment files, and where it is
+    /// written (`None`: the default, empty).
+    pub cmdline: (String, Option<Span>),
+}
+
+/// One entry of `boot: [..]`: `"<device>.<key>"`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BootChoice {
+    /// The device.
+    pub device: String,
+    /// The key.
+    pub key: String,
+    /// Where the entry is written.
+    pub span: Span,
 }

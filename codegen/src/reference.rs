@@ -69,6 +69,7 @@ fn type_cell(ty: &KeyType) -> String {
         KeyType::Config => "map".into(),
         KeyType::Devices => "map of devices".into(),
         KeyType::DeviceList => "list of device names".into(),
+        KeyType::BootKeys => "list of device keys".into(),
     }
 }
 
@@ -104,6 +105,15 @@ fn key_rows(keys: &[KeySpec], const_prefix: Option<&str>) -> Vec<Value> {
         }
         if let Some(w) = &k.within {
             doc.push_str(&format!(" Must be inside the subnet of `{w}`."));
+        }
+        if k.boot {
+            doc.push_str(&format!(
+                " Can be read at boot (`boot: [\"<device>.{}\"]`): `--{}=..`.",
+                k.name,
+                k.boot_name
+                    .clone()
+                    .unwrap_or_else(|| k.name.replace('_', "-"))
+            ));
         }
         if k.as_const
             && let Some(p) = const_prefix

@@ -53,6 +53,10 @@ mod model {
         pub devices: Option<Ordered<Component>>,
         #[serde(default, deserialize_with = "present")]
         pub start: Option<Vec<String>>,
+        #[serde(default, deserialize_with = "present")]
+        pub boot: Option<Vec<String>>,
+        #[serde(default, deserialize_with = "present")]
+        pub cmdline: Option<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -309,6 +313,9 @@ struct Norm {
     /// (device, component, the keys written and their values as text, sorted).
     devices: Vec<(String, String, Keys)>,
     start: Vec<String>,
+    /// `boot`, as `device.key`.
+    boot: Vec<String>,
+    cmdline: String,
     /// (device, key) written for another target (morgana ignores them; `ron` cannot
     /// know): left out of the comparison.
     ignored: Vec<(String, String)>,
@@ -349,6 +356,8 @@ impl PartialEq for Norm {
             && self.log_level == o.log_level
             && self.devices == o.devices
             && self.start == o.start
+            && self.boot == o.boot
+            && self.cmdline == o.cmdline
     }
 }
 
@@ -538,6 +547,8 @@ fn ron_norm(a: model::Appliance) -> Norm {
         config: a.config.map(|c| c.0).unwrap_or_default(),
         devices,
         start: a.start.unwrap_or_default(),
+        boot: a.boot.unwrap_or_default(),
+        cmdline: a.cmdline.unwrap_or_default(),
         ignored: Vec::new(),
     }
 }
@@ -590,6 +601,12 @@ fn morgana_norm(a: Appliance) -> Norm {
         config,
         devices,
         start: a.start.into_iter().map(|(n, _)| n).collect(),
+        boot: a
+            .boot
+            .iter()
+            .map(|b| format!("{}.{}", b.device, b.key))
+            .collect(),
+        cmdline: a.cmdline.0,
         ignored: a
             .devices
             .iter()
@@ -599,7 +616,7 @@ fn morgana_norm(a: Appliance) -> Norm {
 }
 
 enum Verdict {
-    Accept(Norm),
+    Accept(Box<Norm>),
     Reject(String),
 }
 
@@ -614,7 +631,7 @@ impl std::fmt::Display for Verdict {
 
 fn by_ron(text: &str) -> Verdict {
     match ron::Options::default().from_str::<model::Appliance>(text) {
-        Ok(a) => Verdict::Accept(ron_norm(a)),
+        Ok(a) => Verdict::Accept(Box::new(ron_norm(a))),
         Err(e) => Verdict::Reject(e.to_string()),
     }
 }
@@ -624,7 +641,7 @@ const DIR: &str = "tests/differential";
 fn by_morgana(text: &str) -> Verdict {
     let catalog = morgana_codegen::Catalog::builtin().expect("catalog");
     match morgana_codegen::read(catalog, text, "appliance.ron", Path::new(DIR)) {
-        Ok(a) => Verdict::Accept(morgana_norm(a)),
+        Ok(a) => Verdict::Accept(Box::new(morgana_norm(a))),
         Err(d) => Verdict::Reject(d.to_string()),
     }
 }
@@ -1183,7 +1200,9 @@ fn appliance_ron_is_read_as_the_ron_crate_reads_it() {
     for d in &corpus {
         let (r, m) = (by_ron(&d.text), by_morgana(&d.text));
         let r = match (r, &m) {
-            (Verdict::Accept(a), Verdict::Accept(b)) => Verdict::Accept(a.without(&b.ignored)),
+            (Verdict::Accept(a), Verdict::Accept(b)) => {
+                Verdict::Accept(Box::new(a.without(&b.ignored)))
+            }
             (r, _) => r,
         };
         match (&r, &m) {

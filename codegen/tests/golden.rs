@@ -62,6 +62,12 @@ const CASES: &[Case] = &[
         expected: "tests/golden/appliance-static-website-xen",
         target: Some("xen"),
     },
+    // Boot-time keys: clashing words, a gateway read at boot, a command line.
+    Case {
+        ron: "tests/golden/boot-keys/appliance.ron",
+        expected: "tests/golden/boot-keys",
+        target: None,
+    },
     // The direct stack with static addresses: over taps on Unix, virtio-net on Xen.
     Case {
         ron: "tests/golden/direct-tap/appliance.ron",
@@ -270,6 +276,7 @@ fn static_website_on_xen_wiring_facts() {
         [
             "kv-crunch",
             "morgana-archive",
+            "morgana-boot-args",
             "morgana-direct",
             "morgana-http",
             "morgana-nic",
@@ -277,6 +284,28 @@ fn static_website_on_xen_wiring_facts() {
             "morgana-redirects",
             "morgana-signatures"
         ]
+    );
+    // `boot`: the kernel command line is read first; the stack's address and the port
+    // come from it, with the values of appliance.ron as defaults.
+    for needle in [
+        "boot::parse(\n        morgana_boot_args::kernel_words(platform.cmdline()),\n        morgana_boot_args::Source::KernelCommandLine,",
+        "Arg::Set { key: key @ \"ipv4\", value }",
+        "Arg::Set { key: key @ \"ipv4-gateway\", value }",
+        "Arg::Set { key: key @ \"port\", value }",
+        "config::HTTP_PORT",
+        "boot.http_port",
+        "match boot.net_ipv4",
+        "  --ipv4=<a.b.c.d/len|dhcp>",
+    ] {
+        assert!(g.rust.contains(needle), "{needle}\n{}", g.rust);
+    }
+    // The report says what is read at boot.
+    assert!(
+        g.report.contains(
+            "Read at boot: --ipv4 (net.ipv4), --ipv4-gateway (net.gateway), --port (http.port)"
+        ),
+        "{}",
+        g.report
     );
     // The redirect file is compiled at build time into an archive for OUT_DIR, and
     // watched.
@@ -453,4 +482,24 @@ fn a_deprecated_key_is_a_warning_with_its_replacement() {
     assert!(w.starts_with("warning: `g.colour` is deprecated"), "{w}");
     assert!(w.contains("appliance.ron:5:22"), "{w}");
     assert!(w.contains("help: write `color` instead"), "{w}");
+}
+
+/// An appliance that names no boot-time key generates no parsing code and does not use
+/// morgana-boot-args (so nothing of it can be linked), even on a target whose keys could
+/// be read at boot; one that names some lists the crate.
+#[test]
+fn without_boot_keys_nothing_is_read_at_boot() {
+    for case in CASES {
+        let source = std::fs::read_to_string(case.ron).expect("appliance.ron");
+        let g = generate(case);
+        let reads = source.lines().any(|l| l.trim_start().starts_with("boot:"));
+        assert_eq!(
+            g.crates.iter().any(|c| c == "morgana-boot-args"),
+            reads,
+            "{}",
+            case.ron
+        );
+        assert_eq!(g.rust.contains("morgana_boot_args"), reads, "{}", case.ron);
+        assert_eq!(g.rust.contains("pub mod boot"), reads, "{}", case.ron);
+    }
 }

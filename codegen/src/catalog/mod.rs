@@ -262,6 +262,21 @@ pub struct KeySpec {
     /// Whether the value becomes a `pub const` in the generated `config` module.
     #[serde(default, rename = "const")]
     pub as_const: bool,
+    /// Whether an appliance may also read the key at boot (it names it in its top-level
+    /// `boot: [..]`): `--<word>=<value>` on the kernel command line or in argv, the value
+    /// in appliance.ron being the default. Only for the types morgana-boot-args parses:
+    /// `Int` (min 0 or more), `Ipv4` (optional too) and `Ipv4Cidr`.
+    #[serde(default)]
+    pub boot: bool,
+    /// The word of a `boot` key on the command line, where it differs from the key's
+    /// name (`--ipv4-gateway` for `Network`'s `gateway`): lower-case letters, digits and
+    /// `-`.
+    #[serde(default)]
+    pub boot_name: Option<String>,
+    /// What `--help` says of a `boot` key, in the command line's terms (`dhcp`, not
+    /// `Dhcp`); without it, the first sentence of `doc`.
+    #[serde(default)]
+    pub boot_doc: Option<String>,
     /// Set when the key is on its way out: what to write instead. A written deprecated
     /// key still works and is reported as a warning (`cargo::warning=`) with this text.
     #[serde(default)]
@@ -361,6 +376,8 @@ pub enum KeyType {
     Devices,
     /// A list of device names.
     DeviceList,
+    /// A list of `"<device>.<key>"` strings: the keys read at boot.
+    BootKeys,
 }
 
 impl KeyType {
@@ -402,6 +419,7 @@ impl KeyType {
             }
             KeyType::Devices => "a map from device names to components".into(),
             KeyType::DeviceList => "a list of device names".into(),
+            KeyType::BootKeys => "a list of strings naming device keys (`\"http.port\"`)".into(),
         }
     }
 
@@ -488,6 +506,28 @@ pub struct Target {
     /// Deployment files.
     #[serde(default, deserialize_with = "named")]
     pub files: Vec<TargetFile>,
+    /// Where an appliance with boot-time keys reads its words; a ready target needs it.
+    #[serde(default)]
+    pub boot_words: Option<BootWords>,
+}
+
+/// Where a target's boot-time words come from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootWords {
+    /// An expression (a template of `{{ platform }}`) of an iterator of `&'static str`.
+    pub words: String,
+    /// Which `morgana_boot_args::Source` they are.
+    pub source: BootSource,
+}
+
+/// `morgana_boot_args::Source`: how the words are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum BootSource {
+    /// A kernel command line: words that are not `--` words are the platform's.
+    KernelCommandLine,
+    /// A process's arguments: every word must be a boot-time key.
+    Argv,
 }
 
 fn platform_impls<'de, D: Deserializer<'de>>(
@@ -529,7 +569,17 @@ pub struct TargetFile {
 /// Variables of a deployment file's name and template besides `deploy`.
 /// `binary` is the path of the built binary: absolute when the build script knows the
 /// profile directory (see [`crate::compile_with`]), else the bare file name.
-pub const FILE_VARIABLES: &[&str] = &["name", "file", "target", "heap_mib", "memory_mib", "binary"];
+/// `cmdline` is the appliance's boot command line (`cmdline` in appliance.ron, empty by
+/// default).
+pub const FILE_VARIABLES: &[&str] = &[
+    "name",
+    "file",
+    "target",
+    "heap_mib",
+    "memory_mib",
+    "binary",
+    "cmdline",
+];
 
 /// A platform device on one target.
 #[derive(Clone, Debug, Deserialize)]
@@ -774,5 +824,51 @@ mod tests {
         let text = d.to_string();
         assert!(text.contains("colour"), "{text}");
         assert!(text.contains("--> bad.ron:2:"), "{text}");
+    }
+
+    /// `boot: true` only on what morgana-boot-args parses, `boot_name` only with it; each
+    /// problem at its key's line and column in the catalog file.
+    #[test]
+    fn boot_keys_are_checked_where_they_are_written() {
+        let ext = r#"#![enable(implicit_some)]
+Catalog(
+  components: {
+    "Greeter": Component(
+      doc: "",
+      keys: {
+        "greeting": Key(type: Str, default: "hi", boot: true, doc: "What to say."),
+        "port": Key(type: Int(rust: "u16", min: 0, max: 65535), default: 7, boot_name: "p", doc: ""),
+        "delta": Key(type: Int(rust: "i32", min: -5, max: 5), default: 0, boot: true, doc: ""),
+        "port2": Key(type: Int(rust: "u16", min: 0, max: 65535), default: 7, boot: true, boot_name: "Port_2", doc: ""),
+      },
+    ),
+  },
+)"#;
+        let mut files = BUILTIN_FILES.to_vec();
+        files.push(("boot.catalog.ron", ext));
+        let text = Catalog::from_sources(&files)
+            .expect_err("bad boot keys")
+            .to_string();
+        for (what, at) in [
+            (
+                "`greeting`: `boot: true` on a string",
+                "boot.catalog.ron:7:9",
+            ),
+            (
+                "`port`: `boot_name` and `boot_doc` need `boot: true`",
+                "boot.catalog.ron:8:9",
+            ),
+            (
+                "`delta`: `boot: true` on an integer (i32)",
+                "boot.catalog.ron:9:9",
+            ),
+            (
+                "boot name `Port_2`: use lower-case letters",
+                "boot.catalog.ron:10:9",
+            ),
+        ] {
+            assert!(text.contains(what), "{what}\n{text}");
+            assert!(text.contains(&format!("--> {at}")), "{at}\n{text}");
+        }
     }
 }

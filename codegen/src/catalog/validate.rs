@@ -37,7 +37,11 @@ pub fn validate(cat: &Catalog, findings: &mut Vec<Finding>) {
         let at = catalog_path!["appliance", &k.name];
         let top_level_type = matches!(
             k.ty,
-            KeyType::Target | KeyType::Config | KeyType::Devices | KeyType::DeviceList
+            KeyType::Target
+                | KeyType::Config
+                | KeyType::Devices
+                | KeyType::DeviceList
+                | KeyType::BootKeys
         );
         if let Some(d) = &k.default
             && !top_level_type
@@ -46,6 +50,15 @@ pub fn validate(cat: &Catalog, findings: &mut Vec<Finding>) {
             findings.push(Finding::new(
                 at.clone(),
                 format!("default of `{}`: {e}", k.name),
+            ));
+        }
+        if k.boot || k.boot_name.is_some() {
+            findings.push(Finding::new(
+                at.clone(),
+                format!(
+                    "top-level key `{}`: `boot` and `boot_name` are for component keys",
+                    k.name
+                ),
             ));
         }
         if !k.when.is_empty() || !k.targets.is_empty() || !k.target_defaults.is_empty() {
@@ -58,6 +71,37 @@ pub fn validate(cat: &Catalog, findings: &mut Vec<Finding>) {
             ));
         }
     }
+}
+
+/// Why a key cannot be read at boot as the catalog says, if it cannot.
+fn boot_problem(k: &KeySpec) -> Option<String> {
+    if (k.boot_name.is_some() || k.boot_doc.is_some()) && !k.boot {
+        return Some("`boot_name` and `boot_doc` need `boot: true`".into());
+    }
+    if let Some(word) = &k.boot_name
+        && !crate::boot::is_word(word)
+    {
+        return Some(format!(
+            "boot name `{word}`: use lower-case letters, digits and single `-`, starting with a letter"
+        ));
+    }
+    if !k.boot {
+        return None;
+    }
+    let parsed = match &k.ty {
+        KeyType::Int { min, .. } => *min >= 0,
+        KeyType::Ipv4 => true,
+        KeyType::Ipv4Cidr { .. } => !k.optional,
+        _ => false,
+    };
+    if !parsed {
+        return Some(format!(
+            "`boot: true` on {}{}: morgana-boot-args reads integers (from 0 up), IPv4 addresses (optional too) and IPv4 addresses with a prefix length",
+            if k.optional { "an optional " } else { "" },
+            k.ty.describe()
+        ));
+    }
+    None
 }
 
 /// A context of stand-ins: each name renders as itself.
@@ -162,6 +206,15 @@ fn validate_target(
     let missing = |what: &str| err(&[], format!("a ready target needs `{what}`"));
     if t.platform.is_empty() {
         findings.push(missing("platform"));
+    }
+    match &t.boot_words {
+        None => findings.push(missing("boot_words")),
+        Some(b) => {
+            let here = [Step::from("boot_words")];
+            if let Err(e) = check_template(env, &b.words, stand_ins(["platform"]), Shape::Expr) {
+                findings.push(err(&here, format!("boot words: {e}")));
+            }
+        }
     }
     if t.entry.is_empty() {
         findings.push(missing("entry"));
@@ -292,9 +345,16 @@ fn validate_key(
     let mut push = |msg: String| findings.push(err(&here, msg));
     if matches!(
         k.ty,
-        KeyType::Target | KeyType::Config | KeyType::Devices | KeyType::DeviceList
+        KeyType::Target
+            | KeyType::Config
+            | KeyType::Devices
+            | KeyType::DeviceList
+            | KeyType::BootKeys
     ) {
         push(format!("key `{}` has a top-level-only type", k.name));
+    }
+    if let Some(msg) = boot_problem(k) {
+        push(format!("key `{}`: {msg}", k.name));
     }
     if let KeyType::Int { rust, min, max, .. } = &k.ty {
         match crate::syntax::number::IntType::of_rust(rust) {

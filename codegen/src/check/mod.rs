@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::catalog::{Catalog, KeySpec, KeyType};
 use crate::diag::{Diagnostic, Span};
-use crate::model::{AppConst, Appliance, Device, Origin, Scalar};
+use crate::model::{AppConst, Appliance, BootChoice, Device, Origin, Scalar};
 use crate::names::{self, did_you_mean};
 use crate::syntax::number::{self, AnyNumber, FloatType, IntType};
 use crate::syntax::{Document, Extensions, Kind, Struct, Value};
@@ -24,7 +24,7 @@ use self::value::{scalar, wrong_type};
 
 /// Names that cannot be device names besides the platform devices: they are used by
 /// the generated code.
-const RESERVED: &[&str] = &["platform", "config", "start_error"];
+const RESERVED: &[&str] = &["platform", "config", "start_error", "boot"];
 
 /// What a caller passes in besides the tree.
 pub struct Context<'a> {
@@ -93,6 +93,19 @@ pub fn check(doc: &Document, cx: &Context<'_>, errs: &mut Vec<Diagnostic>) -> Op
     let start = get("start")
         .map(|v| start(v, &devices, cat, errs))
         .unwrap_or_default();
+    let boot = get("boot")
+        .map(|v| boot(v, &devices, cat, errs))
+        .unwrap_or_default();
+    let cmdline = match get("cmdline") {
+        Some(v) => match scalar(&KeyType::Str, v, "cmdline") {
+            Ok(s) => (text(s), Some(v.span)),
+            Err(d) => {
+                errs.push(d);
+                (String::new(), None)
+            }
+        },
+        None => (String::new(), None),
+    };
 
     let (name, main, heap, log, target) = (name?, main?, heap?, log?, target?);
     let main_span = main.1.span().unwrap_or(st.head());
@@ -114,6 +127,8 @@ pub fn check(doc: &Document, cx: &Context<'_>, errs: &mut Vec<Diagnostic>) -> Op
         config,
         devices,
         start,
+        boot,
+        cmdline,
     };
     clashes::collisions(&appliance, cat, errs);
     ok.then_some(appliance)
@@ -672,6 +687,109 @@ fn start(
             continue;
         }
         out.push((name.to_string(), item.span));
+    }
+    out
+}
+
+/// `boot: ["net.ipv4", "http.port"]`: each entry a declared device and one of its
+/// component's keys marked `boot` in the catalog, once.
+fn boot(
+    v: &Value,
+    devices: &[Device],
+    cat: &Catalog,
+    errs: &mut Vec<Diagnostic>,
+) -> Vec<BootChoice> {
+    let Kind::List(items) = &v.kind else {
+        errs.push(wrong_type(&KeyType::BootKeys, v, "boot"));
+        return Vec::new();
+    };
+    let mut out: Vec<BootChoice> = Vec::new();
+    for item in items {
+        let Some(text) = item.as_str() else {
+            errs.push(
+                Diagnostic::error(format!(
+                    "wrong type in `boot`: expected a device key such as \"http.port\" (a string), found {}",
+                    item.describe()
+                ))
+                .primary(item.span, "expected a string"),
+            );
+            continue;
+        };
+        let Some((device, key)) = text.split_once('.') else {
+            errs.push(
+                Diagnostic::error(format!("`boot` entry `{text}` does not name a device key"))
+                    .primary(item.span, "expected `<device>.<key>`")
+                    .help("write the device's name, a dot and the key, e.g. \"http.port\""),
+            );
+            continue;
+        };
+        let Some(dev) = devices.iter().find(|d| d.name == device) else {
+            let names = devices.iter().map(|d| d.name.as_str());
+            errs.push(
+                Diagnostic::error(format!("`boot` names unknown device `{device}`"))
+                    .primary(item.span, "no declared device has this name")
+                    .help(format!(
+                        "{}devices: {}",
+                        did_you_mean(device, names.clone()),
+                        names.collect::<Vec<_>>().join(", ")
+                    )),
+            );
+            continue;
+        };
+        let Some(comp) = cat.component(&dev.component) else {
+            continue;
+        };
+        let boot_keys: Vec<&str> = comp
+            .keys
+            .iter()
+            .filter(|k| k.boot)
+            .map(|k| k.name.as_str())
+            .collect();
+        let list = if boot_keys.is_empty() {
+            format!("{} has no key that can be set at boot", comp.name)
+        } else {
+            format!(
+                "{}'s keys that can be set at boot: {}",
+                comp.name,
+                boot_keys.join(", ")
+            )
+        };
+        match comp.keys.iter().find(|k| k.name == key) {
+            None => {
+                errs.push(
+                    Diagnostic::error(format!("`boot`: {} has no key `{key}`", comp.name))
+                        .primary(item.span, "no such key")
+                        .help(format!(
+                            "{}{list}",
+                            did_you_mean(key, boot_keys.iter().copied())
+                        )),
+                );
+                continue;
+            }
+            Some(k) if !k.boot => {
+                errs.push(
+                    Diagnostic::error(format!("`boot`: `{device}.{key}` cannot be set at boot"))
+                        .primary(item.span, "a compile-time key")
+                        .note(list),
+                );
+                continue;
+            }
+            Some(_) => {}
+        }
+        if let Some(first) = out.iter().find(|b| b.device == device && b.key == key) {
+            errs.push(
+                Diagnostic::error(format!("`boot` names `{text}` twice"))
+                    .primary(item.span, "named again here")
+                    .secondary(first.span, "first here")
+                    .help("remove one of them"),
+            );
+            continue;
+        }
+        out.push(BootChoice {
+            device: device.to_string(),
+            key: key.to_string(),
+            span: item.span,
+        });
     }
     out
 }

@@ -545,6 +545,6 @@ pub(crate) fn example(ty: &KeyType) -> String {
         KeyType::Choice(c) => c.first().cloned().unwrap_or_default(),
         KeyType::Target => "Unix".into(),
         KeyType::Config | KeyType::Devices => "{ .. }".into(),
-        KeyType::DeviceList => "[..]".into(),
+        KeyType::DeviceList | KeyType::BootKeys => "[..]".into(),
     }
 }

@@ -50,15 +50,39 @@ pub fn key_value(spec: Option<&KeySpec>, value: &Scalar, in_code: bool) -> Value
         (true, None) => value.rust(),
         (false, _) => value.plain(),
     };
+    let mut parts = parts(value, in_code);
+    if in_code {
+        // Not read at boot: no `boot` expression, the literal is the value.
+        parts.push(("literal", text.clone()));
+        parts.push(("boot", String::new()));
+    }
     Value::from_object(KeyValue {
         text,
         variant: match value {
             Scalar::Choice(c) => Some(c.clone()),
             _ => None,
         },
-        parts: parts(value, in_code),
+        parts,
         // In conditions: an optional key that is set, a boolean that is true.
         set: *value != Scalar::Absent && *value != Scalar::Bool(false),
+    })
+}
+
+/// The value of a key read at boot, in code: renders as `expr` (its field of `boot`);
+/// `.boot` is that expression too (empty for a key that is not read at boot), and
+/// `.literal` the value compiled in, for a `const` that must not depend on the boot.
+pub fn boot_key_value(spec: &KeySpec, value: &Scalar, expr: String) -> Value {
+    let mut parts = parts(value, true);
+    parts.push(("literal", literal(spec, value)));
+    parts.push(("boot", expr.clone()));
+    Value::from_object(KeyValue {
+        text: expr,
+        variant: match value {
+            Scalar::Choice(c) => Some(c.clone()),
+            _ => None,
+        },
+        parts,
+        set: true,
     })
 }
 

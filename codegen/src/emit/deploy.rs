@@ -131,6 +131,7 @@ fn file_context(e: &Emitter<'_>, target: &str) -> BTreeMap<String, Value> {
     ctx.insert("heap_mib".to_string(), Value::from(e.a.heap_mib));
     ctx.insert("memory_mib".to_string(), Value::from(e.a.memory_mib));
     ctx.insert("binary".to_string(), Value::from(e.binary));
+    ctx.insert("cmdline".to_string(), Value::from(e.a.cmdline.0.clone()));
     ctx
 }
 

@@ -60,6 +60,8 @@ pub(crate) struct Emitter<'a> {
     pub binary: &'a str,
     /// The archives compiled by build steps.
     pub archives: &'a [Archive],
+    /// The keys read at boot on this target.
+    pub boot: crate::boot::BootKeys,
     pub env: &'static Environment<'static>,
 }
 
@@ -218,6 +220,16 @@ impl Emitter<'_> {
         }
         let mut consts = std::collections::BTreeMap::new();
         for k in &comp.keys {
+            // A key read at boot: its field of `boot` (the value compiled in is the
+            // field's default), for `config.<key>` and `<key>` alike.
+            if let Some(b) = self.boot.get(n, &k.name) {
+                if k.as_const {
+                    consts.insert(k.name.clone(), minijinja::Value::from_safe_string(b.expr()));
+                } else if let Some(s) = dev.setting(&k.name) {
+                    ctx.value(&k.name, context::boot_key_value(k, &s.value, b.expr()));
+                }
+                continue;
+            }
             if k.as_const {
                 consts.insert(
                     k.name.clone(),
@@ -269,6 +281,9 @@ impl Emitter<'_> {
 
     pub(crate) fn crates(&self) -> Vec<String> {
         let mut crates: Vec<String> = self.w.target.crates.clone();
+        if self.boot.any() {
+            crates.push("morgana-boot-args".into());
+        }
         for &n in &self.w.order {
             if let Some(Chosen::Component(imp)) = &self.w.chosen[n] {
                 crates.extend(imp.crates.iter().cloned());
@@ -304,6 +319,7 @@ pub fn emit(
         file,
         binary,
         archives,
+        boot: crate::boot::BootKeys::resolve(a, cat, w),
         env: templates::environment(),
     };
     emit_inner(&e).map_err(|msg| {
@@ -329,6 +345,7 @@ fn emit_inner(e: &Emitter<'_>) -> Result<Output, String> {
             aliases => code.aliases,
             config => code.config,
             statics => code.statics,
+            boot => code.boot,
             connect_and_start => code.connect_and_start,
             entry => code.entry,
         },
@@ -358,6 +375,9 @@ fn emit_inner(e: &Emitter<'_>) -> Result<Output, String> {
             heap_mib => e.a.heap_mib,
             log_level => &e.a.log_level,
             files => files.iter().map(|f| (f.name.clone(), f.dir == FileDir::Profile)).collect::<Vec<_>>(),
+            boot_keys => e.boot.keys.iter().map(|k| (format!("--{}", k.word), format!("{}.{}", k.device, k.key))).collect::<Vec<_>>(),
+            boot_not_read => &e.boot.not_read,
+            cmdline => &e.a.cmdline.0,
             archives => archives,
         },
     )?;

@@ -26,6 +26,8 @@ pub struct Code {
     pub config: String,
     /// One `pub static` per compiled-in value or archive.
     pub statics: Vec<String>,
+    /// `pub mod boot { .. }`, when keys are read at boot (else empty).
+    pub boot: String,
     /// `async fn connect_and_start(..)`.
     pub connect_and_start: String,
     /// The platform's entry macro.
@@ -89,6 +91,11 @@ impl Code {
             aliases: aliases(e)?,
             config: config(e)?,
             statics: statics(e)?,
+            boot: if e.boot.any() {
+                unparse(crate::boot::module(e, &e.boot)?, "boot module")?
+            } else {
+                String::new()
+            },
             connect_and_start: connect_and_start(e)?,
             entry: entry(e)?,
         })
@@ -266,6 +273,9 @@ fn connect_node(e: &Emitter<'_>, n: usize) -> Result<TokenStream, String> {
 
 fn connect_and_start(e: &Emitter<'_>) -> Result<String, String> {
     let mut body = TokenStream::new();
+    if e.boot.any() {
+        body.extend(crate::boot::prelude(e)?);
+    }
     for &n in &e.w.order {
         body.extend(connect_node(e, n)?);
     }

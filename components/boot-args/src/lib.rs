@@ -233,6 +233,33 @@ pub fn ipv4_cidr<'a>(key: &'a str, value: &'a str) -> Result<(Ipv4Addr, u8), Boo
     Ok((address, len))
 }
 
+/// The value of an `Ipv4Cidr(or: [..])` key read at boot (`Network`'s `ipv4`): an
+/// address with its prefix length, or the index of one of the key's words (`dhcp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ipv4CidrOr {
+    /// `10.0.2.15/24`.
+    Address {
+        /// The address.
+        address: Ipv4Addr,
+        /// Its prefix length, 0 to 32.
+        prefix_len: u8,
+    },
+    /// The word at this index of the key's words.
+    Word(usize),
+}
+
+impl From<Result<(Ipv4Addr, u8), usize>> for Ipv4CidrOr {
+    fn from(r: Result<(Ipv4Addr, u8), usize>) -> Ipv4CidrOr {
+        match r {
+            Ok((address, prefix_len)) => Ipv4CidrOr::Address {
+                address,
+                prefix_len,
+            },
+            Err(i) => Ipv4CidrOr::Word(i),
+        }
+    }
+}
+
 /// One of `words` (compared without regard to ASCII case: `Ok(Err(index))`), or an IPv4
 /// address with its prefix length (`Ok(Ok(..))`): the type of `Network`'s `ipv4`
 /// (`dhcp`, or `10.0.2.15/24`).

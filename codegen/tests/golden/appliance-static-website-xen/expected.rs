@@ -5,21 +5,21 @@
 //   console    Console          morgana_pvh::Console       platform device; argument 1 of main
 //   clock      Clock            morgana_pvh::Clock         platform device; required by net (TCP timers); required by http (idle timeout)
 //   entropy    Entropy          morgana_pvh::Entropy       platform device; required by net (TCP sequence numbers)
-//   redirects  Redirects        morgana_redirects::Table   appliance.ron:19:22; argument 4 of main
-//   net        Network(Direct)  morgana_direct::Stack<..>  appliance.ron:22:17; required by http
-//   http       HttpServer       morgana_http::Server<..>   appliance.ron:24:17; argument 2 of main
-//   site       Crunch           kv_crunch::Table           appliance.ron:17:17; argument 3 of main
+//   redirects  Redirects        morgana_redirects::Table   appliance.ron:22:22; argument 4 of main
+//   net        Network(Direct)  morgana_direct::Stack<..>  appliance.ron:25:17; required by http
+//   http       HttpServer       morgana_http::Server<..>   appliance.ron:27:17; argument 2 of main
+//   site       Crunch           kv_crunch::Table           appliance.ron:20:17; argument 3 of main
 // Left out:
 //   Secrets    secrets (certificates, keys): nothing requires it
 //   Block      block device: nothing requires it
 //   KvStore    durable key-value store: nothing requires it
 //   KvImage    read-only key-value image: nothing requires it
 
-/// `redirects`: Redirects(file: "redirects") (appliance.ron:19:22).
+/// `redirects`: Redirects(file: "redirects") (appliance.ron:22:22).
 pub type Redirects = morgana_redirects::Table;
-/// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:22:17).
+/// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:25:17).
 pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;
-/// `http`: HttpServer (appliance.ron:24:17).
+/// `http`: HttpServer (appliance.ron:27:17).
 pub type Http = morgana_http::Server<Net, morgana_pvh::Clock>;
 
 /// Configuration, compiled in.
@@ -28,7 +28,7 @@ pub mod config {
     pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
         core::net::Ipv4Addr::new(0, 0, 0, 0),
     );
-    /// `http.port` (appliance.ron:24:46).
+    /// `http.port` (appliance.ron:27:46).
     pub const HTTP_PORT: u16 = 8080;
     /// `http.max_connections` (default).
     pub const HTTP_MAX_CONNECTIONS: usize = 512;
@@ -36,10 +36,72 @@ pub mod config {
     pub const HTTP_IDLE_TIMEOUT_MS: u64 = 30000;
 }
 
-/// `site`: Crunch(dir: "htdocs") (appliance.ron:17:17).
+/// Boot-time configuration: `--key=value` words of the kernel command line (other words are the platform's).
+/// A key not given keeps its value from appliance.ron (`DEFAULT`); a later word wins.
+pub mod boot {
+    use morgana_boot_args::{Arg, BootError, Source};
+    /// The keys, as written after `--`.
+    pub const KEYS: &[&str] = &["ipv4", "ipv4-gateway", "port"];
+    /// What `--help` prints.
+    pub const HELP: &str = "static-website: boot-time configuration, as --key=value words of the kernel command line.\nA key not given keeps its value from appliance.ron (the default shown).\n\n  --ipv4=<a.b.c.d/len|dhcp>\n      net.ipv4; default dhcp\n      The interface's IPv4 address: `dhcp` (lease one; starting waits for\n      the lease, at most 10 s), or a static address with its prefix\n      length, e.g. 10.0.2.15/24.\n  --ipv4-gateway=<a.b.c.d>\n      net.gateway; default none\n      The default gateway of a static address, inside its subnet, e.g.\n      10.0.2.2 (with `dhcp` the lease brings it).\n  --port=<0..65535>\n      http.port; default 8080\n      The TCP port to listen on (0: any free port).\n  --help\n      Print this and stop.\n";
+    /// The boot-time keys' values.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Boot {
+        /// `net.ipv4` (`--ipv4`); default: dhcp (the catalog's default).
+        pub net_ipv4: morgana_boot_args::Ipv4CidrOr,
+        /// `net.gateway` (`--ipv4-gateway`); default: none (the catalog's default).
+        pub net_gateway: Option<[u8; 4]>,
+        /// `http.port` (`--port`); default: 8080 (from appliance.ron:27:46).
+        pub http_port: u16,
+    }
+    /// The values compiled in.
+    pub const DEFAULT: Boot = Boot {
+        net_ipv4: morgana_boot_args::Ipv4CidrOr::Word(0),
+        net_gateway: None,
+        http_port: super::config::HTTP_PORT,
+    };
+    /// Reads `words`: the values, `Ok(None)` on `--help`, or the first word that
+    /// cannot configure the appliance.
+    pub fn parse<'a>(
+        words: impl IntoIterator<Item = &'a str>,
+        source: Source,
+    ) -> Result<Option<Boot>, BootError<'a>> {
+        let mut boot = DEFAULT;
+        for arg in morgana_boot_args::args(words, source) {
+            match arg? {
+                Arg::Help => return Ok(None),
+                Arg::Set { key: key @ "ipv4", value } => {
+                    boot.net_ipv4 = morgana_boot_args::ipv4_cidr_or(
+                            key,
+                            value,
+                            &["dhcp"],
+                        )?
+                        .into();
+                }
+                Arg::Set { key: key @ "ipv4-gateway", value } => {
+                    boot.net_gateway = Some(
+                        morgana_boot_args::ipv4(key, value)?.octets(),
+                    );
+                }
+                Arg::Set { key: key @ "port", value } => {
+                    boot.http_port = morgana_boot_args::int(key, value, 0, 65535)?;
+                }
+                Arg::Set { key, .. } => {
+                    return Err(BootError::UnknownKey {
+                        key,
+                        known: KEYS,
+                    });
+                }
+            }
+        }
+        Ok(Some(boot))
+    }
+}
+
+/// `site`: Crunch(dir: "htdocs") (appliance.ron:20:17).
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
-/// `redirects`: 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:19:22).
+/// `redirects`: 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:22:22).
 pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
     concat!(env!("OUT_DIR"), "/redirects.rkyv")
 );
@@ -49,6 +111,17 @@ async fn connect_and_start(
     platform: &'static morgana_pvh::Platform,
 ) -> Result<(), morgana_signatures::StartError> {
     use morgana_signatures::StartError;
+    let boot = match boot::parse(
+        morgana_boot_args::kernel_words(platform.cmdline()),
+        morgana_boot_args::Source::KernelCommandLine,
+    ) {
+        Ok(Some(boot)) => boot,
+        Ok(None) => {
+            morgana_signatures::Console::write_str(&platform.console(), boot::HELP);
+            return Ok(());
+        }
+        Err(e) => return Err(StartError::new("boot", &e)),
+    };
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
@@ -65,7 +138,24 @@ async fn connect_and_start(
                 const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
                     morgana_direct::Ipv4Config::Dhcp,
                 );
-                CONFIG
+                morgana_direct::StackConfig {
+                    ipv4: match boot.net_ipv4 {
+                        morgana_boot_args::Ipv4CidrOr::Address {
+                            address,
+                            prefix_len,
+                        } => {
+                            morgana_direct::Ipv4Config::Static {
+                                address: address.octets(),
+                                prefix_len,
+                                gateway: boot.net_gateway,
+                            }
+                        }
+                        morgana_boot_args::Ipv4CidrOr::Word(_) => {
+                            morgana_direct::Ipv4Config::Dhcp
+                        }
+                    },
+                    ..CONFIG
+                }
             },
         )
         .await
@@ -76,7 +166,7 @@ async fn connect_and_start(
             morgana_http::Config {
                 address: core::net::SocketAddr::from((
                     config::HTTP_ADDRESS,
-                    config::HTTP_PORT,
+                    boot.http_port,
                 )),
                 max_connections: config::HTTP_MAX_CONNECTIONS,
                 idle_timeout: core::time::Duration::from_millis(
