@@ -236,6 +236,9 @@ pub fn compile_with(
         return Err(fail(sources, diags));
     };
     diags.extend(ipv6_on_ipv4_stacks(&model, catalog, &wiring));
+    diags.extend(check::v6_only::ipv4_on_v6_only_stacks(
+        &model, catalog, &wiring,
+    ));
     if !diags.is_empty() {
         return Err(fail(sources, diags));
     }

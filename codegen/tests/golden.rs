@@ -107,6 +107,11 @@ const CASES: &[Case] = &[
         target: None,
     },
     Case {
+        ron: "tests/golden/ipv6-only-tap/appliance.ron",
+        expected: "tests/golden/ipv6-only-tap",
+        target: None,
+    },
+    Case {
         ron: "tests/golden/ipv6-xen/appliance.ron",
         expected: "tests/golden/ipv6-xen",
         target: None,

@@ -22,6 +22,9 @@ pub enum Error {
     /// An IPv6 address was asked for, and the stack has no IPv6 (not configured, or
     /// built without the `ipv6` feature).
     Ipv6(SocketAddr),
+    /// An IPv4 address (`0.0.0.0` included) on a stack with
+    /// [`Ipv4Config::Off`](crate::Ipv4Config::Off).
+    NoIpv4(SocketAddr),
     /// Listening on an address the stack does not have.
     AddrNotAvailable(SocketAddr),
     /// Another listener has the port.
@@ -82,6 +85,11 @@ impl fmt::Display for Error {
                     )
                 }
             }
+            Error::NoIpv4(addr) => write!(
+                f,
+                "cannot use {}: IPv4 is off on this stack (IPv6 only): use `::` or one of its IPv6 addresses",
+                ShowAddr(*addr)
+            ),
             Error::AddrNotAvailable(addr) => {
                 write!(
                     f,
@@ -133,6 +141,7 @@ impl Error {
             Error::Exhausted { .. } => TcpErrorKind::Exhausted,
             Error::InvalidConfig(_)
             | Error::Ipv6(_)
+            | Error::NoIpv4(_)
             | Error::AddrNotAvailable(_)
             | Error::Shutdown => TcpErrorKind::Invalid,
             #[cfg(feature = "udp")]
