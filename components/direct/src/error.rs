@@ -23,7 +23,9 @@ pub enum Error {
     /// built without the `ipv6` feature).
     Ipv6(SocketAddr),
     /// An IPv4 address (`0.0.0.0` included) on a stack with
-    /// [`Ipv4Config::Off`](crate::Ipv4Config::Off).
+    /// [`Ipv4Config::Off`](crate::Ipv4Config::Off) (which needs IPv6, so only with the
+    /// `ipv6` feature).
+    #[cfg(feature = "ipv6")]
     NoIpv4(SocketAddr),
     /// Listening on an address the stack does not have.
     AddrNotAvailable(SocketAddr),
@@ -85,6 +87,7 @@ impl fmt::Display for Error {
                     )
                 }
             }
+            #[cfg(feature = "ipv6")]
             Error::NoIpv4(addr) => write!(
                 f,
                 "cannot use {}: IPv4 is off on this stack (IPv6 only): use `::` or one of its IPv6 addresses",
@@ -141,9 +144,10 @@ impl Error {
             Error::Exhausted { .. } => TcpErrorKind::Exhausted,
             Error::InvalidConfig(_)
             | Error::Ipv6(_)
-            | Error::NoIpv4(_)
             | Error::AddrNotAvailable(_)
             | Error::Shutdown => TcpErrorKind::Invalid,
+            #[cfg(feature = "ipv6")]
+            Error::NoIpv4(_) => TcpErrorKind::Invalid,
             #[cfg(feature = "udp")]
             Error::DatagramTooLarge { .. } | Error::Unaddressable(_) => TcpErrorKind::Invalid,
             Error::NoDhcpAnswer { .. } | Error::Entropy(_) => TcpErrorKind::Other,
