@@ -15,6 +15,9 @@
 #                         ([patch.crates-io]), e.g. docs/patches/smoltcp-min-rto.patch
 #                         applied to smoltcp 0.14.0 with its RTO floor lowered
 #   LOSSY_BYTES=N         file size (default 1048576)
+#   LOSSY_PCAP=DIR        capture each download on the tap (curl's side of the relay)
+#                         into DIR/KIND-SEED.pcap with tcpdump, to see where the time
+#                         goes (retransmissions, duplicate ACKs, stalls)
 #
 # The rig (the same as tests/tests/lossy.rs, which runs a 256 KiB version in CI), all
 # inside a network namespace made for the run:
@@ -32,6 +35,7 @@ mkdir -p "$WORK"
 export CARGO_TARGET_DIR=$BENCH_TARGET
 
 apt_need socat curl iproute2 cpio gzip
+if [ -n "${LOSSY_PCAP:-}" ]; then apt_need tcpdump; fi
 echo "lossy: building lossy-relay" >&2
 (cd "$BENCH_ROOT" && cargo build --release --quiet -p morgana-tests --bin lossy-relay)
 RELAY=$BENCH_TARGET/release/lossy-relay
@@ -40,7 +44,7 @@ RELAY=$BENCH_TARGET/release/lossy-relay
 echo "lossy: building the PVH image from $TREE" >&2
 site=$WORK/site
 BENCH_ROOT=$TREE make_scratch_site "$site"
-sed -i 's|^\( *\)"net": *Network,|\1"net":  Network(ipv4: Static("10.0.2.15/24"), gateway: Some("10.0.2.2")),|' "$site/appliance.ron"
+sed -i 's|^\( *\)"net": *Network\(()\)\{0,1\},|\1"net":  Network(ipv4: Static("10.0.2.15/24"), gateway: Some("10.0.2.2")),|' "$site/appliance.ron"
 grep -q '10.0.2.15/24' "$site/appliance.ron" || { echo "lossy: cannot set the address in $site/appliance.ron" >&2; exit 1; }
 "$RELAY" --make-file "$site/htdocs/lossy.bin" "$BYTES" 42
 if [ -n "${LOSSY_SMOLTCP:-}" ]; then
@@ -66,6 +70,10 @@ one() {
   ip netns exec "$ns" "$RELAY" --guest 127.0.0.1:20001 127.0.0.1:20000 --host 127.0.0.1:20002 127.0.0.1:20003 --seed "$seed" 2>"$WORK/relay.log" &
   ip netns exec "$ns" socat -b 65536 UDP-DATAGRAM:127.0.0.1:20002,bind=127.0.0.1:20003 TUN:10.0.2.2/24,tun-type=tap,tun-name=mlossy0,iff-up,iff-no-pi 2>/dev/null &
   sleep 0.3
+  if [ -n "${LOSSY_PCAP:-}" ]; then
+    mkdir -p "$LOSSY_PCAP"
+    ip netns exec "$ns" tcpdump -U -s 128 -i mlossy0 -w "$LOSSY_PCAP/$kind-$seed.pcap" tcp 2>/dev/null &
+  fi
   if [ "$kind" = linux ]; then
     port=80
     ip netns exec "$ns" qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -m 128 -kernel "$LG/vmlinuz" -initrd "$WORK/initrd.gz" \

@@ -247,6 +247,9 @@ pub fn compile_with(
     {
         diags.push(d);
     }
+    diags.extend(check::v6_only::ipv4_on_v6_only_stacks(
+        &model, catalog, &wiring,
+    ));
     if !diags.is_empty() {
         return Err(fail(sources, diags));
     }

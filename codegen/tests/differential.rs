@@ -84,6 +84,7 @@ mod model {
     #[derive(Debug, Deserialize)]
     pub enum Ipv4 {
         Dhcp,
+        Off,
         Static(String),
     }
 
@@ -392,6 +393,7 @@ fn ron_norm(a: model::Appliance) -> Norm {
                     "ipv4",
                     ipv4.map(|i| match i {
                         model::Ipv4::Dhcp => "Dhcp".into(),
+                        model::Ipv4::Off => "Off".into(),
                         model::Ipv4::Static(s) => s,
                     }),
                 ));

@@ -113,6 +113,11 @@ const CASES: &[Case] = &[
         target: None,
     },
     Case {
+        ron: "tests/golden/ipv6-only-tap/appliance.ron",
+        expected: "tests/golden/ipv6-only-tap",
+        target: None,
+    },
+    Case {
         ron: "tests/golden/ipv6-xen/appliance.ron",
         expected: "tests/golden/ipv6-xen",
         target: None,
@@ -295,7 +300,7 @@ fn static_website_on_xen_wiring_facts() {
         "config::HTTP_PORT",
         "boot.http_port",
         "match boot.net_ipv4",
-        "  --ipv4=<a.b.c.d/len|dhcp>",
+        "  --ipv4=<a.b.c.d/len|dhcp|off>",
     ] {
         assert!(g.rust.contains(needle), "{needle}\n{}", g.rust);
     }

@@ -1,5 +1,5 @@
 //! The golden outputs type-check against the interfaces that docs/architecture.md
-//! promises (the real morgana-signatures crate, and stubs of morgana-unix,
+//! promises (the real morgana-signatures and morgana-boot-args crates, and stubs of morgana-unix,
 //! morgana-pvh, morgana-nic, morgana-direct, morgana-http, kv-crunch, morgana-virtio, morgana-disk,
 //! morgana-store and morgana-resp with exactly
 //! the documented signatures), with
@@ -32,6 +32,7 @@ mod morgana_unix {
         pub fn console(&'static self) -> Console { Console }
         pub fn clock(&'static self) -> Clock { Clock }
         pub fn entropy(&'static self) -> Entropy { Entropy }
+        pub fn args(&self) -> core::iter::Empty<&'static str> { core::iter::empty() }
     }
     impl sig::Console for Console {
         fn write_bytes(&self, _: &[u8]) {}
@@ -176,6 +177,7 @@ mod morgana_pvh {
         pub fn console(&'static self) -> Console { Console }
         pub fn clock(&'static self) -> Clock { Clock }
         pub fn entropy(&'static self) -> Entropy { Entropy }
+        pub fn cmdline(&self) -> &'static str { "" }
     }
     impl sig::Console for Console {
         fn write_bytes(&self, _: &[u8]) {}
@@ -241,6 +243,7 @@ mod morgana_direct {
     #[derive(Clone, Copy)]
     pub enum Ipv4Config {
         Dhcp,
+        Off,
         Static { address: [u8; 4], prefix_len: u8, gateway: Option<[u8; 4]> },
     }
     #[derive(Clone, Copy)]
@@ -1021,6 +1024,20 @@ fn golden_outputs_type_check_against_the_documented_interfaces() {
         .arg(&tmp)
         .arg("../platform/signatures/src/lib.rs"));
     let rmeta = tmp.join("libmorgana_signatures.rmeta");
+    // The boot-time parser is used as it is (core only, no stub needed).
+    run(Command::new(&rustc)
+        .args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "lib",
+            "--crate-name",
+            "morgana_boot_args",
+        ])
+        .args(["--emit", "metadata", "--out-dir"])
+        .arg(&tmp)
+        .arg("../components/boot-args/src/lib.rs"));
+    let boot_args = tmp.join("libmorgana_boot_args.rmeta");
     let dns = [
         ("appliance-dns", dns_job("NameServer")),
         ("appliance-dns-xen", dns_job("NameServer")),
@@ -1060,6 +1077,8 @@ fn golden_outputs_type_check_against_the_documented_interfaces() {
             .arg(&tmp)
             .arg("--extern")
             .arg(format!("morgana_signatures={}", rmeta.display()))
+            .arg("--extern")
+            .arg(format!("morgana_boot_args={}", boot_args.display()))
             .arg(&file));
     }
 }

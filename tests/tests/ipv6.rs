@@ -5,10 +5,11 @@
 //! 2. Unix, Morgana's own stack on a tap in a network namespace the test makes, with a
 //!    static address (`ipv6: Static("fd00:99:1::2/64")`): curl over v6, and `ping -6`
 //!    answered (ICMPv6 echo; neighbour discovery carries both).
-//! 3. The same stack with `ipv6: Slaac`: radvd in the namespace advertises a prefix, the
-//!    appliance logs the address it made from it, the test checks that address is the
-//!    prefix + the modified EUI-64 of the MAC address the same line names (RFC 4862),
-//!    then fetches and pings over it.
+//! 3. The same stack IPv6 only (`ipv4: Off`, `ipv6: Slaac`): radvd in the namespace
+//!    advertises a prefix, the appliance logs the address it made from it, the test
+//!    checks that address is the prefix + the modified EUI-64 of the MAC address the same
+//!    line names (RFC 4862), then fetches and pings over it; over IPv4 the appliance is
+//!    not there (no address, no ARP answer).
 //!
 //! Each check compares index.html byte for byte with status 200. Needs curl, ip
 //! (iproute2), ping (iputils-ping) and radvd (scripts/setup.sh installs them): without
@@ -196,16 +197,19 @@ fn static_website_over_ipv6() {
     app.kill_now();
     let _ = std::fs::remove_dir_all(&dir);
 
-    // 3. SLAAC: radvd advertises fd00:99:2::/64 on the tap.
+    // 3. IPv6 only, with SLAAC: radvd advertises fd00:99:2::/64 on the tap.
     let dir = site(
         "slaac",
         &format!(
-            "Network(stack: Direct, tap: \"{}\", ipv4: Static(\"10.99.6.2/24\"), ipv6: Some(Slaac))",
+            "Network(stack: Direct, tap: \"{}\", ipv4: Off, ipv6: Some(Slaac))",
             ns.tap
         ),
         http,
     );
     let (mut app, log) = ns.spawn(&binary(&dir));
+    wait_line(&log, Duration::from_secs(10), |l| {
+        l.contains(": ipv4 off (IPv6 only)").then_some(())
+    });
     let conf = std::env::temp_dir().join(format!("morgana-radvd-{}.conf", std::process::id()));
     std::fs::write(
         &conf,
@@ -267,6 +271,28 @@ fn static_website_over_ipv6() {
     );
     eprintln!("SLAAC gave {address} (the EUI-64 of {mac})");
     ns.check(address, &index);
+    // No IPv4: the address the dual stack had is nobody's now (forget what ARP learnt
+    // of it then).
+    ns.exec_ok(&["ip", "neigh", "flush", "dev", &ns.tap]);
+    let v4 = ns.exec(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "3",
+        "http://10.99.6.2:8086/",
+    ]);
+    assert!(
+        !v4.status.success(),
+        "an IPv6-only appliance answered over IPv4"
+    );
+    let arp = ns.exec(&["ip", "neigh", "show", "10.99.6.2"]);
+    let arp = String::from_utf8_lossy(&arp.stdout);
+    assert!(
+        !arp.contains("lladdr"),
+        "an IPv6-only appliance answered ARP: {arp}"
+    );
     app.kill_now();
     drop(radvd);
     let _ = std::fs::remove_file(&conf);

@@ -7,6 +7,7 @@
 
 mod clashes;
 pub mod settings;
+pub(crate) mod v6_only;
 pub mod value;
 
 use std::path::Path;

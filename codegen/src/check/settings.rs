@@ -101,6 +101,7 @@ pub(crate) fn settings(
         });
     }
     within(dev, comp, errs);
+    super::v6_only::off_needs_ipv6(dev, comp, errs);
 }
 
 /// Each key's value, written or defaulted; and the keys whose written value is wrong.
@@ -309,8 +310,13 @@ fn within(dev: &Device, comp: &Component, errs: &mut Vec<Diagnostic>) {
                 if let Origin::Source(ns) = net.origin {
                     d = d.secondary(ns, format!("`{within}` is {} here", other.ron()));
                 }
+                let why = if *other == Scalar::Choice("Off".into()) {
+                    "IPv4 is off, so there is no IPv4 gateway"
+                } else {
+                    "a DHCP lease brings its own gateway"
+                };
                 errs.push(d.help(format!(
-                    "a DHCP lease brings its own gateway: remove `{}`, or give a static address, e.g. `{within}: Static(\"10.0.2.15/24\")`",
+                    "{why}: remove `{}`, or give a static address, e.g. `{within}: Static(\"10.0.2.15/24\")`",
                     spec.name
                 )));
             }

@@ -23,12 +23,17 @@ pub enum Ipv4Config {
         /// its own subnet.
         gateway: Option<[u8; 4]>,
     },
+    /// No IPv4 at all: an IPv6-only stack (needs [`StackConfig::with_ipv6`]; IPv4
+    /// frames are dropped, ARP is not answered, and a socket bound to an IPv4 address,
+    /// `0.0.0.0` included, fails with [`Error::NoIpv4`](crate::Error::NoIpv4)).
+    Off,
 }
 
 impl fmt::Display for Ipv4Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Ipv4Config::Dhcp => f.write_str("DHCP"),
+            Ipv4Config::Off => f.write_str("off"),
             Ipv4Config::Static {
                 address,
                 prefix_len,
@@ -194,6 +199,12 @@ impl StackConfig {
     ///     .check_features();
     /// ```
     pub const fn check_features(self) -> StackConfig {
+        if matches!(self.ipv4, Ipv4Config::Off) && self.ipv6.is_none() {
+            panic!(
+                "the stack has neither IPv4 nor IPv6: with `Ipv4Config::Off` give it IPv6 \
+                 (`with_ipv6`)"
+            );
+        }
         if self.ipv6.is_some() && !crate::IPV6 {
             panic!(
                 "IPv6 is configured but morgana-direct was built without it: \
@@ -245,6 +256,13 @@ impl StackConfig {
             }) => check_static_v6(v6(address), prefix_len, gateway.map(v6))?,
         }
         match self.ipv4 {
+            Ipv4Config::Off if self.ipv6.is_none() => {
+                return Err(Error::InvalidConfig(
+                    "ipv4 is off and there is no IPv6: the stack would have no address \
+                     (configure IPv6, or an IPv4 address or DHCP)",
+                ));
+            }
+            Ipv4Config::Off => {}
             Ipv4Config::Dhcp => {
                 if self.dhcp_timeout.is_zero() {
                     return Err(Error::InvalidConfig("dhcp_timeout must not be zero"));

@@ -22,6 +22,11 @@ pub enum Error {
     /// An IPv6 address was asked for, and the stack has no IPv6 (not configured, or
     /// built without the `ipv6` feature).
     Ipv6(SocketAddr),
+    /// An IPv4 address (`0.0.0.0` included) on a stack with
+    /// [`Ipv4Config::Off`](crate::Ipv4Config::Off) (which needs IPv6, so only with the
+    /// `ipv6` feature).
+    #[cfg(feature = "ipv6")]
+    NoIpv4(SocketAddr),
     /// Listening on an address the stack does not have.
     AddrNotAvailable(SocketAddr),
     /// Another listener has the port.
@@ -82,6 +87,12 @@ impl fmt::Display for Error {
                     )
                 }
             }
+            #[cfg(feature = "ipv6")]
+            Error::NoIpv4(addr) => write!(
+                f,
+                "cannot use {}: IPv4 is off on this stack (IPv6 only): use `::` or one of its IPv6 addresses",
+                ShowAddr(*addr)
+            ),
             Error::AddrNotAvailable(addr) => {
                 write!(
                     f,
@@ -135,6 +146,8 @@ impl Error {
             | Error::Ipv6(_)
             | Error::AddrNotAvailable(_)
             | Error::Shutdown => TcpErrorKind::Invalid,
+            #[cfg(feature = "ipv6")]
+            Error::NoIpv4(_) => TcpErrorKind::Invalid,
             #[cfg(feature = "udp")]
             Error::DatagramTooLarge { .. } | Error::Unaddressable(_) => TcpErrorKind::Invalid,
             Error::NoDhcpAnswer { .. } | Error::Entropy(_) => TcpErrorKind::Other,

@@ -26,9 +26,11 @@
 //! # What it does
 //!
 //! - Ethernet with ARP, IPv4 with a static address or a DHCP lease (renewed while the
-//!   stack runs; the address is logged at `info` level), ICMP echo (ping) answered by
-//!   the interface itself, and TCP servers. No IPv6, no UDP sockets, no outgoing
-//!   connections: nothing in the signatures asks for them yet.
+//!   stack runs; the address is logged at `info` level) or none at all
+//!   ([`Ipv4Config::Off`], an IPv6-only stack), ICMP echo (ping) answered by the
+//!   interface itself, and TCP servers; UDP sockets with the `udp` feature, IPv6
+//!   (link-local, SLAAC, static; ICMPv6 echo and neighbour discovery) with `ipv6`. No
+//!   outgoing TCP connections: nothing in the signatures asks for them.
 //! - smoltcp is built without `std` and without its `log` feature; its features are
 //!   `medium-ethernet`, `proto-ipv4`, `socket-tcp`, `socket-dhcpv4`,
 //!   `auto-icmp-echo-reply`, `async` (socket wakers) and `alloc`.

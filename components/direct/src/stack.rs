@@ -154,6 +154,12 @@ impl<N: NetIf, C: Timer> Stack<N, C> {
                 socket.set_retry_config(retry);
                 (Some(sockets.add(socket)), None, None)
             }
+            // `check` refused it without IPv6, so only an `ipv6` build gets here.
+            Ipv4Config::Off => {
+                #[cfg(feature = "ipv6")]
+                log::info!("{mac}: ipv4 off (IPv6 only)");
+                (None, None, None)
+            }
         };
 
         let inner = Inner {
@@ -717,6 +723,10 @@ impl<N: NetIf> Inner<N> {
         addr: SocketAddr,
     ) -> Result<(Option<IpAddress>, bool), Error> {
         let ip = match addr.ip() {
+            #[cfg(feature = "ipv6")]
+            IpAddr::V4(_) if self.config.ipv4 == Ipv4Config::Off => {
+                return Err(Error::NoIpv4(addr));
+            }
             IpAddr::V4(ip) => {
                 if !ip.is_unspecified() && self.ipv4.is_none_or(|c| c.address() != ip) {
                     return Err(Error::AddrNotAvailable(addr));

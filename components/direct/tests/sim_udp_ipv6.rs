@@ -551,3 +551,94 @@ fn ipv6_needs_configuring() {
         stack6.listen(addr6(STACK_IP6, 80)).await.unwrap();
     });
 }
+
+#[test]
+fn an_ipv6_only_stack_has_no_ipv4() {
+    let clock = FakeClock::new();
+    run(&clock, async {
+        // Off needs IPv6: without it the stack would have no address.
+        let (wire, a, _b) = Wire::new();
+        drop(wire);
+        let e = Stack::connect(
+            a,
+            clock.clone(),
+            FixedEntropy(7),
+            StackConfig::new(Ipv4Config::Off),
+        )
+        .await
+        .map(|_| ())
+        .unwrap_err();
+        assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
+        assert!(
+            format!("{e}").contains("ipv4 is off and there is no IPv6"),
+            "{e}"
+        );
+
+        let config = StackConfig::new(Ipv4Config::Off).with_ipv6(Ipv6Config::Static {
+            address: STACK_IP6,
+            prefix_len: 64,
+            gateway: Some(PEER_IP6),
+        });
+        let (stack, peer, wire) = dual_stack_and_peer(&clock, config).await;
+        assert_eq!(stack.ipv4_address(), None);
+        assert_eq!(stack.gateway(), None);
+        // No IPv4 socket, not even on 0.0.0.0.
+        let e = stack.listen(addr([0, 0, 0, 0], 80)).await.unwrap_err();
+        assert!(matches!(e, Error::NoIpv4(_)), "{e}");
+        assert_eq!(
+            format!("{e}"),
+            "cannot use 0.0.0.0:80: IPv4 is off on this stack (IPv6 only): use `::` or one of its IPv6 addresses"
+        );
+        let e = stack.bind(addr([0, 0, 0, 0], 53)).await.unwrap_err();
+        assert!(matches!(e, Error::NoIpv4(_)), "{e}");
+
+        let mut l = stack.listen(addr6([0; 8], 80)).await.unwrap();
+        let mut udp = stack.bind(addr6([0; 8], 53)).await.unwrap();
+        let server = async {
+            let (s, from) = l.accept().await.unwrap();
+            assert_eq!(from, SocketAddr::from((ip6(PEER_IP6), 40000)));
+            echo_tcp(s).await;
+            let mut buf = [0u8; 1500];
+            let r = udp.recv_from(&mut buf).await.unwrap();
+            udp.send_to(&buf[..r.len], r.peer).await.unwrap();
+        };
+        let client = async {
+            let h = peer
+                .connect(addr6(STACK_IP6, 80))
+                .await
+                .expect("v6 connect");
+            peer.send_all(h, b"six only").await;
+            assert_eq!(peer.recv_exact(h, 8).await, b"six only");
+            peer.close(h).await;
+            assert!(peer.recv_to_end(h).await.unwrap().is_empty());
+            let p = peer.udp_bind(5353);
+            let big: Vec<u8> = (0..1452u32).map(|i| i as u8).collect();
+            peer.udp_send(p, &big, addr6(STACK_IP6, 53));
+            let (got, from) = peer.udp_recv(p).await;
+            assert!(got == big);
+            assert_eq!(from, addr6(STACK_IP6, 53));
+            // An IPv4 datagram to the address the stack would have had: nobody answers
+            // (not even ARP).
+            peer.udp_send(p, b"v4?", addr(STACK_IP, 53));
+        };
+        with_both(&stack, &peer, join(server, client)).await;
+        let waited = morgana_rt::timeout(
+            &clock,
+            morgana_signatures::MonotonicClock::now(&clock).saturating_add(Duration::from_secs(3)),
+            with_both(&stack, &peer, core::future::pending::<()>()),
+        )
+        .await;
+        assert!(waited.is_err());
+        // The stack sent no IPv4 and no ARP at all: DHCP is off too.
+        let sent_v4 = wire.log().iter().any(|(side, f)| {
+            *side == 0
+                && EthernetFrame::new_checked(&f[..]).is_ok_and(|e| {
+                    matches!(
+                        e.ethertype(),
+                        EthernetProtocol::Ipv4 | EthernetProtocol::Arp
+                    )
+                })
+        });
+        assert!(!sent_v4, "an IPv6-only stack sent IPv4 or ARP frames");
+    });
+}

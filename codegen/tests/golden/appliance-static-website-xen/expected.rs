@@ -43,7 +43,7 @@ pub mod boot {
     /// The keys, as written after `--`.
     pub const KEYS: &[&str] = &["ipv4", "ipv4-gateway", "port"];
     /// What `--help` prints.
-    pub const HELP: &str = "static-website: boot-time configuration, as --key=value words of the kernel command line.\nA key not given keeps its value from appliance.ron (the default shown).\n\n  --ipv4=<a.b.c.d/len|dhcp>\n      net.ipv4; default dhcp\n      The interface's IPv4 address: `dhcp` (lease one; starting waits for\n      the lease, at most 10 s), or a static address with its prefix\n      length, e.g. 10.0.2.15/24.\n  --ipv4-gateway=<a.b.c.d>\n      net.gateway; default none\n      The default gateway of a static address, inside its subnet, e.g.\n      10.0.2.2 (with `dhcp` the lease brings it).\n  --port=<0..65535>\n      http.port; default 8080\n      The TCP port to listen on (0: any free port).\n  --help\n      Print this and stop.\n";
+    pub const HELP: &str = "static-website: boot-time configuration, as --key=value words of the kernel command line.\nA key not given keeps its value from appliance.ron (the default shown).\n\n  --ipv4=<a.b.c.d/len|dhcp|off>\n      net.ipv4; default dhcp\n      The interface's IPv4 address: `dhcp` (lease one; starting waits for\n      the lease, at most 10 s), a static address with its prefix length,\n      e.g. 10.0.2.15/24, or `off` (no IPv4: the appliance must have IPv6).\n  --ipv4-gateway=<a.b.c.d>\n      net.gateway; default none\n      The default gateway of a static address, inside its subnet, e.g.\n      10.0.2.2 (with `dhcp` the lease brings it).\n  --port=<0..65535>\n      http.port; default 8080\n      The TCP port to listen on (0: any free port).\n  --help\n      Print this and stop.\n";
     /// The boot-time keys' values.
     #[derive(Clone, Copy, Debug)]
     pub struct Boot {
@@ -74,7 +74,7 @@ pub mod boot {
                     boot.net_ipv4 = morgana_boot_args::ipv4_cidr_or(
                             key,
                             value,
-                            &["dhcp"],
+                            &["dhcp", "off"],
                         )?
                         .into();
                 }
@@ -150,8 +150,11 @@ async fn connect_and_start(
                                 gateway: boot.net_gateway,
                             }
                         }
-                        morgana_boot_args::Ipv4CidrOr::Word(_) => {
+                        morgana_boot_args::Ipv4CidrOr::Word(0) => {
                             morgana_direct::Ipv4Config::Dhcp
+                        }
+                        morgana_boot_args::Ipv4CidrOr::Word(_) => {
+                            morgana_direct::Ipv4Config::Off
                         }
                     },
                     ..CONFIG
