@@ -5,7 +5,10 @@
 #   - the PVH kernel under QEMU (TCG, user networking, dnsperf through the generated
 #     `.qemu` file's hostfwd), with its image size with and without the zone data.
 #
-#   bench/dns-appliance.sh [--quick] [RECORDS]      RECORDS: zone size (default 10000)
+#   bench/dns-appliance.sh [--quick] [--unix] [RECORDS]   RECORDS: zone size (default 10000)
+#                                                       --unix: the Unix process only
+# DNS_PORT=P serves on port P; DNS_BEFORE=BINARY also measures another Unix build of the
+# appliance (built with the same DNS_PORT and zone, e.g. at an earlier commit): after/before.
 #
 # The same zone and query mix as bench/dns.sh (80 % existing names, 20 % NXDOMAIN), a
 # scratch copy of the appliance whose appliance.ron names that zone. The issue's kernel
@@ -15,8 +18,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 ROOT=$BENCH_ROOT
-MODE=full; N=10000
-for a in "$@"; do case $a in --quick) MODE=quick ;; *) N=$a ;; esac; done
+MODE=full; N=10000; UNIX_ONLY=
+for a in "$@"; do case $a in --quick) MODE=quick ;; --unix) UNIX_ONLY=1 ;; *) N=$a ;; esac; done
 case $MODE in full) LEN=8; REPS=3 ;; quick) LEN=4; REPS=1 ;; esac
 export CARGO_TARGET_DIR=$BENCH_TARGET
 BENCH_OUT=${BENCH_OUT:-$CARGO_TARGET_DIR/bench-results.txt}
@@ -82,7 +85,7 @@ PY
 
 # A scratch copy of the appliance: its own one-member workspace depending on this
 # checkout's crates by path, serving the bench zone on a port of its own.
-PORT=$(dual_port)
+PORT=${DNS_PORT:-$(dual_port)}   # DNS_PORT: a fixed port (a DNS_BEFORE build serves the port it was built with)
 APP=$SCRATCH/app
 cp -r "$ROOT/appliances/dns" "$APP"
 cp "$SCRATCH/bench.test.zone" "$APP/zones/"
@@ -110,13 +113,15 @@ echo "== building the dns appliance with a $N-record zone (Unix, then PVH)" >&2
 UT=$CARGO_TARGET_DIR/dns-appliance-unix; XT=$CARGO_TARGET_DIR/dns-appliance-xen
 rm -rf "$UT"/release/build/dns-* "$XT"/release/build/dns-*
 s=$(now); (cd "$APP" && cargo build -q --release --target-dir "$UT"); result "dns_app_${N}_unix_build_s" "$(elapsed "$s")"
-s=$(now); (cd "$APP" && MORGANA_TARGET=xen cargo build -q --release --target-dir "$XT"); result "dns_app_${N}_xen_build_s" "$(elapsed "$s")"
-IMAGE=$XT/release/dns
-ARCHIVE=$(stat -c %s "$(ls "$XT"/release/build/dns-*/out/server.rkyv | head -1)")
-LOADED=$(loaded_bytes "$IMAGE")
-result "dns_app_${N}_pvh_loaded_bytes" "$LOADED"
-result "dns_app_${N}_pvh_zone_archive_bytes" "$ARCHIVE"
-result "dns_app_${N}_pvh_loaded_without_zones_bytes" "$((LOADED - ARCHIVE))"
+if [ -z "$UNIX_ONLY" ]; then
+  s=$(now); (cd "$APP" && MORGANA_TARGET=xen cargo build -q --release --target-dir "$XT"); result "dns_app_${N}_xen_build_s" "$(elapsed "$s")"
+  IMAGE=$XT/release/dns
+  ARCHIVE=$(stat -c %s "$(ls "$XT"/release/build/dns-*/out/server.rkyv | head -1)")
+  LOADED=$(loaded_bytes "$IMAGE")
+  result "dns_app_${N}_pvh_loaded_bytes" "$LOADED"
+  result "dns_app_${N}_pvh_zone_archive_bytes" "$ARCHIVE"
+  result "dns_app_${N}_pvh_loaded_without_zones_bytes" "$((LOADED - ARCHIVE))"
+fi
 
 # NSD on the host, one server process, RRL off.
 NP=$(dual_port); ND=$SCRATCH/nsd; mkdir -p "$ND"; cp "$SCRATCH/bench.test.zone" "$ND/"
@@ -153,6 +158,21 @@ result "dns_app_${N}_unix_qps" "$uq"; result "dns_app_${N}_unix_avg_latency_us" 
 result "dns_app_${N}_unix_rss_kib" "$(awk '/VmRSS/ {print $2}' /proc/$UPID/status)"
 result "dns_app_${N}_unix_over_nsd" "$(ratio "$uq" "$nq")"
 kill "$UPID"; wait "$UPID" 2>/dev/null || true
+
+# DNS_BEFORE=path: another build of the Unix appliance (the same zone and port, e.g. from
+# an earlier commit), measured in the same run for a before/after ratio.
+if [ -n "${DNS_BEFORE:-}" ]; then
+  "$DNS_BEFORE" >"$SCRATCH/before.log" 2>&1 & BPID=$!; PIDS+=("$BPID")
+  wait_dns "$PORT" 30 || { echo "dns-appliance bench: $DNS_BEFORE does not answer" >&2; exit 1; }
+  read -r bq bl blost <<<"$(perf "$PORT")"
+  result "dns_app_${N}_before_qps" "$bq"; result "dns_app_${N}_before_over_nsd" "$(ratio "$bq" "$nq")"
+  result "dns_app_${N}_unix_over_before" "$(ratio "$uq" "$bq")"
+  kill "$BPID"; wait "$BPID" 2>/dev/null || true
+fi
+[ -n "$UNIX_ONLY" ] && {
+  echo "NSD $nq q/s; Morgana Unix $uq q/s ($(ratio "$uq" "$nq")x NSD)${bq:+; before $bq q/s ($(ratio "$bq" "$nq")x NSD, after/before $(ratio "$uq" "$bq"))}"
+  exit 0
+}
 
 # The PVH kernel under QEMU, with the generated deployment file's arguments.
 # TCG alone in place of the file's `-accel kvm -accel tcg` (this machine's nested KVM

@@ -73,6 +73,7 @@ mod entry;
 mod error;
 mod heap;
 mod logger;
+mod mmsg;
 mod platform;
 mod reactor;
 mod secret;
