@@ -3,7 +3,8 @@
 # dnsperf, against NSD on the host, in one run:
 #   - the Unix process (the host's sockets),
 #   - the PVH kernel under QEMU (TCG, user networking, dnsperf through the generated
-#     `.qemu` file's hostfwd), with its image size with and without the zone data.
+#     `.qemu` file's hostfwd), with its image size with and without the zone data,
+#     against NSD in a Linux guest under the same QEMU (bench/nsd-guest.sh).
 #
 #   bench/dns-appliance.sh [--quick] [--unix] [RECORDS]   RECORDS: zone size (default 10000)
 #                                                       --unix: the Unix process only
@@ -11,9 +12,8 @@
 # appliance (built with the same DNS_PORT and zone, e.g. at an earlier commit): after/before.
 #
 # The same zone and query mix as bench/dns.sh (80 % existing names, 20 % NXDOMAIN), a
-# scratch copy of the appliance whose appliance.ron names that zone. The issue's kernel
-# reference (NSD in a Linux guest under the same QEMU) is not here yet: see
-# docs/dns.md, "Measurements of the appliance", for what it takes. Prints name=value
+# scratch copy of the appliance whose appliance.ron names that zone. The kernel's
+# reference is NSD in a Linux guest under the same QEMU (bench/nsd-guest.sh). Prints name=value
 # lines (also appended to $BENCH_OUT) and a table.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -185,10 +185,22 @@ read -r pq pl plost <<<"$(perf "$PORT")"
 result "dns_app_${N}_pvh_qemu_qps" "$pq"; result "dns_app_${N}_pvh_qemu_avg_latency_us" "$pl"; result "dns_app_${N}_pvh_qemu_lost" "$plost"
 kill "$QPID"; wait "$QPID" 2>/dev/null || true
 
+# The reference under the same QEMU: NSD in a Linux guest (bench/nsd-guest.sh: Debian's
+# kernel, the host's nsd and its libraries in an initramfs), same zone, same flags.
+GP=$(dual_port)
+GPID=$(bash "$ROOT/bench/nsd-guest.sh" boot "$SCRATCH/bench.test.zone" bench.test "$GP" 256 "$SCRATCH/nsd-guest.log")
+PIDS+=("$GPID")
+wait_dns "$GP" 180 || { echo "dns-appliance bench: NSD in the Linux guest does not answer" >&2; cat "$SCRATCH/nsd-guest.log" >&2; exit 1; }
+read -r gq gl glost <<<"$(perf "$GP")"
+result "dns_app_${N}_nsd_guest_qemu_qps" "$gq"; result "dns_app_${N}_nsd_guest_qemu_avg_latency_us" "$gl"; result "dns_app_${N}_nsd_guest_qemu_lost" "$glost"
+result "dns_app_${N}_pvh_over_nsd_guest" "$(ratio "$pq" "$gq")"
+kill "$GPID"; wait "$GPID" 2>/dev/null || true
+
 echo
 echo "dns appliance ($MODE, $N records, dnsperf -c 4 -l $LEN, 80 % existing / 20 % NXDOMAIN) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs"
 printf '%-22s %s\n' "NSD (host)" "$nq q/s, avg $nl us"
 printf '%-22s %s\n' "Morgana Unix" "$uq q/s, avg $ul us, lost $ulost ($(ratio "$uq" "$nq")x NSD)"
-printf '%-22s %s\n' "Morgana PVH (QEMU TCG)" "$pq q/s, avg $pl us, lost $plost (no Linux-guest reference yet)"
+printf '%-22s %s\n' "NSD in Linux (QEMU TCG)" "$gq q/s, avg $gl us, lost $glost"
+printf '%-22s %s\n' "Morgana PVH (QEMU TCG)" "$pq q/s, avg $pl us, lost $plost ($(ratio "$pq" "$gq")x NSD in a Linux guest)"
 printf '%-22s %s\n' "PVH image" "$LOADED B loaded, $ARCHIVE B of zone data, $((LOADED - ARCHIVE)) B without"
 echo "(name=value lines: $BENCH_OUT)"
