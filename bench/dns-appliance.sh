@@ -153,6 +153,8 @@ result "dns_app_${N}_nsd_qps" "$nq"; result "dns_app_${N}_nsd_avg_latency_us" "$
 # The Unix appliance.
 "$UT/release/dns" >"$SCRATCH/unix.log" 2>&1 & UPID=$!; PIDS+=("$UPID")
 wait_dns "$PORT" 30 || { echo "dns-appliance bench: the Unix appliance does not answer" >&2; exit 1; }
+# Another process on a DNS_PORT would answer in its place.
+kill -0 "$UPID" 2>/dev/null || { echo "dns-appliance bench: the Unix appliance exited:" >&2; cat "$SCRATCH/unix.log" >&2; exit 1; }
 read -r uq ul ulost <<<"$(perf "$PORT")"
 result "dns_app_${N}_unix_qps" "$uq"; result "dns_app_${N}_unix_avg_latency_us" "$ul"; result "dns_app_${N}_unix_lost" "$ulost"
 result "dns_app_${N}_unix_rss_kib" "$(awk '/VmRSS/ {print $2}' /proc/$UPID/status)"
@@ -164,6 +166,7 @@ kill "$UPID"; wait "$UPID" 2>/dev/null || true
 if [ -n "${DNS_BEFORE:-}" ]; then
   "$DNS_BEFORE" >"$SCRATCH/before.log" 2>&1 & BPID=$!; PIDS+=("$BPID")
   wait_dns "$PORT" 30 || { echo "dns-appliance bench: $DNS_BEFORE does not answer" >&2; exit 1; }
+  kill -0 "$BPID" 2>/dev/null || { echo "dns-appliance bench: $DNS_BEFORE exited:" >&2; cat "$SCRATCH/before.log" >&2; exit 1; }
   read -r bq bl blost <<<"$(perf "$PORT")"
   result "dns_app_${N}_before_qps" "$bq"; result "dns_app_${N}_before_over_nsd" "$(ratio "$bq" "$nq")"
   result "dns_app_${N}_unix_over_before" "$(ratio "$uq" "$bq")"
