@@ -3,20 +3,23 @@
 # dnsperf, against NSD on the host, in one run:
 #   - the Unix process (the host's sockets),
 #   - the PVH kernel under QEMU (TCG, user networking, dnsperf through the generated
-#     `.qemu` file's hostfwd), with its image size with and without the zone data.
+#     `.qemu` file's hostfwd), with its image size with and without the zone data,
+#     against NSD in a Linux guest under the same QEMU (bench/nsd-guest.sh).
 #
-#   bench/dns-appliance.sh [--quick] [RECORDS]      RECORDS: zone size (default 10000)
+#   bench/dns-appliance.sh [--quick] [--unix] [RECORDS]   RECORDS: zone size (default 10000)
+#                                                       --unix: the Unix process only
+# DNS_PORT=P serves on port P; DNS_BEFORE=BINARY also measures another Unix build of the
+# appliance (built with the same DNS_PORT and zone, e.g. at an earlier commit): after/before.
 #
 # The same zone and query mix as bench/dns.sh (80 % existing names, 20 % NXDOMAIN), a
-# scratch copy of the appliance whose appliance.ron names that zone. The issue's kernel
-# reference (NSD in a Linux guest under the same QEMU) is not here yet: see
-# docs/dns.md, "Measurements of the appliance", for what it takes. Prints name=value
+# scratch copy of the appliance whose appliance.ron names that zone. The kernel's
+# reference is NSD in a Linux guest under the same QEMU (bench/nsd-guest.sh). Prints name=value
 # lines (also appended to $BENCH_OUT) and a table.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 ROOT=$BENCH_ROOT
-MODE=full; N=10000
-for a in "$@"; do case $a in --quick) MODE=quick ;; *) N=$a ;; esac; done
+MODE=full; N=10000; UNIX_ONLY=
+for a in "$@"; do case $a in --quick) MODE=quick ;; --unix) UNIX_ONLY=1 ;; *) N=$a ;; esac; done
 case $MODE in full) LEN=8; REPS=3 ;; quick) LEN=4; REPS=1 ;; esac
 export CARGO_TARGET_DIR=$BENCH_TARGET
 BENCH_OUT=${BENCH_OUT:-$CARGO_TARGET_DIR/bench-results.txt}
@@ -82,7 +85,7 @@ PY
 
 # A scratch copy of the appliance: its own one-member workspace depending on this
 # checkout's crates by path, serving the bench zone on a port of its own.
-PORT=$(dual_port)
+PORT=${DNS_PORT:-$(dual_port)}   # DNS_PORT: a fixed port (a DNS_BEFORE build serves the port it was built with)
 APP=$SCRATCH/app
 cp -r "$ROOT/appliances/dns" "$APP"
 cp "$SCRATCH/bench.test.zone" "$APP/zones/"
@@ -110,13 +113,15 @@ echo "== building the dns appliance with a $N-record zone (Unix, then PVH)" >&2
 UT=$CARGO_TARGET_DIR/dns-appliance-unix; XT=$CARGO_TARGET_DIR/dns-appliance-xen
 rm -rf "$UT"/release/build/dns-* "$XT"/release/build/dns-*
 s=$(now); (cd "$APP" && cargo build -q --release --target-dir "$UT"); result "dns_app_${N}_unix_build_s" "$(elapsed "$s")"
-s=$(now); (cd "$APP" && MORGANA_TARGET=xen cargo build -q --release --target-dir "$XT"); result "dns_app_${N}_xen_build_s" "$(elapsed "$s")"
-IMAGE=$XT/release/dns
-ARCHIVE=$(stat -c %s "$(ls "$XT"/release/build/dns-*/out/server.rkyv | head -1)")
-LOADED=$(loaded_bytes "$IMAGE")
-result "dns_app_${N}_pvh_loaded_bytes" "$LOADED"
-result "dns_app_${N}_pvh_zone_archive_bytes" "$ARCHIVE"
-result "dns_app_${N}_pvh_loaded_without_zones_bytes" "$((LOADED - ARCHIVE))"
+if [ -z "$UNIX_ONLY" ]; then
+  s=$(now); (cd "$APP" && MORGANA_TARGET=xen cargo build -q --release --target-dir "$XT"); result "dns_app_${N}_xen_build_s" "$(elapsed "$s")"
+  IMAGE=$XT/release/dns
+  ARCHIVE=$(stat -c %s "$(ls "$XT"/release/build/dns-*/out/server.rkyv | head -1)")
+  LOADED=$(loaded_bytes "$IMAGE")
+  result "dns_app_${N}_pvh_loaded_bytes" "$LOADED"
+  result "dns_app_${N}_pvh_zone_archive_bytes" "$ARCHIVE"
+  result "dns_app_${N}_pvh_loaded_without_zones_bytes" "$((LOADED - ARCHIVE))"
+fi
 
 # NSD on the host, one server process, RRL off.
 NP=$(dual_port); ND=$SCRATCH/nsd; mkdir -p "$ND"; cp "$SCRATCH/bench.test.zone" "$ND/"
@@ -148,11 +153,29 @@ result "dns_app_${N}_nsd_qps" "$nq"; result "dns_app_${N}_nsd_avg_latency_us" "$
 # The Unix appliance.
 "$UT/release/dns" >"$SCRATCH/unix.log" 2>&1 & UPID=$!; PIDS+=("$UPID")
 wait_dns "$PORT" 30 || { echo "dns-appliance bench: the Unix appliance does not answer" >&2; exit 1; }
+# Another process on a DNS_PORT would answer in its place.
+kill -0 "$UPID" 2>/dev/null || { echo "dns-appliance bench: the Unix appliance exited:" >&2; cat "$SCRATCH/unix.log" >&2; exit 1; }
 read -r uq ul ulost <<<"$(perf "$PORT")"
 result "dns_app_${N}_unix_qps" "$uq"; result "dns_app_${N}_unix_avg_latency_us" "$ul"; result "dns_app_${N}_unix_lost" "$ulost"
 result "dns_app_${N}_unix_rss_kib" "$(awk '/VmRSS/ {print $2}' /proc/$UPID/status)"
 result "dns_app_${N}_unix_over_nsd" "$(ratio "$uq" "$nq")"
 kill "$UPID"; wait "$UPID" 2>/dev/null || true
+
+# DNS_BEFORE=path: another build of the Unix appliance (the same zone and port, e.g. from
+# an earlier commit), measured in the same run for a before/after ratio.
+if [ -n "${DNS_BEFORE:-}" ]; then
+  "$DNS_BEFORE" >"$SCRATCH/before.log" 2>&1 & BPID=$!; PIDS+=("$BPID")
+  wait_dns "$PORT" 30 || { echo "dns-appliance bench: $DNS_BEFORE does not answer" >&2; exit 1; }
+  kill -0 "$BPID" 2>/dev/null || { echo "dns-appliance bench: $DNS_BEFORE exited:" >&2; cat "$SCRATCH/before.log" >&2; exit 1; }
+  read -r bq bl blost <<<"$(perf "$PORT")"
+  result "dns_app_${N}_before_qps" "$bq"; result "dns_app_${N}_before_over_nsd" "$(ratio "$bq" "$nq")"
+  result "dns_app_${N}_unix_over_before" "$(ratio "$uq" "$bq")"
+  kill "$BPID"; wait "$BPID" 2>/dev/null || true
+fi
+[ -n "$UNIX_ONLY" ] && {
+  echo "NSD $nq q/s; Morgana Unix $uq q/s ($(ratio "$uq" "$nq")x NSD)${bq:+; before $bq q/s ($(ratio "$bq" "$nq")x NSD, after/before $(ratio "$uq" "$bq"))}"
+  exit 0
+}
 
 # The PVH kernel under QEMU, with the generated deployment file's arguments.
 # TCG alone in place of the file's `-accel kvm -accel tcg` (this machine's nested KVM
@@ -165,10 +188,22 @@ read -r pq pl plost <<<"$(perf "$PORT")"
 result "dns_app_${N}_pvh_qemu_qps" "$pq"; result "dns_app_${N}_pvh_qemu_avg_latency_us" "$pl"; result "dns_app_${N}_pvh_qemu_lost" "$plost"
 kill "$QPID"; wait "$QPID" 2>/dev/null || true
 
+# The reference under the same QEMU: NSD in a Linux guest (bench/nsd-guest.sh: Debian's
+# kernel, the host's nsd and its libraries in an initramfs), same zone, same flags.
+GP=$(dual_port)
+GPID=$(bash "$ROOT/bench/nsd-guest.sh" boot "$SCRATCH/bench.test.zone" bench.test "$GP" 256 "$SCRATCH/nsd-guest.log")
+PIDS+=("$GPID")
+wait_dns "$GP" 180 || { echo "dns-appliance bench: NSD in the Linux guest does not answer" >&2; cat "$SCRATCH/nsd-guest.log" >&2; exit 1; }
+read -r gq gl glost <<<"$(perf "$GP")"
+result "dns_app_${N}_nsd_guest_qemu_qps" "$gq"; result "dns_app_${N}_nsd_guest_qemu_avg_latency_us" "$gl"; result "dns_app_${N}_nsd_guest_qemu_lost" "$glost"
+result "dns_app_${N}_pvh_over_nsd_guest" "$(ratio "$pq" "$gq")"
+kill "$GPID"; wait "$GPID" 2>/dev/null || true
+
 echo
 echo "dns appliance ($MODE, $N records, dnsperf -c 4 -l $LEN, 80 % existing / 20 % NXDOMAIN) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs"
 printf '%-22s %s\n' "NSD (host)" "$nq q/s, avg $nl us"
 printf '%-22s %s\n' "Morgana Unix" "$uq q/s, avg $ul us, lost $ulost ($(ratio "$uq" "$nq")x NSD)"
-printf '%-22s %s\n' "Morgana PVH (QEMU TCG)" "$pq q/s, avg $pl us, lost $plost (no Linux-guest reference yet)"
+printf '%-22s %s\n' "NSD in Linux (QEMU TCG)" "$gq q/s, avg $gl us, lost $glost"
+printf '%-22s %s\n' "Morgana PVH (QEMU TCG)" "$pq q/s, avg $pl us, lost $plost ($(ratio "$pq" "$gq")x NSD in a Linux guest)"
 printf '%-22s %s\n' "PVH image" "$LOADED B loaded, $ARCHIVE B of zone data, $((LOADED - ARCHIVE)) B without"
 echo "(name=value lines: $BENCH_OUT)"

@@ -122,9 +122,39 @@ pub fn run(
         if texts.len() != files.len() {
             continue;
         }
+        // What each file holds (`names`: a `Strs` key), one per file when given.
+        let names_setting = step.names.as_deref().and_then(|k| dev.setting(k));
+        let names: Vec<String> = match names_setting.map(|s| &s.value) {
+            Some(Scalar::List(ns)) => ns.clone(),
+            _ => Vec::new(),
+        };
+        if !names.is_empty() && names.len() != files.len() {
+            let key = step.names.as_deref().unwrap_or_default();
+            let mut d = Diagnostic::error(format!(
+                "`{}.{key}` has {} name{} for {} file{} in `{}.{}`",
+                dev.name,
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                dev.name,
+                step.input,
+            ));
+            if let Some(span) = names_setting.and_then(|s| s.origin.span()) {
+                d = d.primary(span, format!("{} here", names.len()));
+            }
+            if let Some(span) = setting.origin.span() {
+                d = d.secondary(span, format!("{} here", files.len()));
+            }
+            diags.push(d.help(format!(
+                "give one name per file, in the same order, or leave `{key}` out"
+            )));
+            continue;
+        }
         let input = build::Input {
             device: &dev.name,
             files: &texts,
+            names: &names,
             dir: manifest_dir,
         };
         let compiled = compiler.compile(&input);
@@ -137,6 +167,11 @@ pub fn run(
             .span()
             .map(|s| (s, format!("`{}.{}`", dev.name, step.input)));
         for d in found {
+            if d.path.is_empty() {
+                // About the names: shown at that key.
+                diags.push(about_names(&d, names_setting, dev, step));
+                continue;
+            }
             let rendered = convert(
                 &d,
                 &texts,
@@ -163,6 +198,39 @@ pub fn run(
                 inputs,
             });
         }
+    }
+    out
+}
+
+/// A compiler's diagnostic about the names (empty path) at the names key.
+fn about_names(
+    d: &build::Diagnostic,
+    names: Option<&crate::model::Setting>,
+    dev: &crate::model::Device,
+    step: &crate::catalog::Build,
+) -> Diagnostic {
+    let mut out = if d.warning {
+        Diagnostic::warning(d.message.clone())
+    } else {
+        Diagnostic::error(d.message.clone())
+    };
+    if let Some(span) = names.and_then(|s| s.origin.span()) {
+        let label = if d.label.is_empty() {
+            format!(
+                "`{}.{}`",
+                dev.name,
+                step.names.as_deref().unwrap_or_default()
+            )
+        } else {
+            d.label.clone()
+        };
+        out = out.primary(span, label);
+    }
+    for n in &d.notes {
+        out = out.note(n.clone());
+    }
+    for h in &d.help {
+        out = out.help(h.clone());
     }
     out
 }

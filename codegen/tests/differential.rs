@@ -144,6 +144,8 @@ mod model {
             clock: Option<String>,
             zones: Vec<String>,
             #[serde(default, deserialize_with = "present")]
+            origins: Option<Vec<String>>,
+            #[serde(default, deserialize_with = "present")]
             address: Option<String>,
             #[serde(default, deserialize_with = "present")]
             port: Option<u16>,
@@ -444,6 +446,7 @@ fn ron_norm(a: model::Appliance) -> Norm {
                 net,
                 clock,
                 zones,
+                origins,
                 address,
                 port,
                 max_tcp_connections,
@@ -452,6 +455,7 @@ fn ron_norm(a: model::Appliance) -> Norm {
                 keys.push(("net", net));
                 keys.push(("clock", clock));
                 keys.push(("zones", Some(zones.join(" "))));
+                keys.push(("origins", origins.map(|o| o.join(" "))));
                 keys.push(("address", address));
                 keys.push(("port", port.map(|p| p.to_string())));
                 keys.push((

@@ -138,6 +138,12 @@ const CASES: &[Case] = &[
         expected: "tests/golden/dns-two-zones",
         target: None,
     },
+    // Zones named by `origins` (a file without `$ORIGIN`).
+    Case {
+        ron: "tests/golden/dns-origins/appliance.ron",
+        expected: "tests/golden/dns-origins",
+        target: None,
+    },
 ];
 
 /// The profile directory the goldens are generated for: deployment files that name the

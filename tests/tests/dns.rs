@@ -1,6 +1,7 @@
 //! End to end: the dns appliance (`appliances/dns`: a `DnsServer` device whose zone
-//! files are compiled in by the build) as a Unix process and as a PVH kernel under QEMU
-//! (one boot), queried with real clients (dig over UDP, kdig over TCP) and compared,
+//! files are compiled in by the build) as a Unix process on the host's sockets, as a
+//! Unix process on Morgana's own stack over a tap (in a network namespace of the test),
+//! and as a PVH kernel under QEMU (one boot), queried with real clients (dig over UDP, kdig over TCP) and compared,
 //! answer by answer, with NSD serving the same zone file: positive answers, NXDOMAIN,
 //! NODATA, a CNAME chain, wildcards, a referral with glue, SRV and PTR, mixed case, a
 //! truncated answer (TC over UDP without EDNS) and the same question over TCP. The
@@ -11,7 +12,7 @@
 //! Needs dig, kdig, nsd and QEMU (scripts/setup.sh installs them): without them the test
 //! fails when `CI=true` and is skipped, saying so, elsewhere.
 
-use morgana_tests::netns::have;
+use morgana_tests::netns::{Netns, have};
 use morgana_tests::scratch::{Guard, build, cargo, scratch_appliance};
 use morgana_tests::{scratch_target, workspace_root};
 use std::io::{BufRead, BufReader};
@@ -53,13 +54,34 @@ fn free_port() -> u16 {
     }
 }
 
+/// Where a server answers: its address and port, and the network namespace to ask from
+/// (`None`: this one).
+#[derive(Clone, Copy)]
+struct At<'a> {
+    ns: Option<&'a Netns>,
+    ip: &'a str,
+    port: u16,
+}
+
+/// A server on this host's loopback.
+fn local(port: u16) -> At<'static> {
+    At {
+        ns: None,
+        ip: "127.0.0.1",
+        port,
+    }
+}
+
 /// Asks one question; the answer as text with what differs between servers and runs
 /// (message ids, timings, the server's address) left out and the records of each
 /// section sorted.
-fn ask(client: &str, port: u16, args: &[&str]) -> String {
-    let mut cmd = Command::new(client);
-    cmd.arg("@127.0.0.1")
-        .args(["-p", &port.to_string()])
+fn ask(client: &str, at: At<'_>, args: &[&str]) -> String {
+    let mut cmd = match at.ns {
+        Some(ns) => ns.command(&[client]),
+        None => Command::new(client),
+    };
+    cmd.arg(format!("@{}", at.ip))
+        .args(["-p", &at.port.to_string()])
         .args(["+norecurse", "+nocookie"]);
     if client == "dig" {
         cmd.args(["+time=3", "+tries=2"]);
@@ -146,28 +168,30 @@ fn start_nsd(port: u16, zone: &Path) -> Nsd {
     Nsd { child, dir }
 }
 
-/// Waits until the server on `port` answers the SOA question (or `limit` passes).
-fn wait_answers(port: u16, limit: Duration, alive: &mut dyn FnMut() -> bool) {
+/// Waits until the server at `at` answers the SOA question (or `limit` passes).
+fn wait_answers(at: At<'_>, limit: Duration, alive: &mut dyn FnMut() -> bool) {
     let start = Instant::now();
     loop {
-        let got = ask("dig", port, &["example.test", "SOA", "+time=1", "+tries=1"]);
+        let got = ask("dig", at, &["example.test", "SOA", "+time=1", "+tries=1"]);
         if got.contains("status: NOERROR") {
             return;
         }
         assert!(
             start.elapsed() < limit && alive(),
-            "no DNS answer on port {port} within {limit:?}"
+            "no DNS answer at {}:{} within {limit:?}",
+            at.ip,
+            at.port
         );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 /// Every question to both servers; the answers must be the same.
-fn compare(morgana: u16, nsd: u16, what: &str) {
+fn compare(morgana: At<'_>, nsd: u16, what: &str) {
     let mut differences = Vec::new();
     for (client, args) in QUESTIONS {
         let ours = ask(client, morgana, args);
-        let theirs = ask(client, nsd, args);
+        let theirs = ask(client, local(nsd), args);
         assert!(
             theirs.contains("status: "),
             "NSD did not answer {client} {args:?}:\n{theirs}"
@@ -218,7 +242,7 @@ fn loaded_bytes(image: &Path) -> u64 {
 
 #[test]
 fn dns_answers_like_nsd_on_unix_and_as_a_kernel_under_qemu() {
-    for tool in ["dig", "kdig", "nsd", "qemu-system-x86_64", "size"] {
+    for tool in ["dig", "kdig", "nsd", "qemu-system-x86_64", "size", "ip"] {
         if !have(tool) {
             let why = format!("{tool} is not installed (scripts/setup.sh installs it)");
             assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
@@ -235,7 +259,7 @@ fn dns_answers_like_nsd_on_unix_and_as_a_kernel_under_qemu() {
     let zone = workspace_root().join("appliances/dns/zones/example.test.zone");
     let nsd_port = free_port();
     let mut nsd = start_nsd(nsd_port, &zone);
-    wait_answers(nsd_port, Duration::from_secs(20), &mut || {
+    wait_answers(local(nsd_port), Duration::from_secs(20), &mut || {
         nsd.child.try_wait().ok().flatten().is_none()
     });
 
@@ -255,11 +279,67 @@ fn dns_answers_like_nsd_on_unix_and_as_a_kernel_under_qemu() {
         first.trim_end(),
         format!("dns: answering on 127.0.0.1:{port} (UDP and TCP)")
     );
-    compare(port, nsd_port, "Morgana (Unix)");
+    compare(local(port), nsd_port, "Morgana (Unix)");
     if let Some(mut c) = guard.0.take() {
         let _ = c.kill();
         let _ = c.wait();
     }
+
+    // Unix over Morgana's own stack: a tap in a network namespace of this test (host
+    // side 10.98.0.1/24, the appliance 10.98.0.2), asked from inside it.
+    let pid = std::process::id();
+    let tap = format!("mdns{}", pid % 10_000_000);
+    let ns = Netns::new(format!("morgana-dns-{pid}"));
+    ns.exec_ok(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"]);
+    ns.exec_ok(&["ip", "addr", "add", "10.98.0.1/24", "dev", &tap]);
+    ns.exec_ok(&["ip", "link", "set", &tap, "up"]);
+    let direct = scratch_appliance("dns", &format!("dns-direct-{pid}"), |ron| {
+        let edited = ron
+            .replace("port: 5353", &format!("port: {port}"))
+            .replace(
+                "\"net\": Network(),",
+                &format!(
+                    "\"net\": Network(stack: Direct, tap: \"{tap}\", ipv4: Static(\"10.98.0.2/24\")),"
+                ),
+            )
+            .replace("DnsServer(", "DnsServer(address: \"0.0.0.0\", ");
+        assert!(edited.contains("stack: Direct"), "{ron}");
+        edited
+    });
+    build(&direct, &unix_target, false);
+    let child = ns
+        .command(&[unix_target
+            .join("release/dns")
+            .to_str()
+            .expect("utf-8 path")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dns starts in the namespace");
+    let mut guard = Guard(Some(child));
+    let over_tap = At {
+        ns: Some(&ns),
+        ip: "10.98.0.2",
+        port,
+    };
+    wait_answers(over_tap, Duration::from_secs(20), &mut || {
+        guard
+            .0
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    });
+    compare(
+        over_tap,
+        nsd_port,
+        "Morgana (Unix, direct stack over a tap)",
+    );
+    if let Some(mut c) = guard.0.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    drop(ns);
+    let _ = std::fs::remove_dir_all(&direct);
 
     // Xen: the PVH kernel, its size, then one boot under QEMU through `cargo run`. The
     // same target directory as the Unix build (whose process is gone): the dependencies
@@ -299,7 +379,7 @@ fn dns_answers_like_nsd_on_unix_and_as_a_kernel_under_qemu() {
         .spawn()
         .expect("cargo run starts");
     let mut guard = Guard(Some(run));
-    wait_answers(port, Duration::from_secs(120), &mut || {
+    wait_answers(local(port), Duration::from_secs(120), &mut || {
         guard
             .0
             .as_mut()
@@ -307,7 +387,7 @@ fn dns_answers_like_nsd_on_unix_and_as_a_kernel_under_qemu() {
     });
     let exited = guard.0.as_mut().and_then(|c| c.try_wait().ok().flatten());
     assert!(exited.is_none(), "QEMU is not running: {exited:?}");
-    compare(port, nsd_port, "Morgana (PVH under QEMU)");
+    compare(local(port), nsd_port, "Morgana (PVH under QEMU)");
 
     // Ctrl-C: cargo exec'd the runner, which exec'd QEMU.
     let (console, stderr) = guard.interrupt();

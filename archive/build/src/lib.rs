@@ -29,6 +29,12 @@ pub struct Input<'a> {
     pub device: &'a str,
     /// The files the key names, in order, read by codegen.
     pub files: &'a [SourceText],
+    /// What the device's `names` key (the build step's `names`, a list of strings) says
+    /// the files hold, one per file in the same order (the DNS zones' names); empty when
+    /// the step has no `names` key or it was left empty. Codegen checks that there are
+    /// as many names as files. A diagnostic about a name has an empty
+    /// [`Diagnostic::path`]: codegen shows it at that key in appliance.ron.
+    pub names: &'a [String],
     /// The appliance's directory: what the files' paths are relative to, for files the
     /// compiler reads itself (an `$INCLUDE`); it lists those in [`Output::read`].
     pub dir: &'a Path,
@@ -50,7 +56,8 @@ pub struct Output {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     /// The file: a [`SourceText::path`], or a path relative to [`Input::dir`] of a file
-    /// the compiler read itself.
+    /// the compiler read itself; empty for a diagnostic about [`Input::names`] (then
+    /// `line` and `col` are ignored).
     pub path: String,
     /// 1-based line.
     pub line: u32,

@@ -90,6 +90,7 @@ fn run(path: &str, text: &str) -> Result<(Output, Vec<Diagnostic>), Vec<Diagnost
     compiler.compile(&Input {
         device: "dns",
         files: &files,
+        names: &[],
         dir: Path::new("."),
     })
 }

@@ -728,6 +728,10 @@ pub struct Build {
     pub compiler: String,
     /// The key (a `File` or `Files`) whose files it compiles.
     pub input: String,
+    /// A `Strs` key saying what each file holds, in the files' order (the DNS zones'
+    /// names); given to the compiler as `Input::names`, checked to count one per file.
+    #[serde(default)]
+    pub names: Option<String>,
 }
 
 /// What a device becomes in generated code.

@@ -473,6 +473,16 @@ fn validate_impl(
                 b.input
             ));
         }
+        if let Some(names) = &b.names
+            && !c
+                .keys
+                .iter()
+                .any(|k| &k.name == names && matches!(k.ty, KeyType::Strs))
+        {
+            push(format!(
+                "build step: `names: \"{names}\"` must name a `Strs` key"
+            ));
+        }
     }
     let reqs: Vec<&str> = c.requires.iter().map(|r| r.name.as_str()).collect();
     let mut values: Vec<String> = vec!["Self".into(), "platform".into(), "target".into()];

@@ -24,8 +24,8 @@ pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = 64;
 /// The default [`Config::tcp_idle_timeout`] (RFC 7766 §6.2.3 suggests seconds, not
 /// minutes).
 pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest query accepted over TCP; a longer one closes the connection. Real
-/// queries are a question and an OPT record: well under 600 bytes.
+/// The largest query accepted: over TCP a longer one closes the connection, over UDP it
+/// is dropped. Real queries are a question and an OPT record: well under 600 bytes.
 pub const MAX_TCP_QUERY: usize = 4096;
 /// How long the UDP loop pauses after the stack ran out of resources.
 pub const UDP_BACKOFF: Duration = Duration::from_millis(10);
@@ -277,7 +277,10 @@ async fn serve_udp<S: UdpSocket, C: Timer>(
     answer: &AnswerConfig,
     clock: &C,
 ) -> S::Error {
-    let mut rx = vec![0u8; socket.max_payload().clamp(512, 65_535)];
+    // A query is small: a datagram longer than a TCP query may be ([`MAX_TCP_QUERY`])
+    // is not one and is dropped. (A small buffer also lets a stack receive in batches:
+    // the Unix platform's `recvmmsg`.)
+    let mut rx = vec![0u8; socket.max_payload().clamp(512, MAX_TCP_QUERY)];
     let mut tx = vec![0u8; usize::from(answer.udp_payload)];
     loop {
         let got = match socket.recv_from(&mut rx).await {

@@ -30,7 +30,8 @@
 //! - **Devices**: [`Console`] (stdout), [`Clock`] (`CLOCK_MONOTONIC`, `CLOCK_REALTIME`,
 //!   timers), [`Entropy`] (`getrandom`), [`HostTcp`] (host sockets: non-blocking,
 //!   `SO_REUSEADDR`, `TCP_NODELAY`, `MSG_NOSIGNAL`, gather writes with `sendmsg`; it
-//!   implements `Udp` too, with `recvfrom(MSG_TRUNC)` reporting truncation), and
+//!   implements `Udp` too, with `MSG_TRUNC` reporting truncation and `recvmmsg`/`sendmmsg`
+//!   batches), and
 //!   [`Tap`], a Linux tap device implementing the `NETIF` signature
 //!   ([`NetIf`](morgana_signatures::NetIf)) for the direct TCP/IP stack
 //!   (`morgana-direct`): `/dev/net/tun` attached with `TUNSETIFF`
@@ -73,6 +74,7 @@ mod entry;
 mod error;
 mod heap;
 mod logger;
+mod mmsg;
 mod platform;
 mod reactor;
 mod secret;

@@ -77,7 +77,11 @@ impl Platform {
     /// with an epoll [`Idle`](morgana_rt::Idle)). The entry glue calls this once; do not
     /// nest it.
     pub fn run<F: Future>(&'static self, future: F) -> F::Output {
-        morgana_rt::block_on(future, &mut self.idle())
+        let out = morgana_rt::block_on(future, &mut self.idle());
+        // Nothing held back for idle time (UDP datagrams to send together) stays behind
+        // when the loop stops.
+        self.reactor.flush_held_back();
+        out
     }
 
     /// The platform's [`Idle`](morgana_rt::Idle), for driving futures with

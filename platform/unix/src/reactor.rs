@@ -17,8 +17,12 @@
 //!   (the losing side of a `timeout`) removes its entry at once, so the queue holds only
 //!   live timers however many timeouts are armed and disarmed per second.
 //! - Wakers are never woken while the state is borrowed: they are moved out first.
+//! - Work deferred to idle time ([`IdleFlush`]: UDP datagrams a socket holds back to send
+//!   several in one system call) is done before every `epoll_wait`, so nothing held back
+//!   waits while the process sleeps.
 
 use alloc::collections::BTreeMap;
+use alloc::rc::Weak;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::future::Future;
@@ -45,6 +49,16 @@ pub(crate) enum Direction {
 pub(crate) struct Reactor {
     epoll: OwnedFd,
     state: RefCell<State>,
+    /// What has work held back for idle time (see [`IdleFlush`]).
+    flush: RefCell<Vec<Weak<dyn IdleFlush>>>,
+}
+
+/// Something that holds work back while the process is busy (a UDP socket's outgoing
+/// datagrams) and must finish it before the process sleeps.
+pub(crate) trait IdleFlush {
+    /// Does the held-back work without waiting; `false` if some is left (the kernel had
+    /// no room: the socket's write edge wakes the loop to try again).
+    fn flush_now(&self) -> bool;
 }
 
 struct State {
@@ -84,7 +98,28 @@ impl Reactor {
                 fds: Vec::new(),
                 timers: TimerQueue::new(),
             }),
+            flush: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Has `what` flushed before the next `epoll_wait` (once per call: call it when work
+    /// starts being held back).
+    pub(crate) fn flush_before_idle(&self, what: Weak<dyn IdleFlush>) {
+        self.flush.borrow_mut().push(what);
+    }
+
+    /// Runs the held-back work; what is left over stays listed.
+    pub(crate) fn flush_held_back(&self) {
+        // Each listed one once, from the end; one put back goes to the end, out of reach.
+        let n = self.flush.borrow().len();
+        for i in (0..n).rev() {
+            let w = self.flush.borrow_mut().swap_remove(i);
+            if let Some(f) = w.upgrade()
+                && !f.flush_now()
+            {
+                self.flush.borrow_mut().push(w);
+            }
+        }
     }
 
     /// Adds `fd` to the interest list, edge-triggered, both directions.
@@ -171,6 +206,7 @@ impl Reactor {
     /// Sleeps in `epoll_wait` until an fd is ready or the earliest timer is due, then
     /// wakes the wakers concerned.
     pub(crate) fn wait(&self) {
+        self.flush_held_back();
         let timeout = {
             let state = self.state.borrow();
             state.timers.next_deadline().map(|deadline| {

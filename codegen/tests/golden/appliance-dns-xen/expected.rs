@@ -16,7 +16,7 @@
 
 /// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:11:16).
 pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;
-/// `server`: DnsServer(zones: ["zones/example.test.zone"]) (appliance.ron:12:19).
+/// `server`: DnsServer(zones: ["zones/example.test.zone"], origins: []) (appliance.ron:12:19).
 pub type Server = morgana_dns::Server<Net, Net, morgana_pvh::Clock>;
 
 /// Configuration, compiled in.

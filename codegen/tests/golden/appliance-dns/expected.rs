@@ -16,7 +16,7 @@
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:11:16).
 pub type Net = morgana_unix::HostTcp;
-/// `server`: DnsServer(zones: ["zones/example.test.zone"]) (appliance.ron:12:19).
+/// `server`: DnsServer(zones: ["zones/example.test.zone"], origins: []) (appliance.ron:12:19).
 pub type Server = morgana_dns::Server<Net, Net, morgana_unix::Clock>;
 
 /// Configuration, compiled in.

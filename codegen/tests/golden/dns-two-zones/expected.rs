@@ -16,7 +16,7 @@
 
 /// `net`: Network(stack: Direct, ipv4: Dhcp, ipv6: Some(Slaac), bridge: "xenbr0") on xen (appliance.ron:8:16).
 pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;
-/// `ns`: DnsServer(zones: ["zones/example.test.zone", "zones/second.test.zone"]) (appliance.ron:9:15).
+/// `ns`: DnsServer(zones: ["zones/example.test.zone", "zones/second.test.zone"], origins: []) (appliance.ron:9:15).
 pub type Ns = morgana_dns::Server<Net, Net, morgana_pvh::Clock>;
 
 /// Configuration, compiled in.

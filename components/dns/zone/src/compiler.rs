@@ -19,13 +19,45 @@ impl Compiler for ZoneCompiler {
     }
 
     fn compile(&self, input: &Input<'_>) -> Result<(Output, Vec<Diagnostic>), Vec<Diagnostic>> {
+        // The zones' names from appliance.ron (`origins`), one per file, checked here so
+        // that a bad one is shown at that key rather than in the zone file. As in NSD's
+        // configuration, the final dot may be left out.
+        let mut names = Vec::new();
+        let mut bad = Vec::new();
+        for name in input.names {
+            let full = if name.ends_with('.') {
+                name.clone()
+            } else {
+                format!("{name}.")
+            };
+            let checked = if name.is_empty() {
+                Err((
+                    "it is empty".to_string(),
+                    "write the zone's name, e.g. `example.com.`",
+                ))
+            } else {
+                crate::parse::parse_name(&full, None).map(|_| ())
+            };
+            match checked {
+                Ok(()) => names.push(full),
+                Err((why, help)) => bad.push(
+                    Diagnostic::error("", 1, 1, 1, format!("`{name}` is not a zone name: {why}"))
+                        .label("the zones' names")
+                        .help(help),
+                ),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(bad);
+        }
         let files: Vec<ZoneFile<'_>> = input
             .files
             .iter()
-            .map(|f| ZoneFile {
+            .enumerate()
+            .map(|(i, f)| ZoneFile {
                 path: &f.path,
                 text: &f.text,
-                origin: None,
+                origin: names.get(i).map(String::as_str),
             })
             .collect();
         match compile(&files) {
@@ -93,6 +125,7 @@ mod tests {
         Input {
             device: "dns",
             files,
+            names: &[],
             dir: std::path::Path::new("."),
         }
     }
@@ -118,6 +151,65 @@ mod tests {
         assert_eq!(errs[0].path, "zones/bad.zone");
         assert_eq!((errs[0].line, errs[0].col), (5, 7), "{errs:?}");
         assert!(!errs[0].warning);
+    }
+
+    #[test]
+    fn names_from_appliance_ron_name_files_without_origin() {
+        // No `$ORIGIN`: the name comes from `origins`; `@` and relative names end in it.
+        let file = SourceText {
+            path: "zones/plain.zone".into(),
+            text: "$TTL 300\n@ SOA ns1 host 1 7200 3600 1209600 300\n  NS ns1\nns1 A 192.0.2.1\n"
+                .into(),
+        };
+        let files = std::slice::from_ref(&file);
+        let names = ["Plain.Test".to_string()];
+        let (out, _) = COMPILER
+            .compile(&Input {
+                names: &names,
+                ..input(files)
+            })
+            .expect("compiles");
+        assert_eq!(out.summary, "1 zone (plain.test.), 3 records");
+        // Without a name it cannot tell the zone.
+        let errs = COMPILER.compile(&input(files)).expect_err("no origin");
+        assert_eq!(errs[0].message, "cannot tell which zone this file is");
+        // A name given wins over the file's `$ORIGIN`, which then only sets the base of
+        // relative names: here they fall outside the zone.
+        let other = SourceText {
+            path: "zones/other.zone".into(),
+            text: format!("$ORIGIN other.test.\n{}", file.text),
+        };
+        let errs = COMPILER
+            .compile(&Input {
+                names: &names,
+                ..input(std::slice::from_ref(&other))
+            })
+            .expect_err("out of zone");
+        let outside = errs
+            .iter()
+            .find(|d| d.message.contains("is outside the zone `plain.test.`"))
+            .expect("records outside the zone");
+        assert_eq!((outside.line, outside.col), (3, 1), "{errs:?}");
+        // A bad name is reported without a file (codegen shows it at the key).
+        let long = "x".repeat(64);
+        for bad in ["", "a..b", long.as_str()] {
+            let names = [bad.to_string()];
+            let errs = COMPILER
+                .compile(&Input {
+                    names: &names,
+                    ..input(files)
+                })
+                .expect_err(bad);
+            assert_eq!(errs.len(), 1);
+            assert_eq!(errs[0].path, "", "{errs:?}");
+            assert!(
+                errs[0]
+                    .message
+                    .starts_with(&format!("`{bad}` is not a zone name: ")),
+                "{errs:?}"
+            );
+            assert!(!errs[0].help.is_empty());
+        }
     }
 
     /// The archive at a 16-byte aligned address, as the appliance embeds it.

@@ -142,7 +142,7 @@ pub fn build(files: &[ZoneFile<'_>]) -> (ZoneSet, Vec<ZoneSummary>, Vec<Diagnost
             diags.push(
                 Diagnostic::error(f.path, start(), "cannot tell which zone this file is")
                     .label("no `$ORIGIN` before the records")
-                    .help("add `$ORIGIN example.com.` (the zone's name) as the first line"),
+                    .help("add `$ORIGIN example.com.` (the zone's name) as the first line, or name the zone in appliance.ron (`origins: [\"example.com.\"]`, one per zone file)"),
             );
         } else if let Some(other) = seen.insert(parsed.origin.clone(), f.path) {
             diags.push(

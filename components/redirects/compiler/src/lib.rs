@@ -383,6 +383,7 @@ mod tests {
         COMPILER.compile(&Input {
             device: "redirects",
             files: &files,
+            names: &[],
             dir: Path::new("."),
         })
     }
