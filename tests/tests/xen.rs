@@ -830,18 +830,25 @@ fn the_linux_control_guest_takes_the_same_soak() {
 }
 
 /// What the harness printed about guest `n` after its check: `shutdown:` lines, Xen's
-/// own lines about a domain's vCPU (a triple fault names it), and, when the guest
-/// triple-faulted, its registers and stack named with the image's symbols (the xenctx
-/// section dom0-init.sh writes between `===MORGANA-XEN-CONTEXT-BEGIN-n===` and `-END-n`).
+/// triple-fault line and its dump of the vCPU after it, and, when the guest
+/// triple-faulted, what dom0 read of it (dom0-init.sh's `guest_context`, between
+/// `===MORGANA-XEN-CONTEXT-BEGIN-n===` and `-END-n`: registers and stack named with the
+/// image's symbols, Xen's saved CPU state, the flight recorder, the interrupt stacks).
 fn harness_after(output: &str, n: usize) -> String {
     let begin = format!("===MORGANA-XEN-CONTEXT-BEGIN-{n}===");
     let end = format!("===MORGANA-XEN-CONTEXT-END-{n}===");
     let mut lines: Vec<&str> = output
         .lines()
-        .filter(|l| {
-            l.starts_with("shutdown:") || l.contains("Triple fault") || l.contains("RFLAGS")
-        })
+        .filter(|l| l.starts_with("shutdown:"))
         .collect();
+    // Xen's own dump of the vCPU follows its triple-fault line: the registers, with
+    // RIP and RFLAGS (whether interrupts were on), and the control registers.
+    let all: Vec<&str> = output.lines().collect();
+    for (i, l) in all.iter().enumerate() {
+        if l.contains("Triple fault") {
+            lines.extend(all[i..].iter().take(24).filter(|l| l.starts_with("(XEN)")));
+        }
+    }
     if let Some(at) = output.find(&begin) {
         let section = &output[at..];
         let section = section
@@ -875,6 +882,8 @@ fn the_debug_key_prints_diagnostics_on_the_pv_console() {
         "watchdog ",
         "direct diagnostics: ",
         " listen, ",
+        // The flight recorder (what the harness dumps from a guest that triple-faults).
+        "xen diagnostics: flight recorder: ",
     ] {
         assert!(
             g.console.contains(text),
