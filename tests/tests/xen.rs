@@ -70,6 +70,9 @@ const KV_READ: usize = LINUX_CONTROL + 2;
 /// The key, and the value the first kv domain writes.
 const KV_KEY: &str = "written-on-xen";
 const KV_VALUE: &str = "by-the-first-domain-through-blkfront";
+/// Wake-ups of the platform example's `storm=` (see
+/// `platform_example_sleeps_and_reads_xenstore`).
+const STORM_WAKEUPS: u32 = 1000;
 /// The short soak against each web server: sequential connections, then
 /// [`SOAK_CONCURRENT`] more with [`SOAK_WIDTH`] open at any time (below the direct
 /// stack's default backlog of 32: a burst beyond it is refused with a reset by design,
@@ -274,7 +277,10 @@ fn run_on_xen() -> XenRun {
     let mut guests = vec![
         plain(&hello, ""),
         plain(&hello, "morgana.fault=panic"),
-        plain(&example, ""),
+        // A thousand wake-ups from short sleeps, a xenstore read every eighth: the
+        // idle step's block in Xen (SCHEDOP_poll), woken by its timeout and by the
+        // store's event channel, many times over (a lost wake-up hangs the guest).
+        plain(&example, &format!("storm={STORM_WAKEUPS}")),
         // The deployment file the build wrote, as a user would start it.
         Spec {
             xl: Some(website.with_extension("xl")),
@@ -491,15 +497,22 @@ fn cpu_exceptions_on_xen_are_reported_and_crash() {
     }
 }
 
-/// The platform's own example kernel exercises what `hello` does not: a sleep (Xen's
-/// single-shot timer and the event channel upcall), a self-IPI, xenstore reads and the
-/// wall clock from the shared info page.
+/// The platform's own example kernel exercises what `hello` does not: [`STORM_WAKEUPS`]
+/// short sleeps with xenstore reads between them and a longer sleep (the idle step's
+/// `SCHEDOP_poll`, ended by its timeout or the store's event channel), a self-IPI (the
+/// one interrupt a Xen PVH guest takes), xenstore reads and the wall clock from the
+/// shared info page.
 #[test]
 fn platform_example_sleeps_and_reads_xenstore() {
     let run = run();
     let g = &run.guests[PLATFORM_EXAMPLE];
+    let storm = format!(
+        "storm: {STORM_WAKEUPS} wake-ups and {} xenstore reads in ",
+        STORM_WAKEUPS / 8
+    );
     for text in [
         "Hello from a Morgana PVH kernel",
+        &storm,
         "INFO  hello] slept ",
         "interrupt on vector",
         "xenstore: name Ok(\"guest2\")",

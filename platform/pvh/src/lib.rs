@@ -48,8 +48,9 @@
 //!   event loop ([`Halt`]) halts the CPU.
 //!
 //! Concurrency model: one CPU; Rust code always runs with interrupts disabled; the
-//! event loop enables them only inside `sti; hlt`; interrupt handlers only set flags and
-//! acknowledge. Hence the plain `RefCell`-based globals (`sync::CpuCell`).
+//! event loop enables them only inside `sti; hlt` (on Xen, where event channels are
+//! polled and the idle step blocks in Xen, only for one instruction); interrupt
+//! handlers only set flags and acknowledge. Hence the plain `RefCell`-based globals (`sync::CpuCell`).
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
 
