@@ -70,6 +70,9 @@ const KV_READ: usize = LINUX_CONTROL + 2;
 /// The key, and the value the first kv domain writes.
 const KV_KEY: &str = "written-on-xen";
 const KV_VALUE: &str = "by-the-first-domain-through-blkfront";
+/// Wake-ups of the platform example's `storm=` (see
+/// `platform_example_sleeps_and_reads_xenstore`).
+const STORM_WAKEUPS: u32 = 1000;
 /// The short soak against each web server: sequential connections, then
 /// [`SOAK_CONCURRENT`] more with [`SOAK_WIDTH`] open at any time (below the direct
 /// stack's default backlog of 32: a burst beyond it is refused with a reset by design,
@@ -274,7 +277,10 @@ fn run_on_xen() -> XenRun {
     let mut guests = vec![
         plain(&hello, ""),
         plain(&hello, "morgana.fault=panic"),
-        plain(&example, ""),
+        // A thousand wake-ups from short sleeps, a xenstore read every eighth: the
+        // idle step's block in Xen (SCHEDOP_poll), woken by its timeout and by the
+        // store's event channel, many times over (a lost wake-up hangs the guest).
+        plain(&example, &format!("storm={STORM_WAKEUPS}")),
         // The deployment file the build wrote, as a user would start it.
         Spec {
             xl: Some(website.with_extension("xl")),
@@ -491,15 +497,22 @@ fn cpu_exceptions_on_xen_are_reported_and_crash() {
     }
 }
 
-/// The platform's own example kernel exercises what `hello` does not: a sleep (Xen's
-/// single-shot timer and the event channel upcall), a self-IPI, xenstore reads and the
-/// wall clock from the shared info page.
+/// The platform's own example kernel exercises what `hello` does not: [`STORM_WAKEUPS`]
+/// short sleeps with xenstore reads between them and a longer sleep (the idle step's
+/// `SCHEDOP_poll`, ended by its timeout or the store's event channel), a self-IPI (the
+/// one interrupt a Xen PVH guest takes), xenstore reads and the wall clock from the
+/// shared info page.
 #[test]
 fn platform_example_sleeps_and_reads_xenstore() {
     let run = run();
     let g = &run.guests[PLATFORM_EXAMPLE];
+    let storm = format!(
+        "storm: {STORM_WAKEUPS} wake-ups and {} xenstore reads in ",
+        STORM_WAKEUPS / 8
+    );
     for text in [
         "Hello from a Morgana PVH kernel",
+        &storm,
         "INFO  hello] slept ",
         "interrupt on vector",
         "xenstore: name Ok(\"guest2\")",
@@ -830,18 +843,25 @@ fn the_linux_control_guest_takes_the_same_soak() {
 }
 
 /// What the harness printed about guest `n` after its check: `shutdown:` lines, Xen's
-/// own lines about a domain's vCPU (a triple fault names it), and, when the guest
-/// triple-faulted, its registers and stack named with the image's symbols (the xenctx
-/// section dom0-init.sh writes between `===MORGANA-XEN-CONTEXT-BEGIN-n===` and `-END-n`).
+/// triple-fault line and its dump of the vCPU after it, and, when the guest
+/// triple-faulted, what dom0 read of it (dom0-init.sh's `guest_context`, between
+/// `===MORGANA-XEN-CONTEXT-BEGIN-n===` and `-END-n`: registers and stack named with the
+/// image's symbols, Xen's saved CPU state, the flight recorder, the interrupt stacks).
 fn harness_after(output: &str, n: usize) -> String {
     let begin = format!("===MORGANA-XEN-CONTEXT-BEGIN-{n}===");
     let end = format!("===MORGANA-XEN-CONTEXT-END-{n}===");
     let mut lines: Vec<&str> = output
         .lines()
-        .filter(|l| {
-            l.starts_with("shutdown:") || l.contains("Triple fault") || l.contains("RFLAGS")
-        })
+        .filter(|l| l.starts_with("shutdown:"))
         .collect();
+    // Xen's own dump of the vCPU follows its triple-fault line: the registers, with
+    // RIP and RFLAGS (whether interrupts were on), and the control registers.
+    let all: Vec<&str> = output.lines().collect();
+    for (i, l) in all.iter().enumerate() {
+        if l.contains("Triple fault") {
+            lines.extend(all[i..].iter().take(24).filter(|l| l.starts_with("(XEN)")));
+        }
+    }
     if let Some(at) = output.find(&begin) {
         let section = &output[at..];
         let section = section
@@ -875,6 +895,8 @@ fn the_debug_key_prints_diagnostics_on_the_pv_console() {
         "watchdog ",
         "direct diagnostics: ",
         " listen, ",
+        // The flight recorder (what the harness dumps from a guest that triple-faults).
+        "xen diagnostics: flight recorder: ",
     ] {
         assert!(
             g.console.contains(text),

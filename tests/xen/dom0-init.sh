@@ -191,6 +191,40 @@ wait_end() {
   done
 }
 
+# guest_context DIR DOMID: what dom0 can read of a stopped (or paused) guest's vCPU 0.
+# xenctx: its registers and a stack trace named with the image's symbols (DIR/symbols,
+# `nm -n` of the image); xen-hvmctx: the CPU state Xen saved (control registers,
+# descriptor tables, the event being delivered) and the local APIC's; for a Morgana
+# image (its symbols name morgana_pvh's flight recorder and stacks) the flight recorder
+# (the last steps: docs/xen-under-qemu.md says how to read it) and the top of each
+# interrupt stack (IST), where the last interrupt or exception left its frame.
+guest_context() {
+  if [ -f $1/symbols ]; then
+    timeout 60 xenctx -a -k 0 -s $1/symbols -S -n 2 $2 2>&1
+  else
+    timeout 60 xenctx -a -S -n 2 $2 2>&1
+  fi
+  # The CPU and local APIC records (the rest: devices a PVH guest does not have).
+  echo "--- xen-hvmctx $2:"
+  timeout 60 xen-hvmctx $2 2>&1 | awk '/^Entry 4:/ {exit} {print}'
+  [ -f $1/symbols ] || return 0
+  flight=$(awk '/6flight8RECORDER/ {print $1; exit}' $1/symbols)
+  stacks=$(awk '/6stacks6STACKS/ {print $1; exit}' $1/symbols)
+  if [ -n "$flight" ]; then
+    echo "--- flight recorder at 0x$flight (count, then 64 x (kind << 56 | arg, microseconds)):"
+    timeout 60 xenctx -m 0x$flight -l 129 -b 8 $2 2>&1 | grep -v '^ *$'
+  fi
+  if [ -n "$stacks" ]; then
+    # Tops of the exception, double-fault, NMI and interrupt stacks (platform/pvh's
+    # stacks.rs: a 256 KiB boot stack, then 16 KiB ones, each above a 4 KiB guard).
+    for top in exception:286720 double-fault:307200 nmi:327680 interrupt:348160; do
+      at=$(printf '%x' $((0x$stacks + ${top#*:} - 256)))
+      echo "--- ${top%%:*} stack, its top 256 bytes from 0x$at:"
+      timeout 60 xenctx -m 0x$at -l 16 -b 16 $2 2>&1 | grep -v '^ *$'
+    done
+  fi
+}
+
 # One guest: create it from its xl config, wait until it has shut down (or run its
 # check, then shut it down), report.
 run_guest() {
@@ -285,11 +319,7 @@ CFG
   # only trace: xenctx reads them from the preserved domain.
   if [ "$reason" = reboot ] && [ -n "$DOMID" ]; then
     echo "===MORGANA-XEN-CONTEXT-BEGIN-$n==="
-    if [ -f $dir/symbols ]; then
-      timeout 60 xenctx -a -k 0 -s $dir/symbols -S -n 2 $DOMID 2>&1
-    else
-      timeout 60 xenctx -a -S -n 2 $DOMID 2>&1
-    fi
+    guest_context $dir $DOMID
     echo "===MORGANA-XEN-CONTEXT-END-$n==="
   fi
   xl destroy $GUEST >/dev/null 2>&1

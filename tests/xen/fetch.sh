@@ -49,8 +49,9 @@ for a in $("$R/bin/busybox" --list); do
 done
 XB=$P/usr/lib/xen-4.17/bin
 mkdir -p "$R/usr/lib/xen-4.17/bin"
-# xenctx: the registers and stack of a guest that died without a word (run-guest.sh).
-for b in xl xenstored xenconsoled xen-init-dom0 xenctx; do
+# xenctx and xen-hvmctx: the registers, stacks and saved CPU state (descriptor tables,
+# the event being delivered) of a guest that died without a word (dom0-init.sh).
+for b in xl xenstored xenconsoled xen-init-dom0 xenctx xen-hvmctx; do
   f=$XB/$b
   [ -f "$f" ] || f=$(find "$P" -name "$b" -type f | head -1)
   cp "$f" "$R/usr/lib/xen-4.17/bin/$b"

@@ -626,7 +626,10 @@ fn log_boot(cpu: &CpuStart, memory: &Memory, devices: &Devices, info: &BootInfo)
         );
     }
     match &devices.xen_events {
-        Some(Ok(())) => log::debug!("Xen event channels: upcall vector, single-shot timer"),
+        Some(Ok(())) => log::debug!("Xen event channels: polled, SCHEDOP_poll idle"),
+        Some(Err(e)) if crate::xen::evtchn::polled() => log::warn!(
+            "xen: control/shutdown unavailable ({e}): `xl shutdown` will not reach this domain"
+        ),
         Some(Err(e)) => log::warn!("Xen event channels unavailable ({e}): APIC timer idle"),
         None => {}
     }

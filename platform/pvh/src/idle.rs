@@ -11,9 +11,14 @@
 //! Under `morgana-tender` (see `tender`) the idle step is the tender's `wait` call until
 //! the earliest deadline or a received frame: no `sti`, no `hlt`, no APIC.
 //!
-//! On Xen the timer is Xen's single-shot timer (VIRQ_TIMER) and the wake-up is the
-//! event channel upcall (see `xen::evtchn`); fired event channels are collected here.
+//! On Xen the idle step does not halt: it blocks in Xen with `SCHEDOP_poll` on the
+//! event channels the kernel waits on, the earliest deadline as its timeout (see
+//! `xen::evtchn`, which also says why Xen never interrupts this kernel); fired event
+//! channels are collected here. Interrupts stay disabled but for a one-instruction
+//! window per step in which a local APIC interrupt already pending (a self-IPI: a Xen
+//! PVH guest has no other) is taken.
 
+use crate::flight::{self, Step};
 use crate::{apic, interrupts, time};
 use core::arch::asm;
 
@@ -48,19 +53,30 @@ impl morgana_rt::Idle for Halt {
             time::wake_expired();
             return;
         }
+        if crate::xen::evtchn::polled() {
+            // SAFETY: as for the halt below: every gate uses an IST stack and the
+            // handlers save what they use. Only an interrupt already pending in the
+            // local APIC is taken, between `nop` and `cli`.
+            unsafe { asm!("sti", "nop", "cli", options(nostack)) };
+            if wake_due() {
+                return;
+            }
+            crate::xen::evtchn::block(time::next_deadline());
+            wake_due();
+            return;
+        }
         if wake_due() {
             return;
         }
-        if crate::xen::evtchn::timer_ready() {
-            crate::xen::evtchn::arm_timer(time::next_deadline());
-        } else {
-            apic::arm_timer(time::next_deadline());
-        }
+        let deadline = time::next_deadline();
+        apic::arm_timer(deadline);
+        flight::record(Step::Halt, deadline.map_or(0, |d| d / 1_000_000));
         // SAFETY: every IDT gate uses an IST stack, so an interrupt taken here does not
         // touch this stack (red zone included); the handlers save and restore every
         // register they use, including the SSE state. The asm may "touch memory" (no
         // `nomem`), so the compiler re-reads the flags the handlers set.
         unsafe { asm!("sti", "hlt", "cli", options(nostack)) };
+        flight::record(Step::Woke, 0);
         wake_due();
     }
 }

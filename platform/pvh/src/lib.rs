@@ -14,6 +14,7 @@
 //! | [`exit`] | power-off and failure statuses (QEMU isa-debug-exit, Xen shutdown) |
 //! | [`tender`] | the second entry, for `morgana-tender` on KVM at CPL 3: boot information, console, idle, exit and entropy through the tender's port-I/O calls |
 //! | [`xen`] | Xen detection, hypercalls, PV console, pvclock, event channels; the kernel's instances of morgana-xen's interfaces (store ring, grant table, [`xen::XenHal`]); `xl shutdown` |
+//! | [`flight`] | the flight recorder: the last 64 halts, yields, interrupts and exceptions, for a guest that dies without a word |
 //! | `console`, `heap`, `entropy`, `idle`, `dma`, `apic`, `acpi`, `memmap` | the rest |
 //!
 //! The shape matches `morgana-unix`: a [`Platform`] with `console()`, `clock()` and
@@ -47,8 +48,9 @@
 //!   event loop ([`Halt`]) halts the CPU.
 //!
 //! Concurrency model: one CPU; Rust code always runs with interrupts disabled; the
-//! event loop enables them only inside `sti; hlt`; interrupt handlers only set flags and
-//! acknowledge. Hence the plain `RefCell`-based globals (`sync::CpuCell`).
+//! event loop enables them only inside `sti; hlt` (on Xen, where event channels are
+//! polled and the idle step blocks in Xen, only for one instruction); interrupt
+//! handlers only set flags and acknowledge. Hence the plain `RefCell`-based globals (`sync::CpuCell`).
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
 
@@ -65,6 +67,7 @@ mod dma;
 mod entropy;
 pub mod exit;
 pub mod fault;
+pub mod flight;
 mod heap;
 mod idle;
 pub mod interrupts;

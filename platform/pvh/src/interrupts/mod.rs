@@ -277,7 +277,8 @@ unsafe extern "C" fn exception_stubs() {
 /// 224 stubs for vectors 32-255, 8 bytes apart (from the first 8-byte boundary of the
 /// function): push the vector minus 128 (so that it fits a sign-extended byte: a
 /// two-byte `push`, plus a five-byte `jmp`) and join the common path, which saves the
-/// caller-saved registers and the SSE state, calls `irq_entry` with the vector,
+/// caller-saved registers and the SSE state, calls `irq_entry` with the vector and the
+/// interrupted RIP (the CPU's frame, just above the vector),
 /// restores everything and returns with `iretq`. Stack: 5 CPU words + vector + 9
 /// registers = 15 words, plus 520 bytes of FXSAVE area = 640 bytes, so RSP is 16-byte
 /// aligned for `fxsave64` and for the call.
@@ -306,6 +307,7 @@ unsafe extern "C" fn interrupt_stubs() {
         "fxsave64 (%rsp)",
         "movq 592(%rsp), %rdi",
         "addq $128, %rdi",
+        "movq 600(%rsp), %rsi",
         "call {entry}",
         "fxrstor64 (%rsp)",
         "addq $520, %rsp",
@@ -334,8 +336,9 @@ static LINES: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 /// Flag in [`LINES`]: the line is level-triggered.
 const LEVEL: u64 = 1 << 63;
 
-extern "C" fn irq_entry(vector: u64) {
+extern "C" fn irq_entry(vector: u64, rip: u64) {
     let v = vector as u8;
+    crate::flight::record(crate::flight::Step::Interrupt, (rip << 8) | vector);
     if v == SPURIOUS_VECTOR || (PIC_BASE_VECTOR..PIC_BASE_VECTOR + 16).contains(&v) {
         // Spurious APIC interrupts and stray legacy-PIC interrupts get no EOI.
         return;

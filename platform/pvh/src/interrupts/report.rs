@@ -97,6 +97,10 @@ static REPORTING: AtomicBool = AtomicBool::new(false);
 
 pub(super) extern "C" fn exception_entry(frame: &ExceptionFrame) -> ! {
     let cr2 = crate::cpu::read_cr2();
+    crate::flight::record(
+        crate::flight::Step::Exception,
+        (frame.rip << 8) | (frame.vector & 0xFF),
+    );
     if REPORTING.swap(true, Ordering::Relaxed) {
         crate::console::write_bytes(b"\nmorgana: CPU exception while reporting a CPU exception\n");
         crate::exit::exit_failure(crate::exit::Failure::Exception);

@@ -105,6 +105,12 @@ pub(crate) fn check() {
         let quoted = value.escape_default();
         log::debug!("xen: {NODE} = \"{quoted}\"");
         if request != Request::None {
+            let code = match request {
+                Request::Poweroff => 1,
+                Request::Reboot => 2,
+                _ => 3,
+            };
+            crate::flight::record(crate::flight::Step::Request, code);
             // Acknowledge, as the toolstack expects.
             let _ = client.write(NODE, b"");
             if request == Request::Unsupported {

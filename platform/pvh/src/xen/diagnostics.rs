@@ -29,11 +29,7 @@ pub(crate) fn report() {
         now / 1_000_000 % 1000,
     ));
     let store = super::store_ring().map_or(0, |(_, port)| port);
-    let named = [
-        ("store", store),
-        ("console", console::port()),
-        ("timer", evtchn::timer_port()),
-    ];
+    let named = [("store", store), ("console", console::port())];
     for (name, port) in named {
         print_port(name, port);
     }
@@ -46,8 +42,28 @@ pub(crate) fn report() {
     crate::console::print(format_args!(
         "xen diagnostics: {grants} grant entries in use; {timers} timers, the next in {next} ms\n"
     ));
+    print_flight();
     EPOCH.fetch_add(1, Ordering::Relaxed);
     evtchn::wake_devices();
+}
+
+/// The flight recorder's last steps (the whole ring is what the harness dumps from a
+/// dead guest; these few show a live one's rhythm).
+fn print_flight() {
+    const SHOWN: usize = 8;
+    let r = &crate::flight::RECORDER;
+    let skip = r.steps().count().saturating_sub(SHOWN);
+    crate::console::print(format_args!(
+        "xen diagnostics: flight recorder: {} steps; the last:",
+        r.count()
+    ));
+    for (kind, arg, micros) in r.steps().skip(skip) {
+        crate::console::print(format_args!(
+            " {} {arg:#x} at {micros} us;",
+            crate::flight::step_name(kind)
+        ));
+    }
+    crate::console::print(format_args!("\n"));
 }
 
 fn print_port(name: &str, port: u32) {

@@ -1,22 +1,32 @@
-//! Event channels (2-level ABI) delivered through an upcall vector, and Xen's
-//! single-shot timer for the idle loop.
+//! Event channels (2-level ABI), polled: Xen never interrupts this kernel.
 //!
-//! - At boot an ordinary device vector is allocated ([`crate::Interrupts`]) and given
-//!   to Xen with `HVMOP_set_evtchn_upcall_vector`; its handler is the common one (IST
-//!   stack, sets a pending flag, EOI): nothing Xen-specific runs in interrupt context.
-//! - [`poll`] runs in the event loop (interrupts off): it clears vCPU 0's
-//!   `evtchn_upcall_pending`, takes `evtchn_pending_sel`, and for every selected word
-//!   takes the pending-and-unmasked bits of `evtchn_pending` (shared info, offsets
-//!   2048 and 2560 for the pending and mask arrays), recording them per port and waking
-//!   whoever waits.
-//! - `VIRQ_TIMER` is bound to a port; the idle loop arms `VCPUOP_set_singleshot_timer`
-//!   for the earliest sleep (converted to Xen system time through the pvclock) instead
-//!   of the local APIC timer, then halts until the upcall.
+//! - No upcall: the kernel registers no upcall vector and no callback, and keeps vCPU
+//!   0's `evtchn_upcall_mask` set, so Xen injects nothing when a port becomes pending;
+//!   it only sets the pending bits in the shared info page. Interrupts stay disabled
+//!   on Xen (the platform's rule for Rust code, here without exception).
+//! - [`poll`] runs in the event loop: it clears vCPU 0's `evtchn_upcall_pending`,
+//!   takes `evtchn_pending_sel`, and for every selected word takes the
+//!   pending-and-unmasked bits of `evtchn_pending` (shared info, offsets 2048 and 2560
+//!   for the pending and mask arrays), recording them per port and waking whoever
+//!   waits.
+//! - [`block`] is the idle step: `SCHEDOP_poll` on the ports the kernel waits on (the
+//!   store's, every device's, every port a future waits for), with the earliest sleep
+//!   as its timeout (Xen system time, through the pvclock). Xen checks the ports'
+//!   pending bits after marking the vCPU blocked, so an event raised between the event
+//!   loop's last look and the hypercall ends the block at once: no wake-up is lost.
+//!
+//! Why not an upcall vector (what this module did first): every triple fault this
+//! kernel had on Xen under the harness (QEMU's emulated SVM, see
+//! docs/xen-under-qemu.md) struck while Xen was injecting the upcall vector or holding
+//! it pending — twice in loops waiting with interrupts off (Xen then opens an interrupt
+//! window at every VM entry), twice with interrupts on in the idle halt or a yield
+//! (RFLAGS.IF set in Xen's dump of the dead vCPU). Polling has no injection to get
+//! wrong, costs the same hypercall per idle step as arming the timer did, and is what
+//! Xen offers PV guests for exactly this (`SCHEDOP_poll`).
 
 use super::{XenError, hypercall, pvclock};
-use crate::interrupts::{Interrupts, Irq};
 use crate::sync::CpuCell;
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use core::task::Waker;
 
 /// Ports this kernel tracks (the 2-level ABI has 4096; the platform needs a handful).
@@ -27,39 +37,34 @@ const MASK_OFF: usize = 2560;
 const UPCALL_PENDING_OFF: usize = 0;
 const UPCALL_MASK_OFF: usize = 1;
 const PENDING_SEL_OFF: usize = 8;
-const VIRQ_TIMER: u32 = 0;
+/// The most ports `SCHEDOP_poll` takes.
+pub const POLL_PORTS: usize = 128;
 
-/// The upcall vector (0: not set up, events are not delivered).
-static VECTOR: AtomicU8 = AtomicU8::new(0);
-/// VIRQ_TIMER's port (0: not bound, the APIC timer is used).
-static TIMER_PORT: AtomicU32 = AtomicU32::new(0);
+/// Whether events are set up (the shared info page is mapped and polled).
+static READY: AtomicBool = AtomicBool::new(false);
 /// Ports that fired and were not taken yet.
 static FIRED: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 static WAKERS: CpuCell<[Option<Waker>; MAX_PORTS as usize]> =
     CpuCell::new([const { None }; MAX_PORTS as usize]);
-static UPCALL: CpuCell<Option<Irq>> = CpuCell::new(None);
 /// Ports opened for devices ([`alloc_unbound`]), for diagnostics.
 static DEVICE_PORTS: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
-/// Sets up delivery: upcall vector, unmasked upcalls, VIRQ_TIMER.
+/// Sets up polled delivery (upcalls masked, none registered) and the toolstack's
+/// control requests.
 pub(crate) fn init() -> Result<(), XenError> {
-    let irq = Interrupts::new()
-        .allocate()
-        .map_err(|_| XenError::NoVector)?;
-    hypercall::set_upcall_vector(irq.vector())?;
-    VECTOR.store(irq.vector(), Ordering::Relaxed);
-    UPCALL.with(|u| *u = Some(irq));
     let base = hypercall::shared_info_base();
+    if base == 0 {
+        return Err(XenError::NotXen);
+    }
     // SAFETY: the shared info page is mapped at `base`; vCPU 0's upcall mask byte.
-    unsafe { ((base + UPCALL_MASK_OFF) as *mut u8).write_volatile(0) };
-    let port = hypercall::bind_virq(VIRQ_TIMER)?;
-    TIMER_PORT.store(port, Ordering::Relaxed);
+    unsafe { ((base + UPCALL_MASK_OFF) as *mut u8).write_volatile(1) };
+    READY.store(true, Ordering::Relaxed);
     super::control::init()
 }
 
-/// Whether Xen's timer drives the idle loop.
-pub(crate) fn timer_ready() -> bool {
-    TIMER_PORT.load(Ordering::Relaxed) != 0
+/// Whether the idle step blocks in Xen ([`block`]) rather than halting.
+pub(crate) fn polled() -> bool {
+    READY.load(Ordering::Relaxed)
 }
 
 /// Takes the pending-and-unmasked bits of one word: the pure part of [`poll`].
@@ -73,14 +78,9 @@ pub fn take_word(pending: &AtomicU64, mask: u64) -> u64 {
 
 /// Collects fired event channels and wakes their waiters; returns whether any fired.
 pub(crate) fn poll() -> bool {
-    if VECTOR.load(Ordering::Relaxed) == 0 {
+    if !READY.load(Ordering::Relaxed) {
         return false;
     }
-    UPCALL.with(|u| {
-        if let Some(irq) = u {
-            irq.take_pending();
-        }
-    });
     let base = hypercall::shared_info_base();
     // SAFETY: (for all accesses below) the shared info page is mapped at `base`; the
     // byte, selector word and bitmap words are naturally aligned and shared with Xen,
@@ -123,12 +123,54 @@ pub(crate) fn poll() -> bool {
     if store_fired {
         super::control::check();
     }
-    // The timer's own port only serves to end the halt.
-    let tp = TIMER_PORT.load(Ordering::Relaxed);
-    if tp != 0 && (tp as usize) < MAX_PORTS as usize {
-        FIRED[tp as usize / 64].fetch_and(!(1 << (tp % 64)), Ordering::AcqRel);
-    }
     any
+}
+
+/// Collects `ports` into `out`, each once, at most [`POLL_PORTS`]; returns how many.
+/// The pure part of [`waited_ports`].
+pub fn collect_ports(ports: impl IntoIterator<Item = u32>, out: &mut [u32; POLL_PORTS]) -> usize {
+    let mut n = 0;
+    for port in ports {
+        if n == POLL_PORTS {
+            break;
+        }
+        if !out[..n].contains(&port) {
+            out[n] = port;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The ports [`block`] waits on: the store's first (`xl shutdown` must always get
+/// through), every device's, every one a future waits for.
+fn waited_ports(out: &mut [u32; POLL_PORTS]) -> usize {
+    let store = super::store_ring().map(|(_, port)| port);
+    let waited = WAKERS.with(|t| {
+        let mut bits = [0u64; WORDS];
+        for (port, w) in t.iter().enumerate() {
+            if w.is_some() {
+                bits[port / 64] |= 1 << (port % 64);
+            }
+        }
+        bits
+    });
+    let waited = (0..MAX_PORTS).filter(move |&p| waited[p as usize / 64] & (1 << (p % 64)) != 0);
+    collect_ports(store.into_iter().chain(device_ports()).chain(waited), out)
+}
+
+/// The idle step on Xen: blocks the vCPU until one of the ports the kernel waits on
+/// is pending, or until `deadline` (nanoseconds since entry; `None`: no timeout).
+/// Returns at once when one is pending already.
+pub(crate) fn block(deadline: Option<u64>) {
+    let mut ports = [0u32; POLL_PORTS];
+    let n = waited_ports(&mut ports);
+    // Xen system time; 0 would mean "no timeout", so a deadline maps to at least 1.
+    let timeout = deadline.map_or(0, |d| {
+        let tsc = crate::time::tsc_at(d);
+        pvclock::system_time_at(&hypercall::shared_info_time(), tsc).max(1)
+    });
+    hypercall::sched_poll(&ports[..n], timeout);
 }
 
 /// Clears and returns whether `port` fired since the last call.
@@ -187,11 +229,6 @@ pub fn close(port: u32) {
 pub(crate) fn device_ports() -> impl Iterator<Item = u32> {
     (0..MAX_PORTS)
         .filter(|&p| DEVICE_PORTS[p as usize / 64].load(Ordering::Relaxed) & (1 << (p % 64)) != 0)
-}
-
-/// The timer's port (0: not bound).
-pub(crate) fn timer_port() -> u32 {
-    TIMER_PORT.load(Ordering::Relaxed)
 }
 
 /// vCPU 0's `evtchn_upcall_pending` and `evtchn_upcall_mask` bytes and its
@@ -270,18 +307,21 @@ impl core::future::Future for PortWait {
     }
 }
 
-/// Arms Xen's single-shot timer for `deadline` (nanoseconds since entry) or stops it.
-pub(crate) fn arm_timer(deadline: Option<u64>) {
-    let at = deadline.map(|d| {
-        let tsc = crate::time::tsc_at(d);
-        pvclock::system_time_at(&hypercall::shared_info_time(), tsc)
-    });
-    let _ = hypercall::set_singleshot_timer(at);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ports_to_poll_come_once_store_first_and_at_most_128() {
+        let mut out = [0u32; POLL_PORTS];
+        let n = collect_ports([1, 4, 1, 7, 4], &mut out);
+        assert_eq!(&out[..n], &[1, 4, 7]);
+        // More than Xen takes: the first 128 (the store's port leads the list).
+        let n = collect_ports([1].into_iter().chain(2..500), &mut out);
+        assert_eq!(n, POLL_PORTS);
+        assert_eq!(out[0], 1);
+        assert_eq!(out[POLL_PORTS - 1], 128);
+    }
 
     #[test]
     fn takes_only_unmasked_pending_bits() {

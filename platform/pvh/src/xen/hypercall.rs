@@ -13,7 +13,6 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering, fence};
 
 const HYPERVISOR_MEMORY_OP: u64 = 12;
-const HYPERVISOR_VCPU_OP: u64 = 24;
 const HYPERVISOR_SCHED_OP: u64 = 29;
 const HYPERVISOR_EVENT_CHANNEL_OP: u64 = 32;
 const HYPERVISOR_HVM_OP: u64 = 34;
@@ -23,14 +22,11 @@ const XENMAPSPACE_SHARED_INFO: u32 = 0;
 const XENMAPSPACE_GRANT_TABLE: u32 = 1;
 const SCHEDOP_YIELD: u64 = 0;
 const SCHEDOP_SHUTDOWN: u64 = 2;
+const SCHEDOP_POLL: u64 = 3;
 const EVTCHNOP_SEND: u64 = 4;
 const HVMOP_GET_PARAM: u64 = 1;
-const HVMOP_SET_EVTCHN_UPCALL_VECTOR: u64 = 23;
-const EVTCHNOP_BIND_VIRQ: u64 = 1;
 const EVTCHNOP_CLOSE: u64 = 3;
 const EVTCHNOP_ALLOC_UNBOUND: u64 = 6;
-const VCPUOP_SET_SINGLESHOT_TIMER: u64 = 8;
-const VCPUOP_STOP_SINGLESHOT_TIMER: u64 = 9;
 const DOMID_SELF: u16 = 0x7FF0;
 
 /// `HVM_PARAM_STORE_PFN`.
@@ -241,28 +237,19 @@ pub(crate) fn evtchn_send(port: u32) {
     evtchn_port_op(EVTCHNOP_SEND, port)
 }
 
-/// Gives the CPU back to Xen for a moment, with interrupts enabled for the duration.
+/// Gives the CPU back to Xen for a moment: the loops that wait for dom0 (console ring
+/// full, xenstore replies, the flush before shutdown) call it between looks.
 ///
-/// The loops that wait for dom0 (console ring full, xenstore replies, the flush before
-/// shutdown) run with interrupts disabled while dom0 answers on event channels, so
-/// Xen has the upcall pending in the virtual LAPIC and must open an interrupt window
-/// at every VM entry. Under QEMU's emulated SVM (the test harness) that path
-/// occasionally ended in a triple fault (seen twice, each time in such a loop: reason
-/// "reboot", no report). With interrupts on, the pending upcall is simply delivered —
-/// its handler only records it (IST stack of its own), the event loop collects the
-/// ports later — and Xen, seeing `evtchn_upcall_pending` still set, injects nothing
-/// more until then.
+/// Interrupts stay disabled: Xen has nothing to inject into this kernel (event
+/// channels are polled, no upcall is registered: see `evtchn`). An earlier version
+/// enabled them around the yield to take a pending upcall; see docs/xen-under-qemu.md
+/// for the triple faults both ways had under QEMU's emulated SVM.
 pub(crate) fn sched_yield() {
     if ready() {
-        // SAFETY: SCHEDOP_yield takes no argument. Enabling interrupts around it is what
-        // the idle loop does around `hlt`: every gate uses an IST stack, the device
-        // vectors' handlers only set flags and EOI, and interrupts are off again before
-        // any Rust code runs.
-        unsafe {
-            asm!("sti", options(nomem, nostack));
-            hypercall3(HYPERVISOR_SCHED_OP, SCHEDOP_YIELD, 0, 0);
-            asm!("cli", options(nostack));
-        }
+        crate::flight::record(crate::flight::Step::Yield, 0);
+        // SAFETY: SCHEDOP_yield takes no argument.
+        unsafe { hypercall3(HYPERVISOR_SCHED_OP, SCHEDOP_YIELD, 0, 0) };
+        crate::flight::record(crate::flight::Step::Yielded, 0);
     }
 }
 
@@ -328,71 +315,31 @@ pub(crate) fn shared_info_base() -> usize {
 }
 
 #[repr(C)]
-struct UpcallVector {
-    vcpu: u32,
-    vector: u8,
+struct SchedPoll {
+    ports: u64,
+    nr_ports: u32,
+    timeout: u64,
 }
 
-/// Has Xen raise `vector` on vCPU 0 when an event channel becomes pending.
-pub(crate) fn set_upcall_vector(vector: u8) -> Result<(), XenError> {
-    let mut arg = UpcallVector { vcpu: 0, vector };
-    // SAFETY: `arg` is a live `xen_hvm_evtchn_upcall_vector`.
-    check(unsafe {
-        hypercall3(
-            HYPERVISOR_HVM_OP,
-            HVMOP_SET_EVTCHN_UPCALL_VECTOR,
-            (&raw mut arg) as u64,
-            0,
-        )
-    })
-}
-
-/// Binds virtual interrupt `virq` of vCPU 0 to a new event channel; returns its port.
-pub(crate) fn bind_virq(virq: u32) -> Result<u32, XenError> {
-    let mut arg = [virq, 0, 0];
-    // SAFETY: `arg` is a live `evtchn_bind_virq` (virq, vcpu, port out).
-    check(unsafe {
-        hypercall3(
-            HYPERVISOR_EVENT_CHANNEL_OP,
-            EVTCHNOP_BIND_VIRQ,
-            arg.as_mut_ptr() as u64,
-            0,
-        )
-    })?;
-    Ok(arg[2])
-}
-
-#[repr(C)]
-struct SingleshotTimer {
-    timeout_abs_ns: u64,
-    flags: u32,
-}
-
-/// Arms vCPU 0's single-shot timer for Xen system time `at_ns` (VIRQ_TIMER fires then;
-/// at once if it has passed), or stops it.
-pub(crate) fn set_singleshot_timer(at_ns: Option<u64>) -> Result<(), XenError> {
-    match at_ns {
-        Some(t) => {
-            let mut arg = SingleshotTimer {
-                timeout_abs_ns: t,
-                flags: 0,
-            };
-            // SAFETY: `arg` is a live `vcpu_set_singleshot_timer` for vCPU 0.
-            check(unsafe {
-                hypercall3(
-                    HYPERVISOR_VCPU_OP,
-                    VCPUOP_SET_SINGLESHOT_TIMER,
-                    0,
-                    (&raw mut arg) as u64,
-                )
-            })
-        }
-        None => {
-            // SAFETY: stopping vCPU 0's timer takes no argument.
-            let ret = unsafe { hypercall3(HYPERVISOR_VCPU_OP, VCPUOP_STOP_SINGLESHOT_TIMER, 0, 0) };
-            check(ret)
-        }
+/// `SCHEDOP_poll`: blocks vCPU 0 until one of `ports` is pending (at once if one is)
+/// or until Xen system time `timeout` (0: none). Xen wakes a poller whether or not
+/// the port is masked and injects nothing.
+pub(crate) fn sched_poll(ports: &[u32], timeout: u64) {
+    if !ready() {
+        return;
     }
+    let mut arg = SchedPoll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: ports.len() as u32,
+        timeout,
+    };
+    crate::flight::record(crate::flight::Step::Poll, timeout / 1_000_000);
+    // SAFETY: `arg` is a live `sched_poll` whose handle points at `ports.len()` live
+    // event channel ports (Xen reads them, with at most 128 of them).
+    let ret = unsafe { hypercall3(HYPERVISOR_SCHED_OP, SCHEDOP_POLL, (&raw mut arg) as u64, 0) };
+    // The result too: an error (a negative errno) would make every idle step return at
+    // once, a busy loop the recorder then shows.
+    crate::flight::record(crate::flight::Step::Polled, ret as u64);
 }
 
 /// Offsets of the wall clock in the shared info page: `wc_version`, `wc_sec`,

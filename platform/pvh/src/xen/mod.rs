@@ -150,6 +150,7 @@ pub enum ShutdownReason {
 /// Asks Xen to shut this domain down; falls back to halting if Xen refuses.
 pub(crate) fn shutdown(reason: ShutdownReason) -> ! {
     console::flush();
+    crate::flight::record(crate::flight::Step::Shutdown, reason as u64);
     hypercall::sched_shutdown(reason as u32);
     cpu::halt_forever()
 }
