@@ -236,7 +236,9 @@ pub fn compile_with(
     let Some(wiring) = wire::wire(&model, catalog, &mut diags) else {
         return Err(fail(sources, diags));
     };
-    diags.extend(ipv6_on_ipv4_stacks(&model, catalog, &wiring));
+    diags.extend(check::v6_only::ipv6_on_ipv4_stacks(
+        &model, catalog, &wiring,
+    ));
     let boot_keys = boot::BootKeys::resolve(&model, catalog, &wiring);
     if wiring
         .target
@@ -299,83 +301,6 @@ pub fn compile_with(
         archives,
         warnings: rendered,
     })
-}
-
-/// An IPv6 address (`::`, `fd00::2`) given to a device whose stack has no IPv6: each
-/// `Ip` key with `ipv6_needs: "<requirement>.<key>"` whose value is IPv6 needs that key
-/// set on the wired device, where the key applies (`Network`'s `ipv6`, with `stack:
-/// Direct`; the host's sockets take IPv6 as they are).
-fn ipv6_on_ipv4_stacks(
-    model: &model::Appliance,
-    catalog: &Catalog,
-    wiring: &wire::Wiring<'_>,
-) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for (i, node) in wiring.nodes.iter().enumerate() {
-        let wire::NodeKind::Declared(d) = node.kind else {
-            continue;
-        };
-        if !wiring.included(i) {
-            continue;
-        }
-        let dev = &model.devices[d];
-        let Some(comp) = catalog.component(&dev.component) else {
-            continue;
-        };
-        for spec in &comp.keys {
-            let Some((req, key)) = spec.ipv6_needs.as_deref().and_then(|n| n.split_once('.'))
-            else {
-                continue;
-            };
-            let Some(s) = dev.setting(&spec.name) else {
-                continue;
-            };
-            let model::Scalar::Ip(std::net::IpAddr::V6(addr)) = s.value else {
-                continue;
-            };
-            let Some(b) = node.deps.iter().find(|b| b.key == req) else {
-                continue;
-            };
-            let wire::NodeKind::Declared(sd) = wiring.nodes[b.node].kind else {
-                continue;
-            };
-            let stack = &model.devices[sd];
-            let Some(stack_comp) = catalog.component(&stack.component) else {
-                continue;
-            };
-            let Some(stack_key) = stack_comp.keys.iter().find(|k| k.name == key) else {
-                continue;
-            };
-            let applies = stack_key.when.iter().all(|(k, v)| {
-                stack
-                    .setting(k)
-                    .is_some_and(|s| s.value == model::Scalar::Choice(v.clone()))
-            });
-            let unset = stack
-                .setting(key)
-                .is_none_or(|s| s.value == model::Scalar::Absent);
-            if !applies || !unset {
-                continue;
-            }
-            let mut diag = Diagnostic::error(format!(
-                "`{}.{}` is the IPv6 address {addr}, but `{}` has no IPv6",
-                dev.name, spec.name, stack.name
-            ));
-            diag = match s.origin {
-                model::Origin::Source(span) => diag.primary(span, "an IPv6 address"),
-                _ => diag.primary(dev.component_span, "an IPv6 address by default"),
-            };
-            diag = diag.secondary(
-                stack.component_span,
-                format!("`{}` has no `{key}`", stack.name),
-            );
-            out.push(diag.help(format!(
-                "give `{}` IPv6, e.g. `{key}: Some(Slaac)` or `{key}: Some(Static(\"fd00::2/64\"))`, or use an IPv4 address such as \"0.0.0.0\"",
-                stack.name
-            )));
-        }
-    }
-    out
 }
 
 /// The cargo features the included devices' implementations need (catalog `features`):
