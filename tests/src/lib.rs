@@ -215,6 +215,30 @@ pub fn parse_reply(head: &str, body: Vec<u8>) -> Reply {
     }
 }
 
+/// Waits until `127.0.0.1:port` answers `HEAD /` with 200 (QEMU's slirp and passt accept
+/// connections before the guest is up, so each attempt is short), or panics after
+/// `bound` with `console()` (the guest's output so far).
+pub fn wait_for_200(port: u16, bound: Duration, console: impl Fn() -> String) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let start = std::time::Instant::now();
+    loop {
+        let got = raw_exchange(
+            addr,
+            b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            Duration::from_millis(500),
+        );
+        if got.starts_with(b"HTTP/1.1 200") {
+            return;
+        }
+        assert!(
+            start.elapsed() < bound,
+            "no HTTP 200 on port {port} after {bound:?}; console:\n{}",
+            console()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Sends `request` as raw bytes on a new connection and returns everything the server
 /// sent until it closed the connection (or `limit` passed).
 pub fn raw_exchange(addr: SocketAddr, request: &[u8], limit: Duration) -> Vec<u8> {

@@ -12,12 +12,13 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use morgana_tests::qemu::{Qemu, debug_exit_status, spec_args};
 use morgana_tests::workspace::free_port;
 use morgana_tests::{
-    Running, build_appliance, build_kernel, curl, raw_exchange, wait_for_port, workspace_root,
+    Running, build_appliance, build_kernel, curl, raw_exchange, wait_for_200, wait_for_port,
+    workspace_root,
 };
 
 const BOOT: Duration = Duration::from_secs(90);
@@ -119,28 +120,6 @@ fn boot(image: &Path, netdev: &str, cmdline: &str) -> Qemu {
     Qemu::boot(image, "32M", &args)
 }
 
-/// Waits for an HTTP 200 on 127.0.0.1:`port`.
-fn wait_for_200(port: u16, console: impl Fn() -> String) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let start = Instant::now();
-    loop {
-        let got = raw_exchange(
-            addr,
-            b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-            Duration::from_millis(500),
-        );
-        if got.starts_with(b"HTTP/1.1 200") {
-            return;
-        }
-        assert!(
-            start.elapsed() < BOOT,
-            "no HTTP 200 on port {port} after {BOOT:?}; console:\n{}",
-            console()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn one_kernel_image_many_instances_each_with_its_own_address() {
     let image = build_kernel("static-website");
@@ -188,8 +167,8 @@ fn one_kernel_image_many_instances_each_with_its_own_address() {
         !console_b.contains("DHCP"),
         "the later --ipv4 wins over `dhcp`: {console_b}"
     );
-    wait_for_200(a16, || a.serial());
-    wait_for_200(b17, || b.serial());
+    wait_for_200(a16, BOOT, || a.serial());
+    wait_for_200(b17, BOOT, || b.serial());
     let want = std::fs::read(workspace_root().join("appliances/static-website/htdocs/index.html"))
         .expect("index.html");
     for port in [a16, b17] {

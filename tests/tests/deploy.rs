@@ -20,8 +20,7 @@
 
 use morgana_tests::qemu::{Qemu, debug_exit_status};
 use morgana_tests::workspace::{free_port, processes_with};
-use morgana_tests::{build_kernel, curl, files_below, raw_exchange, workspace_root};
-use std::net::SocketAddr;
+use morgana_tests::{build_kernel, curl, files_below, wait_for_200, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -52,29 +51,6 @@ fn scratch(what: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
-}
-
-/// Waits until `127.0.0.1:port` answers `HEAD /` with 200 (slirp and passt accept
-/// connections before the guest is up: short attempts), or panics with `console()`.
-fn wait_for_200(port: u16, console: impl Fn() -> String) {
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let start = Instant::now();
-    loop {
-        let got = raw_exchange(
-            addr,
-            b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-            Duration::from_millis(500),
-        );
-        if got.starts_with(b"HTTP/1.1 200") {
-            return;
-        }
-        assert!(
-            start.elapsed() < BOOT,
-            "no HTTP 200 on port {port} after {BOOT:?}; console:\n{}",
-            console()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Fetches every file of the site from `base` and compares it byte for byte.
@@ -126,7 +102,7 @@ fn microvm_virtio_mmio_serves_every_file() {
         console.contains("ignored virtio_mmio.device=junk: no `@<base>` after the size"),
         "console:\n{console}"
     );
-    wait_for_200(port, || qemu.serial());
+    wait_for_200(port, BOOT, || qemu.serial());
     serves_every_file(&format!("http://127.0.0.1:{port}"));
     drop(qemu);
 
@@ -144,7 +120,7 @@ fn microvm_virtio_mmio_serves_every_file() {
         console.contains("virtio-net virtio-mmio 0xfeb") && console.contains("polling every"),
         "console:\n{console}"
     );
-    wait_for_200(port, || qemu.serial());
+    wait_for_200(port, BOOT, || qemu.serial());
     let index = curl(&format!("http://127.0.0.1:{port}/"), &[]);
     assert_eq!(index.status, 200);
     drop(qemu);
@@ -330,7 +306,7 @@ fn libvirt_domain_boots_serves_and_is_destroyed() {
         lv.daemon_log(),
         std::fs::read_to_string(dir.join(format!("log/{name}.log"))).unwrap_or_default()
     );
-    wait_for_200(port, || lv.console());
+    wait_for_200(port, BOOT, || lv.console());
     serves_every_file(&format!("http://127.0.0.1:{port}"));
     let console = lv.console();
     assert!(

@@ -2,11 +2,10 @@
 //! `MORGANA_TARGET=xen`, boot as PVH images under QEMU (TCG) and behave as on Unix.
 
 use morgana_tests::qemu::{Qemu, debug_exit_status};
-use morgana_tests::{build_kernel, curl, files_below, raw_exchange, workspace_root};
-use std::net::SocketAddr;
+use morgana_tests::{build_kernel, curl, files_below, wait_for_200, workspace_root};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(60);
 
@@ -134,24 +133,8 @@ fn boot_site(memory: &str, machine: &str, host_port: u16, firmware: &[&str]) -> 
     args.extend_from_slice(firmware);
     let mut qemu = Qemu::boot(&image, memory, &args);
     qemu.wait_for("morgana: ready in", BOOT);
-    let addr: SocketAddr = format!("127.0.0.1:{host_port}").parse().expect("addr");
-    let start = Instant::now();
-    loop {
-        let got = raw_exchange(
-            addr,
-            b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-            Duration::from_millis(500),
-        );
-        if got.starts_with(b"HTTP/1.1 200") {
-            return qemu;
-        }
-        assert!(
-            start.elapsed() < BOOT,
-            "the kernel never answered HTTP; console:\n{}",
-            qemu.serial()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_200(host_port, BOOT, || qemu.serial());
+    qemu
 }
 
 #[test]
