@@ -48,8 +48,6 @@ pub enum XenError {
     Hypercall(i64),
     /// The console ring could not be mapped.
     ConsoleMap,
-    /// No interrupt vector was free for event channel upcalls.
-    NoVector,
     /// Not running on Xen (or Xen was not set up).
     NotXen,
     /// The store ring could not be mapped.
@@ -76,7 +74,6 @@ impl fmt::Display for XenError {
             XenError::NoHypercallPage => f.write_str("Xen offers no hypercall page"),
             XenError::Hypercall(e) => write!(f, "Xen hypercall failed with {e}"),
             XenError::ConsoleMap => f.write_str("cannot map the Xen console ring"),
-            XenError::NoVector => f.write_str("no interrupt vector for Xen event channels"),
             XenError::NotXen => f.write_str("not running on Xen"),
             XenError::StoreMap => f.write_str("cannot map the xenstore ring"),
             XenError::PortTooHigh { port, tracked } => write!(
