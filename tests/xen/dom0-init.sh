@@ -257,6 +257,7 @@ type = "pvh"
 kernel = "$kernel"
 memory = 32
 vcpus = 1
+tsc_mode = "native"
 cmdline = "$cmdline"
 on_poweroff = "preserve"
 on_crash = "preserve"
