@@ -13,7 +13,7 @@
 //! 4. [`archive`]: the build steps of the included devices (data compiled into rkyv
 //!    archives by the components' build-time compilers);
 //! 5. [`emit`]: Rust (type aliases, `config` constants, statics, one `connect_and_start`,
-//!    the platform's entry macro) built with quote and laid out by prettyplease, and the
+//!    the platform's entry macro) built with quote and laid out by prettyplease (then rustfmt), and the
 //!    report and the target's deployment files rendered by minijinja ([`templates`]).
 //!
 //! Problems are [`Diagnostics`], rendered like rustc's; the build script hands them to

@@ -1,13 +1,15 @@
 //! Emission: the wiring as Rust source, the report, and the target's deployment files.
 //!
 //! Rust is built as tokens ([`rust`]: quote, with the catalog's templates parsed by
-//! syn) and laid out by prettyplease; the text around it — the header comments, the
+//! syn) and laid out by prettyplease, the assembled file by [`rustfmt`] when the
+//! toolchain has it; the text around it — the header comments, the
 //! report, the deployment files — is rendered by minijinja templates
 //! (`codegen/templates/`, `schemas/templates/`).
 
 pub mod context;
 pub mod deploy;
 pub mod rust;
+pub mod rustfmt;
 pub mod tables;
 
 use minijinja::{Environment, context};
@@ -350,6 +352,7 @@ fn emit_inner(e: &Emitter<'_>) -> Result<Output, String> {
             entry => code.entry,
         },
     )?;
+    let rust = rustfmt::format(&rust).unwrap_or(rust);
 
     let crates = e.crates();
     let (files, stale) = deploy::files(e)?;

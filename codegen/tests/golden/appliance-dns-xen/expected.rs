@@ -22,9 +22,8 @@ pub type Server = morgana_dns::Server<Net, Net, morgana_pvh::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `server.address` (default on xen).
-    pub const SERVER_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const SERVER_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `server.port` (appliance.ron:14:19).
     pub const SERVER_PORT: u16 = 5353;
     /// `server.max_tcp_connections` (default).
@@ -34,9 +33,8 @@ pub mod config {
 }
 
 /// `server`: 1 zone (example.test.), 58 records, compiled from "zones/example.test.zone" by the `dns-zones` compiler (appliance.ron:12:19).
-pub static SERVER_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
-    concat!(env!("OUT_DIR"), "/server.rkyv")
-);
+pub static SERVER_ARCHIVE: &morgana_archive::Aligned<[u8]> =
+    morgana_archive::include_aligned!(concat!(env!("OUT_DIR"), "/server.rkyv"));
 
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
@@ -49,40 +47,29 @@ async fn connect_and_start(
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
-                    morgana_direct::Ipv4Config::Dhcp,
-                );
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp);
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
     let server_data = morgana_dns::Zones::from_bytes(&SERVER_ARCHIVE.0)
         .map_err(|e| StartError::new("server", &e))?;
     let server = Server::connect(
-            core::clone::Clone::clone(&net),
-            net,
-            clock,
-            server_data,
-            morgana_dns::Config {
-                address: core::net::SocketAddr::from((
-                    config::SERVER_ADDRESS,
-                    config::SERVER_PORT,
-                )),
-                max_tcp_connections: config::SERVER_MAX_TCP_CONNECTIONS,
-                tcp_idle_timeout: core::time::Duration::from_millis(
-                    config::SERVER_TCP_IDLE_TIMEOUT_MS,
-                ),
-                udp_payload: morgana_dns::DEFAULT_UDP_PAYLOAD,
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("server", &e))?;
+        core::clone::Clone::clone(&net),
+        net,
+        clock,
+        server_data,
+        morgana_dns::Config {
+            address: core::net::SocketAddr::from((config::SERVER_ADDRESS, config::SERVER_PORT)),
+            max_tcp_connections: config::SERVER_MAX_TCP_CONNECTIONS,
+            tcp_idle_timeout: core::time::Duration::from_millis(config::SERVER_TCP_IDLE_TIMEOUT_MS),
+            udp_payload: morgana_dns::DEFAULT_UDP_PAYLOAD,
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("server", &e))?;
     crate::NameServer::start(console, server)
         .await
         .map_err(|e| StartError::new("main", &e))

@@ -30,7 +30,9 @@ async fn connect_and_start(
 ) -> Result<(), morgana_signatures::StartError> {
     use morgana_signatures::StartError;
     let console = platform.console();
-    crate::Hello::start(console).await.map_err(|e| StartError::new("main", &e))
+    crate::Hello::start(console)
+        .await
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_unix::entry!(connect_and_start, heap_bytes = 1048576, log_level = Info);

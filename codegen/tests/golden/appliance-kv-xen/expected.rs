@@ -58,58 +58,50 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let disk = Disk::find(platform).await.map_err(|e| StartError::new("disk", &e))?;
-    let store_id = morgana_store::store_id(&entropy)
-        .map_err(|e| StartError::new("store", &e))?;
-    let store = Store::open_or_format(
-            disk,
-            morgana_store::FormatOptions::new(store_id),
-            morgana_store::Config {
-                cache_entries: config::STORE_CACHE_ENTRIES,
-                cache_max_value: config::STORE_CACHE_MAX_VALUE,
-                max_space_percent: config::STORE_MAX_SPACE_PERCENT,
-                salvage: config::STORE_SALVAGE,
-                ..morgana_store::Config::default()
-            },
-        )
+    let disk = Disk::find(platform)
         .await
-        .map_err(|e| StartError::new("store", &e))?;
+        .map_err(|e| StartError::new("disk", &e))?;
+    let store_id = morgana_store::store_id(&entropy).map_err(|e| StartError::new("store", &e))?;
+    let store = Store::open_or_format(
+        disk,
+        morgana_store::FormatOptions::new(store_id),
+        morgana_store::Config {
+            cache_entries: config::STORE_CACHE_ENTRIES,
+            cache_max_value: config::STORE_CACHE_MAX_VALUE,
+            max_space_percent: config::STORE_MAX_SPACE_PERCENT,
+            salvage: config::STORE_SALVAGE,
+            ..morgana_store::Config::default()
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("store", &e))?;
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
-                    morgana_direct::Ipv4Config::Dhcp,
-                );
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp);
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
     let redis = Redis::connect(
-            net,
-            clock,
-            store,
-            morgana_resp::Config {
-                address: core::net::SocketAddr::from((
-                    config::REDIS_ADDRESS,
-                    config::REDIS_PORT,
-                )),
-                durability: morgana_resp::Durability::Always,
-                max_connections: config::REDIS_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::REDIS_IDLE_TIMEOUT_MS,
-                ),
-                max_request: config::REDIS_MAX_REQUEST,
-            },
-        )
+        net,
+        clock,
+        store,
+        morgana_resp::Config {
+            address: core::net::SocketAddr::from((config::REDIS_ADDRESS, config::REDIS_PORT)),
+            durability: morgana_resp::Durability::Always,
+            max_connections: config::REDIS_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::REDIS_IDLE_TIMEOUT_MS),
+            max_request: config::REDIS_MAX_REQUEST,
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("redis", &e))?;
+    crate::KvServer::start(console, redis)
         .await
-        .map_err(|e| StartError::new("redis", &e))?;
-    crate::KvServer::start(console, redis).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_pvh::entry!(connect_and_start, heap_bytes = 67108864, log_level = Info);

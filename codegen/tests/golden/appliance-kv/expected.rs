@@ -59,51 +59,49 @@ async fn connect_and_start(
     let clock = platform.clock();
     let entropy = platform.entropy();
     let disk = Disk::open_with(
-            platform,
-            config::DISK_IMAGE,
-            morgana_unix::FileOptions {
-                size: config::DISK_SIZE_MIB << 20,
-                read_only: config::DISK_READ_ONLY,
-                sync: morgana_unix::FileSync::Fdatasync,
-            },
-        )
-        .map_err(|e| StartError::new("disk", &e))?;
-    let store_id = morgana_store::store_id(&entropy)
-        .map_err(|e| StartError::new("store", &e))?;
+        platform,
+        config::DISK_IMAGE,
+        morgana_unix::FileOptions {
+            size: config::DISK_SIZE_MIB << 20,
+            read_only: config::DISK_READ_ONLY,
+            sync: morgana_unix::FileSync::Fdatasync,
+        },
+    )
+    .map_err(|e| StartError::new("disk", &e))?;
+    let store_id = morgana_store::store_id(&entropy).map_err(|e| StartError::new("store", &e))?;
     let store = Store::open_or_format(
-            disk,
-            morgana_store::FormatOptions::new(store_id),
-            morgana_store::Config {
-                cache_entries: config::STORE_CACHE_ENTRIES,
-                cache_max_value: config::STORE_CACHE_MAX_VALUE,
-                max_space_percent: config::STORE_MAX_SPACE_PERCENT,
-                salvage: config::STORE_SALVAGE,
-                ..morgana_store::Config::default()
-            },
-        )
+        disk,
+        morgana_store::FormatOptions::new(store_id),
+        morgana_store::Config {
+            cache_entries: config::STORE_CACHE_ENTRIES,
+            cache_max_value: config::STORE_CACHE_MAX_VALUE,
+            max_space_percent: config::STORE_MAX_SPACE_PERCENT,
+            salvage: config::STORE_SALVAGE,
+            ..morgana_store::Config::default()
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("store", &e))?;
+    let net = Net::connect(platform)
         .await
-        .map_err(|e| StartError::new("store", &e))?;
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
+        .map_err(|e| StartError::new("net", &e))?;
     let redis = Redis::connect(
-            net,
-            clock,
-            store,
-            morgana_resp::Config {
-                address: core::net::SocketAddr::from((
-                    config::REDIS_ADDRESS,
-                    config::REDIS_PORT,
-                )),
-                durability: morgana_resp::Durability::Always,
-                max_connections: config::REDIS_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::REDIS_IDLE_TIMEOUT_MS,
-                ),
-                max_request: config::REDIS_MAX_REQUEST,
-            },
-        )
+        net,
+        clock,
+        store,
+        morgana_resp::Config {
+            address: core::net::SocketAddr::from((config::REDIS_ADDRESS, config::REDIS_PORT)),
+            durability: morgana_resp::Durability::Always,
+            max_connections: config::REDIS_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::REDIS_IDLE_TIMEOUT_MS),
+            max_request: config::REDIS_MAX_REQUEST,
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("redis", &e))?;
+    crate::KvServer::start(console, redis)
         .await
-        .map_err(|e| StartError::new("redis", &e))?;
-    crate::KvServer::start(console, redis).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_unix::entry!(connect_and_start, heap_bytes = 67108864, log_level = Info);

@@ -25,9 +25,8 @@ pub type Http = morgana_http::Server<Net, morgana_pvh::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (default on xen).
-    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const HTTP_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `http.port` (appliance.ron:27:46).
     pub const HTTP_PORT: u16 = 8080;
     /// `http.max_connections` (default).
@@ -70,27 +69,27 @@ pub mod boot {
         for arg in morgana_boot_args::args(words, source) {
             match arg? {
                 Arg::Help => return Ok(None),
-                Arg::Set { key: key @ "ipv4", value } => {
-                    boot.net_ipv4 = morgana_boot_args::ipv4_cidr_or(
-                            key,
-                            value,
-                            &["dhcp", "off"],
-                        )?
-                        .into();
+                Arg::Set {
+                    key: key @ "ipv4",
+                    value,
+                } => {
+                    boot.net_ipv4 =
+                        morgana_boot_args::ipv4_cidr_or(key, value, &["dhcp", "off"])?.into();
                 }
-                Arg::Set { key: key @ "ipv4-gateway", value } => {
-                    boot.net_gateway = Some(
-                        morgana_boot_args::ipv4(key, value)?.octets(),
-                    );
+                Arg::Set {
+                    key: key @ "ipv4-gateway",
+                    value,
+                } => {
+                    boot.net_gateway = Some(morgana_boot_args::ipv4(key, value)?.octets());
                 }
-                Arg::Set { key: key @ "port", value } => {
+                Arg::Set {
+                    key: key @ "port",
+                    value,
+                } => {
                     boot.http_port = morgana_boot_args::int(key, value, 0, 65535)?;
                 }
                 Arg::Set { key, .. } => {
-                    return Err(BootError::UnknownKey {
-                        key,
-                        known: KEYS,
-                    });
+                    return Err(BootError::UnknownKey { key, known: KEYS });
                 }
             }
         }
@@ -102,9 +101,8 @@ pub mod boot {
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
 /// `redirects`: 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:22:22).
-pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
-    concat!(env!("OUT_DIR"), "/redirects.rkyv")
-);
+pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> =
+    morgana_archive::include_aligned!(concat!(env!("OUT_DIR"), "/redirects.rkyv"));
 
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
@@ -125,60 +123,43 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let redirects = Redirects::access(REDIRECTS_ARCHIVE)
-        .map_err(|e| StartError::new("redirects", &e))?;
+    let redirects =
+        Redirects::access(REDIRECTS_ARCHIVE).map_err(|e| StartError::new("redirects", &e))?;
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
-                    morgana_direct::Ipv4Config::Dhcp,
-                );
-                morgana_direct::StackConfig {
-                    ipv4: match boot.net_ipv4 {
-                        morgana_boot_args::Ipv4CidrOr::Address {
-                            address,
-                            prefix_len,
-                        } => {
-                            morgana_direct::Ipv4Config::Static {
-                                address: address.octets(),
-                                prefix_len,
-                                gateway: boot.net_gateway,
-                            }
-                        }
-                        morgana_boot_args::Ipv4CidrOr::Word(0) => {
-                            morgana_direct::Ipv4Config::Dhcp
-                        }
-                        morgana_boot_args::Ipv4CidrOr::Word(_) => {
-                            morgana_direct::Ipv4Config::Off
-                        }
-                    },
-                    ..CONFIG
-                }
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp);
+        morgana_direct::StackConfig {
+            ipv4: match boot.net_ipv4 {
+                morgana_boot_args::Ipv4CidrOr::Address {
+                    address,
+                    prefix_len,
+                } => morgana_direct::Ipv4Config::Static {
+                    address: address.octets(),
+                    prefix_len,
+                    gateway: boot.net_gateway,
+                },
+                morgana_boot_args::Ipv4CidrOr::Word(0) => morgana_direct::Ipv4Config::Dhcp,
+                morgana_boot_args::Ipv4CidrOr::Word(_) => morgana_direct::Ipv4Config::Off,
             },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+            ..CONFIG
+        }
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
     let http = Http::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTP_ADDRESS,
-                    boot.http_port,
-                )),
-                max_connections: config::HTTP_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTP_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("http", &e))?;
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, boot.http_port)),
+            max_connections: config::HTTP_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("http", &e))?;
     crate::Website::start(console, http, &SITE, redirects)
         .await
         .map_err(|e| StartError::new("main", &e))

@@ -25,9 +25,8 @@ pub type Http = morgana_http::Server<Net, morgana_unix::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (default).
-    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(127, 0, 0, 1),
-    );
+    pub const HTTP_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(127, 0, 0, 1));
     /// `http.port` (appliance.ron:27:46).
     pub const HTTP_PORT: u16 = 8080;
     /// `http.max_connections` (default).
@@ -64,14 +63,14 @@ pub mod boot {
         for arg in morgana_boot_args::args(words, source) {
             match arg? {
                 Arg::Help => return Ok(None),
-                Arg::Set { key: key @ "port", value } => {
+                Arg::Set {
+                    key: key @ "port",
+                    value,
+                } => {
                     boot.http_port = morgana_boot_args::int(key, value, 0, 65535)?;
                 }
                 Arg::Set { key, .. } => {
-                    return Err(BootError::UnknownKey {
-                        key,
-                        known: KEYS,
-                    });
+                    return Err(BootError::UnknownKey { key, known: KEYS });
                 }
             }
         }
@@ -83,19 +82,15 @@ pub mod boot {
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
 /// `redirects`: 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:22:22).
-pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
-    concat!(env!("OUT_DIR"), "/redirects.rkyv")
-);
+pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> =
+    morgana_archive::include_aligned!(concat!(env!("OUT_DIR"), "/redirects.rkyv"));
 
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
     platform: &'static morgana_unix::Platform,
 ) -> Result<(), morgana_signatures::StartError> {
     use morgana_signatures::StartError;
-    let boot = match boot::parse(
-        platform.args().skip(1),
-        morgana_boot_args::Source::Argv,
-    ) {
+    let boot = match boot::parse(platform.args().skip(1), morgana_boot_args::Source::Argv) {
         Ok(Some(boot)) => boot,
         Ok(None) => {
             morgana_signatures::Console::write_str(&platform.console(), boot::HELP);
@@ -105,25 +100,22 @@ async fn connect_and_start(
     };
     let console = platform.console();
     let clock = platform.clock();
-    let redirects = Redirects::access(REDIRECTS_ARCHIVE)
-        .map_err(|e| StartError::new("redirects", &e))?;
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
-    let http = Http::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTP_ADDRESS,
-                    boot.http_port,
-                )),
-                max_connections: config::HTTP_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTP_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
+    let redirects =
+        Redirects::access(REDIRECTS_ARCHIVE).map_err(|e| StartError::new("redirects", &e))?;
+    let net = Net::connect(platform)
         .await
-        .map_err(|e| StartError::new("http", &e))?;
+        .map_err(|e| StartError::new("net", &e))?;
+    let http = Http::connect(
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, boot.http_port)),
+            max_connections: config::HTTP_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("http", &e))?;
     crate::Website::start(console, http, &SITE, redirects)
         .await
         .map_err(|e| StartError::new("main", &e))

@@ -24,9 +24,8 @@ pub mod config {
     /// `config.max_datagram` (appliance.ron:12:25).
     pub const MAX_DATAGRAM: u64 = 1472;
     /// `socket.address` (default on xen).
-    pub const SOCKET_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const SOCKET_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `socket.port` (appliance.ron:16:47).
     pub const SOCKET_PORT: u16 = 7007;
 }
@@ -42,26 +41,22 @@ async fn connect_and_start(
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
-                    morgana_direct::Ipv4Config::Dhcp,
-                );
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp);
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
     let socket = morgana_signatures::Udp::bind(
-            &net,
-            core::net::SocketAddr::from((config::SOCKET_ADDRESS, config::SOCKET_PORT)),
-        )
+        &net,
+        core::net::SocketAddr::from((config::SOCKET_ADDRESS, config::SOCKET_PORT)),
+    )
+    .await
+    .map_err(|e| StartError::new("socket", &e))?;
+    crate::Echo::start(console, socket)
         .await
-        .map_err(|e| StartError::new("socket", &e))?;
-    crate::Echo::start(console, socket).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_pvh::entry!(connect_and_start, heap_bytes = 4194304, log_level = Info);

@@ -24,9 +24,8 @@ pub mod config {
     /// `config.max_datagram` (appliance.ron:12:25).
     pub const MAX_DATAGRAM: u64 = 1472;
     /// `socket.address` (default).
-    pub const SOCKET_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(127, 0, 0, 1),
-    );
+    pub const SOCKET_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(127, 0, 0, 1));
     /// `socket.port` (appliance.ron:16:47).
     pub const SOCKET_PORT: u16 = 7007;
 }
@@ -37,14 +36,18 @@ async fn connect_and_start(
 ) -> Result<(), morgana_signatures::StartError> {
     use morgana_signatures::StartError;
     let console = platform.console();
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
-    let socket = morgana_signatures::Udp::bind(
-            &net,
-            core::net::SocketAddr::from((config::SOCKET_ADDRESS, config::SOCKET_PORT)),
-        )
+    let net = Net::connect(platform)
         .await
-        .map_err(|e| StartError::new("socket", &e))?;
-    crate::Echo::start(console, socket).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("net", &e))?;
+    let socket = morgana_signatures::Udp::bind(
+        &net,
+        core::net::SocketAddr::from((config::SOCKET_ADDRESS, config::SOCKET_PORT)),
+    )
+    .await
+    .map_err(|e| StartError::new("socket", &e))?;
+    crate::Echo::start(console, socket)
+        .await
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_unix::entry!(connect_and_start, heap_bytes = 4194304, log_level = Info);

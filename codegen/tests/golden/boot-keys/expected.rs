@@ -25,9 +25,8 @@ pub type Admin = morgana_http::Server<Net, morgana_pvh::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (default on xen).
-    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const HTTP_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `http.port` (appliance.ron:12:46).
     pub const HTTP_PORT: u16 = 80;
     /// `http.max_connections` (default).
@@ -35,9 +34,8 @@ pub mod config {
     /// `http.idle_timeout_ms` (default).
     pub const HTTP_IDLE_TIMEOUT_MS: u64 = 30000;
     /// `admin.address` (default on xen).
-    pub const ADMIN_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const ADMIN_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `admin.port` (appliance.ron:13:35).
     pub const ADMIN_PORT: u16 = 8081;
     /// `admin.max_connections` (default).
@@ -80,22 +78,26 @@ pub mod boot {
         for arg in morgana_boot_args::args(words, source) {
             match arg? {
                 Arg::Help => return Ok(None),
-                Arg::Set { key: key @ "ipv4-gateway", value } => {
-                    boot.net_gateway = Some(
-                        morgana_boot_args::ipv4(key, value)?.octets(),
-                    );
+                Arg::Set {
+                    key: key @ "ipv4-gateway",
+                    value,
+                } => {
+                    boot.net_gateway = Some(morgana_boot_args::ipv4(key, value)?.octets());
                 }
-                Arg::Set { key: key @ "http-port", value } => {
+                Arg::Set {
+                    key: key @ "http-port",
+                    value,
+                } => {
                     boot.http_port = morgana_boot_args::int(key, value, 0, 65535)?;
                 }
-                Arg::Set { key: key @ "admin-port", value } => {
+                Arg::Set {
+                    key: key @ "admin-port",
+                    value,
+                } => {
                     boot.admin_port = morgana_boot_args::int(key, value, 0, 65535)?;
                 }
                 Arg::Set { key, .. } => {
-                    return Err(BootError::UnknownKey {
-                        key,
-                        known: KEYS,
-                    });
+                    return Err(BootError::UnknownKey { key, known: KEYS });
                 }
             }
         }
@@ -128,60 +130,46 @@ async fn connect_and_start(
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
-                    address: [10, 0, 2, 15],
-                    prefix_len: 24,
-                    gateway: Some([10, 0, 2, 2]),
-                });
-                morgana_direct::StackConfig {
-                    ipv4: morgana_direct::Ipv4Config::Static {
-                        address: [10, 0, 2, 15],
-                        prefix_len: 24,
-                        gateway: boot.net_gateway,
-                    },
-                    ..CONFIG
-                }
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
+                address: [10, 0, 2, 15],
+                prefix_len: 24,
+                gateway: Some([10, 0, 2, 2]),
+            });
+        morgana_direct::StackConfig {
+            ipv4: morgana_direct::Ipv4Config::Static {
+                address: [10, 0, 2, 15],
+                prefix_len: 24,
+                gateway: boot.net_gateway,
             },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+            ..CONFIG
+        }
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
     let http = Http::connect(
-            net.clone(),
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTP_ADDRESS,
-                    boot.http_port,
-                )),
-                max_connections: config::HTTP_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTP_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("http", &e))?;
+        net.clone(),
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, boot.http_port)),
+            max_connections: config::HTTP_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("http", &e))?;
     let admin = Admin::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::ADMIN_ADDRESS,
-                    boot.admin_port,
-                )),
-                max_connections: config::ADMIN_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::ADMIN_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("admin", &e))?;
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::ADMIN_ADDRESS, boot.admin_port)),
+            max_connections: config::ADMIN_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::ADMIN_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("admin", &e))?;
     crate::Website::start(console, http, admin, &SITE)
         .await
         .map_err(|e| StartError::new("main", &e))

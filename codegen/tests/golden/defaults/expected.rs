@@ -23,9 +23,8 @@ pub type Web = morgana_http::Server<Net, morgana_unix::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `web.address` (default).
-    pub const WEB_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(127, 0, 0, 1),
-    );
+    pub const WEB_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(127, 0, 0, 1));
     /// `web.port` (default).
     pub const WEB_PORT: u16 = 8080;
     /// `web.max_connections` (default).
@@ -43,24 +42,23 @@ async fn connect_and_start(
 ) -> Result<(), morgana_signatures::StartError> {
     use morgana_signatures::StartError;
     let clock = platform.clock();
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
-    let web = Web::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::WEB_ADDRESS,
-                    config::WEB_PORT,
-                )),
-                max_connections: config::WEB_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::WEB_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
+    let net = Net::connect(platform)
         .await
-        .map_err(|e| StartError::new("web", &e))?;
-    crate::App::start(web, &SITE).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("net", &e))?;
+    let web = Web::connect(
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::WEB_ADDRESS, config::WEB_PORT)),
+            max_connections: config::WEB_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::WEB_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("web", &e))?;
+    crate::App::start(web, &SITE)
+        .await
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_unix::entry!(connect_and_start, heap_bytes = 16777216, log_level = Info);

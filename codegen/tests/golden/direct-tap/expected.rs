@@ -28,9 +28,8 @@ pub type Admin = morgana_http::Server<Lan, morgana_unix::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (appliance.ron:11:49).
-    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const HTTP_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `http.port` (appliance.ron:11:66).
     pub const HTTP_PORT: u16 = 80;
     /// `http.max_connections` (default).
@@ -38,9 +37,8 @@ pub mod config {
     /// `http.idle_timeout_ms` (default).
     pub const HTTP_IDLE_TIMEOUT_MS: u64 = 30000;
     /// `admin.address` (appliance.ron:12:38).
-    pub const ADMIN_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const ADMIN_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `admin.port` (appliance.ron:12:55).
     pub const ADMIN_PORT: u16 = 8081;
     /// `admin.max_connections` (default).
@@ -60,70 +58,50 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let net_nic = morgana_unix::Tap::open(platform, "tap1")
-        .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
-                    address: [10, 0, 2, 15],
-                    prefix_len: 24,
-                    gateway: Some([10, 0, 2, 2]),
-                });
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net_nic =
+        morgana_unix::Tap::open(platform, "tap1").map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
+                address: [10, 0, 2, 15],
+                prefix_len: 24,
+                gateway: Some([10, 0, 2, 2]),
+            });
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
     let http = Http::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTP_ADDRESS,
-                    config::HTTP_PORT,
-                )),
-                max_connections: config::HTTP_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTP_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("http", &e))?;
-    let lan_nic = morgana_unix::Tap::open(platform, "tap2")
-        .map_err(|e| StartError::new("lan", &e))?;
-    let lan = Lan::connect(
-            lan_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
-                    morgana_direct::Ipv4Config::Dhcp,
-                );
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("lan", &e))?;
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, config::HTTP_PORT)),
+            max_connections: config::HTTP_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("http", &e))?;
+    let lan_nic =
+        morgana_unix::Tap::open(platform, "tap2").map_err(|e| StartError::new("lan", &e))?;
+    let lan = Lan::connect(lan_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp);
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("lan", &e))?;
     let admin = Admin::connect(
-            lan,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::ADMIN_ADDRESS,
-                    config::ADMIN_PORT,
-                )),
-                max_connections: config::ADMIN_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::ADMIN_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("admin", &e))?;
+        lan,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::ADMIN_ADDRESS, config::ADMIN_PORT)),
+            max_connections: config::ADMIN_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::ADMIN_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("admin", &e))?;
     crate::Website::start(console, http, admin, &SITE)
         .await
         .map_err(|e| StartError::new("main", &e))

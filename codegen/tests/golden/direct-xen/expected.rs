@@ -24,9 +24,8 @@ pub type Http = morgana_http::Server<Net, morgana_pvh::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (default on xen).
-    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const HTTP_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `http.port` (appliance.ron:17:34).
     pub const HTTP_PORT: u16 = 80;
     /// `http.max_connections` (default).
@@ -49,37 +48,28 @@ async fn connect_and_start(
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
-                    address: [10, 0, 2, 15],
-                    prefix_len: 24,
-                    gateway: Some([10, 0, 2, 2]),
-                });
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
+                address: [10, 0, 2, 15],
+                prefix_len: 24,
+                gateway: Some([10, 0, 2, 2]),
+            });
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
     let http = Http::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTP_ADDRESS,
-                    config::HTTP_PORT,
-                )),
-                max_connections: config::HTTP_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTP_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("http", &e))?;
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, config::HTTP_PORT)),
+            max_connections: config::HTTP_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("http", &e))?;
     crate::Website::start(console, http, &SITE)
         .await
         .map_err(|e| StartError::new("main", &e))

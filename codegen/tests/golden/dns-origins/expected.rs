@@ -22,9 +22,8 @@ pub type Ns = morgana_dns::Server<Net, Net, morgana_unix::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `ns.address` (default).
-    pub const NS_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(127, 0, 0, 1),
-    );
+    pub const NS_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(127, 0, 0, 1));
     /// `ns.port` (appliance.ron:13:19).
     pub const NS_PORT: u16 = 5353;
     /// `ns.max_tcp_connections` (default).
@@ -34,9 +33,8 @@ pub mod config {
 }
 
 /// `ns`: 2 zones (plain.test., sub.plain2.test.), 8 records, compiled from "zones/plain.zone", "zones/sub.zone" by the `dns-zones` compiler (appliance.ron:10:15).
-pub static NS_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
-    concat!(env!("OUT_DIR"), "/ns.rkyv")
-);
+pub static NS_ARCHIVE: &morgana_archive::Aligned<[u8]> =
+    morgana_archive::include_aligned!(concat!(env!("OUT_DIR"), "/ns.rkyv"));
 
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
@@ -45,29 +43,28 @@ async fn connect_and_start(
     use morgana_signatures::StartError;
     let console = platform.console();
     let clock = platform.clock();
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
-    let ns_data = morgana_dns::Zones::from_bytes(&NS_ARCHIVE.0)
-        .map_err(|e| StartError::new("ns", &e))?;
-    let ns = Ns::connect(
-            core::clone::Clone::clone(&net),
-            net,
-            clock,
-            ns_data,
-            morgana_dns::Config {
-                address: core::net::SocketAddr::from((
-                    config::NS_ADDRESS,
-                    config::NS_PORT,
-                )),
-                max_tcp_connections: config::NS_MAX_TCP_CONNECTIONS,
-                tcp_idle_timeout: core::time::Duration::from_millis(
-                    config::NS_TCP_IDLE_TIMEOUT_MS,
-                ),
-                udp_payload: morgana_dns::DEFAULT_UDP_PAYLOAD,
-            },
-        )
+    let net = Net::connect(platform)
         .await
-        .map_err(|e| StartError::new("ns", &e))?;
-    crate::Server::start(console, ns).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("net", &e))?;
+    let ns_data =
+        morgana_dns::Zones::from_bytes(&NS_ARCHIVE.0).map_err(|e| StartError::new("ns", &e))?;
+    let ns = Ns::connect(
+        core::clone::Clone::clone(&net),
+        net,
+        clock,
+        ns_data,
+        morgana_dns::Config {
+            address: core::net::SocketAddr::from((config::NS_ADDRESS, config::NS_PORT)),
+            max_tcp_connections: config::NS_MAX_TCP_CONNECTIONS,
+            tcp_idle_timeout: core::time::Duration::from_millis(config::NS_TCP_IDLE_TIMEOUT_MS),
+            udp_payload: morgana_dns::DEFAULT_UDP_PAYLOAD,
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("ns", &e))?;
+    crate::Server::start(console, ns)
+        .await
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_unix::entry!(connect_and_start, heap_bytes = 16777216, log_level = Info);

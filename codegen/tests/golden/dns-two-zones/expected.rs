@@ -22,9 +22,8 @@ pub type Ns = morgana_dns::Server<Net, Net, morgana_pvh::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `ns.address` (appliance.ron:11:22).
-    pub const NS_ADDRESS: core::net::IpAddr = core::net::IpAddr::V6(
-        core::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),
-    );
+    pub const NS_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V6(core::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0));
     /// `ns.port` (default).
     pub const NS_PORT: u16 = 53;
     /// `ns.max_tcp_connections` (appliance.ron:12:34).
@@ -34,9 +33,8 @@ pub mod config {
 }
 
 /// `ns`: 2 zones (example.test., second.test.), 96 records, compiled from "zones/example.test.zone", "zones/second.test.zone" by the `dns-zones` compiler (appliance.ron:9:15).
-pub static NS_ARCHIVE: &morgana_archive::Aligned<[u8]> = morgana_archive::include_aligned!(
-    concat!(env!("OUT_DIR"), "/ns.rkyv")
-);
+pub static NS_ARCHIVE: &morgana_archive::Aligned<[u8]> =
+    morgana_archive::include_aligned!(concat!(env!("OUT_DIR"), "/ns.rkyv"));
 
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
@@ -49,43 +47,34 @@ async fn connect_and_start(
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
-                        morgana_direct::Ipv4Config::Dhcp,
-                    )
-                    .with_ipv6(morgana_direct::Ipv6Config::Slaac)
-                    .check_features();
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
-    let ns_data = morgana_dns::Zones::from_bytes(&NS_ARCHIVE.0)
-        .map_err(|e| StartError::new("ns", &e))?;
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp)
+                .with_ipv6(morgana_direct::Ipv6Config::Slaac)
+                .check_features();
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
+    let ns_data =
+        morgana_dns::Zones::from_bytes(&NS_ARCHIVE.0).map_err(|e| StartError::new("ns", &e))?;
     let ns = Ns::connect(
-            core::clone::Clone::clone(&net),
-            net,
-            clock,
-            ns_data,
-            morgana_dns::Config {
-                address: core::net::SocketAddr::from((
-                    config::NS_ADDRESS,
-                    config::NS_PORT,
-                )),
-                max_tcp_connections: config::NS_MAX_TCP_CONNECTIONS,
-                tcp_idle_timeout: core::time::Duration::from_millis(
-                    config::NS_TCP_IDLE_TIMEOUT_MS,
-                ),
-                udp_payload: morgana_dns::DEFAULT_UDP_PAYLOAD,
-            },
-        )
+        core::clone::Clone::clone(&net),
+        net,
+        clock,
+        ns_data,
+        morgana_dns::Config {
+            address: core::net::SocketAddr::from((config::NS_ADDRESS, config::NS_PORT)),
+            max_tcp_connections: config::NS_MAX_TCP_CONNECTIONS,
+            tcp_idle_timeout: core::time::Duration::from_millis(config::NS_TCP_IDLE_TIMEOUT_MS),
+            udp_payload: morgana_dns::DEFAULT_UDP_PAYLOAD,
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("ns", &e))?;
+    crate::Server::start(console, ns)
         .await
-        .map_err(|e| StartError::new("ns", &e))?;
-    crate::Server::start(console, ns).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_pvh::entry!(connect_and_start, heap_bytes = 16777216, log_level = Info);

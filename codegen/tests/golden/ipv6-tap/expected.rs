@@ -28,9 +28,8 @@ pub type Dgram = <Lan as morgana_signatures::Udp>::Socket;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (appliance.ron:14:49).
-    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V6(
-        core::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),
-    );
+    pub const HTTP_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V6(core::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0));
     /// `http.port` (appliance.ron:14:61).
     pub const HTTP_PORT: u16 = 80;
     /// `http.max_connections` (default).
@@ -38,9 +37,8 @@ pub mod config {
     /// `http.idle_timeout_ms` (default).
     pub const HTTP_IDLE_TIMEOUT_MS: u64 = 30000;
     /// `dgram.address` (appliance.ron:16:49).
-    pub const DGRAM_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const DGRAM_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `dgram.port` (appliance.ron:16:66).
     pub const DGRAM_PORT: u16 = 5353;
 }
@@ -56,68 +54,53 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let net_nic = morgana_unix::Tap::open(platform, "tap1")
-        .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
-                        address: [10, 0, 2, 15],
-                        prefix_len: 24,
-                        gateway: Some([10, 0, 2, 2]),
-                    })
-                    .with_ipv6(morgana_direct::Ipv6Config::Static {
-                        address: [0x2001, 0xdb8, 0, 0x1, 0, 0, 0, 0x15],
-                        prefix_len: 64,
-                        gateway: Some([0xfe80, 0, 0, 0, 0, 0, 0, 0x1]),
-                    })
-                    .check_features();
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net_nic =
+        morgana_unix::Tap::open(platform, "tap1").map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Static {
+                address: [10, 0, 2, 15],
+                prefix_len: 24,
+                gateway: Some([10, 0, 2, 2]),
+            })
+            .with_ipv6(morgana_direct::Ipv6Config::Static {
+                address: [0x2001, 0xdb8, 0, 0x1, 0, 0, 0, 0x15],
+                prefix_len: 64,
+                gateway: Some([0xfe80, 0, 0, 0, 0, 0, 0, 0x1]),
+            })
+            .check_features();
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
     let http = Http::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTP_ADDRESS,
-                    config::HTTP_PORT,
-                )),
-                max_connections: config::HTTP_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTP_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("http", &e))?;
-    let lan_nic = morgana_unix::Tap::open(platform, "tap2")
-        .map_err(|e| StartError::new("lan", &e))?;
-    let lan = Lan::connect(
-            lan_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
-                        morgana_direct::Ipv4Config::Dhcp,
-                    )
-                    .with_ipv6(morgana_direct::Ipv6Config::LinkLocal)
-                    .check_features();
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("lan", &e))?;
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, config::HTTP_PORT)),
+            max_connections: config::HTTP_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("http", &e))?;
+    let lan_nic =
+        morgana_unix::Tap::open(platform, "tap2").map_err(|e| StartError::new("lan", &e))?;
+    let lan = Lan::connect(lan_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp)
+                .with_ipv6(morgana_direct::Ipv6Config::LinkLocal)
+                .check_features();
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("lan", &e))?;
     let dgram = morgana_signatures::Udp::bind(
-            &lan,
-            core::net::SocketAddr::from((config::DGRAM_ADDRESS, config::DGRAM_PORT)),
-        )
-        .await
-        .map_err(|e| StartError::new("dgram", &e))?;
+        &lan,
+        core::net::SocketAddr::from((config::DGRAM_ADDRESS, config::DGRAM_PORT)),
+    )
+    .await
+    .map_err(|e| StartError::new("dgram", &e))?;
     crate::App::start(console, http, &SITE, dgram)
         .await
         .map_err(|e| StartError::new("main", &e))

@@ -22,9 +22,8 @@ pub type Socket = <Net as morgana_signatures::Udp>::Socket;
 /// Configuration, compiled in.
 pub mod config {
     /// `socket.address` (appliance.ron:9:38).
-    pub const SOCKET_ADDRESS: core::net::IpAddr = core::net::IpAddr::V6(
-        core::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),
-    );
+    pub const SOCKET_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V6(core::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0));
     /// `socket.port` (appliance.ron:9:50).
     pub const SOCKET_PORT: u16 = 7;
 }
@@ -40,28 +39,24 @@ async fn connect_and_start(
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
-    let net = Net::connect(
-            net_nic,
-            clock,
-            entropy,
-            {
-                const CONFIG: morgana_direct::StackConfig = morgana_direct::StackConfig::new(
-                        morgana_direct::Ipv4Config::Dhcp,
-                    )
-                    .with_ipv6(morgana_direct::Ipv6Config::Slaac)
-                    .check_features();
-                CONFIG
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("net", &e))?;
+    let net = Net::connect(net_nic, clock, entropy, {
+        const CONFIG: morgana_direct::StackConfig =
+            morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp)
+                .with_ipv6(morgana_direct::Ipv6Config::Slaac)
+                .check_features();
+        CONFIG
+    })
+    .await
+    .map_err(|e| StartError::new("net", &e))?;
     let socket = morgana_signatures::Udp::bind(
-            &net,
-            core::net::SocketAddr::from((config::SOCKET_ADDRESS, config::SOCKET_PORT)),
-        )
+        &net,
+        core::net::SocketAddr::from((config::SOCKET_ADDRESS, config::SOCKET_PORT)),
+    )
+    .await
+    .map_err(|e| StartError::new("socket", &e))?;
+    crate::Echo::start(console, socket)
         .await
-        .map_err(|e| StartError::new("socket", &e))?;
-    crate::Echo::start(console, socket).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_pvh::entry!(connect_and_start, heap_bytes = 16777216, log_level = Info);

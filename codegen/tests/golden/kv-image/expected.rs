@@ -70,64 +70,62 @@ async fn connect_and_start(
     let clock = platform.clock();
     let entropy = platform.entropy();
     let catalog_disk = CatalogDisk::open_with(
-            platform,
-            config::CATALOG_DISK_IMAGE,
-            morgana_unix::FileOptions {
-                size: config::CATALOG_DISK_SIZE_MIB << 20,
-                read_only: config::CATALOG_DISK_READ_ONLY,
-                sync: morgana_unix::FileSync::Fdatasync,
-            },
-        )
-        .map_err(|e| StartError::new("catalog_disk", &e))?;
+        platform,
+        config::CATALOG_DISK_IMAGE,
+        morgana_unix::FileOptions {
+            size: config::CATALOG_DISK_SIZE_MIB << 20,
+            read_only: config::CATALOG_DISK_READ_ONLY,
+            sync: morgana_unix::FileSync::Fdatasync,
+        },
+    )
+    .map_err(|e| StartError::new("catalog_disk", &e))?;
     let catalog = Catalog::open(catalog_disk)
         .await
         .map_err(|e| StartError::new("catalog", &e))?;
     let data_disk = DataDisk::open_with(
-            platform,
-            config::DATA_DISK_IMAGE,
-            morgana_unix::FileOptions {
-                size: config::DATA_DISK_SIZE_MIB << 20,
-                read_only: config::DATA_DISK_READ_ONLY,
-                sync: morgana_unix::FileSync::Direct,
-            },
-        )
-        .map_err(|e| StartError::new("data_disk", &e))?;
-    let store_id = morgana_store::store_id(&entropy)
-        .map_err(|e| StartError::new("store", &e))?;
+        platform,
+        config::DATA_DISK_IMAGE,
+        morgana_unix::FileOptions {
+            size: config::DATA_DISK_SIZE_MIB << 20,
+            read_only: config::DATA_DISK_READ_ONLY,
+            sync: morgana_unix::FileSync::Direct,
+        },
+    )
+    .map_err(|e| StartError::new("data_disk", &e))?;
+    let store_id = morgana_store::store_id(&entropy).map_err(|e| StartError::new("store", &e))?;
     let store = Store::open_or_format(
-            data_disk,
-            morgana_store::FormatOptions::new(store_id),
-            morgana_store::Config {
-                cache_entries: config::STORE_CACHE_ENTRIES,
-                cache_max_value: config::STORE_CACHE_MAX_VALUE,
-                max_space_percent: config::STORE_MAX_SPACE_PERCENT,
-                salvage: config::STORE_SALVAGE,
-                ..morgana_store::Config::default()
-            },
-        )
+        data_disk,
+        morgana_store::FormatOptions::new(store_id),
+        morgana_store::Config {
+            cache_entries: config::STORE_CACHE_ENTRIES,
+            cache_max_value: config::STORE_CACHE_MAX_VALUE,
+            max_space_percent: config::STORE_MAX_SPACE_PERCENT,
+            salvage: config::STORE_SALVAGE,
+            ..morgana_store::Config::default()
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("store", &e))?;
+    let net = Net::connect(platform)
         .await
-        .map_err(|e| StartError::new("store", &e))?;
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
+        .map_err(|e| StartError::new("net", &e))?;
     let redis = Redis::connect(
-            net,
-            clock,
-            store,
-            morgana_resp::Config {
-                address: core::net::SocketAddr::from((
-                    config::REDIS_ADDRESS,
-                    config::REDIS_PORT,
-                )),
-                durability: morgana_resp::Durability::EverySec,
-                max_connections: config::REDIS_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::REDIS_IDLE_TIMEOUT_MS,
-                ),
-                max_request: config::REDIS_MAX_REQUEST,
-            },
-        )
+        net,
+        clock,
+        store,
+        morgana_resp::Config {
+            address: core::net::SocketAddr::from((config::REDIS_ADDRESS, config::REDIS_PORT)),
+            durability: morgana_resp::Durability::EverySec,
+            max_connections: config::REDIS_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::REDIS_IDLE_TIMEOUT_MS),
+            max_request: config::REDIS_MAX_REQUEST,
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("redis", &e))?;
+    crate::Lookup::start(catalog, redis)
         .await
-        .map_err(|e| StartError::new("redis", &e))?;
-    crate::Lookup::start(catalog, redis).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_unix::entry!(connect_and_start, heap_bytes = 16777216, log_level = Info);

@@ -22,9 +22,8 @@ pub type Http = morgana_http::Server<Net, morgana_unix::Clock>;
 /// Configuration, compiled in.
 pub mod config {
     /// `http.address` (appliance.ron:11:49).
-    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(127, 0, 0, 1),
-    );
+    pub const HTTP_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(127, 0, 0, 1));
     /// `http.port` (appliance.ron:11:68).
     pub const HTTP_PORT: u16 = 8080;
     /// `http.max_connections` (default).
@@ -43,23 +42,20 @@ async fn connect_and_start(
     use morgana_signatures::StartError;
     let console = platform.console();
     let clock = platform.clock();
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
-    let http = Http::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTP_ADDRESS,
-                    config::HTTP_PORT,
-                )),
-                max_connections: config::HTTP_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTP_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
+    let net = Net::connect(platform)
         .await
-        .map_err(|e| StartError::new("http", &e))?;
+        .map_err(|e| StartError::new("net", &e))?;
+    let http = Http::connect(
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, config::HTTP_PORT)),
+            max_connections: config::HTTP_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("http", &e))?;
     crate::Website::start(console, http, &SITE)
         .await
         .map_err(|e| StartError::new("main", &e))

@@ -40,9 +40,8 @@ pub mod config {
     /// `config.ceiling` (appliance.ron:17:20).
     pub const CEILING: f64 = f64::INFINITY;
     /// `api.address` (appliance.ron:24:22).
-    pub const API_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(0, 0, 0, 0),
-    );
+    pub const API_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(0, 0, 0, 0));
     /// `api.port` (appliance.ron:25:19).
     pub const API_PORT: u16 = 0;
     /// `api.max_connections` (appliance.ron:26:30).
@@ -59,23 +58,20 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
-    let api = Api::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::API_ADDRESS,
-                    config::API_PORT,
-                )),
-                max_connections: config::API_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::API_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
+    let net = Net::connect(platform)
         .await
-        .map_err(|e| StartError::new("api", &e))?;
+        .map_err(|e| StartError::new("net", &e))?;
+    let api = Api::connect(
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::API_ADDRESS, config::API_PORT)),
+            max_connections: config::API_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::API_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("api", &e))?;
     crate::api::Api::start(api, clock, entropy, console)
         .await
         .map_err(|e| StartError::new("main", &e))

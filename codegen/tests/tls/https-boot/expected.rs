@@ -20,12 +20,8 @@ pub type Secrets = &'static morgana_secrets::Table;
 /// `net`: Network(stack: Host) on unix (appliance.ron:12:16).
 pub type Net = morgana_unix::HostTcp;
 /// `tls`: Tls(certificates: ["secrets/ec.crt", "secrets/rsa.crt"], private_keys: ["secrets/ec.key", "secrets/rsa.key"], keys: EcdsaOrRsa, alpn: ["http/1.1", "http/1.0"]) on unix (appliance.ron:13:16).
-pub type Tls = morgana_tls::Tls<
-    Net,
-    morgana_unix::Clock,
-    morgana_unix::Entropy,
-    morgana_tls::EcdsaOrRsa,
->;
+pub type Tls =
+    morgana_tls::Tls<Net, morgana_unix::Clock, morgana_unix::Entropy, morgana_tls::EcdsaOrRsa>;
 /// `https`: HttpServer (appliance.ron:21:18).
 pub type Https = morgana_http::Server<Tls, morgana_unix::Clock>;
 
@@ -36,9 +32,8 @@ pub mod config {
     /// `tls.handshake_timeout_ms` (appliance.ron:19:35).
     pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 5000;
     /// `https.address` (default).
-    pub const HTTPS_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(127, 0, 0, 1),
-    );
+    pub const HTTPS_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(127, 0, 0, 1));
     /// `https.port` (appliance.ron:21:47).
     pub const HTTPS_PORT: u16 = 443;
     /// `https.max_connections` (default).
@@ -58,49 +53,51 @@ async fn connect_and_start(
     let clock = platform.clock();
     let entropy = platform.entropy();
     let secrets = morgana_unix::read_secrets(
-            "/etc/site",
-            &["secrets/ec.crt", "secrets/ec.key", "secrets/rsa.crt", "secrets/rsa.key"],
-        )
-        .map_err(|e| StartError::new("secrets", &e))?;
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
+        "/etc/site",
+        &[
+            "secrets/ec.crt",
+            "secrets/ec.key",
+            "secrets/rsa.crt",
+            "secrets/rsa.key",
+        ],
+    )
+    .map_err(|e| StartError::new("secrets", &e))?;
+    let net = Net::connect(platform)
+        .await
+        .map_err(|e| StartError::new("net", &e))?;
     let tls_pems = morgana_secrets::Table::pairs(
-            secrets,
-            &["secrets/ec.crt", "secrets/rsa.crt"],
-            &["secrets/ec.key", "secrets/rsa.key"],
-        )
-        .map_err(|e| StartError::new("tls", &e))?;
+        secrets,
+        &["secrets/ec.crt", "secrets/rsa.crt"],
+        &["secrets/ec.key", "secrets/rsa.key"],
+    )
+    .map_err(|e| StartError::new("tls", &e))?;
     let tls = Tls::connect(
-            net,
-            clock,
-            entropy,
-            morgana_tls::Config {
-                identities: &morgana_tls::wiring::identities(&tls_pems),
-                alpn: &morgana_tls::wiring::protocols(&["http/1.1", "http/1.0"]),
-                handshake_timeout: core::time::Duration::from_millis(
-                    config::TLS_HANDSHAKE_TIMEOUT_MS,
-                ),
-                tls12: config::TLS_TLS12,
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("tls", &e))?;
+        net,
+        clock,
+        entropy,
+        morgana_tls::Config {
+            identities: &morgana_tls::wiring::identities(&tls_pems),
+            alpn: &morgana_tls::wiring::protocols(&["http/1.1", "http/1.0"]),
+            handshake_timeout: core::time::Duration::from_millis(config::TLS_HANDSHAKE_TIMEOUT_MS),
+            tls12: config::TLS_TLS12,
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("tls", &e))?;
     let https = Https::connect(
-            tls,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTPS_ADDRESS,
-                    config::HTTPS_PORT,
-                )),
-                max_connections: config::HTTPS_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTPS_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
+        tls,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTPS_ADDRESS, config::HTTPS_PORT)),
+            max_connections: config::HTTPS_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTPS_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("https", &e))?;
+    crate::Website::start(https, &SITE)
         .await
-        .map_err(|e| StartError::new("https", &e))?;
-    crate::Website::start(https, &SITE).await.map_err(|e| StartError::new("main", &e))
+        .map_err(|e| StartError::new("main", &e))
 }
 
 morgana_unix::entry!(connect_and_start, heap_bytes = 16777216, log_level = Info);

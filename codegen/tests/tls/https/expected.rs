@@ -19,12 +19,8 @@
 /// `net`: Network(stack: Host) on unix (appliance.ron:9:16).
 pub type Net = morgana_unix::HostTcp;
 /// `tls`: Tls(certificates: ["secrets/ec.crt"], private_keys: ["secrets/ec.key"], keys: Ecdsa, alpn: ["http/1.1"]) on unix (appliance.ron:10:16).
-pub type Tls = morgana_tls::Tls<
-    Net,
-    morgana_unix::Clock,
-    morgana_unix::Entropy,
-    morgana_tls::Ecdsa,
->;
+pub type Tls =
+    morgana_tls::Tls<Net, morgana_unix::Clock, morgana_unix::Entropy, morgana_tls::Ecdsa>;
 /// `https`: HttpServer (appliance.ron:16:18).
 pub type Https = morgana_http::Server<Tls, morgana_unix::Clock>;
 /// `http`: HttpServer (appliance.ron:17:17).
@@ -37,9 +33,8 @@ pub mod config {
     /// `tls.handshake_timeout_ms` (default).
     pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10000;
     /// `https.address` (default).
-    pub const HTTPS_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(127, 0, 0, 1),
-    );
+    pub const HTTPS_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(127, 0, 0, 1));
     /// `https.port` (appliance.ron:16:47).
     pub const HTTPS_PORT: u16 = 8443;
     /// `https.max_connections` (default).
@@ -47,9 +42,8 @@ pub mod config {
     /// `https.idle_timeout_ms` (default).
     pub const HTTPS_IDLE_TIMEOUT_MS: u64 = 30000;
     /// `http.address` (default).
-    pub const HTTP_ADDRESS: core::net::IpAddr = core::net::IpAddr::V4(
-        core::net::Ipv4Addr::new(127, 0, 0, 1),
-    );
+    pub const HTTP_ADDRESS: core::net::IpAddr =
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(127, 0, 0, 1));
     /// `http.port` (appliance.ron:17:46).
     pub const HTTP_PORT: u16 = 8081;
     /// `http.max_connections` (default).
@@ -62,9 +56,8 @@ pub mod config {
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
 /// `secrets`: Secrets(files: ["secrets/ec.crt", "secrets/ec.key"], from: Build) (appliance.ron:8:20).
-pub static SECRETS: morgana_secrets::Table = morgana_secrets::table!(
-    & ["secrets/ec.crt", "secrets/ec.key"]
-);
+pub static SECRETS: morgana_secrets::Table =
+    morgana_secrets::table!(&["secrets/ec.crt", "secrets/ec.key"]);
 
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
@@ -74,60 +67,47 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let net = Net::connect(platform).await.map_err(|e| StartError::new("net", &e))?;
-    let tls_pems = morgana_secrets::Table::pairs(
-            &SECRETS,
-            &["secrets/ec.crt"],
-            &["secrets/ec.key"],
-        )
-        .map_err(|e| StartError::new("tls", &e))?;
+    let net = Net::connect(platform)
+        .await
+        .map_err(|e| StartError::new("net", &e))?;
+    let tls_pems =
+        morgana_secrets::Table::pairs(&SECRETS, &["secrets/ec.crt"], &["secrets/ec.key"])
+            .map_err(|e| StartError::new("tls", &e))?;
     let tls = Tls::connect(
-            net,
-            clock,
-            entropy,
-            morgana_tls::Config {
-                identities: &morgana_tls::wiring::identities(&tls_pems),
-                alpn: &morgana_tls::wiring::protocols(&["http/1.1"]),
-                handshake_timeout: core::time::Duration::from_millis(
-                    config::TLS_HANDSHAKE_TIMEOUT_MS,
-                ),
-                tls12: config::TLS_TLS12,
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("tls", &e))?;
+        net,
+        clock,
+        entropy,
+        morgana_tls::Config {
+            identities: &morgana_tls::wiring::identities(&tls_pems),
+            alpn: &morgana_tls::wiring::protocols(&["http/1.1"]),
+            handshake_timeout: core::time::Duration::from_millis(config::TLS_HANDSHAKE_TIMEOUT_MS),
+            tls12: config::TLS_TLS12,
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("tls", &e))?;
     let https = Https::connect(
-            tls,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTPS_ADDRESS,
-                    config::HTTPS_PORT,
-                )),
-                max_connections: config::HTTPS_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTPS_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("https", &e))?;
+        tls,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTPS_ADDRESS, config::HTTPS_PORT)),
+            max_connections: config::HTTPS_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTPS_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("https", &e))?;
     let http = Http::connect(
-            net,
-            clock,
-            morgana_http::Config {
-                address: core::net::SocketAddr::from((
-                    config::HTTP_ADDRESS,
-                    config::HTTP_PORT,
-                )),
-                max_connections: config::HTTP_MAX_CONNECTIONS,
-                idle_timeout: core::time::Duration::from_millis(
-                    config::HTTP_IDLE_TIMEOUT_MS,
-                ),
-            },
-        )
-        .await
-        .map_err(|e| StartError::new("http", &e))?;
+        net,
+        clock,
+        morgana_http::Config {
+            address: core::net::SocketAddr::from((config::HTTP_ADDRESS, config::HTTP_PORT)),
+            max_connections: config::HTTP_MAX_CONNECTIONS,
+            idle_timeout: core::time::Duration::from_millis(config::HTTP_IDLE_TIMEOUT_MS),
+        },
+    )
+    .await
+    .map_err(|e| StartError::new("http", &e))?;
     crate::Website::start(console, https, http, &SITE)
         .await
         .map_err(|e| StartError::new("main", &e))
