@@ -156,6 +156,14 @@ impl Net {
         Ok(!self.queue.is_empty() || poll_readable(&self.file, Some(Duration::ZERO))?)
     }
 
+    /// (Summon) Whether the guest has been idle for `idle`: no traffic for that long and
+    /// no frame waiting for it. A guest still booting when its wake-up frame has waited
+    /// the idle time is not idle: stopping it would drop the frame that summoned it (a
+    /// broken host device counts as nothing waiting).
+    pub fn idle_for(&self, idle: Duration) -> bool {
+        self.last_traffic.elapsed() >= idle && !self.ready().unwrap_or(false)
+    }
+
     /// Reads one frame from the host into the queue, if one is waiting. Returns whether
     /// one was read; at [`QUEUE_LIMIT`] frames nothing more is read (the host's queue
     /// keeps them).
@@ -291,6 +299,22 @@ mod tests {
         f[36..38].copy_from_slice(&80u16.to_be_bytes());
         f[34 + 13] = 0x02;
         f
+    }
+
+    #[test]
+    fn a_guest_with_a_frame_waiting_is_not_idle() {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let mut net = Net::new(OwnedFd::from(a), [2, 0, 0, 0, 0, 9], 1500).unwrap();
+        let idle = Duration::from_millis(1);
+        net.last_traffic = Instant::now() - Duration::from_secs(1);
+        assert!(net.idle_for(idle));
+        // Waiting in the host's queue, then in the tender's.
+        b.send(&tcp_syn()).unwrap();
+        assert!(!net.idle_for(idle));
+        assert!(net.read_into_queue().unwrap());
+        assert!(!net.idle_for(idle));
+        assert!(net.next_frame().unwrap().is_some());
+        assert!(net.idle_for(idle));
     }
 
     #[test]
