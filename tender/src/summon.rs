@@ -116,7 +116,7 @@ pub fn serve<C: WriteVolatile>(
             if net
                 .queue
                 .back()
-                .is_some_and(|f| net::wakes_guest(f, net.mac))
+                .is_some_and(|f| net::wakes_guest(f, net.mac, net.ipv4))
             {
                 break;
             }
