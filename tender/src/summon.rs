@@ -3,7 +3,8 @@
 //!
 //! While no guest runs, the tender sleeps in `ppoll` on the tap (no timer: an idle
 //! tender costs no CPU). A frame for the guest (sent to its MAC address, or a broadcast
-//! ARP request) wakes it; the host's other chatter (IPv6 router solicitations, MLD) is
+//! ARP request: for its address, when the command line gives it with `--ipv4=`) wakes
+//! it; the host's other chatter (IPv6 router solicitations, MLD) is
 //! dropped while the guest is stopped. The frame that wakes it is read into the tender's
 //! queue (to log what it was); frames arriving during the boot stay in the tap's own
 //! queue. The next VM is prepared ahead (creating a VM and registering its memory takes
