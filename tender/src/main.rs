@@ -155,7 +155,11 @@ fn main() -> ExitCode {
                 reserved: 0,
             };
             match Net::new(OwnedFd::from(file), mac, mtu) {
-                Ok(n) => Some(n),
+                Ok(mut n) => {
+                    // Under --summon, only ARP requests for this address wake the guest.
+                    n.ipv4 = net::cmdline_ipv4(&args.cmdline.join(" "));
+                    Some(n)
+                }
                 Err(e) => return fail(format!("tap {name}: {e}")),
             }
         }

@@ -44,6 +44,10 @@ pub struct Net {
     pub first_recv: Option<Instant>,
     /// See `first_recv`.
     pub first_send: Option<Instant>,
+    /// (Summon) The guest's IPv4 address, when the tender knows it (the kernel's
+    /// `--ipv4=` boot argument): only ARP requests for it wake the guest. Unknown, every
+    /// broadcast ARP request does.
+    pub ipv4: Option<[u8; 4]>,
 }
 
 /// Opens tap `name` (which must exist, or the tender must be allowed to create it).
@@ -138,6 +142,7 @@ impl Net {
             last_traffic: Instant::now(),
             first_recv: None,
             first_send: None,
+            ipv4: None,
         })
     }
 
@@ -154,6 +159,14 @@ impl Net {
     /// Whether a frame is waiting (in the queue or the host's), without blocking.
     pub fn ready(&self) -> io::Result<bool> {
         Ok(!self.queue.is_empty() || poll_readable(&self.file, Some(Duration::ZERO))?)
+    }
+
+    /// (Summon) Whether the guest has been idle for `idle`: no traffic for that long and
+    /// no frame waiting for it. A guest still booting when its wake-up frame has waited
+    /// the idle time is not idle: stopping it would drop the frame that summoned it (a
+    /// broken host device counts as nothing waiting).
+    pub fn idle_for(&self, idle: Duration) -> bool {
+        self.last_traffic.elapsed() >= idle && !self.ready().unwrap_or(false)
     }
 
     /// Reads one frame from the host into the queue, if one is waiting. Returns whether
@@ -256,14 +269,36 @@ pub fn describe_frame(f: &[u8]) -> String {
 }
 
 /// Whether frame `f` should summon a stopped guest with address `mac`: a frame sent to
-/// it, or a broadcast ARP request (a client looking for it). Other broadcasts and
-/// multicasts (the host's IPv6 router solicitations, MLD reports, ...) do not.
-pub fn wakes_guest(f: &[u8], mac: [u8; 6]) -> bool {
+/// it, or a broadcast ARP request (a client looking for it) — for `ipv4` when the
+/// guest's address is known, so that appliances sharing a link (taps on one bridge) are
+/// not all woken by every client's ARP request, nor by one another's. Other broadcasts
+/// and multicasts (the host's IPv6 router solicitations, MLD reports, ...) do not.
+pub fn wakes_guest(f: &[u8], mac: [u8; 6], ipv4: Option<[u8; 4]>) -> bool {
     if f.len() < 14 {
         return false;
     }
-    let arp = u16::from_be_bytes([f[12], f[13]]) == 0x0806;
-    f[..6] == mac || (f[..6] == [0xff; 6] && arp)
+    if f[..6] == mac {
+        return true;
+    }
+    if f[..6] != [0xff; 6] || u16::from_be_bytes([f[12], f[13]]) != 0x0806 {
+        return false;
+    }
+    match ipv4 {
+        None => true,
+        // Ethernet/IPv4 ARP: the target protocol address at 24..28 of the ARP payload.
+        Some(ip) => f.get(14 + 24..14 + 28) == Some(&ip[..]),
+    }
+}
+
+/// The address of the last `--ipv4=a.b.c.d[/len]` word of a Morgana kernel's command
+/// line (a later boot argument overrides an earlier one), if it is one.
+pub fn cmdline_ipv4(cmdline: &str) -> Option<[u8; 4]> {
+    let value = cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("--ipv4="))
+        .next_back()?;
+    let addr: std::net::Ipv4Addr = value.split('/').next()?.parse().ok()?;
+    Some(addr.octets())
 }
 
 /// Whether `f` is a TCP segment with SYN set and ACK clear (a client's connection attempt).
@@ -291,6 +326,22 @@ mod tests {
         f[36..38].copy_from_slice(&80u16.to_be_bytes());
         f[34 + 13] = 0x02;
         f
+    }
+
+    #[test]
+    fn a_guest_with_a_frame_waiting_is_not_idle() {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let mut net = Net::new(OwnedFd::from(a), [2, 0, 0, 0, 0, 9], 1500).unwrap();
+        let idle = Duration::from_millis(1);
+        net.last_traffic = Instant::now() - Duration::from_secs(1);
+        assert!(net.idle_for(idle));
+        // Waiting in the host's queue, then in the tender's.
+        b.send(&tcp_syn()).unwrap();
+        assert!(!net.idle_for(idle));
+        assert!(net.read_into_queue().unwrap());
+        assert!(!net.idle_for(idle));
+        assert!(net.next_frame().unwrap().is_some());
+        assert!(net.idle_for(idle));
     }
 
     #[test]
@@ -322,18 +373,43 @@ mod tests {
         let mac = [2, 0, 0, 0, 0, 7];
         let mut f = tcp_syn();
         f[..6].copy_from_slice(&mac);
-        assert!(wakes_guest(&f, mac));
+        assert!(wakes_guest(&f, mac, None));
+        assert!(wakes_guest(&f, mac, Some([10, 0, 0, 9])), "sent to its MAC");
         f[5] = 8;
-        assert!(!wakes_guest(&f, mac), "another guest's frame");
+        assert!(!wakes_guest(&f, mac, None), "another guest's frame");
         let mut arp = vec![0u8; 42];
         arp[..6].copy_from_slice(&[0xff; 6]);
         arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-        assert!(wakes_guest(&arp, mac));
+        arp[14 + 24..14 + 28].copy_from_slice(&[10, 0, 0, 2]);
+        assert!(wakes_guest(&arp, mac, None));
+        assert!(wakes_guest(&arp, mac, Some([10, 0, 0, 2])));
+        assert!(
+            !wakes_guest(&arp, mac, Some([10, 0, 0, 3])),
+            "an ARP request for another address"
+        );
+        assert!(
+            !wakes_guest(&arp[..40], mac, Some([10, 0, 0, 2])),
+            "truncated"
+        );
         let mut ipv6 = vec![0u8; 70];
         ipv6[..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 2]);
         ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-        assert!(!wakes_guest(&ipv6, mac));
-        assert!(!wakes_guest(&[0xff; 10], mac));
+        assert!(!wakes_guest(&ipv6, mac, None));
+        assert!(!wakes_guest(&[0xff; 10], mac, None));
+    }
+
+    #[test]
+    fn the_guest_address_comes_from_its_last_ipv4_argument() {
+        assert_eq!(cmdline_ipv4("--ipv4=10.0.2.16/24"), Some([10, 0, 2, 16]));
+        assert_eq!(
+            cmdline_ipv4("--ipv4=dhcp morgana.log=debug --ipv4=10.1.2.3 --port=80"),
+            Some([10, 1, 2, 3])
+        );
+        assert_eq!(cmdline_ipv4("--ipv4=10.1.2.3/24 --ipv4=dhcp"), None);
+        assert_eq!(cmdline_ipv4("--ipv4=off"), None);
+        assert_eq!(cmdline_ipv4("--ipv4=10.0.2.300/24"), None);
+        assert_eq!(cmdline_ipv4("--ipv4-gateway=10.0.2.2"), None);
+        assert_eq!(cmdline_ipv4(""), None);
     }
 
     #[test]

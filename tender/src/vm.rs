@@ -491,7 +491,7 @@ impl Machine {
 
     fn idle<C>(&self, devices: &Devices<C>, policy: &Policy) -> bool {
         match (policy.idle, &devices.net) {
-            (Some(idle), Some(net)) => net.last_traffic.elapsed() >= idle,
+            (Some(idle), Some(net)) => net.idle_for(idle),
             _ => false,
         }
     }

@@ -82,8 +82,9 @@ struct Netns {
 }
 
 impl Netns {
-    fn new() -> Netns {
-        let name = format!("mtsite{}", std::process::id());
+    /// A namespace `<prefix><pid>` with the tap `TAP`, the host side `host/24`.
+    fn new(prefix: &str, host: &str) -> Netns {
+        let name = format!("{prefix}{}", std::process::id());
         let dir = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(&dir).expect("temp dir");
         run_ok(Command::new("ip").args(["netns", "add", &name]));
@@ -101,7 +102,7 @@ impl Netns {
         ]);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
         ns.exec(&["ip", "tuntap", "add", "dev", TAP, "mode", "tap"]);
-        ns.exec(&["ip", "addr", "add", &format!("{HOST_SIDE}/24"), "dev", TAP]);
+        ns.exec(&["ip", "addr", "add", &format!("{host}/24"), "dev", TAP]);
         ns.exec(&["ip", "link", "set", TAP, "up"]);
         ns
     }
@@ -149,6 +150,11 @@ impl Netns {
 
     /// GET `path` from the guest with curl inside the namespace.
     fn get(&self, path: &str) -> morgana_tests::Reply {
+        self.get_from(GUEST, path)
+    }
+
+    /// GET `path` from `guest`:8080 with curl inside the namespace.
+    fn get_from(&self, guest: &str, path: &str) -> morgana_tests::Reply {
         let head = self.dir.join("head");
         let body = self.dir.join("body");
         let _ = std::fs::remove_file(&body);
@@ -157,7 +163,7 @@ impl Netns {
             .arg(&head)
             .arg("-o")
             .arg(&body)
-            .arg(format!("http://{GUEST}:8080{path}"))
+            .arg(format!("http://{guest}:8080{path}"))
             .output()
             .expect("curl runs");
         assert!(
@@ -221,7 +227,7 @@ fn static_website_kernel_serves_every_file_under_the_tender() {
     let image = build_kernel("static-website");
     let tender = build_tender();
 
-    let mut ns = Netns::new();
+    let mut ns = Netns::new("mtsite", HOST_SIDE);
     ns.start_dhcp();
     let mut child = ns
         .command(&[
@@ -299,4 +305,143 @@ fn static_website_kernel_serves_every_file_under_the_tender() {
         !reported.iter().any(|l| l.contains("guest stopped")),
         "{reported:?}"
     );
+}
+
+/// Waits (at most until `deadline`) for a line of `rx` containing `what`; the lines
+/// before it are appended to `seen`.
+fn wait_for_line(
+    rx: &mpsc::Receiver<String>,
+    what: &str,
+    deadline: Instant,
+    seen: &mut Vec<String>,
+) -> Option<String> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).ok()?;
+        if line.contains(what) {
+            return Some(line);
+        }
+        seen.push(line);
+    }
+}
+
+/// Summon: `morgana-tender --summon` holds the tap of static-website without running
+/// it; the first request boots it, is answered (the page byte for byte, the client's
+/// first SYN taken, not retransmitted), the guest stops after its idle time, and the next
+/// request summons it again. The first summon is woken by the client's ARP request (no
+/// neighbour entry), the second, with a permanent one, by the SYN itself: both frames
+/// are held while the guest boots and replayed into its NIC. The address is static
+/// (`--ipv4` at boot), so a summon does not wait for a DHCP lease.
+#[test]
+fn a_request_summons_static_website_and_idle_stops_it() {
+    const HOST: &str = "10.97.0.1";
+    const ADDR: &str = "10.97.0.2";
+    const MAC2: &str = "02:4d:54:00:01:03";
+    if let Some(why) = missing() {
+        assert!(
+            !in_ci(),
+            "CI=true and this machine cannot run the tender test: {why}"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let image = build_kernel("static-website");
+    let tender = build_tender();
+    let index = std::fs::read(workspace_root().join("appliances/static-website/htdocs/index.html"))
+        .expect("index.html");
+
+    let mut ns = Netns::new("mtsum", HOST);
+    let mut child = ns
+        .command(&[
+            tender.to_str().expect("utf-8 path"),
+            "--summon",
+            "--idle-ms",
+            "300",
+            "--max-summons",
+            "2",
+            "--tap",
+            TAP,
+            "--mac",
+            MAC2,
+            "--memory-mib",
+            "32",
+        ])
+        .arg(&image)
+        .arg(format!("--ipv4={ADDR}/24"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the tender");
+    let console = lines(child.stdout.take().expect("piped"));
+    let report = lines(child.stderr.take().expect("piped"));
+    ns.children.push(child);
+    let deadline = Instant::now() + LIMIT;
+    let mut log = Vec::new();
+    let holding = wait_for_line(&report, "holding tap", deadline, &mut log);
+    assert!(holding.is_some(), "the tender never held the tap: {log:?}");
+
+    // Not running: give a wrongly started guest time to say so, then look.
+    std::thread::sleep(Duration::from_millis(200));
+    let early: Vec<String> = console.try_iter().collect();
+    assert!(
+        early.is_empty(),
+        "the guest ran before any request: {early:?}"
+    );
+    let early: Vec<String> = report.try_iter().collect();
+    assert!(
+        !early.iter().any(|l| l.contains("summon")),
+        "a summon before any request: {early:?}"
+    );
+
+    let mut summons = Vec::new();
+    for (n, woken_by) in [(1, format!("ARP who-has {ADDR}")), (2, "TCP SYN".into())] {
+        let got = ns.get_from(ADDR, "/");
+        assert_eq!(got.status, 200, "summon {n}: GET /");
+        assert!(got.body == index, "summon {n}: GET / bytes differ");
+        // The line comes when the guest stops: after the idle time.
+        let line = wait_for_line(&report, &format!("summon {n}: woken"), deadline, &mut log)
+            .unwrap_or_else(|| panic!("no line for summon {n}; tender said: {log:?}"));
+        assert!(line.contains(&format!("woken by {woken_by}")), "{line}");
+        // Exactly one SYN: the client's first, held while the guest booted.
+        assert!(line.contains("(1 TCP SYN)"), "{line}");
+        assert!(line.contains("stopped: idle"), "{line}");
+        summons.push(line);
+        if n == 1 {
+            // The client now knows the guest's MAC: its SYN is the waking frame.
+            ns.exec(&[
+                "ip",
+                "neigh",
+                "replace",
+                ADDR,
+                "lladdr",
+                MAC2,
+                "dev",
+                TAP,
+                "nud",
+                "permanent",
+            ]);
+        }
+    }
+
+    // --max-summons 2: the tender exits by itself.
+    let child = ns.children.last_mut().expect("the tender");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tender did not exit after 2 summons"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "tender: {status}; {log:?} {summons:?}");
+    // The tender has exited: its console ends (bounded, in case a reader lingers).
+    let mut boots = 0;
+    while let Ok(line) = console.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        boots += usize::from(line.contains("morgana: ready in"));
+    }
+    assert_eq!(boots, 2, "one boot per summon");
+    eprintln!("{}", summons.join("\n"));
 }

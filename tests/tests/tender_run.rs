@@ -7,7 +7,8 @@
 //!   `-- morgana.fault=panic` it exits 5 (as under QEMU), with `morgana.fault=null` the
 //!   tender's fault report and 100;
 //! - without MORGANA_RUNNER (and MORGANA_ACCEL) the tender is chosen on its own for an
-//!   appliance without a network, once it is built;
+//!   appliance without a network, once it is built, and for one with a network when
+//!   MORGANA_TAP names a tap (QEMU without it);
 //! - where the tender cannot serve: not built (the command that builds it), a network
 //!   that needs a tap and none named, something it cannot give (a disk), a bad
 //!   MORGANA_RUNNER: each a clear message and a failure, before anything boots.
@@ -239,6 +240,40 @@ fn where_the_tender_cannot_serve_morgana_run_says_why() {
         ),
         "{stderr}"
     );
+
+    // Nobody asks for a runner: a network on a tap is the tender's once MORGANA_TAP names
+    // one, QEMU's (a stand-in QEMU here, MORGANA_QEMU) without it.
+    let stand_in_qemu = copy.with_file_name("stand-in-qemu");
+    std::fs::write(&stand_in_qemu, "#!/bin/sh\necho stand-in QEMU\nexit 8\n").expect("stand-in");
+    std::fs::set_permissions(
+        &stand_in_qemu,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let tender_env = [
+        ("MORGANA_TENDER", stand_in.to_str().expect("utf-8 path")),
+        ("MORGANA_QEMU", stand_in_qemu.to_str().expect("utf-8 path")),
+    ];
+    let out = morgana_run(
+        &copy,
+        &[tender_env[0], tender_env[1], ("MORGANA_TAP", "mtrun1")],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(
+        text(&out.stdout).contains("--tap\nmtrun1\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        stderr.contains("booting hello under morgana-tender; its network is the tap mtrun1"),
+        "{stderr}"
+    );
+    let out = morgana_run(&copy, &tender_env);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert_eq!(text(&out.stdout), "stand-in QEMU\n", "{stderr}");
+    assert!(!stderr.contains("morgana-tender"), "{stderr}");
     std::fs::remove_dir_all(copy.parent().unwrap()).ok();
 
     // Something the tender cannot give the appliance.
