@@ -6,7 +6,9 @@
 #
 #   bench/tender.sh [REPS] [SUMMONS]      defaults: 20 starts, 100 summons (0: none)
 #   SITE_REPS=N bench/tender.sh ...       static-website start -> first HTTP 200 under the
-#                                         tender and under QEMU TCG, N runs each (default 10)
+#                                         tender and under QEMU TCG, N runs each (default 10),
+#                                         then requests/s with wrk under each (WRK_SECONDS,
+#                                         default 10; 0: none)
 #
 # Needs /dev/kvm; the summon and static-website figures need root (and udhcpd, qemu) (a network namespace and a tap of its own,
 # deleted on exit), iproute2 and python3. Builds into $CARGO_TARGET_DIR (default
@@ -119,4 +121,35 @@ if [ "$SITE_REPS" -gt 0 ]; then
   result site_qemu_tcg_first200_ms_min_max "$qmin/$qmax"
   result site_qemu_tcg_runs "$qn"
   result site_qemu_tcg_over_tender "$(ratio "$qmed" "$tmed")"
+
+  # ---- static-website: request throughput, the same image under the tender and QEMU TCG
+  # Both over the same tap in the namespace (QEMU's tap backend, not slirp: the network
+  # path is the same kernel tap for both), a static address from the command line
+  # (--ipv4, a boot-time key), one guest at a time; wrk from the namespace, keep-alive, 10
+  # connections, WRK_SECONDS each (default 10) after the first 200.
+  WRK_SECONDS=${WRK_SECONDS:-10}
+  if [ "$WRK_SECONDS" -gt 0 ] && command -v wrk >/dev/null; then
+    url=http://10.94.0.2:8080/
+    wrk_rps() {
+      local log=$1
+      ip netns exec "$NS" python3 "$HERE/lib/firstok.py" "$(now)" "$log" "$url" 60 0.5 >/dev/null \
+        || { echo "bench/tender.sh: no 200 for wrk: $(tail -3 "$log")" >&2; echo nan; return; }
+      ip netns exec "$NS" wrk -t1 -c10 -d"${WRK_SECONDS}s" "$url" 2>&1 | awk '/^Requests\/sec/ {print $2}'
+    }
+    log=$SITE_DIR/tender-wrk.log
+    ip netns exec "$NS" "$TENDER" --tap "$STAP" --mac "$SMAC" --memory-mib 32 "$SITE" --ipv4=10.94.0.2/24 >"$log" 2>&1 &
+    pid=$!
+    t_rps=$(wrk_rps "$log")
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    log=$SITE_DIR/qemu-wrk.log
+    ip netns exec "$NS" qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -m 32M -kernel "$SITE" -append "--ipv4=10.94.0.2/24" \
+      -serial "file:$log" -netdev "tap,id=n0,ifname=$STAP,script=no,downscript=no" \
+      -device "$QEMU_NIC,mac=$SMAC" </dev/null >/dev/null 2>&1 &
+    pid=$!
+    q_rps=$(wrk_rps "$log")
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    result site_tender_requests_per_s "${t_rps:-nan}"
+    result site_qemu_tcg_requests_per_s "${q_rps:-nan}"
+    result site_tender_over_qemu_tcg_throughput "$(ratio "${t_rps:-nan}" "${q_rps:-nan}")"
+  fi
 fi

@@ -21,7 +21,7 @@
 
 use morgana_tests::netns::{Netns, have};
 use morgana_tests::scratch::{Guard, build, cargo, scratch_appliance};
-use morgana_tests::{kernel_target_dir, scratch_target};
+use morgana_tests::scratch_target;
 use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
@@ -247,7 +247,10 @@ fn udp_echo_answers_on_unix_over_a_tap_and_as_a_kernel_under_qemu() {
 
     // Xen: a PVH kernel under QEMU, booted by `cargo run` through scripts/morgana-run
     // with the generated `.qemu` file.
-    let xen_target = kernel_target_dir().join("udp-echo-target");
+    // Into the Unix build's target directory: the Unix binary has done its work, and the
+    // dependencies compiled for it are reused (a directory of its own compiled them all
+    // again, minutes of a cold CI run).
+    let xen_target = scratch_target();
     build(&dir, &xen_target, true);
     // The kernel has smoltcp's UDP socket (the `udp` feature the build checked for) and
     // no IPv6 (nothing asked for it); static-website's kernel has neither

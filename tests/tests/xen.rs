@@ -133,6 +133,10 @@ wait_console 'static-website: serving' 90 || exit 1
 ip=$(sed -n 's/.*ipv4 \([0-9.]*\)\/[0-9]* leased from DHCP.*/\1/p' "$CONSOLE" | tail -n 1)
 if [ -z "$ip" ]; then echo "no DHCP lease on the guest's console"; exit 1; fi
 echo "ADDRESS $ip"
+# Xen's TSC mode of the domain (its `.xl` says tsc_mode="native": mode 2, rdtsc never
+# trapped; docs/xen-under-qemu.md, "Triple faults").
+xl debug-keys s
+echo "TSC-MODE $(xl dmesg | sed -n "s/.*dom$DOMID(hvm): mode=\([0-9]*\).*/\1/p" | tail -n 1)"
 fail=0
 # get PATH: one GET over nc (busybox-static's wget segfaults in this dom0); the body is
 # what follows the head's empty line.
@@ -629,6 +633,11 @@ fn static_website_on_xen_serves_every_file_to_dom0() {
     assert!(
         g.console.contains("static-website: serving"),
         "the appliance never served:\n{}",
+        context()
+    );
+    assert!(
+        out.lines().any(|l| l == "TSC-MODE 2"),
+        "Xen does not run the domain with a native TSC (tsc_mode=\"native\" of its .xl is mode 2):\n{}",
         context()
     );
     let got = |path: &str| {

@@ -38,12 +38,14 @@ fn need(program: &str) -> bool {
     found
 }
 
-/// Builds the example once (release: the handshakes are real cryptography), in a target
-/// directory of its own so that it never waits for the outer cargo's lock.
+/// Builds the example once (release: the handshakes are real cryptography) in
+/// `target/e2e`, the release directory of the end-to-end tests: not the outer cargo's, so
+/// it never waits for that one's lock, and the cryptography the HTTPS appliances compiled
+/// there is reused rather than compiled once more.
 fn server_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let target = workspace().join("target").join("tls-interop");
+        let target = workspace().join("target").join("e2e");
         let status = Command::new(env!("CARGO"))
             .current_dir(workspace())
             .args([
