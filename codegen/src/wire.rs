@@ -438,6 +438,17 @@ fn choose<'c>(
     Some(chosen)
 }
 
+/// The indices (in `Appliance::devices`) of the included declared devices.
+pub(crate) fn included_devices(nodes: &[Node], order: &[usize]) -> Vec<usize> {
+    order
+        .iter()
+        .filter_map(|&n| match nodes[n].kind {
+            NodeKind::Declared(di) => Some(di),
+            NodeKind::Platform(_) => None,
+        })
+        .collect()
+}
+
 /// A resource (a NIC) belongs to one device.
 fn claims(
     a: &Appliance,
@@ -449,16 +460,42 @@ fn claims(
 ) {
     let env = crate::templates::environment();
     let mut claimed: Vec<(String, usize)> = Vec::new();
+    let included = included_devices(nodes, order);
     for &n in order {
         let (Some(Chosen::Component(imp)), NodeKind::Declared(di)) = (&chosen[n], &nodes[n].kind)
         else {
             continue;
         };
+        if let Some(max) = imp.max_devices {
+            let dev = &a.devices[*di];
+            let instance = crate::emit::context::instance(&a.devices, &included, dev);
+            if instance == max {
+                errs.push(
+                    Diagnostic::error(format!(
+                        "more than {max} `{}` devices on target {}",
+                        dev.component, target.name
+                    ))
+                    .primary(
+                        dev.component_span,
+                        format!("`{}` number {}", dev.component, instance + 1),
+                    )
+                    .help(format!(
+                        "an appliance has at most {max} `{}` devices on target {}: remove some of them",
+                        dev.component, target.name
+                    )),
+                );
+            }
+        }
         if imp.claims.is_empty() {
             continue;
         }
         let dev = &a.devices[*di];
-        let ctx = minijinja::Value::from(crate::emit::context::plain_keys(dev));
+        let mut ctx = crate::emit::context::plain_keys(dev);
+        ctx.insert(
+            "instance".into(),
+            minijinja::Value::from(crate::emit::context::instance(&a.devices, &included, dev)),
+        );
+        let ctx = minijinja::Value::from(ctx);
         let Ok(claim) = crate::templates::render_inline(env, "claims", &imp.claims, ctx) else {
             continue;
         };

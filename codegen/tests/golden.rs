@@ -96,6 +96,24 @@ const CASES: &[Case] = &[
         expected: "tests/golden/kv-image",
         target: None,
     },
+    // Prepared data: a store seeded from a read-only image (KvSeed), two disks.
+    Case {
+        ron: "../appliances/kv-seeded/appliance.ron",
+        expected: "tests/golden/appliance-kv-seeded",
+        target: None,
+    },
+    Case {
+        ron: "../appliances/kv-seeded/appliance.ron",
+        expected: "tests/golden/appliance-kv-seeded-xen",
+        target: Some("xen"),
+    },
+    // Two disks in one kernel: found at boot by position (the file's order of its
+    // `Block`s), attached in that order by the `.qemu`, `.xl`, libvirt and Firecracker.
+    Case {
+        ron: "tests/golden/kv-image/appliance.ron",
+        expected: "tests/golden/kv-image-xen",
+        target: Some("xen"),
+    },
     // UDP and IPv6: the udp-echo appliance on both targets, dual stacks.
     Case {
         ron: "../appliances/udp-echo/appliance.ron",

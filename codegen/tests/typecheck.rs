@@ -629,6 +629,10 @@ mod morgana_disk {
         pub async fn find(_: &'static crate::morgana_pvh::Platform) -> Result<Disk, crate::block_stub::Error> {
             Ok(Disk::Virtio)
         }
+        /// `Disk::find_nth(platform, n).await`: the `n`th disk (0 first).
+        pub async fn find_nth(_: &'static crate::morgana_pvh::Platform, _: usize) -> Result<Disk, crate::block_stub::Error> {
+            Ok(Disk::Virtio)
+        }
     }
     crate::block_stub::block!(Disk);
 }
@@ -666,6 +670,8 @@ mod morgana_store {
         fn kind(&self) -> sig::KvErrorKind { sig::KvErrorKind::Other }
     }
     pub fn store_id<E: Entropy>(_: &E) -> Result<u64, E::Error> { Ok(0) }
+    /// `seed(store, image).await`: the store, given the image's keys when empty.
+    pub async fn seed<K: sig::Kv, R: sig::KvRead>(store: K, _: R) -> Result<K, Error<()>> { Ok(store) }
     impl<B: Block> Store<B> {
         pub async fn open_or_format(dev: B, _: FormatOptions, _: Config) -> Result<Store<B>, Error<B::Error>> {
             Ok(Store(dev))
@@ -969,7 +975,43 @@ const CASES: &[(&str, &str)] = &[
          }",
     ),
     (
+        "appliance-kv-seeded",
+        "pub struct KvServer;
+         impl KvServer {
+             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
+                 _console: impl Console,
+                 _redis: morgana_resp::Server<T, C, K>,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "appliance-kv-seeded-xen",
+        "pub struct KvServer;
+         impl KvServer {
+             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
+                 _console: impl Console,
+                 _redis: morgana_resp::Server<T, C, K>,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
         "kv-image",
+        "pub struct Lookup;
+         impl Lookup {
+             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
+                 _catalog: impl morgana_signatures::KvRead,
+                 _redis: morgana_resp::Server<T, C, K>,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "kv-image-xen",
         "pub struct Lookup;
          impl Lookup {
              pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(

@@ -624,3 +624,117 @@ fn kernel_keeps_every_acknowledged_write_across_sigkill() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two disks in one kernel (`appliances/kv-seeded`): a read-only image (`seed_disk`,
+/// declared first) and the store's data disk (`disk`, second), found at boot by
+/// position. One boot from the generated `kv-seeded.qemu`: the image's keys are served
+/// (only the first disk holds an image), a SET lands on the second disk's file, and
+/// the image's file is unchanged. Swapped disks would not start: the data disk is blank
+/// (no image to mount) and the image's disk is read-only.
+#[test]
+fn kernel_finds_its_two_disks_by_position() {
+    if !have("qemu-system-x86_64", "qemu-system-x86") {
+        return;
+    }
+    let dir = scratch("two-disks");
+    let entries: Vec<(Vec<u8>, Vec<u8>, u64)> = (0..100)
+        .map(|i| {
+            (
+                format!("seed:{i}").into_bytes(),
+                format!("prepared value {i}").into_bytes(),
+                0,
+            )
+        })
+        .chain([(b"greeting".to_vec(), b"from the image".to_vec(), 0)])
+        .collect();
+    let image = morgana_store::image::build(entries, Default::default()).expect("image");
+    let seed = dir.join("seed.img");
+    std::fs::write(&seed, &image).expect("seed.img");
+    let data = dir.join("data.img");
+    std::fs::File::create(&data)
+        .and_then(|f| f.set_len(64 << 20))
+        .expect("data disk");
+
+    let kernel = build_kernel("kv-seeded");
+    let spec = std::fs::read_to_string(kernel.with_extension("qemu")).expect("kv-seeded.qemu");
+    // The drives in the order of appliance.ron: the image first, the data disk second.
+    let first = spec.find("file=seed.img,").expect("seed.img attached");
+    let second = spec.find("file=kv.img,").expect("kv.img attached");
+    assert!(first < second, "{spec}");
+    assert!(
+        spec.contains(
+            "id=disk0,cache=writeback,readonly=on\n-device\nvirtio-blk-pci,drive=disk0\n"
+        ),
+        "{spec}"
+    );
+    assert!(
+        spec.contains("id=disk1,cache=writeback\n-device\nvirtio-blk-pci,drive=disk1\n"),
+        "{spec}"
+    );
+    let port = free_port();
+    let serial = dir.join("serial.txt");
+    let mut args = morgana_tests::qemu::spec_args(&spec);
+    for a in &mut args {
+        *a = a
+            .replace("127.0.0.1:6379-", &format!("127.0.0.1:{port}-"))
+            .replace("file=seed.img,", &format!("file={},", seed.display()))
+            .replace("file=kv.img,", &format!("file={},", data.display()));
+        if a == "stdio" {
+            *a = format!("file:{}", serial.display());
+        }
+    }
+    let child = Command::new("qemu-system-x86_64")
+        .args(args)
+        .args(["-monitor", "none", "-kernel"])
+        .arg(&kernel)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 runs");
+    let mut k = Kernel {
+        qemu: Proc(child),
+        serial,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    let mut c = k.client(Duration::from_secs(120));
+    assert_eq!(
+        c.call(&[b"GET", b"greeting"]).expect("GET"),
+        Reply::Bulk(Some(b"from the image".to_vec())),
+        "console:\n{}",
+        k.console()
+    );
+    assert_eq!(
+        c.call(&[b"GET", b"seed:42"]).expect("GET"),
+        Reply::Bulk(Some(b"prepared value 42".to_vec()))
+    );
+    assert_eq!(c.call(&[b"DBSIZE"]).expect("DBSIZE"), Reply::Int(101));
+    let marker = b"written to the second disk 7f3a9c";
+    assert_eq!(
+        c.call(&[b"SET", b"mine", marker]).expect("SET"),
+        Reply::Status("OK".into())
+    );
+    assert_eq!(c.call(&[b"DEL", b"seed:0"]).expect("DEL"), Reply::Int(1));
+    assert_eq!(c.call(&[b"DBSIZE"]).expect("DBSIZE"), Reply::Int(101));
+    let console = k.console();
+    assert!(
+        console.contains("seed: copied 101 keys from the image into the empty store"),
+        "{console}"
+    );
+    assert_eq!(console.matches("virtio-blk").count(), 2, "{console}");
+    drop(c);
+    drop(k);
+
+    // `always`: the SET was on the data disk before its reply.
+    let on_disk = std::fs::read(&data).expect("data disk");
+    assert!(
+        on_disk.windows(marker.len()).any(|w| w == marker),
+        "the SET is on the second disk"
+    );
+    assert_eq!(
+        std::fs::read(&seed).expect("seed.img"),
+        image,
+        "the image is untouched"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

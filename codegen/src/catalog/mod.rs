@@ -678,6 +678,11 @@ pub struct Impl {
     /// `tap device {{ tap }}`); two included devices claiming the same one is an error.
     #[serde(default)]
     pub claims: String,
+    /// How many devices of this component an appliance may declare on this
+    /// implementation's targets (a kernel's disks); more is an error at the first one
+    /// too many. `None`: no limit.
+    #[serde(default)]
+    pub max_devices: Option<usize>,
     /// Data compiled at build time for the device (see [`crate::archive`]).
     #[serde(default)]
     pub build: Option<Build>,

@@ -118,6 +118,23 @@ fn stand_ins<'a>(names: impl IntoIterator<Item = &'a str>) -> Value {
     Value::from(map)
 }
 
+/// [`stand_ins`] for a component's `connect`, `prepare`, `claims` and `deploy`
+/// templates, with `instance` (a number: the device's position among those of its
+/// component) as 0.
+fn device_stand_ins<'a>(names: impl IntoIterator<Item = &'a str>) -> Value {
+    let mut map: std::collections::BTreeMap<String, Value> = names
+        .into_iter()
+        .map(|n| {
+            (
+                n.to_string(),
+                Value::from_object(Placeholder(n.to_string())),
+            )
+        })
+        .collect();
+    map.insert("instance".into(), Value::from(0));
+    Value::from(map)
+}
+
 /// What a template must parse as once rendered.
 #[derive(Clone, Copy)]
 enum Shape {
@@ -508,6 +525,7 @@ fn validate_impl(
             .map(|n| (n.clone(), Value::from_object(Placeholder(n.clone()))))
             .collect();
         map.insert("config".into(), Value::from(consts.clone()));
+        map.insert("instance".into(), Value::from(0));
         Value::from(map)
     };
     let mut type_names: Vec<String> = reqs.iter().map(|s| s.to_string()).collect();
@@ -567,7 +585,7 @@ fn validate_impl(
     if let Err(e) = check_template(
         env,
         &imp.claims,
-        stand_ins(plain.iter().map(String::as_str)),
+        device_stand_ins(plain.iter().map(String::as_str)),
         Shape::Text,
     ) {
         push(format!("`claims`: {e}"));
@@ -581,7 +599,7 @@ fn validate_impl(
         let mut names: Vec<&str> = plain.iter().map(String::as_str).collect();
         names.push("deploy");
         names.push("requires");
-        if let Err(e) = check_template(env, text, stand_ins(names), Shape::Text) {
+        if let Err(e) = check_template(env, text, device_stand_ins(names), Shape::Text) {
             push(format!("deploy slot `{slot}`: {e}"));
         }
     }

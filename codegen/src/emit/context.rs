@@ -86,6 +86,19 @@ pub fn boot_key_value(spec: &KeySpec, value: &Scalar, expr: String) -> Value {
     })
 }
 
+/// The `instance` variable: how many included devices of the same component
+/// appliance.ron declares before `dev` (0 for the first); `included` holds the indices
+/// (in `devices`) of the included devices. A kernel's `Block`s find their disk by it,
+/// and their deployment slots name the disk by it, so both agree on the order.
+pub fn instance(devices: &[Device], included: &[usize], dev: &Device) -> usize {
+    devices
+        .iter()
+        .enumerate()
+        .take_while(|(_, d)| d.name != dev.name)
+        .filter(|(i, d)| d.component == dev.component && included.contains(i))
+        .count()
+}
+
 /// The device's keys as plain text (for `claims` and `deploy` slots).
 pub fn plain_keys(dev: &Device) -> BTreeMap<String, Value> {
     dev.settings

@@ -43,9 +43,28 @@ impl Object for Slots {
 
 /// Every slot's text: the contributions of the included devices, in connect order.
 fn slots(e: &Emitter<'_>) -> Result<BTreeMap<String, String>, String> {
-    // (slot, node, device, template), in connect order.
+    // The contributing devices in connect order, except that the devices of one
+    // component keep the order of the file among themselves (their `instance`): a
+    // kernel's second `Block` is the second disk of the `.qemu` and the `.xl`.
+    let mut nodes: Vec<usize> = e.w.order.clone();
+    let component = |n: usize| e.device(n).map(|(d, _)| d.component.clone());
+    let declared = |n: usize| e.device(n).map_or(0, |(d, _)| e.instance(d));
+    let mut comps: Vec<String> = nodes.iter().filter_map(|&n| component(n)).collect();
+    comps.sort();
+    comps.dedup();
+    for c in comps {
+        let at: Vec<usize> = (0..nodes.len())
+            .filter(|&i| component(nodes[i]).as_deref() == Some(c.as_str()))
+            .collect();
+        let mut group: Vec<usize> = at.iter().map(|&i| nodes[i]).collect();
+        group.sort_by_key(|&n| declared(n));
+        for (i, n) in at.into_iter().zip(group) {
+            nodes[i] = n;
+        }
+    }
+    // (slot, node, device, template), in that order.
     let mut pieces = Vec::new();
-    for &n in &e.w.order {
+    for n in nodes {
         let (Some(Chosen::Component(imp)), Some((dev, _))) = (&e.w.chosen[n], e.device(n)) else {
             continue;
         };
@@ -70,6 +89,7 @@ fn slots(e: &Emitter<'_>) -> Result<BTreeMap<String, String>, String> {
             let mut ok = true;
             for (_, n, dev, template) in pieces.iter().filter(|p| &p.0 == slot) {
                 let mut ctx = plain_keys(dev);
+                ctx.insert("instance".into(), Value::from(e.instance(dev)));
                 ctx.insert("requires".into(), requires(e, *n));
                 ctx.insert(
                     "deploy".into(),

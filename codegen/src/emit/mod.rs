@@ -91,6 +91,12 @@ impl Emitter<'_> {
         }
     }
 
+    /// `dev`'s `instance` (see [`context::instance`]).
+    pub(crate) fn instance(&self, dev: &Device) -> usize {
+        let included = crate::wire::included_devices(&self.w.nodes, &self.w.order);
+        context::instance(&self.a.devices, &included, dev)
+    }
+
     pub(crate) fn alias(&self, node: usize) -> String {
         names::camel(&self.w.nodes[node].name)
     }
@@ -210,7 +216,8 @@ impl Emitter<'_> {
         let mut ctx = CodeContext::default();
         ctx.code("Self", self.alias(n))
             .code("platform", "platform")
-            .code("target", self.w.target.name.clone());
+            .code("target", self.w.target.name.clone())
+            .value("instance", minijinja::Value::from(self.instance(dev)));
         if self.archive(n).is_some() {
             ctx.code("archive", crate::archive::static_name(&dev.name));
         }

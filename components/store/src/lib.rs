@@ -86,11 +86,13 @@ mod error;
 pub mod format;
 pub mod image;
 mod mem;
+pub mod seed;
 mod store;
 
 pub use error::Error;
 pub use image::{Image, ImageError};
 pub use mem::{MemBlock, MemError};
+pub use seed::{SeedError, seed};
 pub use store::{
     Config, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_LEN, FormatOptions, MIN_SEGMENTS, Stats, Store,
 };

@@ -92,13 +92,20 @@ use morgana_xen::bus::BusError;
 pub use device::{Blkfront, Config, REQUEST_TIMEOUT, Stats, WATCHDOG_PERIOD};
 pub use handshake::{Flush, Geometry};
 pub use morgana_xen::device::Hal;
-pub use xen::{XenBlk, connect};
+pub use xen::{XenBlk, connect, connect_nth};
 
 /// Why the Xen disk could not be driven, or a request failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The domain has no virtual block device in xenstore.
     NoDisk,
+    /// The domain has fewer virtual block devices than the appliance uses.
+    TooFewDisks {
+        /// The disks the appliance uses (the one asked for is the last).
+        wanted: usize,
+        /// The `device/vbd` entries found.
+        found: usize,
+    },
     /// The xenbus handshake failed (backend closed or stuck, xenstore).
     Bus(BusError),
     /// A Xen operation failed (grant table, event channel, memory to share).
@@ -155,6 +162,10 @@ impl fmt::Display for Error {
         match self {
             Error::NoDisk => f.write_str(
                 "blkfront: no device/vbd in xenstore (add disk = [ 'format=raw,vdev=xvda,access=rw,target=IMAGE' ] to the xl config)",
+            ),
+            Error::TooFewDisks { wanted, found } => write!(
+                f,
+                "blkfront: the appliance uses disk {wanted} in vdev order but the domain has {found} (the xl config's disk = [ ... ] needs one entry per Block of appliance.ron: xvda, xvdb, ...)"
             ),
             Error::Bus(e) => write!(f, "blkfront: {e}"),
             Error::Xen(e) => write!(f, "blkfront: {e}"),

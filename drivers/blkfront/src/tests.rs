@@ -1090,3 +1090,29 @@ fn a_backend_that_closes_or_never_appears_is_an_error_not_a_hang() {
     );
     assert!(store.borrow().writes.is_empty(), "nothing published");
 }
+
+#[test]
+fn disks_are_numbered_by_device_number() {
+    use crate::xen::nth_device;
+    let entries: Vec<String> = ["51728", "51712", "backend", "51744"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(nth_device(&entries, 0), Ok(51712));
+    assert_eq!(nth_device(&entries, 1), Ok(51728));
+    assert_eq!(nth_device(&entries, 2), Ok(51744));
+    let e = nth_device(&entries, 3).unwrap_err();
+    assert_eq!(
+        e,
+        Error::TooFewDisks {
+            wanted: 4,
+            found: 3
+        }
+    );
+    assert!(
+        e.to_string()
+            .contains("disk 4 in vdev order but the domain has 3"),
+        "{e}"
+    );
+    assert_eq!(nth_device(&[], 0), Err(Error::NoDisk));
+}

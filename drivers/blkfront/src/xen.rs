@@ -23,6 +23,12 @@ const POLL_MS: u64 = 20;
 /// Finds the domain's first virtual block device and connects to its backend (see the
 /// crate docs).
 pub async fn connect() -> Result<XenBlk, Error> {
+    connect_nth(0).await
+}
+
+/// Finds the domain's `n`th virtual block device (0 first, by device number: `xvda`
+/// before `xvdb`) and connects to its backend.
+pub async fn connect_nth(n: usize) -> Result<XenBlk, Error> {
     let mut store = store::open()?;
     let devices = match store.directory("device/vbd") {
         Ok(d) => d,
@@ -34,12 +40,7 @@ pub async fn connect() -> Result<XenBlk, Error> {
             }));
         }
     };
-    // The first disk: the lowest device number (xvda before xvdb).
-    let index = devices
-        .iter()
-        .filter_map(|d| d.parse::<u32>().ok())
-        .min()
-        .ok_or(Error::NoDisk)?;
+    let index = nth_device(&devices, n)?;
     let fe = Frontend::find(&mut store, "vbd", index)?;
     let state = fe
         .wait_ready(&mut store, &mut StoreWait::new(APPEAR_MS, POLL_MS))
@@ -83,4 +84,20 @@ pub async fn connect() -> Result<XenBlk, Error> {
         _ => false,
     }));
     Ok(blk)
+}
+
+/// The `n`th device number of a `device/vbd` listing, in ascending order (xvda is
+/// 51712, xvdb 51728, ...); entries that are not numbers are not devices.
+pub fn nth_device(entries: &[alloc::string::String], n: usize) -> Result<u32, Error> {
+    let mut numbers: alloc::vec::Vec<u32> = entries.iter().filter_map(|d| d.parse().ok()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    match numbers.get(n) {
+        Some(&index) => Ok(index),
+        None if numbers.is_empty() => Err(Error::NoDisk),
+        None => Err(Error::TooFewDisks {
+            wanted: n + 1,
+            found: numbers.len(),
+        }),
+    }
 }

@@ -9,7 +9,8 @@
 //! On Xen (detected by morgana-pvh from the CPUID leaves) the disk is the domain's
 //! first `vbd` in xenstore, driven by blkfront (the `.xl`'s `disk = [ ... ]`).
 //! Elsewhere (QEMU, KVM) it is the first virtio-blk device on the PCI bus (the
-//! `.qemu`'s `-drive`). [`Disk`] is a plain enum over the two drivers, as
+//! `.qemu`'s `-drive`). An appliance with several disks finds each by its position
+//! ([`Disk::find_nth`]). [`Disk`] is a plain enum over the two drivers, as
 //! `morgana_nic::Nic` is for the network: the store above is monomorphised once and a
 //! `match` per request picks the driver.
 #![no_std]
@@ -57,17 +58,30 @@ impl BlockError for Error {
 }
 
 impl Disk {
-    /// Finds and drives the machine's disk.
+    /// Finds and drives the machine's (first) disk.
     pub async fn find(platform: &'static Platform) -> Result<Disk, Error> {
+        Self::find_nth(platform, 0).await
+    }
+
+    /// Finds and drives the machine's `n`th disk (0 first): on Xen the `n`th `vbd` by
+    /// device number (`xvda`, `xvdb`, ...), elsewhere the `n`th virtio-blk device in
+    /// PCI bus order. The generated `.xl` and `.qemu` attach an appliance's `Block`s in
+    /// the order appliance.ron declares them, so `n` is a `Block`'s position there.
+    pub async fn find_nth(platform: &'static Platform, n: usize) -> Result<Disk, Error> {
         if morgana_pvh::xen::on_xen() {
-            morgana_blkfront::connect()
+            morgana_blkfront::connect_nth(n)
                 .await
                 .map(Disk::Xen)
                 .map_err(Error::Xen)
         } else {
-            VirtioBlk::find(platform)
-                .map(Disk::Virtio)
-                .map_err(Error::Virtio)
+            VirtioBlk::find_nth(
+                platform,
+                n,
+                morgana_virtio::BlkConfig::default(),
+                morgana_virtio::pvh::InterruptPreference::Auto,
+            )
+            .map(Disk::Virtio)
+            .map_err(Error::Virtio)
         }
     }
 }

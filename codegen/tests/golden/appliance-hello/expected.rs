@@ -13,6 +13,7 @@
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it
+//   KvSeed   key-value store seeded from an image: nothing requires it
 
 /// Configuration, compiled in.
 pub mod config {

@@ -58,7 +58,7 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let disk = Disk::find(platform)
+    let disk = Disk::find_nth(platform, 0)
         .await
         .map_err(|e| StartError::new("disk", &e))?;
     let store_id = morgana_store::store_id(&entropy).map_err(|e| StartError::new("store", &e))?;

@@ -14,6 +14,7 @@
 //   Block      block device: nothing requires it
 //   KvStore    durable key-value store: nothing requires it
 //   KvImage    read-only key-value image: nothing requires it
+//   KvSeed     key-value store seeded from an image: nothing requires it
 
 /// `redirects`: Redirects(file: "redirects") (appliance.ron:22:22).
 pub type Redirects = morgana_redirects::Table;

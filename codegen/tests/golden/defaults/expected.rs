@@ -14,6 +14,7 @@
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it
+//   KvSeed   key-value store seeded from an image: nothing requires it
 
 /// `net`: Network(stack: Host) on unix (appliance.ron:8:16).
 pub type Net = morgana_unix::HostTcp;

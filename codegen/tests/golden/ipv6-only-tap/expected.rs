@@ -15,6 +15,7 @@
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it
+//   KvSeed   key-value store seeded from an image: nothing requires it
 
 /// `net`: Network(stack: Direct, ipv4: Off, ipv6: Some(Static("2001:db8:0:1::15/64")), gateway6: Some("fe80::1"), tap: "tap1") on unix (appliance.ron:12:16).
 pub type Net = morgana_direct::Stack<morgana_unix::Tap, morgana_unix::Clock>;

@@ -13,6 +13,7 @@
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it
+//   KvSeed   key-value store seeded from an image: nothing requires it
 
 /// `net`: Network(stack: Direct, ipv4: Dhcp, ipv6: Some(Slaac), bridge: "xenbr0") on xen (appliance.ron:8:16).
 pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;

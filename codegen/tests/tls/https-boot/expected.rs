@@ -14,6 +14,7 @@
 //   Block    block device: nothing requires it
 //   KvStore  durable key-value store: nothing requires it
 //   KvImage  read-only key-value image: nothing requires it
+//   KvSeed   key-value store seeded from an image: nothing requires it
 
 /// `secrets`: Secrets(files: ["secrets/ec.crt", "secrets/ec.key", "secrets/rsa.crt", "secrets/rsa.key"], from: Boot, boot_dir: "/etc/site") on unix (appliance.ron:7:20).
 pub type Secrets = &'static morgana_secrets::Table;

@@ -131,6 +131,13 @@ impl Default for BlkConfig {
 pub enum BlkError {
     /// No virtio block device on the PCI bus.
     NoDevice,
+    /// Fewer virtio block devices on the PCI bus than the appliance uses.
+    TooFewDevices {
+        /// The disks the appliance uses (the one asked for is the last).
+        wanted: usize,
+        /// The virtio block devices found.
+        found: usize,
+    },
     /// The transport or the initialisation failed.
     Init(Error),
     /// The device configuration cannot be read (or keeps changing).
@@ -157,6 +164,10 @@ impl fmt::Display for BlkError {
         match self {
             BlkError::NoDevice => f.write_str(
                 "no virtio-blk device found on the PCI bus (add -drive file=IMG,format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0)",
+            ),
+            BlkError::TooFewDevices { wanted, found } => write!(
+                f,
+                "virtio-blk: the appliance uses disk {wanted} in PCI bus order but the machine has {found} (attach one -drive ... -device virtio-blk-pci per Block of appliance.ron, in their order)"
             ),
             BlkError::Init(e) => write!(f, "virtio-blk: {e}"),
             BlkError::ConfigUnreadable => {

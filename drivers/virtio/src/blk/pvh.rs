@@ -34,21 +34,30 @@ impl Blk<PvhHal, PciTransport<PvhRegs>, PvhInterrupt> {
         Self::find_nth(platform, 0, BlkConfig::default(), InterruptPreference::Auto)
     }
 
-    /// Drives the `n`th virtio block device (0 first, in PCI bus order).
+    /// Drives the `n`th virtio block device (0 first, in PCI bus order: QEMU gives
+    /// devices without an `addr=` the free slots in the order of its command line).
+    ///
+    /// Fails with [`BlkError::NoDevice`] when there is none, with
+    /// [`BlkError::TooFewDevices`] when there are fewer than `n + 1`.
     pub fn find_nth(
         platform: &'static Platform,
         n: usize,
         config: BlkConfig,
         interrupts: InterruptPreference,
     ) -> Result<VirtioBlk, BlkError> {
-        let function = platform
-            .pci()
-            .scan()
-            .into_iter()
-            .filter(is_virtio_blk)
-            .nth(n)
-            .ok_or(BlkError::NoDevice)?;
-        Self::attach(platform, &function, config, interrupts)
+        let mut disks = platform.pci().scan();
+        disks.retain(is_virtio_blk);
+        let function = match disks.get(n) {
+            Some(f) => f,
+            None if disks.is_empty() => return Err(BlkError::NoDevice),
+            None => {
+                return Err(BlkError::TooFewDevices {
+                    wanted: n + 1,
+                    found: disks.len(),
+                });
+            }
+        };
+        Self::attach(platform, function, config, interrupts)
     }
 
     /// Drives the virtio block device `function`.
