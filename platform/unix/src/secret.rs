@@ -130,19 +130,35 @@ pub enum BootSecretFault {
 impl fmt::Display for BootSecretError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (name, path) = (self.name, &self.path);
-        let from = if self.from_env {
-            "the directory from $MORGANA_SECRETS_DIR"
-        } else {
-            "`boot_dir` of appliance.ron; $MORGANA_SECRETS_DIR is not set"
-        };
         match &self.kind {
-            BootSecretFault::Read(e) => write!(f, "no secret `{name}`: {path} ({from}): {e}")?,
-            BootSecretFault::Empty => write!(f, "no secret `{name}`: {path} ({from}) is empty")?,
+            BootSecretFault::Read(e) => write!(f, "no secret `{name}`: {path}: {e}"),
+            BootSecretFault::Empty => write!(f, "no secret `{name}`: {path} is empty"),
         }
+    }
+}
+
+impl BootSecretError {
+    /// The fix, to show after the error (the error an appliance stops with is kept
+    /// short: [`read_boot_secrets`] logs both).
+    pub fn help(&self) -> impl fmt::Display + '_ {
+        BootSecretHelp(self)
+    }
+}
+
+struct BootSecretHelp<'a>(&'a BootSecretError);
+
+impl fmt::Display for BootSecretHelp<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let from = if self.0.from_env {
+            "the directory came from $MORGANA_SECRETS_DIR"
+        } else {
+            "the directory is `boot_dir` of appliance.ron ($MORGANA_SECRETS_DIR is not set)"
+        };
         write!(
             f,
-            "; put the file there, set {SECRETS_DIR_ENV} to the directory that holds \
-             `{name}`, or compile the secrets in (`Secrets(from: Build)` in appliance.ron)"
+            "{from}: put the file there, set {SECRETS_DIR_ENV} to the directory that holds \
+             `{}`, or compile the secrets in (`Secrets(from: Build)` in appliance.ron)",
+            self.0.name
         )
     }
 }
@@ -153,15 +169,17 @@ impl core::error::Error for BootSecretError {}
 /// relative to a directory, as the device's `files` are written), each read once at
 /// start with [`read_secret_file`], from the directory [`SECRETS_DIR_ENV`] names, else
 /// from `boot_dir` (appliance.ron). The first secret missing, unreadable or empty stops
-/// the appliance with its name, the path tried and the fix. The table lives as long as
-/// the process; it is never printed or copied.
+/// the appliance with its name and the path tried; the log says that and the fix
+/// ([`BootSecretError::help`]). The table lives as long as the process; it is never
+/// printed or copied.
 pub fn read_boot_secrets(
     platform: &crate::Platform,
     boot_dir: &str,
     names: &[&'static str],
 ) -> Result<&'static Table, BootSecretError> {
     let env = platform.env(SECRETS_DIR_ENV).filter(|d| !d.is_empty());
-    let table = read_dir_secrets(env.unwrap_or(boot_dir), env.is_some(), names)?;
+    let table = read_dir_secrets(env.unwrap_or(boot_dir), env.is_some(), names)
+        .inspect_err(|e| log::error!(target: "secrets", "{e}; help: {}", e.help()))?;
     Ok(alloc::boxed::Box::leak(alloc::boxed::Box::new(table)))
 }
 
@@ -215,24 +233,24 @@ mod tests {
         let shown = std::format!("{e}");
         assert!(
             shown.starts_with(&std::format!(
-                "no secret `secrets/gone.key`: {d}/secrets/gone.key (`boot_dir` of appliance.ron; $MORGANA_SECRETS_DIR is not set): open secret: "
+                "no secret `secrets/gone.key`: {d}/secrets/gone.key: open secret: "
             )),
             "{shown}"
         );
-        assert!(
-            shown.ends_with("set MORGANA_SECRETS_DIR to the directory that holds `secrets/gone.key`, or compile the secrets in (`Secrets(from: Build)` in appliance.ron)"),
-            "{shown}"
+        assert_eq!(
+            std::format!("{}", e.help()),
+            "the directory is `boot_dir` of appliance.ron ($MORGANA_SECRETS_DIR is not set): put the file there, set MORGANA_SECRETS_DIR to the directory that holds `secrets/gone.key`, or compile the secrets in (`Secrets(from: Build)` in appliance.ron)"
         );
-
         std::fs::write(dir.join("secrets/tls.key"), b"").unwrap();
         let e = read_dir_secrets(d, true, &["secrets/tls.key"])
             .err()
             .unwrap();
         assert_eq!(e.kind, BootSecretFault::Empty);
         let shown = std::format!("{e}");
+        assert!(shown.ends_with("/secrets/tls.key is empty"), "{shown}");
         assert!(
-            shown.contains("(the directory from $MORGANA_SECRETS_DIR) is empty"),
-            "{shown}"
+            std::format!("{}", e.help())
+                .starts_with("the directory came from $MORGANA_SECRETS_DIR: ")
         );
         // The error never carries the secret's bytes: only names and paths.
         std::fs::write(dir.join("secrets/tls.key"), b"KEY").unwrap();

@@ -81,24 +81,44 @@ impl fmt::Display for XenSecretError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (name, path) = (self.name, &self.path);
         match &self.kind {
-            XenSecretFault::Missing => write!(
-                f,
-                "no secret `{name}`: xenstore has nothing at {path} of this domain; create \
-                 the domain paused (`xl create -p`), write the file there \
-                 (`xenstore-write /local/domain/<id>/{path}/0 \"$(cat <file>)\"`, in chunks \
-                 `0`, `1`, ... of at most 4096 bytes), then `xl unpause`; or compile the \
-                 secrets in (`Secrets(from: Build)` in appliance.ron)"
-            ),
-            XenSecretFault::TooLarge => write!(
-                f,
-                "secret `{name}`: more than {MAX_CHUNKS} chunks at {path} (at most 1 MiB)"
-            ),
+            XenSecretFault::Missing => write!(f, "no secret `{name}`: nothing at xenstore {path}"),
+            XenSecretFault::TooLarge => {
+                write!(f, "secret `{name}`: over {MAX_CHUNKS} chunks at {path}")
+            }
             XenSecretFault::Store(e) => write!(f, "secret `{name}`: reading {path}: {e}"),
-            XenSecretFault::NoStore(e) => write!(
+            XenSecretFault::NoStore(e) => write!(f, "no secret `{name}`: no xenstore: {e}"),
+        }
+    }
+}
+
+impl XenSecretError {
+    /// The fix, to show after the error (the error an appliance stops with is kept
+    /// short: `morgana_pvh::xen::secrets::read_boot_secrets` logs both).
+    pub fn help(&self) -> impl fmt::Display + '_ {
+        XenSecretHelp(self)
+    }
+}
+
+struct XenSecretHelp<'a>(&'a XenSecretError);
+
+impl fmt::Display for XenSecretHelp<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = &self.0.path;
+        match &self.0.kind {
+            XenSecretFault::NoStore(_) => f.write_str(
+                "boot-time secrets come from the domain's xenstore under Xen; a kernel \
+                 under QEMU/KVM/Firecracker has its secrets compiled in (`Secrets(from: \
+                 Build)` in appliance.ron)",
+            ),
+            XenSecretFault::TooLarge => {
+                f.write_str("a secret is at most 1 MiB, in chunks of at most 4096 bytes")
+            }
+            _ => write!(
                 f,
-                "no secret `{name}`: boot-time secrets come from xenstore ({path}), and \
-                 there is none: {e}; a kernel that runs under QEMU/KVM/Firecracker has \
-                 its secrets compiled in (`Secrets(from: Build)` in appliance.ron)"
+                "write it there before the domain runs (`xl create -p`, then `xenstore-write \
+                 -R /local/domain/<id>/{path}/0 \"$(cat <file>)\"`, chunks 0, 1, ... of at \
+                 most 4096 bytes, then `xl unpause`; docs/tls.md), or compile the secrets \
+                 in (`Secrets(from: Build)` in appliance.ron)"
             ),
         }
     }
@@ -108,7 +128,8 @@ impl core::error::Error for XenSecretError {}
 
 /// Reads the secrets `names` from [`SECRETS_DIR`] (see the module's documentation),
 /// removing each once read: what a `Secrets(from: Boot)` device becomes on Xen. The
-/// first secret missing or unreadable stops the appliance with its name, path and fix.
+/// first secret missing or unreadable stops the appliance with its name and path
+/// ([`XenSecretError::help`] says the fix).
 /// A removal that xenstored refuses is logged (the secret stays readable by dom0 only)
 /// and does not stop the appliance.
 pub fn read_boot_secrets<T: Transport>(
@@ -220,14 +241,34 @@ mod tests {
             .unwrap();
         assert_eq!(e.kind, XenSecretFault::Missing);
         let shown = e.to_string();
-        assert!(
-            shown.starts_with(
-                "no secret `secrets/tls.key`: xenstore has nothing at data/morgana/secrets/secrets/tls_key of this domain; create the domain paused (`xl create -p`)"
-            ),
-            "{shown}"
+        assert_eq!(
+            shown,
+            "no secret `secrets/tls.key`: nothing at xenstore data/morgana/secrets/secrets/tls_key"
         );
-        assert!(shown.contains("`Secrets(from: Build)`"), "{shown}");
+        let help = e.help().to_string();
+        assert!(
+            help.starts_with(
+                "write it there before the domain runs (`xl create -p`, then `xenstore-write -R /local/domain/<id>/data/morgana/secrets/secrets/tls_key/0 "
+            ),
+            "{help}"
+        );
+        assert!(
+            help.ends_with("`Secrets(from: Build)` in appliance.ron)"),
+            "{help}"
+        );
         assert!(!shown.contains("CERT") && !std::format!("{e:?}").contains("CERT"));
+        // Whole in the error the appliance stops with (120 bytes).
+        assert!(shown.len() <= 120, "{shown}");
+        let e = XenSecretError {
+            name: "secrets/tls.key",
+            path: SECRETS_DIR.into(),
+            kind: XenSecretFault::NoStore(crate::XenError::NotXen),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no secret `secrets/tls.key`: no xenstore: not running on Xen"
+        );
+        assert!(e.help().to_string().contains("compiled in"));
     }
 
     #[test]
