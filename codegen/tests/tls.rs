@@ -1,6 +1,6 @@
 //! `Secrets` and `Tls` with real certificates and keys, made at test time with openssl
 //! (no key is ever committed): the golden outputs of an HTTPS appliance (Unix, Unix with
-//! secrets read at start, Xen), and the build-time checks that need real key material —
+//! secrets read at start, Xen, Xen with secrets read at start), and the build-time checks that need real key material —
 //! a key that does not belong to its certificate, a key of a kind `keys` excludes, an
 //! RSA key under 2048 bits. Expected files: `tests/tls/https*/` (apart from `tests/golden/`, whose cases need no key material), `tests/tls/*.stderr`
 //! (`UPDATE_GOLDEN=1` re-blesses). The secrets' sizes in the reports are replaced by
@@ -126,6 +126,7 @@ fn https_appliances_match_their_golden_outputs() {
         ("https", None),
         ("https-boot", None),
         ("https-xen", Some("xen")),
+        ("https-boot-xen", Some("xen")),
     ] {
         let golden = Path::new("tests/tls").join(case);
         let ron = std::fs::read_to_string(golden.join("appliance.ron")).expect("appliance.ron");

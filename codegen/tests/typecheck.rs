@@ -101,8 +101,9 @@ mod morgana_unix {
         async fn bind(&self, _: SocketAddr) -> Result<HostUdpSocket, Error> { Ok(HostUdpSocket) }
     }
 
-    /// `read_secrets(dir, names)`: a `Secrets(from: Boot)` device.
-    pub fn read_secrets(
+    /// `read_boot_secrets(platform, dir, names)`: a `Secrets(from: Boot)` device.
+    pub fn read_boot_secrets(
+        _platform: &Platform,
         _dir: &str,
         _names: &[&'static str],
     ) -> Result<&'static crate::morgana_secrets::Table, Error> {
@@ -202,6 +203,24 @@ mod morgana_pvh {
     }
 
     pub enum LevelFilter { Off, Error, Warn, Info, Debug, Trace }
+
+    pub mod xen {
+        pub mod secrets {
+            #[derive(Debug)]
+            pub struct XenSecretError;
+            impl core::fmt::Display for XenSecretError {
+                fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                    f.write_str("no secret")
+                }
+            }
+            /// `read_boot_secrets(names)`: a `Secrets(from: Boot)` device on Xen.
+            pub fn read_boot_secrets(
+                _names: &[&'static str],
+            ) -> Result<&'static crate::morgana_secrets::Table, XenSecretError> {
+                Ok(&crate::morgana_secrets::Table)
+            }
+        }
+    }
 
     macro_rules! entry {
         ($main:path, heap_bytes = $heap:expr, log_level = $level:ident) => {
@@ -434,7 +453,7 @@ mod morgana_dns {
 mod morgana_secrets {
     use core::fmt;
 
-    /// `table!(&[paths])` (a constant expression) or `morgana_unix::read_secrets`.
+    /// `table!(&[paths])` (a constant expression) or `morgana_unix::read_boot_secrets`.
     pub struct Table;
     #[derive(Debug)]
     pub struct Missing;
@@ -787,6 +806,18 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "tls/https-boot",
+        "pub struct Website;
+         impl Website {
+             pub async fn start(
+                 _https: morgana_http::Server<impl Tcp, impl Timer>,
+                 _site: impl KvRo,
+             ) -> Result<(), Infallible> {
+                 Ok(())
+             }
+         }",
+    ),
+    (
+        "tls/https-boot-xen",
         "pub struct Website;
          impl Website {
              pub async fn start(

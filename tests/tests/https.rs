@@ -1,13 +1,16 @@
-//! The HTTPS website (appliances/https-website) end to end: as a Unix process and as a
-//! PVH image under QEMU (one boot), checked with real clients — curl (every file byte
-//! for byte, status codes, the redirect from plain HTTP, HSTS) and `openssl s_client`
-//! (TLS 1.3 and 1.2, ALPN, SNI, resumption) — and the images themselves: the private key
-//! lies only inside `.morgana.secrets`, and a build without `Secrets` carries no key
-//! material at all.
+//! The HTTPS website (appliances/https-website) end to end: as a Unix process, as a
+//! PVH image under QEMU with user networking (one boot) and on a tap in a network
+//! namespace (one boot), checked with real clients — curl (every file byte for byte,
+//! status codes, the redirect from plain HTTP, HSTS) and `openssl s_client` (TLS 1.3
+//! and 1.2, ALPN, SNI, resumption) — and the images themselves: the private key lies
+//! only inside `.morgana.secrets`, and a build without `Secrets` carries no key material
+//! at all. A copy with `Secrets(from: Boot)` takes a certificate made at test time
+//! through `MORGANA_SECRETS_DIR`, and refuses to start without one or with a bad one.
 //!
 //! The certificate is the appliance's development certificate, made by its build script
 //! with openssl when `secrets/` is empty (never committed).
 
+use morgana_tests::netns::{Netns, have};
 use morgana_tests::qemu::Qemu;
 use morgana_tests::workspace::free_port;
 use morgana_tests::{
@@ -95,9 +98,14 @@ fn check_redirect(http_base: &str) {
 
 /// `openssl s_client` with `args` against `addr`; its whole output.
 fn s_client(addr: &str, args: &[&str]) -> String {
+    s_client_with(addr, &cert(), args)
+}
+
+/// `openssl s_client` trusting `ca` with `args` against `addr`; its whole output.
+fn s_client_with(addr: &str, ca: &Path, args: &[&str]) -> String {
     let mut child = Command::new("openssl")
         .args(["s_client", "-connect", addr, "-CAfile"])
-        .arg(cert())
+        .arg(ca)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -156,6 +164,15 @@ fn check_tls(addr: &str) {
         out.contains("Cipher is (NONE)") && out.contains("no peer certificate available"),
         "{out}"
     );
+}
+
+/// TLS 1.3 and 1.2 both negotiated and verified against `ca` (SNI `localhost`).
+fn check_tls_with(addr: &str, ca: &Path) {
+    for (version, name) in [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")] {
+        let out = s_client_with(addr, ca, &[version, "-servername", "localhost"]);
+        assert!(out.contains(&format!("New, {name}, Cipher is ")), "{out}");
+        assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    }
 }
 
 #[test]
@@ -234,6 +251,202 @@ fn https_website_as_a_pvh_image_under_qemu() {
     // Behind port forwarding the redirect names the appliance's own HTTPS port.
     check_redirect(&format!("http://127.0.0.1:{http_host}"));
     check_tls(&format!("127.0.0.1:{https_host}"));
+}
+
+/// curl `args` `url` inside namespace `ns`, parsed (curl must succeed).
+fn curl_in(ns: &Netns, url: &str, args: &[&str]) -> Reply {
+    let dir = morgana_tests::target_dir().join(format!("curl-ns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (head, body) = (dir.join("head"), dir.join("body"));
+    let (head_s, body_s) = (head.to_str().unwrap(), body.to_str().unwrap());
+    let mut argv = vec![
+        "curl",
+        "-s",
+        "-S",
+        "--max-time",
+        "20",
+        "-D",
+        head_s,
+        "-o",
+        body_s,
+    ];
+    argv.extend(args);
+    argv.push(url);
+    let out = ns.exec(&argv);
+    assert!(
+        out.status.success(),
+        "curl {args:?} {url} in {}: {}",
+        ns.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply = morgana_tests::parse_reply(
+        &std::fs::read_to_string(&head).expect("curl wrote the head"),
+        std::fs::read(&body).unwrap_or_default(),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    reply
+}
+
+/// The HTTPS kernel on a tap: QEMU runs inside a network namespace of this test, its
+/// virtio-net on a tap there (host side 10.97.0.1/24, the kernel 10.97.0.2 from the
+/// command line: no DHCP, no port forwarding), and the clients run in the namespace
+/// too: every file over HTTPS with the appliance's certificate, TLS 1.3 and 1.2, the
+/// redirect from plain HTTP. One boot.
+#[test]
+fn https_website_as_a_pvh_image_on_a_tap() {
+    for tool in ["qemu-system-x86_64", "ip", "curl", "openssl"] {
+        if !have(tool) {
+            let why = format!("{tool} is not installed (scripts/setup.sh installs it)");
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("skipped: {why}");
+            return;
+        }
+    }
+    let image = build_kernel("https-website");
+    let pid = std::process::id();
+    let tap = format!("mtls{}", pid % 10_000_000);
+    let ns = Netns::new(format!("morgana-tls-{pid}"));
+    ns.exec_ok(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"]);
+    ns.exec_ok(&["ip", "addr", "add", "10.97.0.1/24", "dev", &tap]);
+    ns.exec_ok(&["ip", "link", "set", &tap, "up"]);
+    let serial = morgana_tests::target_dir().join(format!("tls-tap-serial-{pid}"));
+    let _ = std::fs::remove_file(&serial);
+    let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
+    let serial_arg = format!("file:{}", serial.display());
+    let qemu = ns
+        .command(&[
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            "32M",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-serial",
+            &serial_arg,
+            "-netdev",
+            &netdev,
+            "-device",
+            "virtio-net-pci,netdev=n0",
+            "-device",
+            "virtio-rng-pci",
+            "-append",
+            "--ipv4=10.97.0.2/24",
+            "-kernel",
+            image.to_str().expect("utf-8 path"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 runs in the namespace");
+    // `ip netns exec` execs QEMU: the child is QEMU itself.
+    let _qemu = morgana_tests::scratch::Guard(Some(qemu));
+    let console =
+        || String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+    let start = Instant::now();
+    while !console().contains("serving") {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the kernel did not start serving; console:\n{}",
+            console()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The ARP and the first SYN may meet a kernel still setting up: retry the plain side.
+    let start = Instant::now();
+    loop {
+        let out = ns.exec(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            &format!("http://10.97.0.2:{HTTP_PORT}/"),
+        ]);
+        if String::from_utf8_lossy(&out.stdout) == "301" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no answer on the tap; console:\n{}",
+            console()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The certificate names localhost: resolve it to the kernel's address.
+    let resolve = format!("localhost:{HTTPS_PORT}:10.97.0.2");
+    let cacert = cert();
+    let tls = ["--cacert", cacert.to_str().unwrap(), "--resolve", &resolve];
+    let files = files_below(&site_dir());
+    assert!(files.len() >= 5, "the site has its files: {files:?}");
+    for (key, path) in &files {
+        let r = curl_in(&ns, &format!("https://localhost:{HTTPS_PORT}/{key}"), &tls);
+        assert_eq!(r.status, 200, "GET /{key} over the tap");
+        assert_eq!(
+            r.body,
+            std::fs::read(path).expect("site file"),
+            "GET /{key}"
+        );
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=31536000")
+        );
+    }
+    // curl held to each version in turn.
+    for (min, max) in [("--tlsv1.3", "1.3"), ("--tlsv1.2", "1.2")] {
+        let mut args = tls.to_vec();
+        args.extend([min, "--tls-max", max]);
+        let r = curl_in(
+            &ns,
+            &format!("https://localhost:{HTTPS_PORT}/index.html"),
+            &args,
+        );
+        assert_eq!(r.status, 200, "curl with TLS {max}");
+        assert_eq!(
+            r.body,
+            std::fs::read(site_dir().join("index.html")).unwrap()
+        );
+    }
+    for (flag, name) in [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")] {
+        let mut c = ns.command(&[
+            "openssl",
+            "s_client",
+            "-connect",
+            &format!("10.97.0.2:{HTTPS_PORT}"),
+            "-servername",
+            "localhost",
+            "-verify_hostname",
+            "localhost",
+            "-CAfile",
+            cacert.to_str().unwrap(),
+            flag,
+        ]);
+        let out = c
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl s_client runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(&format!("New, {name}, Cipher is ")), "{text}");
+        assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+    }
+    let r = curl_in(&ns, &format!("http://10.97.0.2:{HTTP_PORT}/docs/?x=1"), &[]);
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://10.97.0.2:{HTTPS_PORT}/docs/?x=1").as_str())
+    );
+    let _ = std::fs::remove_file(&serial);
 }
 
 /// (offset, size) of `section` in the ELF file `image`, if it has one.
@@ -354,4 +567,169 @@ fn the_private_key_lies_only_in_the_secrets_section() {
         "{size} bytes for a {}-byte key and a {cert_len}-byte certificate",
         key.len()
     );
+}
+
+/// A self-signed P-256 certificate for localhost and 127.0.0.1 and its key, made now in
+/// `dir` (`tls.crt`, `tls.key`).
+fn make_cert(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.crt",
+        ])
+        .output()
+        .expect("openssl is installed (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `binary` with `MORGANA_SECRETS_DIR` set to `dir` (or unset) until it exits
+/// (bounded); its status and stderr.
+fn run_to_exit(binary: &Path, dir: Option<&Path>) -> (std::process::ExitStatus, String) {
+    let mut cmd = Command::new(binary);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env_remove("MORGANA_SECRETS_DIR");
+    if let Some(d) = dir {
+        cmd.env("MORGANA_SECRETS_DIR", d);
+    }
+    let mut child = cmd.spawn().expect("the appliance starts");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the appliance kept running with bad secrets");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    (status, err)
+}
+
+/// `Secrets(from: Boot)`: one binary, the certificate and key given at start through
+/// `MORGANA_SECRETS_DIR` (a pair made now, not the one the build checked); a missing
+/// or malformed key stops it with the fix, never a byte of the key.
+#[test]
+fn https_website_with_secrets_given_at_start() {
+    let pid = std::process::id();
+    let (https_port, http_port) = (free_port(), free_port());
+    let dir = morgana_tests::scratch::scratch_appliance(
+        "https-website",
+        &format!("https-boot-{pid}"),
+        |ron| {
+            let edited = ron
+                .replace(
+                    r#""secrets": Secrets(files: ["secrets/tls.crt", "secrets/tls.key"]),"#,
+                    r#""secrets": Secrets(files: ["secrets/tls.crt", "secrets/tls.key"], from: Boot, boot_dir: "/nonexistent"),"#,
+                )
+                .replace("../static-website/htdocs", "htdocs")
+                .replace("port: 8443", &format!("port: {https_port}"))
+                .replace("port: 8081", &format!("port: {http_port}"));
+            assert!(edited.contains("from: Boot") && edited.contains(&https_port.to_string()));
+            edited
+        },
+    );
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(site_dir())
+            .arg(dir.join("htdocs"))
+            .status()
+            .expect("cp")
+            .success()
+    );
+    let target = morgana_tests::scratch_target();
+    morgana_tests::scratch::build(&dir, &target, false);
+    let binary = target.join("release/https-website");
+
+    // Nothing at boot_dir and no MORGANA_SECRETS_DIR: stops, naming the fix.
+    let (status, err) = run_to_exit(&binary, None);
+    assert!(!status.success());
+    assert!(
+        err.contains("morgana: secrets: no secret `secrets/tls.crt`: /nonexistent/secrets/tls.crt: open secret: ")
+            && err.contains("help: the directory is `boot_dir` of appliance.ron ($MORGANA_SECRETS_DIR is not set): put the file there, set MORGANA_SECRETS_DIR to the directory that holds `secrets/tls.crt`, or compile the secrets in (`Secrets(from: Build)` in appliance.ron)"),
+        "{err}"
+    );
+
+    // A malformed key: refused at start, the key's bytes never shown.
+    let bad = morgana_tests::target_dir().join(format!("boot-secrets-bad-{pid}"));
+    make_cert(&bad.join("secrets"));
+    let garbage =
+        "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n";
+    std::fs::write(bad.join("secrets/tls.key"), garbage).unwrap();
+    let (status, err) = run_to_exit(&binary, Some(&bad));
+    assert!(!status.success());
+    assert!(
+        err.contains("morgana: tls: certificate 0: the private key is not ECDSA P-256")
+            && !err.contains("bm90IGEga2V5"),
+        "{err}"
+    );
+
+    // A fresh pair at start: served, and trusted with exactly that certificate.
+    let good = morgana_tests::target_dir().join(format!("boot-secrets-{pid}"));
+    make_cert(&good.join("secrets"));
+    let child = Command::new(&binary)
+        .env("MORGANA_SECRETS_DIR", &good)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the appliance starts");
+    let guard = morgana_tests::scratch::Guard(Some(child));
+    let addr: SocketAddr = format!("127.0.0.1:{https_port}").parse().unwrap();
+    wait_for_port(addr, Duration::from_secs(10));
+    let cacert = good.join("secrets/tls.crt");
+    let r = curl(
+        &format!("https://localhost:{https_port}/index.html"),
+        &["--cacert", cacert.to_str().unwrap()],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        std::fs::read(site_dir().join("index.html")).unwrap()
+    );
+    check_tls_with(&addr.to_string(), &cacert);
+    // The development certificate the build checked is not the one served: curl
+    // refuses the peer (exit 60, "SSL certificate problem").
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "10", "--cacert"])
+        .arg(dir.join("secrets/tls.crt"))
+        .arg(format!("https://localhost:{https_port}/"))
+        .output()
+        .expect("curl");
+    assert_eq!(out.status.code(), Some(60), "{out:?}");
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&bad);
+    let _ = std::fs::remove_dir_all(&good);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -87,7 +87,10 @@ pub use block::{FileBlock, FileBlockError, FileOptions, FileSync, ShortPath};
 pub use error::{Error, IfName, TapStep};
 pub use platform::{Args, Clock, Console, Entropy, Platform};
 pub use reactor::EpollIdle;
-pub use secret::{MAX_SECRET_FILE, SecretFileError, read_secret_file, read_secrets};
+pub use secret::{
+    BootSecretError, BootSecretFault, MAX_SECRET_FILE, SECRETS_DIR_ENV, SecretFileError,
+    read_boot_secrets, read_secret_file, read_secrets,
+};
 pub use tap::{Tap, TapRx, TapTx};
 pub use tcp::{HostListener, HostStream, HostTcp};
 pub use udp::{HOST_UDP_MAX_PAYLOAD, HostUdpSocket};

@@ -26,8 +26,9 @@ impl Platform {
     ///
     /// # Safety
     /// `argv` must point to `argc` pointers to NUL-terminated strings that stay valid and
-    /// unchanged for the rest of the process (the kernel's initial stack does), or
-    /// `argc` must be 0.
+    /// unchanged for the rest of the process (the kernel's initial stack does), followed
+    /// by a NULL and the environment's pointers up to a NULL (as the initial stack lays
+    /// them out), or be NULL with `argc` 0.
     pub(crate) unsafe fn new(argc: usize, argv: *const *const u8) -> Result<Platform, Error> {
         Ok(Platform {
             reactor: Reactor::new()?,
@@ -41,7 +42,8 @@ impl Platform {
     /// platform lives as long as the process. Use it from one thread only, which the
     /// types enforce (`Platform` is not `Sync`).
     pub fn leak_new() -> Result<&'static Platform, Error> {
-        // SAFETY: argc = 0, so argv is never read.
+        // SAFETY: argv is NULL with argc 0: neither the arguments nor the environment
+        // are read.
         let p = unsafe { Platform::new(0, core::ptr::null()) }?;
         Ok(Box::leak(Box::new(p)))
     }
@@ -70,6 +72,35 @@ impl Platform {
             argv: self.argv,
             next: 0,
             end: self.argc,
+        }
+    }
+
+    /// The value of the environment variable `name`, if the process has it (and it is
+    /// UTF-8). Read from the environment block the kernel gave the process, which
+    /// follows argv's terminating NULL; a platform without arguments
+    /// ([`leak_new`](Platform::leak_new)) has no environment.
+    pub fn env(&self, name: &str) -> Option<&'static str> {
+        if self.argv.is_null() {
+            return None;
+        }
+        let mut i = self.argc + 1;
+        loop {
+            // SAFETY: `Platform::new`'s contract: argv[..argc] then a NULL, then the
+            // environment's pointers up to a NULL, all on the initial stack that lives
+            // for the rest of the process; `i` never passes the environment's NULL.
+            let p = unsafe { *self.argv.add(i) };
+            if p.is_null() {
+                return None;
+            }
+            // SAFETY: a non-NULL entry of envp is a NUL-terminated string (as above).
+            let bytes = unsafe { core::ffi::CStr::from_ptr(p.cast()).to_bytes() };
+            if let Some(value) = bytes
+                .strip_prefix(name.as_bytes())
+                .and_then(|rest| rest.strip_prefix(b"="))
+            {
+                return core::str::from_utf8(value).ok();
+            }
+            i += 1;
         }
     }
 

@@ -7,6 +7,7 @@
 //! | [`grant`] | grant table v1 bookkeeping: sharing pages with a backend, revoking safely |
 //! | [`ring`] | the frontend half of a shared ring (`io/ring.h`), for any request/response layout |
 //! | [`device`] | what a frontend needs from its kernel ([`device::Hal`]) |
+//! | [`secrets`] | secrets at boot: key material the toolstack writes to the domain's `data/morgana/secrets`, read once and removed |
 //!
 //! This crate is the part of Xen support that does not depend on the kernel: every
 //! piece is written against a small trait or over plain memory, so the same code runs
@@ -35,6 +36,7 @@ pub mod bus;
 pub mod device;
 pub mod grant;
 pub mod ring;
+pub mod secrets;
 pub mod store;
 
 use core::fmt;

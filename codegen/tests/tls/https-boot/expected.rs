@@ -53,7 +53,8 @@ async fn connect_and_start(
     use morgana_signatures::StartError;
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let secrets = morgana_unix::read_secrets(
+    let secrets = morgana_unix::read_boot_secrets(
+        platform,
         "/etc/site",
         &[
             "secrets/ec.crt",

@@ -26,7 +26,8 @@
 //! channels, and [`evtchn::alloc_unbound`] for a device), [`bus::StoreWait`] (the
 //! handshake's wait) and [`XenHal`], the `morgana_xen::device::Hal` a PV driver
 //! (netfront) runs on. [`control`] obeys `xl shutdown` and `xl reboot` (the
-//! `control/shutdown` node).
+//! `control/shutdown` node). [`secrets::read_boot_secrets`] takes the key material the
+//! toolstack wrote to the domain's `data/morgana/secrets` (a `Secrets(from: Boot)`).
 //!
 //! The layouts and numbers here re-express Xen's public headers (`xen.h`,
 //! `hvm/params.h`, `io/console.h`); no code is taken from them.
@@ -40,6 +41,7 @@ pub mod evtchn;
 pub mod grant;
 pub mod hypercall;
 pub mod pvclock;
+pub mod secrets;
 pub mod store;
 
 pub use device::XenHal;

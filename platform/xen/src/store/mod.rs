@@ -45,6 +45,8 @@ pub enum MsgType {
     Unwatch = 5,
     /// Write a node.
     Write = 11,
+    /// Remove a node and everything below it.
+    Rm = 13,
     /// A watch fired (unsolicited).
     WatchEvent = 15,
     /// Error reply; the payload is the errno name (`"ENOENT\0"`).
@@ -173,6 +175,12 @@ impl<T: Transport> Client<T> {
     /// Writes `value` to node `path` (creating it).
     pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), StoreError> {
         self.request(MsgType::Write, &[path.as_bytes(), b"\0", value])
+            .map(drop)
+    }
+
+    /// Removes node `path` and everything below it.
+    pub fn remove(&mut self, path: &str) -> Result<(), StoreError> {
+        self.request(MsgType::Rm, &[path.as_bytes(), b"\0"])
             .map(drop)
     }
 
@@ -413,4 +421,4 @@ fn parse_event(p: &[u8]) -> Result<WatchEvent, StoreError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -7,7 +7,7 @@ use std::vec;
 
 /// How the simulated server misbehaves.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Normal,
     Silent,
     Oversized,
@@ -19,10 +19,10 @@ enum Mode {
     HalfReply,
 }
 
-struct Sim {
+pub(crate) struct Sim {
     page: Vec<u8>,
-    mode: Mode,
-    nodes: BTreeMap<String, Vec<u8>>,
+    pub(crate) mode: Mode,
+    pub(crate) nodes: BTreeMap<String, Vec<u8>>,
     inbound: Vec<u8>,
     outbound: VecDeque<u8>,
     waits: u32,
@@ -30,7 +30,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(mode: Mode) -> Sim {
+    pub(crate) fn new(mode: Mode) -> Sim {
         let mut nodes = BTreeMap::new();
         nodes.insert("name".to_string(), b"guest".to_vec());
         nodes.insert(
@@ -135,6 +135,17 @@ impl Sim {
                 self.reply(kind, req_id, b"OK\0");
                 let ev = std::format!("{path}\0{token}\0");
                 self.reply(MsgType::WatchEvent as u32, 0, ev.as_bytes());
+            }
+            k if k == MsgType::Rm as u32 => {
+                let below = std::format!("{path}/");
+                let before = self.nodes.len();
+                self.nodes
+                    .retain(|k, _| *k != path && !k.starts_with(&below));
+                if self.nodes.len() == before {
+                    self.reply(MsgType::Error as u32, req_id, b"ENOENT\0");
+                } else {
+                    self.reply(kind, req_id, b"OK\0");
+                }
             }
             _ => self.reply(MsgType::Error as u32, req_id, b"EINVAL\0"),
         }
