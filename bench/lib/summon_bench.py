@@ -13,60 +13,9 @@ permanent neighbour entry for IP, so its SYN is the frame that summons the guest
 Reference (same run, same tender, same image): the same curl to a guest that stays up.
 
 Prints name=value lines. Every wait has a timeout."""
-import queue, statistics, subprocess, sys, threading, time
+import statistics, subprocess, sys, time
 
-
-def pct(values, p):
-    v = sorted(values)
-    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
-
-
-def report(name, values, unit):
-    if not values:
-        print(f"{name}=nan")
-        return
-    print(f"{name}_median_{unit}={statistics.median(values):.2f}")
-    print(f"{name}_p99_{unit}={pct(values, 99):.2f}")
-    print(f"{name}_min_{unit}={min(values):.2f}")
-    print(f"{name}_max_{unit}={max(values):.2f}")
-    print(f"{name}_n={len(values)}")
-
-
-class Tender:
-    """The tender under --summon, its stderr lines on a queue."""
-
-    def __init__(self, argv):
-        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.p.stderr:
-            self.lines.put(line.rstrip("\n"))
-
-    def expect(self, what, timeout=30):
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                raise SystemExit(f"tender: no line with {what!r} in {timeout} s")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if what in line:
-                return line
-
-    def rss_kib(self):
-        with open(f"/proc/{self.p.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return None
-
-    def stop(self):
-        self.p.kill()
-        self.p.wait(timeout=30)
+from tender_bench import Tender, report  # the same directory
 
 
 def curl(url, index):
@@ -116,10 +65,10 @@ def main():
             time.sleep(0.05)  # the next VM is prepared after the stop
     finally:
         t.stop()
-    report("site_summon_curl_connect", conn, "ms")
-    report("site_summon_curl_first_byte", first, "ms")
-    report("site_summon_curl_total", total, "ms")
-    report("site_summon_wake_to_guest_reply", guest_side, "ms")
+    report("site_summon_curl_connect", conn, "ms", 2)
+    report("site_summon_curl_first_byte", first, "ms", 2)
+    report("site_summon_curl_total", total, "ms", 2)
+    report("site_summon_wake_to_guest_reply", guest_side, "ms", 2)
     print(f"site_summon_retransmitted_syns_or_failures={retrans}")
     print(f"site_summon_stray_summons={stray}")
     print(f"site_summon_tender_rss_while_stopped_kib={held_rss}")
@@ -136,7 +85,7 @@ def main():
         up_rss = t.rss_kib()
     finally:
         t.stop()
-    report("site_warm_curl_total", warm, "ms")
+    report("site_warm_curl_total", warm, "ms", 2)
     print(f"site_tender_rss_while_running_kib={up_rss}")
     print(f"site_summon_vs_warm_total_ratio="
           f"{statistics.median(total) / statistics.median(warm):.1f}")

@@ -20,14 +20,14 @@ def pct(values, p):
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
-def report(name, values, unit):
+def report(name, values, unit, digits=3):
     if not values:
         print(f"{name}=nan")
         return
-    print(f"{name}_median_{unit}={statistics.median(values):.3f}")
-    print(f"{name}_p99_{unit}={pct(values, 99):.3f}")
-    print(f"{name}_min_{unit}={min(values):.3f}")
-    print(f"{name}_max_{unit}={max(values):.3f}")
+    print(f"{name}_median_{unit}={statistics.median(values):.{digits}f}")
+    print(f"{name}_p99_{unit}={pct(values, 99):.{digits}f}")
+    print(f"{name}_min_{unit}={min(values):.{digits}f}")
+    print(f"{name}_max_{unit}={max(values):.{digits}f}")
     print(f"{name}_n={len(values)}")
 
 
@@ -88,7 +88,7 @@ def cmd_exits(tender, guest, calls):
 
 
 class Tender:
-    """The tender under --summon, its stderr lines on a queue."""
+    """The tender under --summon, its stderr lines on a queue (summon_bench.py uses it too)."""
 
     def __init__(self, argv):
         self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -104,7 +104,7 @@ class Tender:
         while True:
             left = end - time.monotonic()
             if left <= 0:
-                raise SystemExit(f"tender: no line with {what!r}")
+                raise SystemExit(f"tender: no line with {what!r} in {timeout} s")
             try:
                 line = self.lines.get(timeout=left)
             except queue.Empty:
@@ -112,9 +112,16 @@ class Tender:
             if what in line:
                 return line
 
+    def rss_kib(self):
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return None
+
     def stop(self):
         self.p.kill()
-        self.p.wait()
+        self.p.wait(timeout=30)
 
 
 def request(ip):
@@ -196,4 +203,5 @@ def main():
         raise SystemExit(__doc__)
 
 
-main()
+if __name__ == "__main__":
+    main()
