@@ -788,6 +788,17 @@ const ECHO: &str = "pub struct Echo;
          }
      }";
 
+/// The kv appliances' `main` (appliance-kv and appliance-kv-seeded, both targets).
+const KV_SERVER: &str = "pub struct KvServer;
+ impl KvServer {
+     pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
+         _console: impl Console,
+         _redis: morgana_resp::Server<T, C, K>,
+     ) -> Result<(), Infallible> {
+         Ok(())
+     }
+ }";
+
 /// (golden directory, the application type the generated code starts).
 const CASES: &[(&str, &str)] = &[
     (
@@ -983,51 +994,19 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "appliance-kv",
-        "pub struct KvServer;
-         impl KvServer {
-             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
-                 _console: impl Console,
-                 _redis: morgana_resp::Server<T, C, K>,
-             ) -> Result<(), Infallible> {
-                 Ok(())
-             }
-         }",
+        KV_SERVER,
     ),
     (
         "appliance-kv-xen",
-        "pub struct KvServer;
-         impl KvServer {
-             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
-                 _console: impl Console,
-                 _redis: morgana_resp::Server<T, C, K>,
-             ) -> Result<(), Infallible> {
-                 Ok(())
-             }
-         }",
+        KV_SERVER,
     ),
     (
         "appliance-kv-seeded",
-        "pub struct KvServer;
-         impl KvServer {
-             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
-                 _console: impl Console,
-                 _redis: morgana_resp::Server<T, C, K>,
-             ) -> Result<(), Infallible> {
-                 Ok(())
-             }
-         }",
+        KV_SERVER,
     ),
     (
         "appliance-kv-seeded-xen",
-        "pub struct KvServer;
-         impl KvServer {
-             pub async fn start<T: Tcp, C: Timer + morgana_signatures::WallClock, K: morgana_signatures::Kv>(
-                 _console: impl Console,
-                 _redis: morgana_resp::Server<T, C, K>,
-             ) -> Result<(), Infallible> {
-                 Ok(())
-             }
-         }",
+        KV_SERVER,
     ),
     (
         "kv-image",
