@@ -31,6 +31,18 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
+/// Whether this machine can run the tender tests; under CI it must (a failure says why),
+/// elsewhere a test that cannot run says so and is skipped.
+fn can_run() -> bool {
+    let Some(why) = missing() else { return true };
+    assert!(
+        !in_ci(),
+        "CI=true and this machine cannot run the tender test: {why}"
+    );
+    eprintln!("skipped: {why}");
+    false
+}
+
 /// Why this machine cannot run the test, if it cannot.
 fn missing() -> Option<String> {
     if let Err(e) = std::fs::File::options()
@@ -216,12 +228,7 @@ fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> 
 
 #[test]
 fn static_website_kernel_serves_every_file_under_the_tender() {
-    if let Some(why) = missing() {
-        assert!(
-            !in_ci(),
-            "CI=true and this machine cannot run the tender test: {why}"
-        );
-        eprintln!("skipped: {why}");
+    if !can_run() {
         return;
     }
     let image = build_kernel("static-website");
@@ -337,12 +344,7 @@ fn a_request_summons_static_website_and_idle_stops_it() {
     const HOST: &str = "10.97.0.1";
     const ADDR: &str = "10.97.0.2";
     const MAC2: &str = "02:4d:54:00:01:03";
-    if let Some(why) = missing() {
-        assert!(
-            !in_ci(),
-            "CI=true and this machine cannot run the tender test: {why}"
-        );
-        eprintln!("skipped: {why}");
+    if !can_run() {
         return;
     }
     let image = build_kernel("static-website");
