@@ -117,6 +117,7 @@ mod device;
 mod error;
 #[cfg(feature = "ipv6")]
 mod ipv6;
+mod recovery;
 mod stack;
 mod tcp;
 #[cfg(feature = "udp")]
@@ -130,6 +131,7 @@ pub use config::{
 pub use error::Error;
 #[cfg(feature = "ipv6")]
 pub use ipv6::{link_local, slaac_address};
+pub use recovery::RecoveryStats;
 pub use stack::{Stack, Stats};
 pub use tcp::{Listener, Stream};
 #[cfg(feature = "udp")]

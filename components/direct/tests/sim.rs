@@ -13,7 +13,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use common::*;
-use morgana_direct::{Error, Ipv4Config, LISTEN_SPARES, Stack, StackConfig, Stats, Stream};
+use morgana_direct::{
+    Error, Ipv4Config, LISTEN_SPARES, RecoveryStats, Stack, StackConfig, Stats, Stream,
+};
 use morgana_rt::{Either, TaskSet, select};
 use morgana_signatures::{
     MacAddress, MonotonicClock, Tcp, TcpError, TcpErrorKind, TcpListener, TcpStream, Timer,
@@ -136,6 +138,8 @@ fn static_address_accepts_reads_writes_and_shuts_down() {
             closing: 0,
             listeners: 0,
             udp_sockets: 0,
+            // A clean link: the loss-recovery agent resent nothing.
+            recovery: RecoveryStats::default(),
         }
     );
     // A LAN exchange in virtual time: no retransmission timeouts were needed.
