@@ -94,6 +94,7 @@ struct Segment {
     seq: u32,
     ack: u32,
     flags: u8,
+    window: u16,
     /// Sequence space taken: payload plus one for a FIN (a SYN is never cached).
     len: u32,
     sack: [(u32, u32); 4],
@@ -198,6 +199,7 @@ fn parse(frame: &[u8], verify: bool) -> Option<Segment> {
         seq: be32(tcp, 4),
         ack: be32(tcp, 8),
         flags,
+        window: be16(tcp, 14),
         len: (tcp.len() - off) as u32 + u32::from(flags & FIN != 0),
         sack: [(0, 0); 4],
         sacks: 0,
@@ -277,6 +279,9 @@ struct Conn {
     rto: i64,
     deadline: Option<i64>,
     timeouts: u8,
+    /// The peer's last ACK closed its window: what is outstanding is smoltcp's window
+    /// probe, not a loss.
+    zero_window: bool,
     /// Last time it sent or received (for choosing an entry to reuse).
     last_active: i64,
 }
@@ -362,6 +367,7 @@ impl Recovery {
                 rto: INITIAL_RTO,
                 deadline: None,
                 timeouts: 0,
+                zero_window: false,
                 last_active: 0,
             }; CONNS],
             stats: RecoveryStats {
@@ -511,6 +517,7 @@ impl Recovery {
             // Acknowledges what was never sent: not ours to believe.
             return;
         }
+        conn.zero_window = seg.window == 0;
         if lt(conn.una, ack) {
             // Progress: drop the copies acknowledged, sample the RTT (Karn: only if
             // none of them was sent twice), reset the backoff.
@@ -549,6 +556,7 @@ impl Recovery {
         } else if ack == conn.una
             && conn.una != conn.max
             && seg.len == 0
+            && seg.window != 0
             && seg.flags & (SYN | FIN | RST) == 0
         {
             // A duplicate ACK, whatever window it carries.
@@ -628,6 +636,11 @@ impl Recovery {
             match conn.deadline {
                 Some(d) if conn.used && d <= now => {}
                 _ => continue,
+            }
+            if conn.zero_window {
+                // Probing a closed window is smoltcp's business.
+                conn.deadline = Some(now + conn.rto);
+                continue;
             }
             conn.timeouts += 1;
             let gave_up = conn.timeouts > MAX_TIMEOUTS;
@@ -1224,6 +1237,32 @@ mod tests {
         assert!(agent.slots.iter().all(|s| s.conn.is_none()));
         // 1 + 2 + 2 + 2 + 2 s of backoff (the first timeout before any RTT sample).
         assert!(now <= INITIAL_RTO + 4 * MAX_RTO, "{now}");
+    }
+
+    #[test]
+    fn a_closed_window_is_not_a_loss() {
+        let mut agent = Recovery::new();
+        for i in 0..4 {
+            agent.on_transmit(&data(at(i), MSS), 0);
+        }
+        agent.on_receive(&ack_frame(at(4), 0, &[], ACK), 1_000);
+        // smoltcp's window probe: one byte beyond the closed window, answered by ACKs
+        // of the same number with the window still closed.
+        let probe: Vec<u8> = frame(US, THEM, (80, 40000), at(4), 1, ACK, 512, &[], &[1]);
+        agent.on_transmit(&probe, 2_000);
+        for i in 0..5 {
+            agent.on_receive(&ack_frame(at(4), 0, &[], ACK), 3_000 + i);
+        }
+        for t in [1_000_000, 3_000_000, 9_000_000] {
+            agent.on_timer(t);
+        }
+        let mut sent = 0;
+        agent.flush(|_| {
+            sent += 1;
+            true
+        });
+        assert_eq!(sent, 0);
+        assert_eq!(agent.stats, RecoveryStats::default());
     }
 
     #[test]
