@@ -36,6 +36,10 @@
 //!   `auto-icmp-echo-reply`, `async` (socket wakers) and `alloc`.
 //! - The entropy source seeds smoltcp's generator, which makes the initial sequence
 //!   numbers, and the port chosen for `listen` on port 0.
+//! - TCP loss recovery beside smoltcp: the device wrapper keeps copies of the data
+//!   segments sent and resends holes on duplicate ACKs, SACK blocks and its own 200 ms
+//!   timer, before smoltcp's 1 s retransmission timeout (module `recovery`;
+//!   [`Stats::recovery`] counts what it resent).
 //!
 //! # How it is driven
 //!

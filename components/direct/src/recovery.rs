@@ -30,7 +30,8 @@
 //! same payload (the bytes of a sequence range never change in TCP), checksums still
 //! right. The ACK number and window in it may be old, which the peer ignores (RFC 793's
 //! window-update rule). The IPv4 identification repeats, which matters only to
-//! fragment reassembly, and smoltcp's TCP segments are never fragmented. Segments with
+//! fragment reassembly: smoltcp sets Don't Fragment on what it emits, and the ID of
+//! such an atomic datagram carries no meaning (RFC 6864). Segments with
 //! a TCP timestamp option are not copied (an old TSval could fail the peer's PAWS
 //! check, RFC 7323 §5); the direct stack sets no timestamp generator, so smoltcp sends
 //! none. To smoltcp the resent segment is invisible: it sees an ACK that covers data it
