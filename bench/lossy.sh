@@ -15,6 +15,9 @@
 #                         ([patch.crates-io]), e.g. docs/patches/smoltcp-min-rto.patch
 #                         applied to smoltcp 0.14.0 with its RTO floor lowered
 #   LOSSY_BYTES=N         file size (default 1048576)
+#   LOSSY_RELAY_ARGS="..."  more arguments for lossy-relay, e.g. "--loss 0 --corrupt 0
+#                         --duplicate 0 --reorder 0" for the same rig on a clean link
+#                         (to check that loss recovery resends nothing there)
 #   LOSSY_PCAP=DIR        capture each download on the tap (curl's side of the relay)
 #                         into DIR/KIND-SEED.pcap with tcpdump, to see where the time
 #                         goes (retransmissions, duplicate ACKs, stalls)
@@ -67,7 +70,7 @@ one() {
   local kind=$1 seed=$2 ns=mlossy$$ port t
   ip netns add "$ns"
   ip netns exec "$ns" ip link set lo up
-  ip netns exec "$ns" "$RELAY" --guest 127.0.0.1:20001 127.0.0.1:20000 --host 127.0.0.1:20002 127.0.0.1:20003 --seed "$seed" 2>"$WORK/relay.log" &
+  ip netns exec "$ns" "$RELAY" --guest 127.0.0.1:20001 127.0.0.1:20000 --host 127.0.0.1:20002 127.0.0.1:20003 --seed "$seed" ${LOSSY_RELAY_ARGS:-} 2>"$WORK/relay.log" &
   ip netns exec "$ns" socat -b 65536 UDP-DATAGRAM:127.0.0.1:20002,bind=127.0.0.1:20003 TUN:10.0.2.2/24,tun-type=tap,tun-name=mlossy0,iff-up,iff-no-pi 2>/dev/null &
   sleep 0.3
   if [ -n "${LOSSY_PCAP:-}" ]; then

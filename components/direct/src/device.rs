@@ -1,6 +1,9 @@
-//! The bridge from a [`NetIf`] to smoltcp's `phy::Device`: token wrappers, nothing
+//! The bridge from a [`NetIf`] to smoltcp's `phy::Device`: token wrappers that show
+//! every frame to the loss-recovery agent ([`Recovery`]) on its way; nothing else
 //! copied.
 
+use crate::recovery::Recovery;
+use core::cell::RefCell;
 use morgana_signatures::{NetIf, RxToken, TxToken};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant as SmolInstant;
@@ -9,46 +12,68 @@ use smoltcp::time::Instant as SmolInstant;
 /// counts in its MTU and [`NetIf::mtu`] does not.
 const ETHERNET_HEADER: usize = 14;
 
-/// A [`NetIf`] seen as a smoltcp device.
-pub(crate) struct Device<N>(pub(crate) N);
+/// A [`NetIf`] seen as a smoltcp device, with the loss-recovery agent beside it.
+pub(crate) struct Device<N>(pub(crate) N, pub(crate) RefCell<Recovery>);
 
-pub(crate) struct Rx<T>(T);
-pub(crate) struct Tx<T>(T);
+impl<N> Device<N> {
+    pub(crate) fn new(netif: N) -> Self {
+        Device(netif, RefCell::new(Recovery::new()))
+    }
+}
 
-impl<T: RxToken> phy::RxToken for Rx<T> {
+pub(crate) struct Rx<'a, T>(T, &'a RefCell<Recovery>, i64);
+pub(crate) struct Tx<'a, T>(T, &'a RefCell<Recovery>, i64);
+
+impl<T: RxToken> phy::RxToken for Rx<'_, T> {
     fn consume<R, F>(self, f: F) -> R
     where
         F: FnOnce(&[u8]) -> R,
     {
-        self.0.consume(f)
+        let Rx(token, agent, now) = self;
+        token.consume(|frame| {
+            agent.borrow_mut().on_receive(frame, now);
+            f(frame)
+        })
     }
 }
 
-impl<T: TxToken> phy::TxToken for Tx<T> {
+impl<T: TxToken> phy::TxToken for Tx<'_, T> {
     fn consume<R, F>(self, len: usize, f: F) -> R
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        self.0.consume(len, f)
+        let Tx(token, agent, now) = self;
+        token.consume(len, |frame| {
+            let r = f(frame);
+            agent.borrow_mut().on_transmit(frame, now);
+            r
+        })
     }
 }
 
 impl<N: NetIf> phy::Device for Device<N> {
     type RxToken<'a>
-        = Rx<N::RxToken<'a>>
+        = Rx<'a, N::RxToken<'a>>
     where
         Self: 'a;
     type TxToken<'a>
-        = Tx<N::TxToken<'a>>
+        = Tx<'a, N::TxToken<'a>>
     where
         Self: 'a;
 
-    fn receive(&mut self, _now: SmolInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        self.0.receive().map(|(rx, tx)| (Rx(rx), Tx(tx)))
+    fn receive(&mut self, now: SmolInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let agent = &self.1;
+        let now = now.total_micros();
+        self.0
+            .receive()
+            .map(|(rx, tx)| (Rx(rx, agent, now), Tx(tx, agent, now)))
     }
 
-    fn transmit(&mut self, _now: SmolInstant) -> Option<Self::TxToken<'_>> {
-        self.0.transmit().map(Tx)
+    fn transmit(&mut self, now: SmolInstant) -> Option<Self::TxToken<'_>> {
+        let agent = &self.1;
+        self.0
+            .transmit()
+            .map(|tx| Tx(tx, agent, now.total_micros()))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

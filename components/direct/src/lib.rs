@@ -36,6 +36,10 @@
 //!   `auto-icmp-echo-reply`, `async` (socket wakers) and `alloc`.
 //! - The entropy source seeds smoltcp's generator, which makes the initial sequence
 //!   numbers, and the port chosen for `listen` on port 0.
+//! - TCP loss recovery beside smoltcp: the device wrapper keeps copies of the data
+//!   segments sent and resends holes on duplicate ACKs, SACK blocks and its own 200 ms
+//!   timer, before smoltcp's 1 s retransmission timeout (module `recovery`;
+//!   [`Stats::recovery`] counts what it resent).
 //!
 //! # How it is driven
 //!
@@ -117,6 +121,7 @@ mod device;
 mod error;
 #[cfg(feature = "ipv6")]
 mod ipv6;
+mod recovery;
 mod stack;
 mod tcp;
 #[cfg(feature = "udp")]
@@ -130,6 +135,7 @@ pub use config::{
 pub use error::Error;
 #[cfg(feature = "ipv6")]
 pub use ipv6::{link_local, slaac_address};
+pub use recovery::RecoveryStats;
 pub use stack::{Stack, Stats};
 pub use tcp::{Listener, Stream};
 #[cfg(feature = "udp")]

@@ -94,6 +94,8 @@ pub struct Stats {
     pub listeners: usize,
     /// UDP sockets (bound and not dropped).
     pub udp_sockets: usize,
+    /// What the loss-recovery agent resent (`crate::recovery`).
+    pub recovery: crate::RecoveryStats,
 }
 
 impl<N: NetIf, C: Timer> Stack<N, C> {
@@ -124,7 +126,7 @@ impl<N: NetIf, C: Timer> Stack<N, C> {
             .and_then(|()| entropy.fill(&mut port))
             .map_err(|e| Error::Entropy(StartMessage::new(&e)))?;
 
-        let mut dev = Device(netif);
+        let mut dev = Device::new(netif);
         let mut iface_config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac.0)));
         iface_config.random_seed = u64::from_le_bytes(seed);
         #[cfg(feature = "ipv6")]
@@ -269,6 +271,7 @@ impl<N: NetIf, C: Timer> Stack<N, C> {
             closing: inner.orphans.len(),
             listeners: inner.listeners.iter().flatten().count(),
             udp_sockets: inner.udp_sockets,
+            recovery: inner.dev.1.borrow().stats,
         }
     }
 
@@ -541,6 +544,7 @@ impl<N: NetIf> Inner<N> {
         }
         // Frames left over (budget spent) are picked up at the driver's next poll: the
         // device wakes it at once because its queue was not drained.
+        self.resend_lost(ts);
         if self.dev.0.diagnostics_requested() {
             self.log_diagnostics(now);
         }
@@ -555,8 +559,25 @@ impl<N: NetIf> Inner<N> {
         self.top_up_listeners();
     }
 
+    /// Runs the loss-recovery agent's timer and puts the copies it wants resent on the
+    /// wire, before smoltcp sends anything new (`crate::recovery`).
+    fn resend_lost(&mut self, ts: smoltcp::time::Instant) {
+        let agent = self.dev.1.get_mut();
+        agent.on_timer(ts.total_micros());
+        let netif = &mut self.dev.0;
+        use morgana_signatures::TxToken as _;
+        agent.flush(|frame| match netif.transmit() {
+            Some(token) => {
+                token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
+                true
+            }
+            None => false,
+        });
+    }
+
     /// When the pump must run next, besides when a frame arrives: smoltcp's own deadline
-    /// (retransmissions, delayed ACKs, DHCP) or a closing socket's.
+    /// (retransmissions, delayed ACKs, DHCP), the loss-recovery agent's or a closing
+    /// socket's.
     fn next_wake(&mut self, now: Instant) -> Option<Instant> {
         let mut next = self
             .iface
@@ -564,6 +585,10 @@ impl<N: NetIf> Inner<N> {
             .map(from_smol_instant);
         for o in self.orphans.iter().filter(|o| !o.aborted) {
             next = Some(next.map_or(o.deadline, |n| n.min(o.deadline)));
+        }
+        if let Some(t) = self.dev.1.get_mut().poll_at() {
+            let t = from_smol_instant(smoltcp::time::Instant::from_micros(t.max(0)));
+            next = Some(next.map_or(t, |n| n.min(t)));
         }
         #[cfg(feature = "ipv6")]
         if let Some(t) = self.v6.next_wake(now) {
