@@ -368,6 +368,7 @@ fn static_website_on_xen_wiring_facts() {
         names,
         [
             "static-website.qemu",
+            "static-website.microvm.qemu",
             "static-website.tender",
             "static-website.xl",
             "static-website.libvirt.xml",
@@ -427,6 +428,7 @@ fn static_website_on_xen_wiring_facts() {
         stale,
         [
             "static-website.qemu",
+            "static-website.microvm.qemu",
             "static-website.tender",
             "static-website.xl",
             "static-website.libvirt.xml",
