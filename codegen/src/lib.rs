@@ -32,6 +32,7 @@ pub mod names;
 pub mod reference;
 pub mod secrets;
 pub mod syntax;
+pub mod targets;
 pub mod templates;
 pub mod wire;
 
@@ -57,6 +58,9 @@ pub struct Generated {
     pub name: String,
     /// The chosen target (catalog name, e.g. `unix`).
     pub target: String,
+    /// The targets appliance.ron lists (`target: [Unix, Xen]`), with where each is
+    /// written: one binary each ([`targets`]); empty when `target` is not written.
+    pub targets: Vec<(String, Span)>,
     /// Crates the generated code uses (package names).
     pub crates: Vec<String>,
     /// Cargo features of those crates that the appliance needs, and why.
@@ -159,6 +163,7 @@ pub fn read(
         manifest_dir,
         display_dir: "",
         target_override: None,
+        target_of_list: None,
         extensions: doc.extensions,
     };
     let mut list = Vec::new();
@@ -197,6 +202,38 @@ pub fn compile_with(
     target_override: Option<&str>,
     profile_dir: Option<&Path>,
 ) -> Result<Generated, Diagnostics> {
+    compile_target(
+        catalog,
+        source,
+        path,
+        manifest_dir,
+        target_override,
+        profile_dir,
+        None,
+    )
+}
+
+/// Which binary of the package a compilation is for: one target of a list
+/// (`target: [Unix, Xen]`) other than the first ([`targets`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ForBin<'a> {
+    /// The target's catalog name.
+    pub target: &'a str,
+    /// The binary's name: its deployment files are `<bin>.<suffix>` and name
+    /// `<profile_dir>/<bin>`.
+    pub bin: &'a str,
+}
+
+/// [`compile_with`], for one binary of a package that builds several targets.
+pub(crate) fn compile_target(
+    catalog: &Catalog,
+    source: &str,
+    path: &str,
+    manifest_dir: &Path,
+    target_override: Option<&str>,
+    profile_dir: Option<&Path>,
+    for_bin: Option<ForBin<'_>>,
+) -> Result<Generated, Diagnostics> {
     let mut sources = SourceMap::default();
     let file = sources.add(SourceFile::new(path, source));
     let fail = |sources: SourceMap, mut list: Vec<Diagnostic>| {
@@ -226,6 +263,7 @@ pub fn compile_with(
         manifest_dir,
         display_dir: &display_dir,
         target_override,
+        target_of_list: for_bin.map(|b| b.target),
         extensions: doc.extensions,
     };
     let mut diags = Vec::new();
@@ -274,14 +312,19 @@ pub fn compile_with(
     let file_name = Path::new(path)
         .file_name()
         .map_or_else(|| path.to_string(), |f| f.to_string_lossy().into_owned());
+    let bin = for_bin.map_or(model.name.as_str(), |b| b.bin);
     let binary = match profile_dir {
-        Some(dir) => dir.join(&model.name).to_string_lossy().into_owned(),
-        None => model.name.clone(),
+        Some(dir) => dir.join(bin).to_string_lossy().into_owned(),
+        None => bin.to_string(),
     };
     let mut out = match emit::emit(&model, catalog, &wiring, &file_name, &binary, &archives) {
         Ok(o) => o,
         Err(d) => return Err(fail(sources, vec![d])),
     };
+    if for_bin.is_some() {
+        targets::rename_files(&mut out.files, &model.name, bin);
+        targets::rename_files(&mut out.stale, &model.name, bin);
+    }
     out.report.push_str(&secrets::report(&secret_files));
     let (watch, watch_files) = watched(&model, catalog, &wiring, &archives);
     let rendered: Vec<String> = warnings.iter().map(|w| w.render(&sources)).collect();
@@ -292,6 +335,7 @@ pub fn compile_with(
         stale_files: out.stale,
         name: model.name.clone(),
         target: wiring.target.name.clone(),
+        targets: model.targets.clone(),
         crates: out.crates,
         features: needed_features(&model, catalog, &wiring, path),
         link_args: wiring.target.link_args.clone(),
@@ -480,7 +524,7 @@ fn workspace_root(dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-fn shown(path: &Path, root: Option<&Path>) -> String {
+pub(crate) fn shown(path: &Path, root: Option<&Path>) -> String {
     root.and_then(|r| path.strip_prefix(r).ok())
         .unwrap_or(path)
         .to_string_lossy()
@@ -594,7 +638,7 @@ pub fn build_with_env(
     // The deployment files name the binary where Cargo puts it: an absolute path.
     let profile = profile_dir(out_dir).map(|p| std::path::absolute(&p).unwrap_or(p));
     let catalog = Catalog::builtin().map_err(|d| fail(&lines, d.to_string()))?;
-    let generated = compile_with(
+    let builds = targets::compile(
         catalog,
         &source,
         &shown_ron,
@@ -603,6 +647,82 @@ pub fn build_with_env(
         profile.as_deref(),
     )
     .map_err(|d| fail(&lines, d.to_string()))?;
+    let several = builds.len() > 1;
+    if several && let Some(d) = targets::check_bins(manifest_dir, root.as_deref(), &builds) {
+        return Err(fail(&lines, d));
+    }
+    let place = Place {
+        manifest_dir,
+        out_dir,
+        profile: profile.as_deref(),
+        root: root.as_deref(),
+    };
+    for b in &builds {
+        // One target: `appliance.rs`, linked into every binary of the package. Several:
+        // one file and one set of link arguments per binary.
+        let to = if several {
+            BinOutputs {
+                rust: format!("appliance-{}.rs", b.bin),
+                report: format!("report-{}.txt", b.bin),
+                link: format!("cargo::rustc-link-arg-bin={}=", b.bin),
+            }
+        } else {
+            BinOutputs {
+                rust: "appliance.rs".into(),
+                report: "report.txt".into(),
+                link: "cargo:rustc-link-arg-bins=".into(),
+            }
+        };
+        outputs(&b.generated, &to, &place, &env, &mut lines)?;
+    }
+    if several {
+        let p = out_dir.join("appliance.rs");
+        std::fs::write(&p, targets::dispatch(&builds)).map_err(|e| {
+            fail(
+                &lines,
+                format!("error: cannot write {}: {e}\n", p.display()),
+            )
+        })?;
+        // The same warning from each target's compilation is said once.
+        let mut seen = std::collections::HashSet::new();
+        lines.retain(|l| seen.insert(l.clone()));
+    }
+    Ok(lines)
+}
+
+/// Where a build script reads and writes.
+struct Place<'a> {
+    manifest_dir: &'a Path,
+    out_dir: &'a Path,
+    /// `target/<profile>`, where the binaries go, if it can be told from `OUT_DIR`.
+    profile: Option<&'a Path>,
+    /// The workspace root, for the paths shown in messages.
+    root: Option<&'a Path>,
+}
+
+/// The names one binary's outputs take in `OUT_DIR`, and its link instruction.
+struct BinOutputs {
+    rust: String,
+    report: String,
+    /// The instruction each linker argument follows.
+    link: String,
+}
+
+/// Checks Cargo.toml against one compilation, writes its outputs, and adds its
+/// `cargo:` instructions to `lines`.
+fn outputs(
+    generated: &Generated,
+    to: &BinOutputs,
+    place: &Place<'_>,
+    env: &impl Fn(&str) -> Option<String>,
+    lines: &mut Vec<String>,
+) -> Result<(), BuildFailure> {
+    let fail = |lines: &Vec<String>, message: String| BuildFailure {
+        instructions: lines.clone(),
+        message,
+    };
+    let (manifest_dir, out_dir, root) = (place.manifest_dir, place.out_dir, place.root);
+    let profile = place.profile.map(Path::to_path_buf);
     for w in &generated.warnings {
         lines.extend(cargo::report(w));
     }
@@ -621,16 +741,14 @@ pub fn build_with_env(
     let cargo_toml = manifest_dir.join("Cargo.toml");
     if let Ok(text) = std::fs::read_to_string(&cargo_toml) {
         let mut sources = SourceMap::default();
-        let file = sources.add(SourceFile::new(shown(&cargo_toml, root.as_deref()), text));
-        let ws = root
-            .as_ref()
-            .and_then(|r| std::fs::read_to_string(r.join("Cargo.toml")).ok());
+        let file = sources.add(SourceFile::new(shown(&cargo_toml, root), text));
+        let ws = root.and_then(|r| std::fs::read_to_string(r.join("Cargo.toml")).ok());
         if let Some(d) =
             cargo::check_dependencies(sources.get(file), file, &generated.crates, ws.as_deref())
                 .or_else(|| cargo::check_features(sources.get(file), file, &generated.features))
         {
             return Err(fail(
-                &lines,
+                lines,
                 Diagnostics {
                     sources,
                     list: vec![d],
@@ -639,9 +757,9 @@ pub fn build_with_env(
             ));
         }
     }
-    let link_args = generated.resolve_link_args(&env).map_err(|d| {
+    let link_args = generated.resolve_link_args(env).map_err(|d| {
         fail(
-            &lines,
+            lines,
             Diagnostics {
                 sources: SourceMap::default(),
                 list: vec![d],
@@ -656,23 +774,15 @@ pub fn build_with_env(
     };
     let write = |dir: &Path, name: &str, text: &str| {
         let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| {
-            fail(
-                &lines,
-                format!("error: cannot write {}: {e}\n", p.display()),
-            )
-        })
+        std::fs::write(&p, text)
+            .map_err(|e| fail(lines, format!("error: cannot write {}: {e}\n", p.display())))
     };
-    write(out_dir, "appliance.rs", &generated.rust)?;
-    write(out_dir, "report.txt", &generated.report)?;
+    write(out_dir, &to.rust, &generated.rust)?;
+    write(out_dir, &to.report, &generated.report)?;
     for a in &generated.archives {
         let p = out_dir.join(&a.file_name);
-        std::fs::write(&p, &a.bytes).map_err(|e| {
-            fail(
-                &lines,
-                format!("error: cannot write {}: {e}\n", p.display()),
-            )
-        })?;
+        std::fs::write(&p, &a.bytes)
+            .map_err(|e| fail(lines, format!("error: cannot write {}: {e}\n", p.display())))?;
     }
     let mut notes = Vec::new();
     for f in &generated.files {
@@ -709,7 +819,7 @@ pub fn build_with_env(
     }
     lines.extend(notes);
     for arg in &link_args {
-        lines.push(format!("cargo:rustc-link-arg-bins={arg}"));
+        lines.push(format!("{}{arg}", to.link));
     }
-    Ok(lines)
+    Ok(())
 }

@@ -241,6 +241,10 @@ pub struct Appliance {
     pub target: String,
     /// Where the target came from.
     pub target_origin: Origin,
+    /// The targets `target` names, in order, with where each is written: one for
+    /// `target: Xen`, several for `target: [Unix, Xen]` (one binary each), none when
+    /// `target` is not written.
+    pub targets: Vec<(String, Span)>,
     /// `main`: a Rust path.
     pub main: String,
     /// Where `main` is written.

@@ -290,3 +290,113 @@ fn the_profile_directory_is_three_levels_above_out_dir() {
     );
     assert_eq!(morgana_codegen::profile_dir(Path::new("/tmp/out")), None);
 }
+
+/// `target: [Unix, Xen]`: one build script run writes the code of both binaries and
+/// links each with its own arguments; a Cargo.toml without the second `[[bin]]` stops
+/// the build at the target in appliance.ron, with the lines to add.
+#[test]
+fn two_targets_write_one_file_per_binary_and_link_each_on_its_own() {
+    let (app, _) = scratch("build-two-targets", ALL_DEPS);
+    let root = app
+        .parent()
+        .and_then(Path::parent)
+        .expect("root")
+        .to_path_buf();
+    std::fs::write(
+        app.join("appliance.ron"),
+        RON.replace("    main:", "    target: [Unix, Xen],\n    main:"),
+    )
+    .expect("write");
+    let out = cargo_out_dir(&root);
+    let profile = root.join("target/release");
+    let env = |k: &str| match k {
+        "DEP_MORGANA_PVH_KERNEL_LD" => Some("/src/platform/pvh/kernel.ld".to_string()),
+        "CARGO_PKG_NAME" => Some("site".to_string()),
+        _ => None,
+    };
+
+    let failure = morgana_codegen::build_with_env(&app, &out, env).expect_err("no second bin");
+    assert_eq!(
+        failure.message,
+        "error: target xen is built as the binary `site-xen`, but appliances/site/Cargo.toml declares no such [[bin]]
+  --> appliances/site/appliance.ron:3:20
+   |
+ 3 |     target: [Unix, Xen],
+   |                    ^^^ the binary `site-xen`
+   = note: each target listed after the first is a binary of its own, from the same src/main.rs, in the same `cargo build`
+   = help: add to appliances/site/Cargo.toml (and `default-run = \"site\"` under [package]):
+           [[bin]]
+           name = \"site-xen\"
+           path = \"src/main.rs\"
+           test = false
+           bench = false
+
+error: aborting due to 1 previous error
+"
+    );
+    assert!(
+        !out.join("appliance.rs").exists(),
+        "nothing is written on error"
+    );
+
+    std::fs::write(
+        app.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"site\"\ndefault-run = \"site\"\n\n[[bin]]\nname = \"site\"\npath = \"src/main.rs\"\n\n[[bin]]\nname = \"site-xen\"\npath = \"src/main.rs\"\n\n[dependencies]\n{ALL_DEPS}\n[build-dependencies]\nmorgana-codegen.workspace = true\n"
+        ),
+    )
+    .expect("write");
+    let lines = morgana_codegen::build_with_env(&app, &out, env)
+        .unwrap_or_else(|f| panic!("{}", f.message));
+    let links: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.contains("link-arg"))
+        .collect();
+    assert!(
+        links.contains(&"cargo::rustc-link-arg-bin=site=-nostartfiles")
+            && links
+                .contains(&"cargo::rustc-link-arg-bin=site-xen=-Wl,-T,/src/platform/pvh/kernel.ld")
+            && !links
+                .iter()
+                .any(|l| l.starts_with("cargo::rustc-link-arg-bin=site=-Wl,-T")
+                    || l.contains("link-arg-bins")),
+        "{links:?}"
+    );
+    let dispatch = std::fs::read_to_string(out.join("appliance.rs")).expect("appliance.rs");
+    assert!(
+        dispatch.ends_with(
+            "include!(concat!(env!(\"OUT_DIR\"), \"/appliance-\", env!(\"CARGO_BIN_NAME\"), \".rs\"));\n"
+        ),
+        "{dispatch}"
+    );
+    let unix = std::fs::read_to_string(out.join("appliance-site.rs")).expect("unix code");
+    let xen = std::fs::read_to_string(out.join("appliance-site-xen.rs")).expect("xen code");
+    assert!(unix.contains("morgana_unix::entry!") && !unix.contains("morgana_pvh"));
+    assert!(xen.contains("morgana_pvh::entry!") && !xen.contains("morgana_unix"));
+    // The kernel's deployment files are named after its binary and name it.
+    let qemu = std::fs::read_to_string(profile.join("site-xen.qemu")).expect("site-xen.qemu");
+    assert!(qemu.contains("PVH image site"), "{qemu}");
+    let xl = std::fs::read_to_string(profile.join("site-xen.xl")).expect("site-xen.xl");
+    let kernel = format!("kernel = \"{}\"", profile.join("site-xen").display());
+    assert!(xl.contains(&kernel), "{kernel} in\n{xl}");
+    assert!(
+        !profile.join("site.qemu").exists(),
+        "the Unix binary has none"
+    );
+
+    // MORGANA_TARGET narrows the build to one target, for every binary.
+    let narrowed = |k: &str| match k {
+        "MORGANA_TARGET" => Some("unix".to_string()),
+        _ => env(k),
+    };
+    let lines = morgana_codegen::build_with_env(&app, &out, narrowed)
+        .unwrap_or_else(|f| panic!("{}", f.message));
+    assert!(
+        lines.contains(&"cargo:rustc-link-arg-bins=-nostartfiles".to_string())
+            && !lines.iter().any(|l| l.contains("link-arg-bin=")),
+        "{lines:?}"
+    );
+    let rust = std::fs::read_to_string(out.join("appliance.rs")).expect("appliance.rs");
+    assert!(rust.contains("morgana_unix::entry!"), "{rust}");
+}

@@ -368,6 +368,7 @@ fn static_website_on_xen_wiring_facts() {
         names,
         [
             "static-website.qemu",
+            "static-website.microvm.qemu",
             "static-website.tender",
             "static-website.xl",
             "static-website.libvirt.xml",
@@ -427,6 +428,7 @@ fn static_website_on_xen_wiring_facts() {
         stale,
         [
             "static-website.qemu",
+            "static-website.microvm.qemu",
             "static-website.tender",
             "static-website.xl",
             "static-website.libvirt.xml",
@@ -553,5 +555,60 @@ fn architecture_doc_shows_the_static_website_golden() {
     assert!(
         doc[start..end] == golden,
         "docs/architecture.md's listing differs from tests/golden/appliance-static-website/expected.rs: copy the golden into it"
+    );
+}
+
+/// Several targets in one build (`target: [Unix, Xen]`, appliances/two-targets): the
+/// code, report and deployment files of each binary, and the `appliance.rs` that picks
+/// between them, pinned in `tests/golden/appliance-two-targets/` (`<bin>.rs`,
+/// `<bin>.report.txt`, the files as the build script names them).
+#[test]
+fn two_targets_golden_outputs_match() {
+    require_rustfmt();
+    let ron = "../appliances/two-targets/appliance.ron";
+    let source = std::fs::read_to_string(ron).expect("read two-targets");
+    let catalog = morgana_codegen::Catalog::builtin().unwrap_or_else(|d| panic!("{d}"));
+    let builds = morgana_codegen::targets::compile(
+        catalog,
+        &source,
+        ron,
+        Path::new("../appliances/two-targets"),
+        None,
+        Some(Path::new(PROFILE_DIR)),
+    )
+    .unwrap_or_else(|d| panic!("{ron} should compile:\n{d}"));
+    let bins: Vec<(&str, &str)> = builds
+        .iter()
+        .map(|b| (b.bin.as_str(), b.generated.target.as_str()))
+        .collect();
+    assert_eq!(bins, [("two-targets", "unix"), ("two-targets-xen", "xen")]);
+    let dir = Path::new("tests/golden/appliance-two-targets");
+    if common::updating() {
+        std::fs::create_dir_all(dir).expect("golden directory");
+    }
+    let mut failures: Vec<String> = common::compare(
+        &dir.join("appliance.rs"),
+        &morgana_codegen::targets::dispatch(&builds),
+    )
+    .into_iter()
+    .collect();
+    let mut names = Vec::new();
+    for b in &builds {
+        let g = &b.generated;
+        failures.extend(common::compare(&dir.join(format!("{}.rs", b.bin)), &g.rust));
+        failures.extend(common::compare(
+            &dir.join(format!("{}.report.txt", b.bin)),
+            &g.report,
+        ));
+        for f in &g.files {
+            failures.extend(common::compare(&dir.join(&f.name), &f.text));
+            names.push(f.name.clone());
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The kernel's files are named after its binary, the Unix process has none.
+    assert!(
+        names.iter().all(|n| n.starts_with("two-targets-xen.")) && names.len() >= 6,
+        "{names:?}"
     );
 }

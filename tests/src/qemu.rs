@@ -33,18 +33,78 @@ fn base_args(memory: &str, serial: &Path) -> Vec<String> {
     .collect()
 }
 
+/// A fresh file for a guest's serial console.
+fn serial_path() -> PathBuf {
+    let serial = std::env::temp_dir().join(format!(
+        "morgana-serial-{}-{:?}-{}",
+        std::process::id(),
+        std::thread::current().id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    let _ = std::fs::remove_file(&serial);
+    serial
+}
+
 impl Qemu {
     /// Boots `image` with `memory` (e.g. "32M") and `extra` arguments (machine type, NIC).
     pub fn boot(image: &Path, memory: &str, extra: &[&str]) -> Qemu {
-        let serial = std::env::temp_dir().join(format!(
-            "morgana-serial-{}-{:?}-{}",
-            std::process::id(),
-            std::thread::current().id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        let _ = std::fs::remove_file(&serial);
+        let serial = serial_path();
         let child = Command::new("qemu-system-x86_64")
             .args(base_args(memory, &serial))
+            .args(extra)
+            .arg("-kernel")
+            .arg(image)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-system-x86_64 is installed (scripts/setup.sh installs it)");
+        Qemu { child, serial }
+    }
+
+    /// Boots `image` with the arguments of a deployment file codegen wrote next to it
+    /// (`<image>.<suffix>`, e.g. `qemu`, `microvm.qemu`: one argument per line, `#`
+    /// lines comments), as scripts/morgana-run does with MORGANA_ACCEL=tcg: the file's
+    /// `-accel` choices become TCG alone and its `-serial stdio` a file this reads.
+    /// `edit` may change each argument (a test's own host port); `extra` follows them.
+    pub fn boot_file(
+        image: &Path,
+        suffix: &str,
+        edit: impl Fn(&str) -> String,
+        extra: &[&str],
+    ) -> Qemu {
+        let path = PathBuf::from(format!("{}.{suffix}", image.display()));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (codegen writes it)", path.display()));
+        let serial = serial_path();
+        let mut args: Vec<String> = vec![
+            "-accel".into(),
+            "tcg".into(),
+            "-monitor".into(),
+            "none".into(),
+        ];
+        let mut lines = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
+        while let Some(arg) = lines.next() {
+            match arg {
+                "-accel" => {
+                    lines.next();
+                }
+                "-serial" => {
+                    assert_eq!(lines.next(), Some("stdio"), "{}", path.display());
+                    args.extend(["-serial".to_string(), format!("file:{}", serial.display())]);
+                }
+                _ => args.push(edit(arg)),
+            }
+        }
+        assert!(
+            args.iter().any(|a| a.starts_with("file:")),
+            "{} sends the console to stdio",
+            path.display()
+        );
+        let child = Command::new("qemu-system-x86_64")
+            .args(&args)
             .args(extra)
             .arg("-kernel")
             .arg(image)

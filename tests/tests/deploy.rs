@@ -2,7 +2,8 @@
 //! current codegen with `MORGANA_TARGET=xen`):
 //!
 //! - under QEMU's `-machine microvm` (Firecracker's device model: virtio-mmio, no PCI),
-//!   with ACPI (the NIC found in the DSDT, interrupt-driven) serving every file byte for
+//!   booted from the `<name>.microvm.qemu` codegen writes next to the image (qboot), with
+//!   ACPI (the NIC found in the DSDT, interrupt-driven) serving every file byte for
 //!   byte, without ACPI (found from `virtio_mmio.device=` on the command line, polled),
 //!   and refused with the fix when QEMU's virtio-mmio is left legacy;
 //! - as a libvirt domain: a private root `libvirtd` (tests/libvirt/private-libvirtd.sh),
@@ -67,31 +68,55 @@ fn serves_every_file(base: &str) {
     assert_eq!(curl(&format!("{base}/missing.html"), &[]).status, 404);
 }
 
-fn microvm_args<'a>(machine: &'a str, netdev: &'a str, modern: bool) -> Vec<&'a str> {
-    let mut args = vec!["-machine", machine, "-nodefaults", "-no-user-config"];
-    if modern {
-        args.extend(["-global", "virtio-mmio.force-legacy=false"]);
-    }
-    args.extend(["-netdev", netdev, "-device", "virtio-net-device,netdev=n0"]);
-    args
+/// Boots `image` from the `<name>.microvm.qemu` codegen wrote next to it, its host port
+/// made `port`, with `edit` applied to each argument and `extra` after them.
+fn boot_microvm_file(
+    image: &Path,
+    port: u16,
+    edit: &dyn Fn(&str) -> String,
+    extra: &[&str],
+) -> Qemu {
+    let forward = format!("hostfwd=tcp:127.0.0.1:{port}-:8080");
+    Qemu::boot_file(
+        image,
+        "microvm.qemu",
+        |arg| edit(&arg.replace("hostfwd=tcp:127.0.0.1:8080-:8080", &forward)),
+        extra,
+    )
 }
 
 #[test]
 fn microvm_virtio_mmio_serves_every_file() {
     let image = build_kernel("static-website");
+    let file = deployment_file(&image, "microvm.qemu");
+    for arg in [
+        "-machine\nmicrovm\n",
+        "-bios\nqboot.rom\n",
+        "-global\nvirtio-mmio.force-legacy=false\n",
+        "-device\nvirtio-net-device,netdev=n0\n",
+        "-netdev\nuser,id=n0,hostfwd=tcp:127.0.0.1:8080-:8080\n",
+    ] {
+        assert!(
+            file.contains(arg),
+            "{arg:?} in static-website.microvm.qemu:\n{file}"
+        );
+    }
+    assert!(!file.contains("pci"), "no PCI device on microvm:\n{file}");
 
-    // QEMU 10's microvm with ACPI (its default): the transport is in the DSDT, its
-    // line on the second I/O APIC; QEMU puts nothing on the command line. Here the
-    // command line names the same window again (taken once) and a malformed one
-    // (ignored, with the reason).
+    // The generated file: QEMU 10's microvm with ACPI (its default, tables installed by
+    // qboot): the transport is in the DSDT, its line on the second I/O APIC; QEMU puts
+    // nothing on the command line. Here the command line names the same window again
+    // (taken once) and a malformed one (ignored, with the reason).
     let port = free_port();
-    let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080");
-    let mut args = microvm_args("microvm", &netdev, true);
-    args.extend([
-        "-append",
-        "virtio_mmio.device=512@0xfeb02e00:47 virtio_mmio.device=junk",
-    ]);
-    let mut qemu = Qemu::boot(&image, "32M", &args);
+    let mut qemu = boot_microvm_file(
+        &image,
+        port,
+        &|a| a.to_string(),
+        &[
+            "-append",
+            "virtio_mmio.device=512@0xfeb02e00:47 virtio_mmio.device=junk",
+        ],
+    );
     let console = qemu.wait_for("serving", BOOT);
     assert!(
         console.contains("virtio-net virtio-mmio 0xfeb02e00 (512 bytes, IRQ 47)")
@@ -106,15 +131,17 @@ fn microvm_virtio_mmio_serves_every_file() {
     serves_every_file(&format!("http://127.0.0.1:{port}"));
     drop(qemu);
 
-    // Without ACPI QEMU passes `virtio_mmio.device=512@0x...:<irq>` on the command
-    // line; no I/O APIC is described, so the driver polls (and says so).
+    // The same file with microvm's ACPI off: QEMU passes `virtio_mmio.device=512@0x...:<irq>`
+    // on the command line; no I/O APIC is described, so the driver polls (and says so).
     let port = free_port();
-    let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080");
-    let mut qemu = Qemu::boot(
-        &image,
-        "32M",
-        &microvm_args("microvm,acpi=off", &netdev, true),
-    );
+    let acpi_off = |a: &str| {
+        if a == "microvm" {
+            "microvm,acpi=off".to_string()
+        } else {
+            a.to_string()
+        }
+    };
+    let mut qemu = boot_microvm_file(&image, port, &acpi_off, &[]);
     let console = qemu.wait_for("serving", BOOT);
     assert!(
         console.contains("virtio-net virtio-mmio 0xfeb") && console.contains("polling every"),
@@ -125,8 +152,10 @@ fn microvm_virtio_mmio_serves_every_file() {
     assert_eq!(index.status, 200);
     drop(qemu);
 
-    // QEMU's virtio-mmio defaults to the legacy interface: refused with the fix.
-    let qemu = Qemu::boot(&image, "32M", &microvm_args("microvm", "user,id=n0", false));
+    // QEMU's virtio-mmio left legacy (its default without the file's `-global`): refused
+    // with the fix.
+    let legacy = |a: &str| a.replace("force-legacy=false", "force-legacy=true");
+    let qemu = boot_microvm_file(&image, free_port(), &legacy, &[]);
     let (status, console) = qemu.wait_exit(BOOT);
     assert!(
         console.contains(

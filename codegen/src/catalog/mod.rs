@@ -561,14 +561,15 @@ pub struct TargetFile {
     #[serde(default)]
     pub dir: FileDir,
     /// The template file in `schemas/templates/` that renders its text, with
-    /// `name`, `file`, `target`, `heap_mib`, `memory_mib`, `binary` and
+    /// `name`, `file`, `target`, `heap_mib`, `memory_mib`, `binary`, `stem` and
     /// `deploy.<slot>`. A `.xml`/`.json` template's values are escaped for that format.
     pub template: String,
 }
 
 /// Variables of a deployment file's name and template besides `deploy`.
 /// `binary` is the path of the built binary: absolute when the build script knows the
-/// profile directory (see [`crate::compile_with`]), else the bare file name.
+/// profile directory (see [`crate::compile_with`]), else the bare file name; `stem` is
+/// its file name (`<name>`, or `<name>-<target>` for a later target of `target: [..]`).
 /// `cmdline` is the appliance's boot command line (`cmdline` in appliance.ron, empty by
 /// default).
 pub const FILE_VARIABLES: &[&str] = &[
@@ -578,6 +579,7 @@ pub const FILE_VARIABLES: &[&str] = &[
     "heap_mib",
     "memory_mib",
     "binary",
+    "stem",
     "cmdline",
 ];
 

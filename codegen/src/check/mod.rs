@@ -7,6 +7,7 @@
 
 mod clashes;
 pub mod settings;
+mod targets;
 pub(crate) mod v6_only;
 pub mod value;
 
@@ -37,6 +38,9 @@ pub struct Context<'a> {
     pub display_dir: &'a str,
     /// `MORGANA_TARGET`, if set.
     pub target_override: Option<&'a str>,
+    /// Which target of a list (`target: [Unix, Xen]`) to build, by catalog name; `None`
+    /// builds the first.
+    pub target_of_list: Option<&'a str>,
     /// The document's `#![enable(..)]` extensions.
     pub extensions: Extensions,
 }
@@ -83,7 +87,8 @@ pub fn check(doc: &Document, cx: &Context<'_>, errs: &mut Vec<Diagnostic>) -> Op
     let memory = scalar_or("memory_mib", errs);
     let log = scalar_or("log_level", errs);
 
-    let target = target(get("target"), cx, errs);
+    let mut listed = Vec::new();
+    let target = target(get("target"), cx, &mut listed, errs);
     let target_name = target.as_ref().map(|t| t.0.as_str());
     let config = get("config")
         .map(|v| app_config(v, errs))
@@ -114,6 +119,7 @@ pub fn check(doc: &Document, cx: &Context<'_>, errs: &mut Vec<Diagnostic>) -> Op
         name: text(name.0),
         target: target.0,
         target_origin: target.1,
+        targets: listed,
         main: text(main.0),
         main_span,
         heap_mib: match heap.0 {
@@ -273,14 +279,22 @@ fn first_sentence(doc: &str) -> String {
 fn target(
     v: Option<&Value>,
     cx: &Context<'_>,
+    listed: &mut Vec<(String, Span)>,
     errs: &mut Vec<Diagnostic>,
 ) -> Option<(String, Origin)> {
     let cat = cx.catalog;
     let variants: Vec<&str> = cat.targets.iter().map(|t| t.variant.as_str()).collect();
     let from_file = match v {
         Some(v) => match &v.kind {
+            Kind::List(items) => {
+                *listed = targets::list(v, items, cat, errs)?;
+                targets::chosen(listed, cx.target_of_list)
+            }
             Kind::Ident(i) => match cat.targets.iter().find(|t| t.variant == i.name) {
-                Some(t) => Some((t.name.clone(), Origin::Source(v.span))),
+                Some(t) => {
+                    listed.push((t.name.clone(), v.span));
+                    Some((t.name.clone(), Origin::Source(v.span)))
+                }
                 None => {
                     errs.push(
                         Diagnostic::error(format!("unknown target `{}`", i.name))

@@ -151,6 +151,12 @@ fn file_context(e: &Emitter<'_>, target: &str) -> BTreeMap<String, Value> {
     ctx.insert("heap_mib".to_string(), Value::from(e.a.heap_mib));
     ctx.insert("memory_mib".to_string(), Value::from(e.a.memory_mib));
     ctx.insert("binary".to_string(), Value::from(e.binary));
+    // The binary's file name: the appliance's name, or `<name>-<target>` for a later
+    // target of `target: [..]` (its files are `<stem>.xl`, ...).
+    let stem = std::path::Path::new(e.binary)
+        .file_name()
+        .map_or_else(|| e.a.name.clone(), |f| f.to_string_lossy().into_owned());
+    ctx.insert("stem".to_string(), Value::from(stem));
     ctx.insert("cmdline".to_string(), Value::from(e.a.cmdline.0.clone()));
     ctx
 }

@@ -1,0 +1,3 @@
+fn main() {
+    morgana_codegen::build()
+}

@@ -1,0 +1,35 @@
+//! Two targets, one build: the same job linked as a Unix process (`two-targets`) and as
+//! a PVH kernel (`two-targets-xen`) by one `cargo build` (`target: [Unix, Xen]` in
+//! appliance.ron; docs/architecture.md, "Several targets in one build"). `appliance.rs`
+//! includes the code generated for the binary being compiled.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+include!(concat!(env!("OUT_DIR"), "/appliance.rs"));
+
+use alloc::format;
+use morgana_http::{Server, StaticSite};
+use morgana_signatures::{Console, KvRo, ShowAddr, Tcp, Timer};
+
+/// The job: say where it listens, then serve the compiled-in files until the listener
+/// fails. The same code on both targets: it knows only the signatures.
+pub struct Pages;
+
+impl Pages {
+    /// Serves `site` over `http`.
+    pub async fn start<C: Console, T: Tcp, Tm: Timer, K: KvRo>(
+        console: C,
+        http: Server<T, Tm>,
+        site: K,
+    ) -> Result<(), morgana_http::Error<T::Error>> {
+        console.write_str(&format!(
+            "{}: serving {} files on http://{}/\n",
+            env!("CARGO_BIN_NAME"),
+            site.len(),
+            ShowAddr(http.local_addr())
+        ));
+        http.serve(StaticSite::new(site)).await
+    }
+}
