@@ -22,9 +22,9 @@ fn the_guest_runs_at_cpl_3_and_its_status_becomes_the_tenders() {
     let run = run_guest(&["--stats"], &["exit=3"]);
     run.status_is(3)
         .console_has("tender-test-guest: hello from CPL 3")
-        .console_has("tender-test-guest: abi 1, TSC ")
+        .console_has("tender-test-guest: abi 2, TSC ")
         .console_has("command line \"exit=3\"")
-        .console_has("cpuid: hypervisor \"MorganaTendr\", abi 1")
+        .console_has("cpuid: hypervisor \"MorganaTendr\", abi 2")
         .console_has("sse: 1.5 * 2.25 = 3.375")
         .console_has("exiting with status 3")
         .report_has("morgana-tender: the guest exited with status 3")
@@ -252,7 +252,7 @@ fn the_disk_is_read_and_written() {
         bytes[1536..].iter().all(|b| *b == 0),
         "sectors 3.. untouched"
     );
-    run_guest(&["--disk", disk, "--disk-read-only"], &["quiet", "block"])
+    run_guest(&["--disk-ro", disk], &["quiet", "block"])
         .status_is(0)
         .console_has("write Err(ReadOnly)");
     run_guest(&[], &["quiet", "block"])
