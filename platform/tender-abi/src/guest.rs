@@ -8,8 +8,8 @@
 
 use crate::{
     BLOCK_DISCARD, BLOCK_FLUSH, BLOCK_READ, BLOCK_WRITE, BlockRequest, Call, ConsoleWrite,
-    DiskInfo, DiskRequest, Entropy, FrameDesc, MAX_CONSOLE_WRITE, MAX_ENTROPY,
-    MAX_FRAMES_PER_CALL, NetFrames, Status, Wait,
+    DiskInfo, DiskRequest, Entropy, FrameDesc, MAX_CONSOLE_WRITE, MAX_ENTROPY, MAX_FRAMES_PER_CALL,
+    NetFrames, Status, Wait,
 };
 use core::arch::asm;
 
