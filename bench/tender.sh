@@ -5,8 +5,12 @@
 # that stays up. Prints name=value lines (appended to $BENCH_RESULTS if set).
 #
 #   bench/tender.sh [REPS] [SUMMONS]      defaults: 20 starts, 100 summons (0: none)
+#   KV_REQUESTS=N bench/tender.sh ...     kv: redis-benchmark SET and GET (N each, default
+#                                         20000; 0: none) under the tender and QEMU TCG
 #   SITE_REPS=N bench/tender.sh ...       static-website start -> first HTTP 200 under the
-#                                         tender and under QEMU TCG, N runs each (default 10),
+#                                         tender and under QEMU TCG, and the Linux guest's
+#                                         (bench/linux-guest.sh) under the same QEMU, N runs
+#                                         each (default 10),
 #                                         then requests/s with wrk under each (WRK_SECONDS,
 #                                         default 10; 0: none)
 #
@@ -66,6 +70,8 @@ fi
 SITE_REPS=${SITE_REPS:-10}
 if [ "$SITE_REPS" -gt 0 ]; then
   MORGANA_TARGET=xen cargo build -q --release -p static-website
+  # The reference guest: Debian's kernel + busybox httpd (built once, cached).
+  bash "$HERE/linux-guest.sh" build
   SITE_DIR=$(mktemp -d)
   SITE=$SITE_DIR/static-website.img
   cp "$BENCH_TARGET/release/static-website" "$SITE"
@@ -85,7 +91,21 @@ if [ "$SITE_REPS" -gt 0 ]; then
   # given a start moment 0.7 s ahead, and the VMM is launched at that moment.
   soon() { awk -v n="$(now)" 'BEGIN{printf "%.6f", n+0.7}'; }
   sleep_until() { sleep "$(awk -v s="$1" -v n="$(now)" 'BEGIN{d=s-n; if (d<0) d=0; printf "%.3f", d}')"; }
-  tender_ms=() qemu_ms=()
+  tender_ms=() qemu_ms=() linux_ms=()
+  LINUX_TIMEOUT=${BENCH_LINUX_TIMEOUT:-180}
+  # PORT START: `first200_s=S` once GET / answers 200, one curl at a time (each given
+  # 2 s), 50 ms apart: the figure's resolution is about 0.1 s.
+  linux_first200() {
+    local code
+    while awk -v s="$2" -v n="$(now)" -v l="$LINUX_TIMEOUT" 'BEGIN{exit !(n-s < l)}'; do
+      code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/" 2>/dev/null || true)
+      if [ "$code" = 200 ]; then
+        awk -v s="$2" -v n="$(now)" 'BEGIN{printf "first200_s=%.3f\n", n-s}'
+        return
+      fi
+      sleep 0.05
+    done
+  }
   for i in $(seq 1 "$SITE_REPS"); do
     log=$SITE_DIR/tender-$i.log; s=$(soon)
     ip netns exec "$NS" python3 "$HERE/lib/firstok.py" "$s" "$log" "http://10.94.0.2:8080/" 30 0.5 >"$SITE_DIR/tl" &
@@ -111,6 +131,23 @@ if [ "$SITE_REPS" -gt 0 ]; then
     t=$(sed -n 's/^first200_s=//p' <<<"$tl")
     if [ -n "$t" ]; then qemu_ms+=("$(awk -v t="$t" 'BEGIN{printf "%.1f", t*1000}')")
     else echo "bench/tender.sh: QEMU run $i got no 200" >&2; fi
+
+    # The Linux guest under the same QEMU flags (128 MiB: its kernel needs more than 32;
+    # a static address, no DHCP; busybox httpd's GET /), started by linux-guest.sh boot
+    # (a bash start, counted, as the tender's `ip netns exec` is). It needs 10-35 s under
+    # TCG here (docs/benchmarks.md), longer on a loaded machine: BENCH_LINUX_TIMEOUT
+    # (default 180 s, as bench/run.sh) bounds a run. Polled by linux_first200 (above),
+    # not firstok.py: firstok's new connection every 10 ms, each abandoned after 0.5 s,
+    # piles up thousands of connections in slirp in front of a guest that boots for a
+    # minute, and its forking httpd then answered none of them in 180 s (one curl took
+    # 31 s to get its 200 behind 6,495 of them, at load 18).
+    port=$(free_port); log=$SITE_DIR/linux-$i.log; s=$(now)
+    pid=$(bash "$HERE/linux-guest.sh" boot "$port" 128 "$log")
+    tl=$(linux_first200 "$port" "$s")
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    t=$(sed -n 's/^first200_s=//p' <<<"$tl")
+    if [ -n "$t" ]; then linux_ms+=("$(awk -v t="$t" 'BEGIN{printf "%.1f", t*1000}')")
+    else echo "bench/tender.sh: Linux guest run $i got no 200" >&2; fi
   done
   read -r tmed tmin tmax tn <<<"$(stats "${tender_ms[@]}")"
   read -r qmed qmin qmax qn <<<"$(stats "${qemu_ms[@]}")"
@@ -121,6 +158,11 @@ if [ "$SITE_REPS" -gt 0 ]; then
   result site_qemu_tcg_first200_ms_min_max "$qmin/$qmax"
   result site_qemu_tcg_runs "$qn"
   result site_qemu_tcg_over_tender "$(ratio "$qmed" "$tmed")"
+  read -r lmed lmin lmax ln <<<"$(stats "${linux_ms[@]}")"
+  result linux_guest_qemu_tcg_first200_ms_median "$lmed"
+  result linux_guest_qemu_tcg_first200_ms_min_max "$lmin/$lmax"
+  result linux_guest_runs "$ln"
+  result linux_guest_over_tender "$(ratio "$lmed" "$tmed")"
 
   # ---- static-website: request throughput, the same image under the tender and QEMU TCG
   # Both over the same tap in the namespace (QEMU's tap backend, not slirp: the network
@@ -152,4 +194,62 @@ if [ "$SITE_REPS" -gt 0 ]; then
     result site_qemu_tcg_requests_per_s "${q_rps:-nan}"
     result site_tender_over_qemu_tcg_throughput "$(ratio "${t_rps:-nan}" "${q_rps:-nan}")"
   fi
+fi
+
+# ---- kv: redis-benchmark under the tender and under QEMU TCG, the same PVH image
+# kv's image (MORGANA_TARGET=xen), a fresh sparse 256 MiB disk image for each, its address
+# from udhcpd on a tap of its own (the same MAC both ways: the same lease). QEMU uses the
+# same tap (its tap backend, virtio-net) and the same kind of disk (a raw file,
+# virtio-blk, cache=writeback: a flush is the host's fdatasync, as under the tender). kv's
+# durability is Always: every SET is acknowledged after a flush. redis-benchmark from the
+# namespace, 10 connections, no pipelining, KV_REQUESTS of each.
+KV_REQUESTS=${KV_REQUESTS:-20000}
+if [ "$KV_REQUESTS" -gt 0 ] && command -v redis-benchmark >/dev/null && command -v udhcpd >/dev/null; then
+  MORGANA_TARGET=xen cargo build -q --release -p kv
+  KV_DIR=$(mktemp -d)
+  cp "$BENCH_TARGET/release/kv" "$KV_DIR/kv.elf"
+  KTAP=mbt2
+  KMAC=02:4d:42:00:02:02
+  ip netns exec "$NS" ip tuntap add dev "$KTAP" mode tap
+  ip netns exec "$NS" ip addr add 10.93.0.1/24 dev "$KTAP"
+  ip netns exec "$NS" ip link set "$KTAP" up
+  ip netns exec "$NS" ip neigh replace 10.93.0.2 lladdr "$KMAC" dev "$KTAP" nud permanent
+  : > "$KV_DIR/leases"
+  printf 'start 10.93.0.2\nend 10.93.0.2\ninterface %s\nlease_file %s\npidfile %s\noption subnet 255.255.255.0\noption router 10.93.0.1\noption lease 3600\n' \
+    "$KTAP" "$KV_DIR/leases" "$KV_DIR/udhcpd.pid" > "$KV_DIR/udhcpd.conf"
+  ip netns exec "$NS" udhcpd -f -a 1 "$KV_DIR/udhcpd.conf" >/dev/null 2>&1 &
+  KUDHCPD=$!
+  trap 'kill ${UDHCPD:-} $KUDHCPD 2>/dev/null || true; rm -rf "${SITE_DIR:-}" "$KV_DIR"; cleanup' EXIT
+  kv_rps() { # LOG -> "SET GET" requests/s, once the guest answers PING
+    local log=$1 t0=$SECONDS
+    until timeout 2 ip netns exec "$NS" redis-cli -h 10.93.0.2 -p 6379 PING 2>/dev/null | grep -q PONG; do
+      if [ $((SECONDS - t0)) -gt 120 ]; then
+        echo "bench/tender.sh: kv never answered: $(tail -3 "$log")" >&2; echo "nan nan"; return
+      fi
+      sleep 0.2
+    done
+    ip netns exec "$NS" redis-benchmark -h 10.93.0.2 -p 6379 -t set,get -n "$KV_REQUESTS" -c 10 -q 2>/dev/null \
+      | tr '\r' '\n' | awk '/^SET:/ {s=$2} /^GET:/ {g=$2} END {print (s ? s : "nan"), (g ? g : "nan")}'
+  }
+  truncate -s 256M "$KV_DIR/kv-tender.img"
+  log=$KV_DIR/tender-kv.log
+  ip netns exec "$NS" "$TENDER" --tap "$KTAP" --mac "$KMAC" --memory-mib 128 --disk "$KV_DIR/kv-tender.img" "$KV_DIR/kv.elf" >"$log" 2>&1 &
+  pid=$!
+  read -r t_set t_get <<<"$(kv_rps "$log")"
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  truncate -s 256M "$KV_DIR/kv-qemu.img"
+  log=$KV_DIR/qemu-kv.log
+  ip netns exec "$NS" qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -m 128M -kernel "$KV_DIR/kv.elf" -serial "file:$log" \
+    -netdev "tap,id=n0,ifname=$KTAP,script=no,downscript=no" -device "$QEMU_NIC,mac=$KMAC" \
+    -drive "file=$KV_DIR/kv-qemu.img,format=raw,if=none,id=d0,cache=writeback" -device virtio-blk-pci,drive=d0 \
+    </dev/null >/dev/null 2>&1 &
+  pid=$!
+  read -r q_set q_get <<<"$(kv_rps "$log")"
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  result kv_tender_set_per_s "$t_set"
+  result kv_tender_get_per_s "$t_get"
+  result kv_qemu_tcg_set_per_s "$q_set"
+  result kv_qemu_tcg_get_per_s "$q_get"
+  result kv_tender_over_qemu_tcg_set "$(ratio "$t_set" "$q_set")"
+  result kv_tender_over_qemu_tcg_get "$(ratio "$t_get" "$q_get")"
 fi

@@ -101,6 +101,18 @@ pub enum BadRequest {
         /// The value.
         value: u32,
     },
+    /// A field the operation does not use is not zero.
+    #[error("{call}: operation {op} does not use {field}, which holds {value:#x}; it must be 0")]
+    Unused {
+        /// The call.
+        call: &'static str,
+        /// The operation.
+        op: u32,
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
     /// A block transfer that is not whole sectors.
     #[error("{call}: {len} bytes is not a whole number of {SECTOR}-byte sectors")]
     PartialSector {
@@ -188,8 +200,8 @@ pub struct Devices<C> {
     pub console: C,
     /// The network device, if any.
     pub net: Option<Net>,
-    /// The disk, if any.
-    pub disk: Option<Disk>,
+    /// The disks, in the order the tender was given them (disk 0 first).
+    pub disks: Vec<Disk>,
     /// Calls made, per [`Call`] (index: the call number).
     pub counts: [u64; Call::ALL.len()],
     /// When the guest first wrote to the console (since the last reset).
@@ -279,11 +291,11 @@ pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
 
 impl<C: WriteVolatile> Devices<C> {
     /// Devices with console output to `console`.
-    pub fn new(console: C, net: Option<Net>, disk: Option<Disk>) -> Devices<C> {
+    pub fn new(console: C, net: Option<Net>, disks: Vec<Disk>) -> Devices<C> {
         Devices {
             console,
             net,
-            disk,
+            disks,
             counts: [0; Call::ALL.len()],
             first_output: None,
         }
@@ -300,6 +312,8 @@ impl<C: WriteVolatile> Devices<C> {
             Call::NetRecv => self.net_recv(arg, cx)?,
             Call::Entropy => self.entropy(arg, cx)?,
             Call::Block => self.block(arg, cx)?,
+            Call::DiskInfo => self.disk_info(arg, cx)?,
+            Call::Disk => self.disk(arg, cx)?,
         };
         Ok(Done::Continue { effect })
     }
@@ -528,67 +542,149 @@ impl<C: WriteVolatile> Devices<C> {
         Ok(b.len > 0)
     }
 
+    /// Version 1's `block`: a request on the first disk.
     fn block(&mut self, arg: u32, cx: &Context<'_>) -> Result<bool, BadRequest> {
         let call = Call::Block;
         let mut b: abi::BlockRequest = read_block(cx, call, arg)?;
-        let Some(disk) = self.disk.as_mut() else {
-            b.status = Status::NoDevice as u32;
-            write_back(cx, arg, &b);
-            return Ok(false);
+        if b.op == abi::BLOCK_DISCARD {
+            // Version 2's operation, not on version 1's call.
+            return Err(BadRequest::UnknownOp {
+                call: call.name(),
+                op: b.op,
+            });
+        }
+        // Version 1 leaves flush's other fields unchecked, and lets a read-only disk flush.
+        let (sector, buf, len) = if b.op == abi::BLOCK_FLUSH {
+            (0, 0, 0)
+        } else {
+            (b.sector, b.buf, b.len)
         };
-        b.status = match b.op {
-            abi::BLOCK_FLUSH => match disk.flush() {
-                Ok(()) => Status::Ok,
-                Err(_) => Status::IoError,
+        let read_only_flush = b.op == abi::BLOCK_FLUSH;
+        b.status = self.disk_request(call, cx, 0, b.op, sector, buf, len, read_only_flush)? as u32;
+        write_back(cx, arg, &b);
+        Ok(b.status != Status::NoDevice as u32)
+    }
+
+    fn disk_info(&mut self, arg: u32, cx: &Context<'_>) -> Result<bool, BadRequest> {
+        let call = Call::DiskInfo;
+        let mut b: abi::DiskInfo = read_block(cx, call, arg)?;
+        let disk = usize::try_from(b.disk).ok().and_then(|i| self.disks.get(i));
+        b = match disk {
+            Some(d) => abi::DiskInfo {
+                disk: b.disk,
+                status: Status::Ok as u32,
+                sectors: d.sectors,
+                sector_size: SECTOR as u32,
+                flags: abi::BLOCK_PRESENT | if d.read_only { abi::BLOCK_READ_ONLY } else { 0 },
             },
-            abi::BLOCK_READ | abi::BLOCK_WRITE => {
-                let write = b.op == abi::BLOCK_WRITE;
-                if !b.len.is_multiple_of(SECTOR) {
-                    return Err(BadRequest::PartialSector {
-                        call: call.name(),
-                        len: b.len,
-                    });
-                }
-                if b.len > abi::MAX_BLOCK_TRANSFER {
-                    return Err(BadRequest::TooLong {
-                        call: call.name(),
-                        what: "the transfer",
-                        len: b.len,
-                        max: abi::MAX_BLOCK_TRANSFER,
-                    });
-                }
-                let rights = if write { Rights::R } else { Rights::RW };
-                check(cx, call, || "its buffer".into(), b.buf, b.len, rights)?;
-                let mut data = vec![0u8; b.len as usize];
-                if !disk.fits(b.sector, b.len) {
-                    Status::OutOfRange
-                } else if write && disk.read_only {
-                    Status::ReadOnly
-                } else if write {
-                    let _ = cx.mem.read_slice(&mut data, GuestAddress(b.buf));
-                    match disk.write(b.sector, &data) {
-                        Ok(()) => Status::Ok,
-                        Err(_) => Status::IoError,
-                    }
-                } else {
-                    match disk.read(b.sector, &mut data) {
-                        Ok(()) => {
-                            let _ = cx.mem.write_slice(&data, GuestAddress(b.buf));
-                            Status::Ok
-                        }
-                        Err(_) => Status::IoError,
-                    }
-                }
-            }
-            op => {
-                return Err(BadRequest::UnknownOp {
-                    call: call.name(),
-                    op,
+            None => abi::DiskInfo {
+                disk: b.disk,
+                status: Status::NoDevice as u32,
+                ..abi::DiskInfo::default()
+            },
+        };
+        write_back(cx, arg, &b);
+        Ok(disk.is_some())
+    }
+
+    fn disk(&mut self, arg: u32, cx: &Context<'_>) -> Result<bool, BadRequest> {
+        let call = Call::Disk;
+        let mut b: abi::DiskRequest = read_block(cx, call, arg)?;
+        if b.reserved != 0 {
+            return Err(BadRequest::Reserved {
+                call: call.name(),
+                value: b.reserved,
+            });
+        }
+        let unused: &[(&'static str, u64)] = match b.op {
+            abi::BLOCK_FLUSH => &[("sector", b.sector), ("buf", b.buf), ("len", b.len)],
+            abi::BLOCK_DISCARD => &[("buf", b.buf)],
+            _ => &[],
+        };
+        if let Some((field, value)) = unused.iter().find(|(_, v)| *v != 0) {
+            return Err(BadRequest::Unused {
+                call: call.name(),
+                op: b.op,
+                field,
+                value: *value,
+            });
+        }
+        b.status = self.disk_request(call, cx, b.disk, b.op, b.sector, b.buf, b.len, false)? as u32;
+        write_back(cx, arg, &b);
+        Ok(b.status != Status::NoDevice as u32)
+    }
+
+    /// Validates and carries out one request on disk `index`. Everything the guest named
+    /// is checked before the disk is touched: the operation, whole sectors, the transfer
+    /// limit, the buffer's bounds and rights. What the disk says (no such disk, past the
+    /// end, read-only, a host error) is the returned status. `flush_read_only`: version
+    /// 1's `block` lets a read-only disk flush.
+    #[allow(clippy::too_many_arguments)]
+    fn disk_request(
+        &mut self,
+        call: Call,
+        cx: &Context<'_>,
+        index: u32,
+        op: u32,
+        sector: u64,
+        buf: u64,
+        len: u64,
+        flush_read_only: bool,
+    ) -> Result<Status, BadRequest> {
+        let name = call.name();
+        let transfer = matches!(op, abi::BLOCK_READ | abi::BLOCK_WRITE);
+        if !transfer && !matches!(op, abi::BLOCK_FLUSH | abi::BLOCK_DISCARD) {
+            return Err(BadRequest::UnknownOp { call: name, op });
+        }
+        if !len.is_multiple_of(SECTOR) {
+            return Err(BadRequest::PartialSector { call: name, len });
+        }
+        if transfer {
+            if len > abi::MAX_BLOCK_TRANSFER {
+                return Err(BadRequest::TooLong {
+                    call: name,
+                    what: "the transfer",
+                    len,
+                    max: abi::MAX_BLOCK_TRANSFER,
                 });
             }
-        } as u32;
-        write_back(cx, arg, &b);
-        Ok(true)
+            let rights = if op == abi::BLOCK_WRITE {
+                Rights::R
+            } else {
+                Rights::RW
+            };
+            check(cx, call, || "its buffer".into(), buf, len, rights)?;
+        }
+        let Some(disk) = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.disks.get_mut(i))
+        else {
+            return Ok(Status::NoDevice);
+        };
+        let io = |r: io::Result<()>| match r {
+            Ok(()) => Status::Ok,
+            Err(_) => Status::IoError,
+        };
+        Ok(match op {
+            abi::BLOCK_FLUSH if disk.read_only && !flush_read_only => Status::ReadOnly,
+            abi::BLOCK_FLUSH => io(disk.flush()),
+            _ if !disk.fits(sector, len) => Status::OutOfRange,
+            abi::BLOCK_READ => {
+                let mut data = vec![0u8; len as usize];
+                let status = io(disk.read(sector, &mut data));
+                if status == Status::Ok {
+                    let _ = cx.mem.write_slice(&data, GuestAddress(buf));
+                }
+                status
+            }
+            _ if disk.read_only => Status::ReadOnly,
+            abi::BLOCK_WRITE => {
+                let mut data = vec![0u8; len as usize];
+                let _ = cx.mem.read_slice(&mut data, GuestAddress(buf));
+                io(disk.write(sector, &data))
+            }
+            _ => io(disk.discard(sector, len)),
+        })
     }
 
     fn wait(&mut self, arg: u32, cx: &Context<'_>) -> Result<Done, CallError> {
@@ -700,7 +796,7 @@ mod tests {
     }
 
     fn devices(net: Option<Net>) -> Devices<Vec<u8>> {
-        Devices::new(Vec::new(), net, None)
+        Devices::new(Vec::new(), net, Vec::new())
     }
 
     fn net_pair() -> (Net, UnixDatagram) {
@@ -1141,7 +1237,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("morgana-tender-disk-{}", std::process::id()));
         std::fs::write(&path, vec![0u8; 8 * 512]).unwrap();
         let mut d = devices(None);
-        d.disk = Some(Disk::open(&path, false).unwrap());
+        d.disks = vec![Disk::open(&path, false).unwrap()];
         g.mem
             .write_slice(&[0x5A; 1024], GuestAddress(g.ram(0x1000)))
             .unwrap();
@@ -1182,6 +1278,172 @@ mod tests {
             Err(CallError::Bad(BadRequest::UnknownOp { op: 9, .. }))
         ));
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn disk_requests_are_validated_before_any_disk_is_touched() {
+        let g = Guest::new();
+        let dir = std::env::temp_dir().join(format!("morgana-tender-disks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (rw, ro) = (dir.join("rw.img"), dir.join("ro.img"));
+        std::fs::write(&rw, vec![0u8; 64 * 512]).unwrap();
+        std::fs::write(&ro, vec![7u8; 8 * 512]).unwrap();
+        let mut d = devices(None);
+        d.disks = vec![
+            Disk::open(&rw, false).unwrap(),
+            Disk::open(&ro, true).unwrap(),
+        ];
+        let req = |disk, op, sector, buf, len| abi::DiskRequest {
+            disk,
+            op,
+            sector,
+            buf,
+            len,
+            status: 0xffff,
+            reserved: 0,
+        };
+        let data = g.ram(0x1000);
+        g.mem
+            .write_slice(&[0xA5; 4096], GuestAddress(data))
+            .unwrap();
+        let status = |d: &mut Devices<Vec<u8>>, r: abi::DiskRequest| {
+            let arg = g.put(g.ram(0), &r);
+            let done = d.call(Call::Disk, arg, &g.cx()).map(|_| ());
+            done.map(|()| Status::from_u32(g.get::<abi::DiskRequest>(g.ram(0)).status))
+        };
+        // disk-info: both disks in order, then none.
+        for (n, sectors, flags) in [
+            (0, 64, abi::BLOCK_PRESENT),
+            (1, 8, abi::BLOCK_PRESENT | abi::BLOCK_READ_ONLY),
+        ] {
+            let arg = g.put(
+                g.ram(0),
+                &abi::DiskInfo {
+                    disk: n,
+                    ..Default::default()
+                },
+            );
+            d.call(Call::DiskInfo, arg, &g.cx()).unwrap();
+            let info = g.get::<abi::DiskInfo>(g.ram(0));
+            assert_eq!(
+                (info.status, info.sectors, info.sector_size, info.flags),
+                (0, sectors, 512, flags)
+            );
+        }
+        let arg = g.put(
+            g.ram(0),
+            &abi::DiskInfo {
+                disk: 2,
+                ..Default::default()
+            },
+        );
+        d.call(Call::DiskInfo, arg, &g.cx()).unwrap();
+        assert_eq!(
+            g.get::<abi::DiskInfo>(g.ram(0)).status,
+            Status::NoDevice as u32
+        );
+
+        // Served: write, read back, flush, discard (a hole reads back as zeros).
+        assert_eq!(
+            status(&mut d, req(0, abi::BLOCK_WRITE, 60, data, 2048)),
+            Ok(Some(Status::Ok))
+        );
+        assert!(
+            std::fs::read(&rw).unwrap()[60 * 512..]
+                .iter()
+                .all(|b| *b == 0xA5)
+        );
+        assert_eq!(
+            status(&mut d, req(1, abi::BLOCK_READ, 0, data, 512)),
+            Ok(Some(Status::Ok))
+        );
+        let mut back = [0u8; 512];
+        g.mem.read_slice(&mut back, GuestAddress(data)).unwrap();
+        assert_eq!(back, [7u8; 512]);
+        assert_eq!(
+            status(&mut d, req(0, abi::BLOCK_FLUSH, 0, 0, 0)),
+            Ok(Some(Status::Ok))
+        );
+        assert_eq!(
+            status(&mut d, req(0, abi::BLOCK_DISCARD, 60, 0, 1024)),
+            Ok(Some(Status::Ok))
+        );
+        let on_disk = std::fs::read(&rw).unwrap();
+        assert!(
+            on_disk[60 * 512..62 * 512].iter().all(|b| *b == 0),
+            "discarded"
+        );
+        assert!(on_disk[62 * 512..].iter().all(|b| *b == 0xA5), "kept");
+
+        // The disk's answers: typed statuses, the guest carries on, nothing written.
+        assert_eq!(
+            status(&mut d, req(0, abi::BLOCK_READ, 63, data, 1024)),
+            Ok(Some(Status::OutOfRange))
+        );
+        assert_eq!(
+            status(&mut d, req(0, abi::BLOCK_WRITE, u64::MAX, data, 512)),
+            Ok(Some(Status::OutOfRange))
+        );
+        for op in [abi::BLOCK_WRITE, abi::BLOCK_DISCARD] {
+            let buf = if op == abi::BLOCK_WRITE { data } else { 0 };
+            assert_eq!(
+                status(&mut d, req(1, op, 0, buf, 512)),
+                Ok(Some(Status::ReadOnly))
+            );
+        }
+        assert_eq!(
+            status(&mut d, req(1, abi::BLOCK_FLUSH, 0, 0, 0)),
+            Ok(Some(Status::ReadOnly))
+        );
+        assert_eq!(std::fs::read(&ro).unwrap(), vec![7u8; 8 * 512]);
+        assert_eq!(
+            status(&mut d, req(5, abi::BLOCK_READ, 0, data, 512)),
+            Ok(Some(Status::NoDevice))
+        );
+
+        // Bad requests: the guest is stopped with a report, the disk untouched.
+        let before = std::fs::read(&rw).unwrap();
+        let bad = |d: &mut Devices<Vec<u8>>, r| status(d, r).unwrap_err().to_string();
+        let e = bad(&mut d, req(0, abi::BLOCK_WRITE, 0, 0x4000_0000, 512));
+        assert!(
+            e.contains("disk: its buffer: 0x40000000 + 512 is outside the guest's memory"),
+            "{e}"
+        );
+        let e = bad(&mut d, req(0, abi::BLOCK_READ, 0, 0x20_0000, 512));
+        assert!(e.contains("disk: its buffer") && e.contains(".text"), "{e}");
+        let e = bad(&mut d, req(0, abi::BLOCK_READ, 0, crate::layout::GDT, 512));
+        assert!(e.contains("the tender's GDT"), "{e}");
+        let e = bad(&mut d, req(0, abi::BLOCK_WRITE, 0, data, 100));
+        assert!(
+            e.contains("100 bytes is not a whole number of 512-byte sectors"),
+            "{e}"
+        );
+        let e = bad(&mut d, req(0, abi::BLOCK_READ, 0, data, 2 << 20));
+        assert!(
+            e.contains("the transfer is 2097152 bytes; at most 1048576"),
+            "{e}"
+        );
+        let e = bad(&mut d, req(0, 7, 0, 0, 0));
+        assert!(e.contains("unknown operation 7"), "{e}");
+        let e = bad(&mut d, req(0, abi::BLOCK_FLUSH, 3, 0, 0));
+        assert!(e.contains("does not use sector"), "{e}");
+        let e = bad(&mut d, req(0, abi::BLOCK_DISCARD, 0, data, 512));
+        assert!(e.contains("does not use buf"), "{e}");
+        let e = bad(
+            &mut d,
+            abi::DiskRequest {
+                reserved: 1,
+                ..req(0, abi::BLOCK_FLUSH, 0, 0, 0)
+            },
+        );
+        assert!(e.contains("reserved field"), "{e}");
+        // A block in the kernel's text is refused before anything is read from it.
+        assert!(matches!(
+            d.call(Call::Disk, 0x20_0000, &g.cx()),
+            Err(CallError::Bad(BadRequest::Block { .. }))
+        ));
+        assert_eq!(std::fs::read(&rw).unwrap(), before);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

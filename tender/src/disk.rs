@@ -1,8 +1,10 @@
-//! The guest's block device: a host file of whole 512-byte sectors, read and written
-//! synchronously (`pread`/`pwrite`), flushed with `fdatasync`.
+//! The guest's disks: host files of whole 512-byte sectors, read and written
+//! synchronously (`pread`/`pwrite`), flushed with `fdatasync`, discarded by punching
+//! holes (`fallocate`).
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -53,9 +55,41 @@ impl Disk {
         self.file.write_all_at(data, sector * SECTOR)
     }
 
-    /// Makes completed writes durable.
+    /// Makes completed writes durable: returns once `fdatasync` has.
     pub fn flush(&mut self) -> io::Result<()> {
         self.requests += 1;
         self.file.sync_data()
+    }
+
+    /// Drops `len` bytes from `sector` (a hole in the file, reading back as zeros). A
+    /// file system that cannot punch holes leaves the bytes: discard is a hint.
+    pub fn discard(&mut self, sector: u64, len: u64) -> io::Result<()> {
+        self.requests += 1;
+        if len == 0 {
+            return Ok(());
+        }
+        let (Ok(offset), Ok(len)) = (
+            libc::off_t::try_from(sector * SECTOR),
+            libc::off_t::try_from(len),
+        ) else {
+            return Ok(());
+        };
+        // SAFETY: fallocate on a file descriptor this Disk owns; no memory is passed.
+        let r = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                offset,
+                len,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(()),
+            _ => Err(e),
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! section names (to name the region a fault hit) and the symbols (to name the function).
 //! The image is mapped at its link addresses (virtual == physical).
 
-use morgana_tender_abi::{ABI_VERSION, NOTE_NAME, NOTE_TYPE_TENDER, TenderNote};
+use morgana_tender_abi::{ABI_VERSION, MIN_ABI_VERSION, NOTE_NAME, NOTE_TYPE_TENDER, TenderNote};
 use object::elf::{self, FileHeader64};
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::{Endian, Endianness};
@@ -75,7 +75,7 @@ pub enum ImageError {
     EntryOutside(u64),
     /// The note asks for another ABI version.
     #[error(
-        "the kernel was built for tender ABI version {found}; this tender speaks version {ABI_VERSION}"
+        "the kernel was built for tender ABI version {found}; this tender speaks versions {MIN_ABI_VERSION} to {ABI_VERSION}"
     )]
     AbiVersion {
         /// The note's version.
@@ -216,6 +216,9 @@ pub struct Image {
     pub entry: u64,
     /// The stack the kernel asked for (0: the tender's default).
     pub stack_bytes: u64,
+    /// The ABI version the kernel was built against (the note's), which the tender
+    /// speaks with it.
+    pub abi_version: u32,
     /// Symbols for reports.
     pub symbols: Symbols,
 }
@@ -337,13 +340,13 @@ impl Image {
             }
         }
 
-        let (entry, stack_bytes) = match note {
-            Some(n) if n.abi_version != ABI_VERSION => {
+        let (entry, stack_bytes, abi_version) = match note {
+            Some(n) if !(MIN_ABI_VERSION..=ABI_VERSION).contains(&n.abi_version) => {
                 return Err(ImageError::AbiVersion {
                     found: n.abi_version,
                 });
             }
-            Some(n) => (n.entry, n.stack_bytes),
+            Some(n) => (n.entry, n.stack_bytes, n.abi_version),
             None => return Err(ImageError::NoNote),
         };
         if !segments
@@ -398,6 +401,7 @@ impl Image {
             segments,
             entry,
             stack_bytes,
+            abi_version,
             symbols: Symbols(symbols),
         })
     }

@@ -425,6 +425,7 @@ pub(crate) mod tests {
             ],
             entry: 0x20_0010,
             stack_bytes: 0,
+            abi_version: morgana_tender_abi::ABI_VERSION,
             symbols: Symbols::default(),
         }
     }

@@ -2,7 +2,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use kvm_ioctls::Kvm;
 use morgana_tender::calls::Devices;
 use morgana_tender::disk::Disk;
@@ -75,12 +75,15 @@ struct Args {
     /// The guest's MTU (default: the tap's).
     #[arg(long, value_name = "BYTES")]
     mtu: Option<u32>,
-    /// A file to give the guest as its disk (whole 512-byte sectors).
+    /// A file to give the guest as a disk (whole 512-byte sectors), read-write. Repeat
+    /// for more disks (at most 16): the guest numbers --disk and --disk-ro files in the
+    /// order they are given, 0 first.
     #[arg(long, value_name = "FILE")]
-    disk: Option<PathBuf>,
-    /// Refuse the guest's writes to the disk.
-    #[arg(long, requires = "disk")]
-    disk_read_only: bool,
+    disk: Vec<PathBuf>,
+    /// A file to give the guest as a read-only disk: its writes, flushes and discards are
+    /// refused with a status.
+    #[arg(long, value_name = "FILE")]
+    disk_ro: Vec<PathBuf>,
     /// Hold the tap without running the guest; boot it when a frame arrives, stop it
     /// after --idle-ms without traffic, and boot it again on the next frame.
     #[arg(long, requires = "tap")]
@@ -123,7 +126,26 @@ fn random_mac() -> [u8; 6] {
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The disks in command-line order, --disk and --disk-ro interleaved.
+    let mut disk_args: Vec<(usize, &PathBuf, bool)> = Vec::new();
+    for (id, files, read_only) in [
+        ("disk", &args.disk, false),
+        ("disk_ro", &args.disk_ro, true),
+    ] {
+        let at = matches.indices_of(id).into_iter().flatten();
+        disk_args.extend(at.zip(files).map(|(i, f)| (i, f, read_only)));
+    }
+    disk_args.sort_by_key(|d| d.0);
+    if disk_args.len() > abi::MAX_DISKS as usize {
+        log(&format!(
+            "error: {} disks given; a guest has at most {}",
+            disk_args.len(),
+            abi::MAX_DISKS
+        ));
+        return ExitCode::from(2);
+    }
     let kvm = match Kvm::new() {
         Ok(k) => k,
         Err(e) => {
@@ -164,20 +186,20 @@ fn main() -> ExitCode {
             }
         }
     };
-    let disk = match &args.disk {
-        None => None,
-        Some(path) => match Disk::open(path, args.disk_read_only) {
-            Ok(d) => {
-                info.block = abi::BlockInfo {
-                    sectors: d.sectors,
-                    sector_size: morgana_tender::disk::SECTOR as u32,
-                    flags: abi::BLOCK_PRESENT | if d.read_only { abi::BLOCK_READ_ONLY } else { 0 },
-                };
-                Some(d)
-            }
+    let mut disks = Vec::new();
+    for (_, path, read_only) in disk_args {
+        match Disk::open(path, read_only) {
+            Ok(d) => disks.push(d),
             Err(e) => return fail(format!("cannot open disk {}: {e}", path.display())),
-        },
-    };
+        }
+    }
+    if let Some(d) = disks.first() {
+        info.block = abi::BlockInfo {
+            sectors: d.sectors,
+            sector_size: morgana_tender::disk::SECTOR as u32,
+            flags: abi::BLOCK_PRESENT | if d.read_only { abi::BLOCK_READ_ONLY } else { 0 },
+        };
+    }
 
     let cmdline = args.cmdline.join(" ");
     let template = match Template::new(
@@ -191,7 +213,7 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(format!("{}: {e}", args.kernel.display())),
     };
-    let mut devices = Devices::new(std::io::stdout(), net, disk);
+    let mut devices = Devices::new(std::io::stdout(), net, disks);
     let policy = Policy {
         runaway_calls: args.runaway_calls.max(1),
         watchdog: args.watchdog_ms.map(Duration::from_millis),

@@ -80,6 +80,8 @@ pub struct Template {
     cpuid: CpuId,
     extras: Extras,
     devices: DeviceInfo,
+    /// The ABI version spoken with this kernel (its note's).
+    abi_version: u32,
     /// Page-table pages built.
     pub page_tables: usize,
 }
@@ -129,6 +131,7 @@ impl Template {
             cpuid: cpu::cpuid(&supported),
             extras: Extras::from_cpuid(&supported),
             devices,
+            abi_version: image.abi_version,
             layout,
         })
     }
@@ -298,7 +301,7 @@ impl Machine {
             .map_or(0, |d| d.as_nanos() as u64);
         let info = abi::BootInfo {
             magic: abi::BOOT_MAGIC,
-            abi_version: abi::ABI_VERSION,
+            abi_version: t.abi_version,
             size: size_of::<abi::BootInfo>() as u32,
             flags,
             tsc_hz: self.tsc_hz,

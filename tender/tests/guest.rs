@@ -22,9 +22,9 @@ fn the_guest_runs_at_cpl_3_and_its_status_becomes_the_tenders() {
     let run = run_guest(&["--stats"], &["exit=3"]);
     run.status_is(3)
         .console_has("tender-test-guest: hello from CPL 3")
-        .console_has("tender-test-guest: abi 1, TSC ")
+        .console_has("tender-test-guest: abi 2, TSC ")
         .console_has("command line \"exit=3\"")
-        .console_has("cpuid: hypervisor \"MorganaTendr\", abi 1")
+        .console_has("cpuid: hypervisor \"MorganaTendr\", abi 2")
         .console_has("sse: 1.5 * 2.25 = 3.375")
         .console_has("exiting with status 3")
         .report_has("morgana-tender: the guest exited with status 3")
@@ -172,6 +172,10 @@ fn bad_requests_stop_the_guest_with_a_report() {
             "bad request: net-recv: 100000 frames in one call; at most 64 are allowed",
         ),
         (
+            "disk",
+            "bad request: disk: its buffer: 0x4001000 + 512 is outside the guest's memory (0x0..0x4000000)",
+        ),
+        (
             "in-port",
             "bad request: in from port 0x4d00: the tender ABI has no input ports",
         ),
@@ -242,19 +246,29 @@ fn the_disk_is_read_and_written() {
         .status_is(0)
         .console_has(
             "block: 16 sectors; write Ok(()), read Ok(()) (same bytes), flush Ok(()), read past the end Err(OutOfRange)",
+        )
+        .console_has(
+            "disk 0: 16 sectors, flags 1; write Ok(()), read Ok(()) (same bytes), flush Ok(()), discard Ok(()); disk 1 Err(NoDevice)",
         );
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes[..512].iter().all(|b| *b == 0), "sector 0 untouched");
     for (i, b) in bytes[512..1536].iter().enumerate() {
         assert_eq!(*b, (i % 251) as u8, "byte {i} of sectors 1-2");
     }
+    // Version 2's disk calls wrote sectors 3-4 and discarded sector 4 (zeros again).
+    for (i, b) in bytes[1536..2048].iter().enumerate() {
+        assert_eq!(*b, (i % 251) as u8, "byte {i} of sector 3");
+    }
     assert!(
-        bytes[1536..].iter().all(|b| *b == 0),
-        "sectors 3.. untouched"
+        bytes[2048..].iter().all(|b| *b == 0),
+        "sectors 4.. untouched or discarded"
     );
-    run_guest(&["--disk", disk, "--disk-read-only"], &["quiet", "block"])
+    run_guest(&["--disk-ro", disk], &["quiet", "block"])
         .status_is(0)
-        .console_has("write Err(ReadOnly)");
+        .console_has("write Err(ReadOnly)")
+        .console_has(
+            "disk 0: 16 sectors, flags 3; write Err(ReadOnly), read Ok(()) (different bytes), flush Err(ReadOnly), discard Err(ReadOnly); disk 1 Err(NoDevice)",
+        );
     run_guest(&[], &["quiet", "block"])
         .status_is(6)
         .console_has("block: no disk");

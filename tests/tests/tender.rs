@@ -447,3 +447,133 @@ fn a_request_summons_static_website_and_idle_stops_it() {
     assert_eq!(boots, 2, "one boot per summon");
     eprintln!("{}", summons.join("\n"));
 }
+
+/// The kv appliance's kernel image under the tender, its disk the image file the
+/// `.tender` names: `cargo run`'s runner (`scripts/morgana-run`, `MORGANA_RUNNER=tender`)
+/// creates `kv.img` in the working directory on the first run and passes it as `--disk`;
+/// `redis-cli` SETs keys (every write acknowledged after the tender's `fdatasync`,
+/// `durability: Always`); the tender is killed with SIGKILL, started again on the same
+/// image (not recreated), and the keys are there. One boot sequence: two boots of kv.
+#[test]
+fn kv_under_the_tender_keeps_acknowledged_writes_across_a_sigkill() {
+    if !can_run() {
+        return;
+    }
+    if !have("redis-cli") {
+        assert!(!in_ci(), "CI=true and redis-cli is not installed");
+        eprintln!("skipped: redis-cli is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let image = build_kernel("kv");
+    let tender = build_tender();
+    let spec = std::fs::read_to_string(image.with_extension("tender")).expect("kv.tender");
+    assert!(
+        spec.contains("# disk 256 rw kv.img\n--disk\nkv.img\n"),
+        "kv.tender gives the tender its disk:\n{spec}"
+    );
+
+    let mut ns = Netns::new("mtkv", HOST_SIDE);
+    ns.start_dhcp();
+    let disk = ns.dir.join("kv.img");
+    let runner = workspace_root().join("scripts/morgana-run");
+    // `ip netns exec` and morgana-run both exec: the child is the tender itself.
+    let boot = |ns: &mut Netns| {
+        let mut child = ns
+            .command(&["env", "MORGANA_RUNNER=tender"])
+            .arg(format!("MORGANA_TAP={TAP}"))
+            .arg(format!("MORGANA_TENDER={}", tender.display()))
+            // A fixed MAC: udhcpd leases the one address to one client.
+            .arg(format!("MORGANA_TENDER_ARGS=--mac {MAC}"))
+            .arg(&runner)
+            .arg(&image)
+            .current_dir(&ns.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting morgana-run");
+        let console = lines(child.stdout.take().expect("piped"));
+        let report = lines(child.stderr.take().expect("piped"));
+        ns.children.push(child);
+        let deadline = Instant::now() + LIMIT;
+        let mut seen = Vec::new();
+        let serving = wait_for_line(
+            &console,
+            "kv: serving the Redis protocol",
+            deadline,
+            &mut seen,
+        );
+        let runner_said: Vec<String> = report.try_iter().collect();
+        assert!(
+            serving.is_some(),
+            "kv never said it was serving; console:\n{}\nrunner and tender:\n{}",
+            seen.join("\n"),
+            runner_said.join("\n")
+        );
+        (seen, runner_said, report)
+    };
+    let cli = |ns: &Netns, args: &[&str]| -> String {
+        let mut all = vec!["redis-cli", "-h", GUEST, "-p", "6379"];
+        all.extend_from_slice(args);
+        let out = ns.exec(&all);
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+
+    assert!(!disk.exists());
+    let (console, said, _report) = boot(&mut ns);
+    assert!(
+        said.iter()
+            .any(|l| l.contains("created the disk image kv.img (256 MiB, sparse)")),
+        "{said:?}"
+    );
+    assert_eq!(std::fs::metadata(&disk).expect("kv.img").len(), 256 << 20);
+    assert!(
+        console.iter().any(|l| l.contains("store: formatted")),
+        "a blank disk is formatted: {console:?}"
+    );
+    assert_eq!(cli(&ns, &["PING"]), "PONG");
+    assert_eq!(
+        cli(&ns, &["SET", "greeting", "hello from the tender"]),
+        "OK"
+    );
+    // 100 KiB: a record over many sectors (an argument stays under Linux's 128 KiB).
+    let big = "0123456789abcdef".repeat(6400);
+    assert_eq!(cli(&ns, &["SET", "big", &big]), "OK");
+    assert_eq!(cli(&ns, &["GET", "greeting"]), "hello from the tender");
+
+    // SIGKILL right after the acknowledgements: no chance to write anything more.
+    let mut first = ns.children.pop().expect("the tender");
+    first.kill().expect("SIGKILL");
+    let status = first.wait().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "the tender died by SIGKILL"
+    );
+
+    let (console, said, report) = boot(&mut ns);
+    assert!(
+        !said.iter().any(|l| l.contains("created")),
+        "an existing image is never recreated: {said:?}"
+    );
+    assert!(
+        console.iter().any(|l| l.contains("store: mounted: 2 keys")),
+        "{console:?}"
+    );
+    assert_eq!(cli(&ns, &["GET", "greeting"]), "hello from the tender");
+    assert_eq!(cli(&ns, &["STRLEN", "big"]), big.len().to_string());
+    assert_eq!(cli(&ns, &["GET", "big"]), big);
+    assert_eq!(cli(&ns, &["DBSIZE"]), "2");
+    let child = ns.children.last_mut().expect("the tender");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the tender stopped"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let reported: Vec<String> = report.try_iter().collect();
+    assert!(
+        !reported.iter().any(|l| l.contains("guest stopped")),
+        "{reported:?}"
+    );
+}

@@ -8,13 +8,21 @@
 //!
 //! On Xen (detected by morgana-pvh from the CPUID leaves) the disk is the domain's
 //! first `vbd` in xenstore, driven by blkfront (the `.xl`'s `disk = [ ... ]`).
-//! Elsewhere (QEMU, KVM) it is the first virtio-blk device on the PCI bus (the
-//! `.qemu`'s `-drive`). An appliance with several disks finds each by its position
-//! ([`Disk::find_nth`]). [`Disk`] is a plain enum over the two drivers, as
+//! Under `morgana-tender` (the kernel entered through its tender note) it is the
+//! tender's first disk, a host image file behind its `disk` call ([`tender`]; the
+//! `.tender`'s `--disk`). Elsewhere (QEMU, KVM) it is the first virtio-blk device on the
+//! PCI bus (the `.qemu`'s `-drive`). An appliance with several disks finds each by its
+//! position ([`Disk::find_nth`]). [`Disk`] is a plain enum over the three drivers, as
 //! `morgana_nic::Nic` is for the network: the store above is monomorphised once and a
 //! `match` per request picks the driver.
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod tender;
 
 use core::fmt;
 use morgana_blkfront::XenBlk;
@@ -28,6 +36,8 @@ pub enum Disk {
     Virtio(VirtioBlk),
     /// A Xen virtual block device, driven by blkfront.
     Xen(XenBlk),
+    /// A disk of `morgana-tender` (a host image file), through its `disk` call.
+    Tender(tender::TenderDisk),
 }
 
 /// Why no disk could be driven, or a request failed.
@@ -37,6 +47,8 @@ pub enum Error {
     Virtio(morgana_virtio::BlkError),
     /// blkfront's.
     Xen(morgana_blkfront::Error),
+    /// The tender disk's.
+    Tender(tender::Error),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +56,7 @@ impl fmt::Display for Error {
         match self {
             Error::Virtio(e) => fmt::Display::fmt(e, f),
             Error::Xen(e) => fmt::Display::fmt(e, f),
+            Error::Tender(e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -53,6 +66,7 @@ impl BlockError for Error {
         match self {
             Error::Virtio(e) => e.kind(),
             Error::Xen(e) => e.kind(),
+            Error::Tender(e) => e.kind(),
         }
     }
 }
@@ -64,11 +78,16 @@ impl Disk {
     }
 
     /// Finds and drives the machine's `n`th disk (0 first): on Xen the `n`th `vbd` by
-    /// device number (`xvda`, `xvdb`, ...), elsewhere the `n`th virtio-blk device in
-    /// PCI bus order. The generated `.xl` and `.qemu` attach an appliance's `Block`s in
-    /// the order appliance.ron declares them, so `n` is a `Block`'s position there.
+    /// device number (`xvda`, `xvdb`, ...), under the tender its `n`th `--disk` or
+    /// `--disk-ro` file, elsewhere the `n`th virtio-blk device in PCI bus order. The
+    /// generated `.xl`, `.tender` and `.qemu` attach an appliance's `Block`s in the order
+    /// appliance.ron declares them, so `n` is a `Block`'s position there.
     pub async fn find_nth(platform: &'static Platform, n: usize) -> Result<Disk, Error> {
-        if morgana_pvh::xen::on_xen() {
+        if morgana_pvh::tender::on_tender() {
+            tender::TenderDisk::find_nth(n)
+                .map(Disk::Tender)
+                .map_err(Error::Tender)
+        } else if morgana_pvh::xen::on_xen() {
             morgana_blkfront::connect_nth(n)
                 .await
                 .map(Disk::Xen)
@@ -93,6 +112,7 @@ impl Block for Disk {
         match self {
             Disk::Virtio(d) => d.sector_size(),
             Disk::Xen(d) => d.sector_size(),
+            Disk::Tender(d) => d.sector_size(),
         }
     }
 
@@ -100,6 +120,7 @@ impl Block for Disk {
         match self {
             Disk::Virtio(d) => d.sectors(),
             Disk::Xen(d) => d.sectors(),
+            Disk::Tender(d) => d.sectors(),
         }
     }
 
@@ -107,6 +128,7 @@ impl Block for Disk {
         match self {
             Disk::Virtio(d) => d.is_read_only(),
             Disk::Xen(d) => d.is_read_only(),
+            Disk::Tender(d) => d.is_read_only(),
         }
     }
 
@@ -114,6 +136,7 @@ impl Block for Disk {
         match self {
             Disk::Virtio(d) => d.read(sector, buf).await.map_err(Error::Virtio),
             Disk::Xen(d) => d.read(sector, buf).await.map_err(Error::Xen),
+            Disk::Tender(d) => d.read(sector, buf).await.map_err(Error::Tender),
         }
     }
 
@@ -121,6 +144,7 @@ impl Block for Disk {
         match self {
             Disk::Virtio(d) => d.write(sector, buf).await.map_err(Error::Virtio),
             Disk::Xen(d) => d.write(sector, buf).await.map_err(Error::Xen),
+            Disk::Tender(d) => d.write(sector, buf).await.map_err(Error::Tender),
         }
     }
 
@@ -128,6 +152,7 @@ impl Block for Disk {
         match self {
             Disk::Virtio(d) => d.flush().await.map_err(Error::Virtio),
             Disk::Xen(d) => d.flush().await.map_err(Error::Xen),
+            Disk::Tender(d) => d.flush().await.map_err(Error::Tender),
         }
     }
 
@@ -135,6 +160,7 @@ impl Block for Disk {
         match self {
             Disk::Virtio(d) => d.discard(sector, count).await.map_err(Error::Virtio),
             Disk::Xen(d) => d.discard(sector, count).await.map_err(Error::Xen),
+            Disk::Tender(d) => d.discard(sector, count).await.map_err(Error::Tender),
         }
     }
 }

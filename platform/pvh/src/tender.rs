@@ -381,11 +381,11 @@ mod tests {
     #[test]
     fn boot_errors_say_what_differs() {
         let e = TenderBootError::Version {
-            version: 2,
+            version: 3,
             size: 160,
         };
         let text = std::format!("{e}");
-        assert!(text.contains("ABI version 2"), "{text}");
-        assert!(text.contains("built for version 1"), "{text}");
+        assert!(text.contains("ABI version 3"), "{text}");
+        assert!(text.contains("built for version 2"), "{text}");
     }
 }

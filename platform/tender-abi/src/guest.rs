@@ -7,8 +7,9 @@
 //! between.
 
 use crate::{
-    BLOCK_FLUSH, BLOCK_READ, BLOCK_WRITE, BlockRequest, Call, ConsoleWrite, Entropy, FrameDesc,
-    MAX_CONSOLE_WRITE, MAX_ENTROPY, MAX_FRAMES_PER_CALL, NetFrames, Status, Wait,
+    BLOCK_DISCARD, BLOCK_FLUSH, BLOCK_READ, BLOCK_WRITE, BlockRequest, Call, ConsoleWrite,
+    DiskInfo, DiskRequest, Entropy, FrameDesc, MAX_CONSOLE_WRITE, MAX_ENTROPY, MAX_FRAMES_PER_CALL,
+    NetFrames, Status, Wait,
 };
 use core::arch::asm;
 
@@ -201,4 +202,55 @@ pub fn block_write(sector: u64, data: &[u8]) -> Result<(), Status> {
 /// Makes every completed write durable.
 pub fn block_flush() -> Result<(), Status> {
     block(BLOCK_FLUSH, 0, 0, 0)
+}
+
+/// (Version 2) Describes disk `disk` (0 first, in the order the tender was given them):
+/// `Err(Status::NoDevice)` when the tender has no such disk.
+pub fn disk_info(disk: u32) -> Result<DiskInfo, Status> {
+    let mut block = DiskInfo {
+        disk,
+        ..DiskInfo::default()
+    };
+    // SAFETY: the block is valid for the call; the tender writes only its fields.
+    unsafe { call(Call::DiskInfo, block_address(&raw mut block)) };
+    status(block.status).map(|()| block)
+}
+
+fn disk(disk: u32, op: u32, sector: u64, buf: u64, len: usize) -> Result<(), Status> {
+    let mut block = DiskRequest {
+        disk,
+        op,
+        sector,
+        buf,
+        len: len as u64,
+        status: 0,
+        reserved: 0,
+    };
+    // SAFETY: the block is valid for the call; the callers pass a live buffer of `len`
+    // bytes (exclusively borrowed for reads), or none (flush, discard).
+    unsafe { call(Call::Disk, block_address(&raw mut block)) };
+    status(block.status)
+}
+
+/// (Version 2) Reads `buf.len()` bytes (whole sectors, at most
+/// [`crate::MAX_BLOCK_TRANSFER`]) from `sector` of disk `n`.
+pub fn disk_read(n: u32, sector: u64, buf: &mut [u8]) -> Result<(), Status> {
+    disk(n, BLOCK_READ, sector, buf.as_mut_ptr() as u64, buf.len())
+}
+
+/// (Version 2) Writes `data` (whole sectors, at most [`crate::MAX_BLOCK_TRANSFER`]) to
+/// disk `n` from `sector` on.
+pub fn disk_write(n: u32, sector: u64, data: &[u8]) -> Result<(), Status> {
+    disk(n, BLOCK_WRITE, sector, data.as_ptr() as u64, data.len())
+}
+
+/// (Version 2) Returns once every write to disk `n` completed before it is durable.
+pub fn disk_flush(n: u32) -> Result<(), Status> {
+    disk(n, BLOCK_FLUSH, 0, 0, 0)
+}
+
+/// (Version 2) Tells disk `n` that `len` bytes (whole sectors) from `sector` hold nothing
+/// of value.
+pub fn disk_discard(n: u32, sector: u64, len: usize) -> Result<(), Status> {
+    disk(n, BLOCK_DISCARD, sector, 0, len)
 }

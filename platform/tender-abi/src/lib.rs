@@ -1,4 +1,4 @@
-//! The guest ABI of `morgana-tender`, version 1: how a kernel running at CPL 3 under the
+//! The guest ABI of `morgana-tender`, version 2: how a kernel running at CPL 3 under the
 //! tender talks to it. Shared by the tender (host side, `std`) and the kernels it runs
 //! (`no_std`); the prose reference is `docs/tender-abi.md`.
 //!
@@ -28,9 +28,15 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The ABI version this crate describes. The tender refuses a kernel whose
-/// [`TenderNote::abi_version`] it does not implement, and writes the version it speaks
-/// into [`BootInfo::abi_version`] and CPUID leaf [`CPUID_INFO_LEAF`].
-pub const ABI_VERSION: u32 = 1;
+/// [`TenderNote::abi_version`] it does not implement, writes the kernel's own version
+/// (the one it speaks with that kernel) into [`BootInfo::abi_version`], and its newest
+/// into CPUID leaf [`CPUID_INFO_LEAF`].
+///
+/// Version 2 added [`Call::DiskInfo`] and [`Call::Disk`] (several disks, discard); every
+/// version-1 layout is unchanged, so a tender of version 2 runs version-1 kernels too.
+pub const ABI_VERSION: u32 = 2;
+/// The oldest ABI version a tender of this crate still runs.
+pub const MIN_ABI_VERSION: u32 = 1;
 
 /// CPUID leaf whose EBX, ECX, EDX spell [`CPUID_SIGNATURE`] under the tender (the
 /// hypervisor leaf, where Xen says `XenVMMXenVMM` and KVM `KVMKVMKVM`); EAX is the
@@ -70,13 +76,18 @@ pub enum Call {
     NetRecv = 4,
     /// Fills a buffer with random bytes from the host. Block: [`Entropy`].
     Entropy = 5,
-    /// Reads, writes or flushes the block device. Block: [`BlockRequest`].
+    /// Reads, writes or flushes the first disk (version 1). Block: [`BlockRequest`].
     Block = 6,
+    /// (Version 2) Describes disk `n`: capacity, sector size, read-only. Block:
+    /// [`DiskInfo`].
+    DiskInfo = 7,
+    /// (Version 2) Reads, writes, flushes or discards on disk `n`. Block: [`DiskRequest`].
+    Disk = 8,
 }
 
 impl Call {
     /// Every call, in port order.
-    pub const ALL: [Call; 7] = [
+    pub const ALL: [Call; 9] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Wait,
@@ -84,6 +95,8 @@ impl Call {
         Call::NetRecv,
         Call::Entropy,
         Call::Block,
+        Call::DiskInfo,
+        Call::Disk,
     ];
 
     /// The port the call is made on.
@@ -106,6 +119,8 @@ impl Call {
             Call::NetRecv => "net-recv",
             Call::Entropy => "entropy",
             Call::Block => "block",
+            Call::DiskInfo => "disk-info",
+            Call::Disk => "disk",
         }
     }
 }
@@ -116,13 +131,14 @@ impl Call {
 pub enum Status {
     /// Done.
     Ok = 0,
-    /// The tender runs this guest without that device (no tap, no disk).
+    /// The tender runs this guest without that device (no tap, no disk, no disk of that
+    /// number).
     NoDevice = 1,
     /// The host's device failed (the tap or the disk file returned an error).
     IoError = 2,
     /// A block request's sector range ends past the disk's end.
     OutOfRange = 3,
-    /// A write to a read-only disk.
+    /// A write to a read-only disk (and, with [`Call::Disk`], a flush or a discard).
     ReadOnly = 4,
 }
 
@@ -159,7 +175,7 @@ pub const MAX_CONSOLE_WRITE: u64 = 64 * 1024;
 pub const MAX_FRAMES_PER_CALL: u32 = 64;
 /// Most bytes one [`Call::Entropy`] may ask for.
 pub const MAX_ENTROPY: u64 = 64 * 1024;
-/// Most bytes one [`Call::Block`] read or write may move.
+/// Most bytes one [`Call::Block`] or [`Call::Disk`] read or write may move.
 pub const MAX_BLOCK_TRANSFER: u64 = 1024 * 1024;
 /// Longest command line the tender passes (bytes, without the NUL it appends).
 pub const MAX_CMDLINE: usize = 2048;
@@ -294,6 +310,70 @@ pub struct BlockRequest {
     pub len: u64,
 }
 
+/// Most disks a tender gives one guest ([`DiskRequest::disk`] is below it).
+pub const MAX_DISKS: u32 = 16;
+/// [`DiskRequest::op`]: tell the host that `len` bytes from `sector` hold nothing of value
+/// (TRIM). A hint: their contents are undefined afterwards (the tender punches a hole in
+/// the image file where the host's file system can, and does nothing where it cannot).
+pub const BLOCK_DISCARD: u32 = 3;
+
+/// [`Call::DiskInfo`]'s block (version 2): the kernel sets `disk`; the tender writes the
+/// rest, or [`Status::NoDevice`] into `status` when it has no disk of that number. Disks
+/// are numbered from 0 in the order the tender was given them (`--disk`, `--disk-ro`);
+/// disk 0 is also [`BootInfo::block`].
+#[derive(
+    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+#[repr(C)]
+pub struct DiskInfo {
+    /// The disk's number.
+    pub disk: u32,
+    /// Out: [`Status`].
+    pub status: u32,
+    /// Out: capacity in sectors.
+    pub sectors: u64,
+    /// Out: bytes per sector (512).
+    pub sector_size: u32,
+    /// Out: [`BLOCK_PRESENT`], [`BLOCK_READ_ONLY`].
+    pub flags: u32,
+}
+
+/// [`Call::Disk`]'s block (version 2): one request on disk `disk`, complete (the data in
+/// the host's file, or in `buf`) when the call returns.
+///
+/// - [`BLOCK_READ`]: `len` bytes from `sector` into `buf` (writable by the kernel).
+/// - [`BLOCK_WRITE`]: `len` bytes at `buf` (readable) to `sector`.
+/// - [`BLOCK_FLUSH`]: every write completed before the call is on stable storage when
+///   it returns (`fdatasync` on the image file); `sector`, `buf` and `len` are 0.
+/// - [`BLOCK_DISCARD`]: `len` bytes from `sector` hold nothing of value; `buf` is 0.
+///
+/// `len` is a whole number of sectors, at most [`MAX_BLOCK_TRANSFER`] for reads and
+/// writes. A bad buffer, a partial sector, an unknown operation, a field the operation
+/// does not use that is not 0, or a nonzero `reserved` stops the guest (a bad request);
+/// the disk's answers come back in `status`: [`Status::NoDevice`] (no disk of that
+/// number), [`Status::OutOfRange`] (past the end), [`Status::ReadOnly`] (a write, flush or
+/// discard on a read-only disk), [`Status::IoError`] (the host's file failed).
+#[derive(
+    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+#[repr(C)]
+pub struct DiskRequest {
+    /// The disk's number (0 first).
+    pub disk: u32,
+    /// [`BLOCK_READ`], [`BLOCK_WRITE`], [`BLOCK_FLUSH`] or [`BLOCK_DISCARD`].
+    pub op: u32,
+    /// First sector.
+    pub sector: u64,
+    /// Address of the data (0 for flush and discard).
+    pub buf: u64,
+    /// Bytes (whole sectors).
+    pub len: u64,
+    /// Out: [`Status`].
+    pub status: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
 /// [`BootInfo::magic`].
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MORGANAT");
 /// [`BootInfo::flags`]: the tender booted this guest because a frame arrived for it
@@ -335,7 +415,7 @@ pub struct BootInfo {
     pub stack_top: u64,
     /// The network device.
     pub net: NetInfo,
-    /// The block device.
+    /// The first disk (disk 0 of [`Call::DiskInfo`]), as version 1 describes it.
     pub block: BlockInfo,
 }
 
@@ -485,6 +565,8 @@ mod tests {
         assert_eq!(size_of::<FrameDesc>(), 16);
         assert_eq!(size_of::<Entropy>(), 24);
         assert_eq!(size_of::<BlockRequest>(), 32);
+        assert_eq!(size_of::<DiskInfo>(), 24);
+        assert_eq!(size_of::<DiskRequest>(), 40);
         assert_eq!(size_of::<NetInfo>(), 16);
         assert_eq!(size_of::<BlockInfo>(), 16);
         assert_eq!(size_of::<MemoryRegion>(), 24);
@@ -504,6 +586,11 @@ mod tests {
         assert_eq!(offset_of!(Wait, events), 16);
         assert_eq!(offset_of!(NetFrames, done), 12);
         assert_eq!(offset_of!(BlockRequest, sector), 8);
+        assert_eq!(offset_of!(DiskInfo, sectors), 8);
+        assert_eq!(offset_of!(DiskInfo, flags), 20);
+        assert_eq!(offset_of!(DiskRequest, sector), 8);
+        assert_eq!(offset_of!(DiskRequest, len), 24);
+        assert_eq!(offset_of!(DiskRequest, status), 32);
         assert_eq!(offset_of!(MemoryRegion, kind), 16);
         assert_eq!(offset_of!(TenderNote, entry), 8);
     }
@@ -513,7 +600,8 @@ mod tests {
         for c in Call::ALL {
             assert_eq!(Call::from_port(c.port()), Some(c));
         }
-        assert_eq!(Call::from_port(CALL_PORT_BASE + 7), None);
+        assert_eq!(Call::from_port(CALL_PORT_BASE + 8), Some(Call::Disk));
+        assert_eq!(Call::from_port(CALL_PORT_BASE + 9), None);
         assert_eq!(Call::from_port(FAULT_GATE_PORT_BASE), None);
     }
 

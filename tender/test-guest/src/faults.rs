@@ -113,6 +113,17 @@ pub fn bad_request(kind: &str, boot: &Boot) {
             // refuse to read or write.
             unsafe { guest::call(Call::Entropy, 0x3000) };
         }
+        "disk" => {
+            let mut block = abi::DiskRequest {
+                op: abi::BLOCK_READ,
+                buf: boot.memory_end() + 0x1000,
+                len: 512,
+                ..Default::default()
+            };
+            // SAFETY: the block is valid; the buffer it names is deliberately outside
+            // guest memory, which the tender must refuse before touching any disk.
+            unsafe { guest::call(Call::Disk, (&raw mut block) as u32) };
+        }
         "frames" => {
             let mut block = abi::NetFrames {
                 descs: 0,

@@ -332,4 +332,26 @@ fn block_test(boot: &Boot) {
         flushed,
         beyond
     );
+    // Version 2: the same disk as disk 0 of the disk calls; no disk 1.
+    let info = guest::disk_info(0);
+    let wrote = guest::disk_write(0, 3, &data);
+    let mut back = [0u8; 1024];
+    let read = guest::disk_read(0, 3, &mut back);
+    let flushed = guest::disk_flush(0);
+    let discarded = guest::disk_discard(0, 4, 512);
+    println!(
+        "disk 0: {} sectors, flags {}; write {:?}, read {:?} ({}), flush {:?}, discard {:?}; disk 1 {:?}",
+        info.map_or(0, |i| i.sectors),
+        info.map_or(0, |i| i.flags),
+        wrote,
+        read,
+        if back == data {
+            "same bytes"
+        } else {
+            "different bytes"
+        },
+        flushed,
+        discarded,
+        guest::disk_info(1).map(|_| ()),
+    );
 }
