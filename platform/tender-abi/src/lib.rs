@@ -25,6 +25,7 @@
 #![no_std]
 #![deny(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "zerocopy")]
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The ABI version this crate describes. The tender refuses a kernel whose
@@ -189,9 +190,11 @@ pub const NO_DEADLINE: u64 = u64::MAX;
 
 /// [`Call::ConsoleWrite`]'s block: `len` bytes at `buf` (readable by the kernel, at most
 /// [`MAX_CONSOLE_WRITE`]). Nothing is written back.
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct ConsoleWrite {
     /// Address of the bytes.
@@ -206,9 +209,11 @@ pub struct ConsoleWrite {
 /// kernel's TSC right before the call: the tender turns `deadline_tsc - now_tsc` into a
 /// host timeout with [`BootInfo::tsc_hz`]. A wait that nothing could ever end (no
 /// deadline and no network) stops the guest with a report.
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Wait {
     /// TSC value to wait until; [`NO_DEADLINE`] for none.
@@ -232,9 +237,11 @@ pub struct Wait {
 /// tender fills buffers in order with waiting frames, sets each filled descriptor's `len`
 /// to the bytes written and its `flags` ([`FRAME_TRUNCATED`] when the frame was longer than
 /// the buffer: the rest is lost), and stops when no frame is waiting.
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct NetFrames {
     /// Address of the descriptor array.
@@ -250,9 +257,11 @@ pub struct NetFrames {
 }
 
 /// One frame (send) or buffer (receive) of a [`NetFrames`] call.
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct FrameDesc {
     /// Address of the frame or buffer.
@@ -268,9 +277,11 @@ pub const FRAME_TRUNCATED: u32 = 1 << 0;
 
 /// [`Call::Entropy`]'s block: fill `len` bytes at `buf` (writable, at most
 /// [`MAX_ENTROPY`]) with random bytes from the host's generator (`getrandom`).
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Entropy {
     /// Address of the buffer.
@@ -293,9 +304,11 @@ pub const BLOCK_FLUSH: u32 = 2;
 /// [`Call::Block`]'s block. Requests complete before the call returns. `len` is a multiple
 /// of [`BlockInfo::sector_size`], at most [`MAX_BLOCK_TRANSFER`]; a range past the disk's
 /// end gets [`Status::OutOfRange`], a write to a read-only disk [`Status::ReadOnly`].
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct BlockRequest {
     /// [`BLOCK_READ`], [`BLOCK_WRITE`] or [`BLOCK_FLUSH`].
@@ -321,9 +334,11 @@ pub const BLOCK_DISCARD: u32 = 3;
 /// rest, or [`Status::NoDevice`] into `status` when it has no disk of that number. Disks
 /// are numbered from 0 in the order the tender was given them (`--disk`, `--disk-ro`);
 /// disk 0 is also [`BootInfo::block`].
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct DiskInfo {
     /// The disk's number.
@@ -353,9 +368,11 @@ pub struct DiskInfo {
 /// the disk's answers come back in `status`: [`Status::NoDevice`] (no disk of that
 /// number), [`Status::OutOfRange`] (past the end), [`Status::ReadOnly`] (a write, flush or
 /// discard on a read-only disk), [`Status::IoError`] (the host's file failed).
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct DiskRequest {
     /// The disk's number (0 first).
@@ -381,9 +398,11 @@ pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MORGANAT");
 pub const BOOT_SUMMONED: u64 = 1 << 0;
 
 /// What the tender tells the kernel at entry (RDI points to it; read-only to the kernel).
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct BootInfo {
     /// [`BOOT_MAGIC`].
@@ -427,9 +446,11 @@ pub const BLOCK_PRESENT: u32 = 1 << 0;
 pub const BLOCK_READ_ONLY: u32 = 1 << 1;
 
 /// The network device, in [`BootInfo`].
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct NetInfo {
     /// The guest's MAC address.
@@ -443,9 +464,11 @@ pub struct NetInfo {
 }
 
 /// The block device, in [`BootInfo`].
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct BlockInfo {
     /// Capacity in sectors.
@@ -457,9 +480,11 @@ pub struct BlockInfo {
 }
 
 /// One entry of the memory map.
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct MemoryRegion {
     /// First address (page aligned).
@@ -499,9 +524,11 @@ pub const ACCESS_EXECUTE: u32 = 1 << 2;
 /// another loader has no entry the tender could use at CPL 3) and one whose note names
 /// an ABI version it does not speak. `morgana_pvh::entry!` emits it in every Morgana
 /// kernel, beside the PVH note.
-#[derive(
-    FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq,
+#[cfg_attr(
+    feature = "zerocopy",
+    derive(FromBytes, IntoBytes, Immutable, KnownLayout)
 )]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct TenderNote {
     /// The [`ABI_VERSION`] the kernel was built against.
