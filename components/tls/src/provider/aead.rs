@@ -1,12 +1,17 @@
-//! AES-128-GCM, AES-256-GCM (RustCrypto `aes-gcm`: AES-NI and CLMUL when the CPU has them,
-//! constant-time bitsliced software otherwise) and ChaCha20-Poly1305 (`chacha20poly1305`),
-//! as TLS 1.3 and TLS 1.2 record protection.
+//! AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 as TLS 1.3 and TLS 1.2 record
+//! protection, over `ring::aead` (BoringSSL's assembly: stitched AES-NI/CLMUL GCM and
+//! SIMD ChaCha20-Poly1305 where the CPU has them, constant-time portable code otherwise;
+//! CPU features read with `cpuid`, which works in a kernel too).
+//!
+//! Only ring's AEADs are used: they take no randomness (the nonces are the TLS sequence
+//! numbers), so nothing here reaches ring's `SystemRandom` or `getrandom`. Key exchange,
+//! signatures, hashes and tickets' randomness stay with the RustCrypto code and the
+//! component's own generator. docs/tls.md ("The crypto provider") says why.
 
 use alloc::boxed::Box;
 use core::marker::PhantomData;
 
-use aes_gcm::aead::consts::{U12, U16};
-use aes_gcm::aead::{AeadCore, AeadInPlace, KeyInit};
+use ring::aead::{Aad, LessSafeKey, UnboundKey};
 use rustls::crypto::cipher::{
     AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, KeyBlockShape, MessageDecrypter,
     MessageEncrypter, NONCE_LEN, Nonce, OutboundOpaqueMessage, OutboundPlainMessage,
@@ -24,36 +29,34 @@ const GCM_EXPLICIT_NONCE_LEN: usize = 8;
 /// The largest plaintext of a record (2^14), plus the padding/type byte rustls allows.
 const MAX_PLAINTEXT: usize = 16 * 1024;
 
-/// One AEAD cipher: key length and how to make it.
-pub(crate) trait Cipher:
-    AeadInPlace + AeadCore<NonceSize = U12, TagSize = U16> + KeyInit + Send + Sync + 'static
-{
-    /// Key length in bytes.
-    const KEY_LEN: usize;
+/// One AEAD cipher: its ring algorithm and its TLS 1.2 shape.
+pub(crate) trait Cipher: Send + Sync + 'static {
+    /// ring's algorithm (its key length is the suite's).
+    const ALGORITHM: &'static ring::aead::Algorithm;
     /// The TLS 1.2 fixed IV length from the key block (4 for GCM, 12 for ChaCha20).
     const TLS12_FIXED_IV_LEN: usize;
     /// Whether TLS 1.2 records carry an explicit nonce (GCM) or not (ChaCha20, RFC 7905).
     const TLS12_EXPLICIT_NONCE: bool;
-    /// For key extraction (kTLS): not offered.
-    fn traffic_secrets(_key: AeadKey, _iv: Iv) -> Option<ConnectionTrafficSecrets> {
-        None
-    }
 }
 
-impl Cipher for aes_gcm::Aes128Gcm {
-    const KEY_LEN: usize = 16;
+pub(crate) struct Aes128Gcm;
+pub(crate) struct Aes256Gcm;
+pub(crate) struct ChaCha20Poly1305;
+
+impl Cipher for Aes128Gcm {
+    const ALGORITHM: &'static ring::aead::Algorithm = &ring::aead::AES_128_GCM;
     const TLS12_FIXED_IV_LEN: usize = 4;
     const TLS12_EXPLICIT_NONCE: bool = true;
 }
 
-impl Cipher for aes_gcm::Aes256Gcm {
-    const KEY_LEN: usize = 32;
+impl Cipher for Aes256Gcm {
+    const ALGORITHM: &'static ring::aead::Algorithm = &ring::aead::AES_256_GCM;
     const TLS12_FIXED_IV_LEN: usize = 4;
     const TLS12_EXPLICIT_NONCE: bool = true;
 }
 
-impl Cipher for chacha20poly1305::ChaCha20Poly1305 {
-    const KEY_LEN: usize = 32;
+impl Cipher for ChaCha20Poly1305 {
+    const ALGORITHM: &'static ring::aead::Algorithm = &ring::aead::CHACHA20_POLY1305;
     const TLS12_FIXED_IV_LEN: usize = 12;
     const TLS12_EXPLICIT_NONCE: bool = false;
 }
@@ -61,32 +64,67 @@ impl Cipher for chacha20poly1305::ChaCha20Poly1305 {
 /// The AEAD algorithm `C` for rustls.
 pub(crate) struct Aead<C>(PhantomData<fn() -> C>);
 
-pub(crate) static AES_128_GCM: Aead<aes_gcm::Aes128Gcm> = Aead(PhantomData);
-pub(crate) static AES_256_GCM: Aead<aes_gcm::Aes256Gcm> = Aead(PhantomData);
-pub(crate) static CHACHA20_POLY1305: Aead<chacha20poly1305::ChaCha20Poly1305> = Aead(PhantomData);
+pub(crate) static AES_128_GCM: Aead<Aes128Gcm> = Aead(PhantomData);
+pub(crate) static AES_256_GCM: Aead<Aes256Gcm> = Aead(PhantomData);
+pub(crate) static CHACHA20_POLY1305: Aead<ChaCha20Poly1305> = Aead(PhantomData);
 
-fn cipher<C: Cipher>(key: &AeadKey) -> C {
+fn cipher<C: Cipher>(key: &AeadKey) -> LessSafeKey {
     // rustls derives keys of exactly `key_len()` / `key_block_shape().enc_key_len` bytes.
-    C::new_from_slice(key.as_ref()).expect("rustls derives keys of the suite's key length")
+    let key = UnboundKey::new(C::ALGORITHM, key.as_ref())
+        .expect("rustls derives keys of the suite's key length");
+    LessSafeKey::new(key)
+}
+
+/// Seals `text` in place under `nonce` and `aad`; the tag.
+pub(crate) fn seal(
+    key: &LessSafeKey,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    text: &mut [u8],
+) -> Result<[u8; TAG_LEN], Error> {
+    let nonce = ring::aead::Nonce::assume_unique_for_key(nonce);
+    let tag = key
+        .seal_in_place_separate_tag(nonce, Aad::from(aad), text)
+        .map_err(|_| Error::EncryptError)?;
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// Opens `text` in place under `nonce` and `aad` against `tag`.
+pub(crate) fn open(
+    key: &LessSafeKey,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    text: &mut [u8],
+    tag: &[u8],
+) -> Result<(), Error> {
+    let nonce = ring::aead::Nonce::assume_unique_for_key(nonce);
+    let tag = ring::aead::Tag::try_from(tag).map_err(|_| Error::DecryptError)?;
+    key.open_in_place_separate_tag(nonce, Aad::from(aad), tag, text, 0..)
+        .map(|_| ())
+        .map_err(|_| Error::DecryptError)
 }
 
 impl<C: Cipher> Tls13AeadAlgorithm for Aead<C> {
     fn encrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageEncrypter> {
-        Box::new(Tls13Protect {
+        Box::new(Tls13Protect::<C> {
             cipher: cipher::<C>(&key),
             iv,
+            cipher_kind: PhantomData,
         })
     }
 
     fn decrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageDecrypter> {
-        Box::new(Tls13Protect {
+        Box::new(Tls13Protect::<C> {
             cipher: cipher::<C>(&key),
             iv,
+            cipher_kind: PhantomData,
         })
     }
 
     fn key_len(&self) -> usize {
-        C::KEY_LEN
+        C::ALGORITHM.key_len()
     }
 
     fn extract_keys(
@@ -94,15 +132,18 @@ impl<C: Cipher> Tls13AeadAlgorithm for Aead<C> {
         key: AeadKey,
         iv: Iv,
     ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
-        C::traffic_secrets(key, iv).ok_or(UnsupportedOperationError)
+        // For key extraction (kTLS): not offered.
+        let _ = (key, iv);
+        Err(UnsupportedOperationError)
     }
 }
 
 /// TLS 1.3 record protection (RFC 8446 §5.2): nonce = IV xor sequence number, additional
 /// data = the record header, the real content type inside the encryption.
 struct Tls13Protect<C> {
-    cipher: C,
+    cipher: LessSafeKey,
     iv: Iv,
+    cipher_kind: PhantomData<fn() -> C>,
 }
 
 impl<C: Cipher> MessageEncrypter for Tls13Protect<C> {
@@ -117,10 +158,7 @@ impl<C: Cipher> MessageEncrypter for Tls13Protect<C> {
         payload.extend_from_slice(&msg.typ.to_array());
         let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls13_aad(total_len);
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(&nonce.into(), &aad, payload.as_mut())
-            .map_err(|_| Error::EncryptError)?;
+        let tag = seal(&self.cipher, nonce, &aad, payload.as_mut())?;
         payload.extend_from_slice(&tag);
         Ok(OutboundOpaqueMessage::new(
             ContentType::ApplicationData,
@@ -148,9 +186,7 @@ impl<C: Cipher> MessageDecrypter for Tls13Protect<C> {
         let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls13_aad(len);
         let (text, tag) = payload.split_at_mut(text_len);
-        self.cipher
-            .decrypt_in_place_detached(&nonce.into(), &aad, text, aes_gcm::Tag::from_slice(tag))
-            .map_err(|_| Error::DecryptError)?;
+        open(&self.cipher, nonce, &aad, text, tag)?;
         payload.truncate(text_len);
         msg.into_tls13_unpadded_message()
     }
@@ -158,22 +194,24 @@ impl<C: Cipher> MessageDecrypter for Tls13Protect<C> {
 
 impl<C: Cipher> Tls12AeadAlgorithm for Aead<C> {
     fn encrypter(&self, key: AeadKey, iv: &[u8], extra: &[u8]) -> Box<dyn MessageEncrypter> {
-        Box::new(Tls12Protect {
+        Box::new(Tls12Protect::<C> {
             cipher: cipher::<C>(&key),
             iv: tls12_iv::<C>(iv, extra),
+            cipher_kind: PhantomData,
         })
     }
 
     fn decrypter(&self, key: AeadKey, iv: &[u8]) -> Box<dyn MessageDecrypter> {
-        Box::new(Tls12Protect {
+        Box::new(Tls12Protect::<C> {
             cipher: cipher::<C>(&key),
             iv: tls12_iv::<C>(iv, &[]),
+            cipher_kind: PhantomData,
         })
     }
 
     fn key_block_shape(&self) -> KeyBlockShape {
         KeyBlockShape {
-            enc_key_len: C::KEY_LEN,
+            enc_key_len: C::ALGORITHM.key_len(),
             fixed_iv_len: C::TLS12_FIXED_IV_LEN,
             explicit_nonce_len: if C::TLS12_EXPLICIT_NONCE {
                 GCM_EXPLICIT_NONCE_LEN
@@ -211,8 +249,9 @@ fn tls12_iv<C: Cipher>(fixed: &[u8], extra: &[u8]) -> Iv {
 
 /// TLS 1.2 AEAD record protection (RFC 5288 for GCM, RFC 7905 for ChaCha20-Poly1305).
 struct Tls12Protect<C> {
-    cipher: C,
+    cipher: LessSafeKey,
     iv: Iv,
+    cipher_kind: PhantomData<fn() -> C>,
 }
 
 impl<C: Cipher> MessageEncrypter for Tls12Protect<C> {
@@ -234,10 +273,7 @@ impl<C: Cipher> MessageEncrypter for Tls12Protect<C> {
         }
         payload.extend_from_chunks(&msg.payload);
         let aad = make_tls12_aad(seq, msg.typ, msg.version, msg.payload.len());
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(&nonce.into(), &aad, &mut payload.as_mut()[explicit..])
-            .map_err(|_| Error::EncryptError)?;
+        let tag = seal(&self.cipher, nonce, &aad, &mut payload.as_mut()[explicit..])?;
         payload.extend_from_slice(&tag);
         Ok(OutboundOpaqueMessage::new(msg.typ, msg.version, payload))
     }
@@ -276,9 +312,7 @@ impl<C: Cipher> MessageDecrypter for Tls12Protect<C> {
         }
         let aad = make_tls12_aad(seq, msg.typ, msg.version, text_len);
         let (text, tag) = msg.payload[explicit..].split_at_mut(text_len);
-        self.cipher
-            .decrypt_in_place_detached(&nonce.into(), &aad, text, aes_gcm::Tag::from_slice(tag))
-            .map_err(|_| Error::DecryptError)?;
+        open(&self.cipher, nonce, &aad, text, tag)?;
         Ok(msg.into_plain_message_range(explicit..explicit + text_len))
     }
 }

@@ -12,12 +12,12 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+use ring::aead::{CHACHA20_POLY1305, LessSafeKey, UnboundKey};
 use rustls::server::ProducesTickets;
 use rustls::time_provider::TimeProvider;
 use zeroize::Zeroize;
 
+use super::aead::{open, seal};
 use super::rng::Drbg;
 
 /// How long a ticket key is used to seal new tickets, in seconds (also the lifetime
@@ -34,7 +34,7 @@ const MAX_TICKET: usize = 4096;
 
 struct TicketKey {
     name: [u8; NAME_LEN],
-    cipher: ChaCha20Poly1305,
+    cipher: LessSafeKey,
     /// When it started sealing, in seconds of the component's clock.
     since: u64,
 }
@@ -45,7 +45,9 @@ impl TicketKey {
         let mut key = [0u8; 32];
         rng.fill(&mut name);
         rng.fill(&mut key);
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
+        let cipher = LessSafeKey::new(
+            UnboundKey::new(&CHACHA20_POLY1305, &key).expect("a ChaCha20 key is 32 bytes"),
+        );
         key.zeroize();
         TicketKey {
             name,
@@ -119,14 +121,13 @@ impl ProducesTickets for Ticketer {
         out.extend_from_slice(&key.name);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plain);
-        let tag = key
-            .cipher
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                &key.name,
-                &mut out[NAME_LEN + NONCE_LEN..],
-            )
-            .ok()?;
+        let tag = seal(
+            &key.cipher,
+            nonce,
+            &key.name,
+            &mut out[NAME_LEN + NONCE_LEN..],
+        )
+        .ok()?;
         out.extend_from_slice(&tag);
         Some(out)
     }
@@ -145,12 +146,8 @@ impl ProducesTickets for Ticketer {
             .flatten()
             .find(|k| k.name == name)?;
         let mut plain = sealed.to_vec();
-        match key.cipher.decrypt_in_place_detached(
-            Nonce::from_slice(nonce),
-            name,
-            &mut plain,
-            Tag::from_slice(tag),
-        ) {
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        match open(&key.cipher, nonce, name, &mut plain, tag) {
             Ok(()) => Some(plain),
             Err(_) => {
                 plain.zeroize();
