@@ -8,12 +8,15 @@
 # The files it serves: /index.html (600 B), /small.html (600 B), /100k.bin (100 KB).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/guest-initrd.sh"
 CACHE=$BENCH_CACHE/linux-guest
 mkdir -p "$CACHE"
 
 build() {
   cd "$CACHE"
-  if [ -f initrd.gz ] && [ -f vmlinuz ]; then return 0; fi
+  # Rebuilt when the module list changes.
+  local modules="$GUEST_NET_MODULES $GUEST_DISK_MODULES"
+  if [ -f initrd.gz ] && [ -f vmlinuz ] && [ "$(cat modules.list 2>/dev/null)" = "$modules" ]; then return 0; fi
   apt_need cpio gzip
   rm -rf debs x rootfs; mkdir -p debs x
   (cd debs && apt-get download busybox-static linux-image-amd64 >/dev/null 2>&1) || {
@@ -25,7 +28,7 @@ build() {
   cp x/boot/vmlinuz-* vmlinuz
   mkdir -p rootfs/{bin,proc,sys,dev,www,lib/modules}
   cp x/bin/busybox rootfs/bin/
-  for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net; do
+  for m in $modules; do
     f=$(find x/lib/modules -name "$m.ko*" | head -1)
     if [ -n "$f" ]; then
       case "$f" in *.xz) xz -dc "$f" > "rootfs/lib/modules/$m.ko" ;; *.zst) zstd -qdc "$f" > "rootfs/lib/modules/$m.ko" ;; *) cp "$f" rootfs/lib/modules/ ;; esac
@@ -49,6 +52,7 @@ INIT
   chmod +x rootfs/init
   (cd rootfs && find . | cpio -o -H newc 2>/dev/null | gzip -1 > ../initrd.gz)
   rm -rf debs x
+  echo "$modules" > modules.list
 }
 
 case "${1:-}" in

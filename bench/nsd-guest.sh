@@ -13,6 +13,7 @@
 # The guest prints NSD-READY on its serial console (LOG) once nsd runs.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/guest-initrd.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=$BENCH_CACHE/nsd-guest
 mkdir -p "$CACHE"
@@ -23,37 +24,19 @@ build() {
   # Rebuilt when the host's nsd changes (a Debian update).
   local stamp; stamp=$(sha256sum "$nsd" | cut -c1-16)
   if [ -f "$CACHE/initrd-$stamp.gz" ] && [ -f "$CACHE/vmlinuz" ]; then return 0; fi
-  bash "$HERE/linux-guest.sh" build
-  local lg=$BENCH_CACHE/linux-guest
-  apt_need cpio gzip
-  rm -rf "$CACHE"/rootfs "$CACHE"/initrd-*.gz
-  mkdir -p "$CACHE/rootfs"
-  cp -a "$lg/rootfs/bin" "$lg/rootfs/lib" "$CACHE/rootfs/"
-  cp "$lg/vmlinuz" "$CACHE/vmlinuz"
+  rm -rf "$CACHE"/initrd-*.gz
   local r=$CACHE/rootfs
-  mkdir -p "$r"/{proc,sys,dev,tmp,etc,zone,usr/sbin,lib64,lib/x86_64-linux-gnu}
-  cp "$nsd" "$r/usr/sbin/nsd"
-  # The libraries nsd links, at the paths the dynamic loader looks in.
-  ldd "$nsd" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/lib64\// {print $1}' | while read -r lib; do
-    mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"
-  done
-  echo 'root:x:0:0:root:/:/bin/sh' > "$r/etc/passwd"
-  echo 'root:x:0:' > "$r/etc/group"
-  cat > "$r/init" <<'INIT'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net; do
-  [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
-done
-ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0
+  guest_root "$r"
+  cp "$GUEST_KERNEL" "$CACHE/vmlinuz"
+  mkdir -p "$r/zone"
+  guest_add_program "$r" "$nsd"
+  guest_init "$r" <<'INIT'
 /usr/sbin/nsd -d -c /zone/nsd.conf & pid=$!
 sleep 2
 if kill -0 $pid; then echo NSD-READY; else echo NSD-FAILED; cat /tmp/nsd.log; fi
 while true; do sleep 1000; done
 INIT
-  chmod +x "$r/init"
-  (cd "$r" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$CACHE/initrd-$stamp.gz")
+  guest_pack "$r" "$CACHE/initrd-$stamp.gz"
 }
 
 case "${1:-}" in

@@ -29,6 +29,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib/common.sh"
 . "$HERE/lib/scratch.sh"
+. "$HERE/lib/guest-initrd.sh"
 
 MODE=full
 FIGS=()
@@ -268,20 +269,13 @@ import sys
 for name, n in (('600.txt', 600), ('100k.txt', 102400)):
     open(sys.argv[1] + '/bench/' + name, 'wb').write(bytes(ord('a') + i % 26 for i in range(n)))" "$1"
 }
-# linux_tls_initrd -> path of an initrd: bench/linux-guest.sh's (busybox, virtio-net modules)
-# with the host's nginx, the libraries ldd names, the certificate and the bench files.
+# linux_tls_initrd -> path of an initrd: bench/linux-guest.sh's base (lib/guest-initrd.sh)
+# with the host's nginx and its libraries, the certificate and the bench files.
 linux_tls_initrd() {
-  "$HERE/linux-guest.sh" build >&2
   local root=$SCRATCH/linux-tls-root out=$SCRATCH/linux-tls-initrd.gz
-  rm -rf "$root"; mkdir -p "$root"
-  (cd "$root" && gzip -dc "$BENCH_CACHE/linux-guest/initrd.gz" | cpio -id --quiet)
-  mkdir -p "$root/usr/sbin" "$root/etc/nginx" "$root/var/lib/nginx" "$root/var/log/nginx" "$root/run" "$root/tmp" "$root/www"
-  cp /usr/sbin/nginx "$root/usr/sbin/"
-  for l in $(ldd /usr/sbin/nginx | awk '/=>/ {print $3} /^\t\// {print $1}'); do
-    mkdir -p "$root$(dirname "$l")"; cp -L "$l" "$root$l"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+  guest_root "$root"
+  guest_add_program "$root" /usr/sbin/nginx
+  mkdir -p "$root/etc/nginx" "$root/var/lib/nginx" "$root/var/log/nginx" "$root/www"
   cp "$CERTS/tls.crt" "$CERTS/tls.key" "$root/etc/nginx/"
   bench_files "$root/www"
   cat > "$root/etc/nginx/nginx.conf" <<'NGX'
@@ -296,20 +290,12 @@ http {
   }
 }
 NGX
-  cat > "$root/init" <<'INIT'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net; do
-  [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
-done
-ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0
+  guest_init "$root" <<'INIT'
 /usr/sbin/nginx -c /etc/nginx/nginx.conf || cat /tmp/error.log
 echo READY
 while true; do sleep 1000; done
 INIT
-  chmod +x "$root/init"
-  (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$out")
+  guest_pack "$root" "$out"
   echo "$out"
 }
 wait_https() { # PORT TRIES -> 0 once the 600 B file is served over HTTPS
@@ -332,7 +318,7 @@ fig_kernel() {
     -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$mport-:8080" -device "$QEMU_NIC" -kernel "$img" </dev/null >/dev/null 2>&1 &
   mpid=$!; PIDS+=("$mpid")
   qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -cpu max -m "${mem}M" -serial "file:$SCRATCH/kernel-linux.log" \
-    -kernel "$BENCH_CACHE/linux-guest/vmlinuz" -initrd "$initrd" -append "console=ttyS0 quiet" \
+    -kernel "$GUEST_KERNEL" -initrd "$initrd" -append "console=ttyS0 quiet" \
     -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$lport-:443" -device "$QEMU_NIC" </dev/null >/dev/null 2>&1 &
   lpid=$!; PIDS+=("$lpid")
   wait_https "$mport" 240 || { echo "kernel: the Morgana HTTPS kernel does not answer (log: $SCRATCH/kernel-morgana.log)" >&2; exit 1; }

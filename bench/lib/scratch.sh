@@ -13,6 +13,14 @@ make_scratch_site() {
   printf '%0599d\n' 0 > "$dir/htdocs/small.html"
   head -c 100000 /dev/zero | tr '\0' 'a' > "$dir/htdocs/100k.bin"
   head -c 1048576 /dev/zero | tr '\0' 'b' > "$dir/htdocs/1m.bin"
+  scratch_manifest "$src" "$dir" "static-website-$(basename "$dir")"
+}
+
+# scratch_manifest SRC DIR BIN : DIR/Cargo.toml, SRC's (an appliance of this checkout) with
+# its workspace dependencies pointed at this checkout, its binary named BIN, the
+# workspace's profiles and a [workspace] of its own.
+scratch_manifest() {
+  local src=$1 dir=$2 bin=$3
   local root=$BENCH_ROOT deps=()
   # Every workspace path dependency (`name = { path = "dir" }` in the root Cargo.toml),
   # pointed at this checkout.
@@ -23,7 +31,7 @@ make_scratch_site() {
       -e 's/edition.workspace = true/edition = "2024"/' \
       -e '/license.workspace = true/d' \
       "${deps[@]}" \
-      -e "/^\[\[bin\]\]/,/^name/ s|^name = \"static-website\"|name = \"static-website-$(basename "$dir")\"|" \
+      -e "/^\[\[bin\]\]/,/^name/ s|^name = \"$(basename "$src")\"|name = \"$bin\"|" \
       "$src/Cargo.toml" > "$dir/Cargo.toml"
   if grep -q 'workspace = true' "$dir/Cargo.toml"; then
     echo "bench: unknown workspace dependency in $src/Cargo.toml" >&2; return 1

@@ -1,33 +1,86 @@
 //! The store's checksum: CRC-32 (IEEE 802.3, the "ISO-HDLC" parameters: the CRC of zlib,
-//! PNG and Ethernet), with slice-by-16 tables. The on-disk format names it
-//! (docs/store-format.md).
+//! PNG and Ethernet), computed four bytes at a time with four 1 KiB tables built at
+//! compile time (slice-by-4). The on-disk format names it (docs/store-format.md).
+//!
+//! Not the `crc` crate, which offers one table (byte at a time: a third of this speed
+//! on long values) or sixteen (16 KiB of every kernel image, 4 % of the kv kernel, for
+//! twice this speed on 1 MiB values and none on the short records of a Redis SET).
+//! Not the SSE4.2 `crc32` instruction: it computes CRC-32C, another polynomial, so the
+//! on-disk format would change. The tests check this code against `crc` (a
+//! dev-dependency) on every length and alignment up to 300 bytes.
 
-use crc::{CRC_32_ISO_HDLC, Crc, Digest, Table};
+/// The reflected IEEE polynomial.
+const POLY: u32 = 0xedb8_8320;
 
-static CRC32: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISO_HDLC);
+/// `TABLES[0]` is the byte-at-a-time table; `TABLES[k][b]` is the CRC of byte `b`
+/// followed by `k` zero bytes.
+static TABLES: [[u32; 256]; 4] = tables();
+
+const fn tables() -> [[u32; 256]; 4] {
+    let mut t = [[0u32; 256]; 4];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+            k += 1;
+        }
+        t[0][i] = c;
+        i += 1;
+    }
+    let mut s = 1;
+    while s < 4 {
+        let mut i = 0;
+        while i < 256 {
+            let p = t[s - 1][i];
+            t[s][i] = (p >> 8) ^ t[0][(p & 0xff) as usize];
+            i += 1;
+        }
+        s += 1;
+    }
+    t
+}
+
+/// Advances the (inverted) register `crc` over `bytes`.
+fn update(mut crc: u32, bytes: &[u8]) -> u32 {
+    let t = &TABLES;
+    let mut words = bytes.chunks_exact(4);
+    for w in &mut words {
+        let v = crc ^ u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        crc = t[3][(v & 0xff) as usize]
+            ^ t[2][((v >> 8) & 0xff) as usize]
+            ^ t[1][((v >> 16) & 0xff) as usize]
+            ^ t[0][(v >> 24) as usize];
+    }
+    for &b in words.remainder() {
+        crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xff) as usize];
+    }
+    crc
+}
 
 /// The CRC-32 of `bytes`.
 pub fn hash(bytes: &[u8]) -> u32 {
-    CRC32.checksum(bytes)
+    !update(!0, bytes)
 }
 
 /// A CRC-32 over several pieces.
-pub struct Hasher(Digest<'static, u32, Table<16>>);
+pub struct Hasher(u32);
 
 impl Hasher {
     /// An empty CRC.
     pub fn new() -> Hasher {
-        Hasher(CRC32.digest())
+        Hasher(!0)
     }
 
     /// Adds `bytes`.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        self.0 = update(self.0, bytes);
     }
 
     /// The CRC of everything added.
     pub fn finalize(self) -> u32 {
-        self.0.finalize()
+        !self.0
     }
 }
 
@@ -48,5 +101,28 @@ mod tests {
         h.update(b"6789");
         assert_eq!(h.finalize(), 0xcbf4_3926);
         assert_eq!(hash(b""), 0);
+    }
+
+    #[test]
+    fn agrees_with_the_crc_crate_on_every_length_and_split() {
+        let reference = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+        let data: alloc::vec::Vec<u8> = (0..304u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for start in 0..4 {
+            for end in start..data.len() {
+                let piece = &data[start..end];
+                assert_eq!(hash(piece), reference.checksum(piece), "{start}..{end}");
+                let mid = (end - start) / 3;
+                let mut h = Hasher::new();
+                h.update(&piece[..mid]);
+                h.update(&piece[mid..]);
+                assert_eq!(
+                    h.finalize(),
+                    reference.checksum(piece),
+                    "split {start}..{end}"
+                );
+            }
+        }
     }
 }
