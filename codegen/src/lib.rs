@@ -26,6 +26,7 @@ pub mod cargo;
 pub mod catalog;
 pub mod check;
 pub mod diag;
+pub mod disk_image;
 pub mod emit;
 pub mod model;
 pub mod names;
@@ -76,6 +77,8 @@ pub struct Generated {
     pub watch_files: Vec<PathBuf>,
     /// Archives compiled by build steps, for `OUT_DIR`.
     pub archives: Vec<archive::Archive>,
+    /// Disk images built from directories (`Block(from: ..)`), for the profile directory.
+    pub disk_images: Vec<disk_image::DiskImage>,
     /// Rendered warnings.
     pub warnings: Vec<String>,
 }
@@ -229,10 +232,22 @@ pub fn compile_with(
         extensions: doc.extensions,
     };
     let mut diags = Vec::new();
-    let model = match check::check(&doc, &cx, &mut diags) {
+    let mut model = match check::check(&doc, &cx, &mut diags) {
         Some(m) if diags.is_empty() => m,
         _ => return Err(fail(sources, diags)),
     };
+    // Before wiring: a built disk's `image` is the built file's path from here on.
+    let disk_images = disk_image::run(
+        &mut model,
+        catalog,
+        manifest_dir,
+        &display_dir,
+        profile_dir,
+        &mut diags,
+    );
+    if !diags.is_empty() {
+        return Err(fail(sources, diags));
+    }
     let Some(wiring) = wire::wire(&model, catalog, &mut diags) else {
         return Err(fail(sources, diags));
     };
@@ -283,6 +298,7 @@ pub fn compile_with(
         Err(d) => return Err(fail(sources, vec![d])),
     };
     out.report.push_str(&secrets::report(&secret_files));
+    out.report.push_str(&disk_image::report(&disk_images));
     let (watch, watch_files) = watched(&model, catalog, &wiring, &archives);
     let rendered: Vec<String> = warnings.iter().map(|w| w.render(&sources)).collect();
     Ok(Generated {
@@ -299,6 +315,7 @@ pub fn compile_with(
         watch,
         watch_files,
         archives,
+        disk_images,
         warnings: rendered,
     })
 }
@@ -446,7 +463,8 @@ fn watched(
                 .and_then(|c| c.keys.iter().find(|k| k.name == s.key))
                 .map(|k| &k.ty);
             match (ty, &s.value) {
-                (Some(catalog::KeyType::Dir), model::Scalar::Str(dir)) => {
+                // An empty default (`Block`'s `from`) names no directory.
+                (Some(catalog::KeyType::Dir), model::Scalar::Str(dir)) if !dir.is_empty() => {
                     dirs.push(PathBuf::from(dir));
                 }
                 (Some(catalog::KeyType::File), model::Scalar::Str(f)) => {
@@ -675,6 +693,17 @@ pub fn build_with_env(
         })?;
     }
     let mut notes = Vec::new();
+    for image in &generated.disk_images {
+        if image.path.is_absolute() {
+            write_image(&image.path, &image.bytes).map_err(|message| fail(&lines, message))?;
+        } else {
+            notes.push(format!(
+                "cargo::warning=cannot tell where the binary goes from OUT_DIR={}: the disk image {} is not written",
+                out_dir.display(),
+                image.path.display()
+            ));
+        }
+    }
     for f in &generated.files {
         match dir_of(f.dir) {
             Some(dir) => write(&dir, &f.name, &f.text)?,
@@ -712,4 +741,22 @@ pub fn build_with_env(
         lines.push(format!("cargo:rustc-link-arg-bins={arg}"));
     }
     Ok(lines)
+}
+
+/// Writes a built disk image unless the file already holds these bytes: through a
+/// temporary file renamed over the old one, so a machine still running on the old
+/// image keeps reading the old file, never a half-written one.
+fn write_image(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let tmp = path.with_extension("img.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            format!(
+                "error: cannot write the disk image {}: {e}\n",
+                path.display()
+            )
+        })
 }
