@@ -7,7 +7,8 @@
 //!    reads RON;
 //! 2. [`check`]: the tree against the [`catalog`] (`schemas/catalog.ron`, decoded by
 //!    serde and ron), into the typed [`model`]: unknown names with suggestions, types,
-//!    ranges, required keys, names;
+//!    ranges, required keys, names; then [`disk_image`]: the disks built from a
+//!    directory (`Block(from: ..)`), whose `image` becomes the built file;
 //! 3. [`wire`]: requirements bound to devices, cycles, what is included and why, the
 //!    dependency order, and the implementation of each device on the target;
 //! 4. [`archive`]: the build steps of the included devices (data compiled into rkyv
