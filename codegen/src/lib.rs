@@ -7,7 +7,8 @@
 //!    reads RON;
 //! 2. [`check`]: the tree against the [`catalog`] (`schemas/catalog.ron`, decoded by
 //!    serde and ron), into the typed [`model`]: unknown names with suggestions, types,
-//!    ranges, required keys, names;
+//!    ranges, required keys, names; then [`disk_image`]: the disks built from a
+//!    directory (`Block(from: ..)`), whose `image` becomes the built file;
 //! 3. [`wire`]: requirements bound to devices, cycles, what is included and why, the
 //!    dependency order, and the implementation of each device on the target;
 //! 4. [`archive`]: the build steps of the included devices (data compiled into rkyv
@@ -26,6 +27,7 @@ pub mod cargo;
 pub mod catalog;
 pub mod check;
 pub mod diag;
+pub mod disk_image;
 pub mod emit;
 pub mod model;
 pub mod names;
@@ -80,6 +82,8 @@ pub struct Generated {
     pub watch_files: Vec<PathBuf>,
     /// Archives compiled by build steps, for `OUT_DIR`.
     pub archives: Vec<archive::Archive>,
+    /// Disk images built from directories (`Block(from: ..)`), for the profile directory.
+    pub disk_images: Vec<disk_image::DiskImage>,
     /// Rendered warnings.
     pub warnings: Vec<String>,
 }
@@ -267,10 +271,22 @@ pub(crate) fn compile_target(
         extensions: doc.extensions,
     };
     let mut diags = Vec::new();
-    let model = match check::check(&doc, &cx, &mut diags) {
+    let mut model = match check::check(&doc, &cx, &mut diags) {
         Some(m) if diags.is_empty() => m,
         _ => return Err(fail(sources, diags)),
     };
+    // Before wiring: a built disk's `image` is the built file's path from here on.
+    let disk_images = disk_image::run(
+        &mut model,
+        catalog,
+        manifest_dir,
+        &display_dir,
+        profile_dir,
+        &mut diags,
+    );
+    if !diags.is_empty() {
+        return Err(fail(sources, diags));
+    }
     let Some(wiring) = wire::wire(&model, catalog, &mut diags) else {
         return Err(fail(sources, diags));
     };
@@ -326,6 +342,7 @@ pub(crate) fn compile_target(
         targets::rename_files(&mut out.stale, &model.name, bin);
     }
     out.report.push_str(&secrets::report(&secret_files));
+    out.report.push_str(&disk_image::report(&disk_images));
     let (watch, watch_files) = watched(&model, catalog, &wiring, &archives);
     let rendered: Vec<String> = warnings.iter().map(|w| w.render(&sources)).collect();
     Ok(Generated {
@@ -343,6 +360,7 @@ pub(crate) fn compile_target(
         watch,
         watch_files,
         archives,
+        disk_images,
         warnings: rendered,
     })
 }
@@ -490,7 +508,8 @@ fn watched(
                 .and_then(|c| c.keys.iter().find(|k| k.name == s.key))
                 .map(|k| &k.ty);
             match (ty, &s.value) {
-                (Some(catalog::KeyType::Dir), model::Scalar::Str(dir)) => {
+                // An empty default (`Block`'s `from`) names no directory.
+                (Some(catalog::KeyType::Dir), model::Scalar::Str(dir)) if !dir.is_empty() => {
                     dirs.push(PathBuf::from(dir));
                 }
                 (Some(catalog::KeyType::File), model::Scalar::Str(f)) => {
@@ -785,6 +804,17 @@ fn outputs(
             .map_err(|e| fail(lines, format!("error: cannot write {}: {e}\n", p.display())))?;
     }
     let mut notes = Vec::new();
+    for image in &generated.disk_images {
+        if image.path.is_absolute() {
+            write_image(&image.path, &image.bytes).map_err(|message| fail(&lines, message))?;
+        } else {
+            notes.push(format!(
+                "cargo::warning=cannot tell where the binary goes from OUT_DIR={}: the disk image {} is not written",
+                out_dir.display(),
+                image.path.display()
+            ));
+        }
+    }
     for f in &generated.files {
         match dir_of(f.dir) {
             Some(dir) => write(&dir, &f.name, &f.text)?,
@@ -822,4 +852,22 @@ fn outputs(
         lines.push(format!("{}{arg}", to.link));
     }
     Ok(())
+}
+
+/// Writes a built disk image unless the file already holds these bytes: through a
+/// temporary file renamed over the old one, so a machine still running on the old
+/// image keeps reading the old file, never a half-written one.
+fn write_image(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let tmp = path.with_extension("img.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            format!(
+                "error: cannot write the disk image {}: {e}\n",
+                path.display()
+            )
+        })
 }

@@ -400,3 +400,121 @@ error: aborting due to 1 previous error
     let rust = std::fs::read_to_string(out.join("appliance.rs")).expect("appliance.rs");
     assert!(rust.contains("morgana_unix::entry!"), "{rust}");
 }
+
+/// `Block(from: "seed/")`: the build writes the read-only image next to the binary,
+/// tells Cargo to rerun when the directory changes, and a rerun after an edit writes
+/// the edited data (Cargo's rerun itself is `rerun-if-changed` on the directory).
+#[test]
+fn a_disk_built_from_a_directory_is_rewritten_when_the_directory_changes() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("build-kv-image");
+    let _ = std::fs::remove_dir_all(&root);
+    let app = root.join("appliances/kv-seeded");
+    std::fs::create_dir_all(app.join("seed/greetings")).expect("mkdir");
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"appliances/kv-seeded\"]\n\n[workspace.dependencies]\nmorgana-signatures = { path = \"platform/signatures\" }\nmorgana-unix = { path = \"platform/unix\" }\nmorgana-store = { path = \"components/store\" }\nmorgana-resp = { path = \"components/resp\" }\n",
+    )
+    .expect("write");
+    std::fs::write(
+        app.join("Cargo.toml"),
+        "[package]\nname = \"kv-seeded\"\n\n[dependencies]\nmorgana-signatures.workspace = true\nmorgana-unix.workspace = true\nmorgana-store.workspace = true\nmorgana-resp.workspace = true\n\n[build-dependencies]\nmorgana-codegen.workspace = true\n",
+    )
+    .expect("write");
+    std::fs::write(
+        app.join("appliance.ron"),
+        r#"Appliance(
+    name: "kv-seeded",
+    main: "KvServer",
+    devices: {
+        "seed_disk": Block(from: "seed/"),
+        "seed": KvImage(block: "seed_disk"),
+        "disk": Block(image: "kv.img"),
+        "store": KvStore(block: "disk"),
+        "seeded": KvSeed(store: "store", image: "seed"),
+        "net": Network(),
+        "redis": RedisServer(store: "seeded"),
+    },
+    start: ["redis"],
+)
+"#,
+    )
+    .expect("write");
+    std::fs::write(app.join("seed/motd"), "hello").expect("write");
+    std::fs::write(app.join("seed/greetings/fr"), "bonjour").expect("write");
+    std::fs::write(app.join("seed/.motd.swp"), "editor junk").expect("write");
+    let out = root.join("target/release/build/kv-seeded-0123456789abcdef/out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let image =
+        std::path::absolute(root.join("target/release/kv-seeded-seed_disk.img")).expect("absolute");
+    let expected = |entries: &[(&str, &str)]| {
+        morgana_store::image::build(
+            entries.iter().map(|(k, v)| (*k, *v, 0)),
+            morgana_store::image::BuildOptions::default(),
+        )
+        .expect("build")
+    };
+
+    let lines =
+        morgana_codegen::build_in(&app, &out, Some("")).unwrap_or_else(|f| panic!("{}", f.message));
+    assert!(
+        lines.contains(&"cargo:rerun-if-changed=seed/".to_string()),
+        "{lines:?}"
+    );
+    assert_eq!(
+        std::fs::read(&image).expect("the image is written"),
+        expected(&[("greetings/fr", "bonjour"), ("motd", "hello")])
+    );
+    // The Unix process opens it there, read-only.
+    let rust = std::fs::read_to_string(out.join("appliance.rs")).expect("appliance.rs");
+    assert!(
+        rust.contains("pub const SEED_DISK_IMAGE: &str =")
+            && rust.contains(&format!("{:?};", image.display().to_string())),
+        "{rust}"
+    );
+    assert!(
+        rust.contains("pub const SEED_DISK_READ_ONLY: bool = true;"),
+        "{rust}"
+    );
+    let report = std::fs::read_to_string(out.join("report.txt")).expect("report.txt");
+    assert!(
+        report.contains("disk image `seed_disk`: 2 keys from seed/, 12288 bytes, read-only: "),
+        "{report}"
+    );
+
+    // An edit and a new file: the rerun writes the new data.
+    std::fs::write(app.join("seed/motd"), "hello again").expect("write");
+    std::fs::write(app.join("seed/greetings/de"), "hallo").expect("write");
+    morgana_codegen::build_in(&app, &out, Some("")).unwrap_or_else(|f| panic!("{}", f.message));
+    assert_eq!(
+        std::fs::read(&image).expect("the image"),
+        expected(&[
+            ("greetings/de", "hallo"),
+            ("greetings/fr", "bonjour"),
+            ("motd", "hello again")
+        ])
+    );
+
+    // A value over 1 MiB stops the build at `from`, and the image is left as it was.
+    std::fs::write(app.join("seed/big"), vec![b'x'; (1 << 20) + 1]).expect("write");
+    let failure = morgana_codegen::build_in(&app, &out, Some("")).expect_err("too large");
+    assert!(
+        failure
+            .message
+            .contains("error: `appliances/kv-seeded/seed/big` is 1048577 bytes, larger than a value may be (1048576 bytes, 1 MiB)\n  --> appliances/kv-seeded/appliance.ron:5:34"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure
+            .instructions
+            .contains(&"cargo:rerun-if-changed=appliance.ron".to_string())
+    );
+    assert_eq!(
+        std::fs::read(&image).expect("the image"),
+        expected(&[
+            ("greetings/de", "hallo"),
+            ("greetings/fr", "bonjour"),
+            ("motd", "hello again")
+        ])
+    );
+}

@@ -626,39 +626,58 @@ fn kernel_keeps_every_acknowledged_write_across_sigkill() {
 }
 
 /// Two disks in one kernel (`appliances/kv-seeded`): a read-only image (`seed_disk`,
-/// declared first) and the store's data disk (`disk`, second), found at boot by
-/// position. One boot from the generated `kv-seeded.qemu`: the image's keys are served
-/// (only the first disk holds an image), a SET lands on the second disk's file, and
-/// the image's file is unchanged. Swapped disks would not start: the data disk is blank
-/// (no image to mount) and the image's disk is read-only.
+/// declared first) built by `cargo build` from the directory `appliances/kv-seeded/seed`
+/// (`Block(from: "seed/")`), and the store's data disk (`disk`, second), found at boot
+/// by position. One boot from the generated `kv-seeded.qemu`, which attaches the built
+/// image read-only: every file of the directory is served as its key, a SET lands on
+/// the second disk's file, and the image's file is unchanged. Swapped disks would not
+/// start: the data disk is blank (no image to mount) and the image's disk is read-only.
+/// (That the build rewrites the image when the directory changes is
+/// `codegen/tests/build_script.rs`'s host test.)
 #[test]
 fn kernel_finds_its_two_disks_by_position() {
     if !have("qemu-system-x86_64", "qemu-system-x86") {
         return;
     }
     let dir = scratch("two-disks");
-    let entries: Vec<(Vec<u8>, Vec<u8>, u64)> = (0..100)
-        .map(|i| {
-            (
-                format!("seed:{i}").into_bytes(),
-                format!("prepared value {i}").into_bytes(),
-                0,
-            )
-        })
-        .chain([(b"greeting".to_vec(), b"from the image".to_vec(), 0)])
-        .collect();
-    let image = morgana_store::image::build(entries, Default::default()).expect("image");
-    let seed = dir.join("seed.img");
-    std::fs::write(&seed, &image).expect("seed.img");
     let data = dir.join("data.img");
     std::fs::File::create(&data)
         .and_then(|f| f.set_len(64 << 20))
         .expect("data disk");
 
     let kernel = build_kernel("kv-seeded");
+    // What the image must hold: the files of the directory, by path.
+    let seed_dir = morgana_tests::workspace_root().join("appliances/kv-seeded/seed");
+    let mut files = Vec::new();
+    let mut todo = vec![seed_dir.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("seed/") {
+            let p = e.expect("entry").path();
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                continue;
+            }
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let key = p
+                    .strip_prefix(&seed_dir)
+                    .expect("below")
+                    .to_string_lossy()
+                    .into_owned();
+                files.push((key, std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    assert!(files.len() >= 2, "{files:?}");
+    let seed = kernel.with_file_name("kv-seeded-seed_disk.img");
+    let image = std::fs::read(&seed).expect("cargo build wrote the image next to the kernel");
     let spec = std::fs::read_to_string(kernel.with_extension("qemu")).expect("kv-seeded.qemu");
     // The drives in the order of appliance.ron: the image first, the data disk second.
-    let first = spec.find("file=seed.img,").expect("seed.img attached");
+    let first = spec
+        .find(&format!("file={},", seed.display()))
+        .expect("the built image attached");
     let second = spec.find("file=kv.img,").expect("kv.img attached");
     assert!(first < second, "{spec}");
     assert!(
@@ -677,7 +696,6 @@ fn kernel_finds_its_two_disks_by_position() {
     for a in &mut args {
         *a = a
             .replace("127.0.0.1:6379-", &format!("127.0.0.1:{port}-"))
-            .replace("file=seed.img,", &format!("file={},", seed.display()))
             .replace("file=kv.img,", &format!("file={},", data.display()));
         if a == "stdio" {
             *a = format!("file:{}", serial.display());
@@ -698,27 +716,37 @@ fn kernel_finds_its_two_disks_by_position() {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
     };
     let mut c = k.client(Duration::from_secs(120));
+    let (key, value) = &files[0];
     assert_eq!(
-        c.call(&[b"GET", b"greeting"]).expect("GET"),
-        Reply::Bulk(Some(b"from the image".to_vec())),
+        c.call(&[b"GET", key.as_bytes()]).expect("GET"),
+        Reply::Bulk(Some(value.clone())),
         "console:\n{}",
         k.console()
     );
-    assert_eq!(
-        c.call(&[b"GET", b"seed:42"]).expect("GET"),
-        Reply::Bulk(Some(b"prepared value 42".to_vec()))
-    );
-    assert_eq!(c.call(&[b"DBSIZE"]).expect("DBSIZE"), Reply::Int(101));
+    for (key, value) in &files[1..] {
+        assert_eq!(
+            c.call(&[b"GET", key.as_bytes()]).expect("GET"),
+            Reply::Bulk(Some(value.clone())),
+            "{key}"
+        );
+    }
+    let count = files.len() as i64;
+    assert_eq!(c.call(&[b"DBSIZE"]).expect("DBSIZE"), Reply::Int(count));
     let marker = b"written to the second disk 7f3a9c";
     assert_eq!(
         c.call(&[b"SET", b"mine", marker]).expect("SET"),
         Reply::Status("OK".into())
     );
-    assert_eq!(c.call(&[b"DEL", b"seed:0"]).expect("DEL"), Reply::Int(1));
-    assert_eq!(c.call(&[b"DBSIZE"]).expect("DBSIZE"), Reply::Int(101));
+    assert_eq!(
+        c.call(&[b"DEL", files[0].0.as_bytes()]).expect("DEL"),
+        Reply::Int(1)
+    );
+    assert_eq!(c.call(&[b"DBSIZE"]).expect("DBSIZE"), Reply::Int(count));
     let console = k.console();
     assert!(
-        console.contains("seed: copied 101 keys from the image into the empty store"),
+        console.contains(&format!(
+            "seed: copied {count} keys from the image into the empty store"
+        )),
         "{console}"
     );
     assert_eq!(console.matches("virtio-blk").count(), 2, "{console}");
@@ -732,7 +760,7 @@ fn kernel_finds_its_two_disks_by_position() {
         "the SET is on the second disk"
     );
     assert_eq!(
-        std::fs::read(&seed).expect("seed.img"),
+        std::fs::read(&seed).expect("the image"),
         image,
         "the image is untouched"
     );

@@ -11,7 +11,8 @@
 # subshell once the guest is created, with the helpers below; its output goes between
 # CHECK markers, then the harness shuts the guest down), and `disk` ("MIB PATH": a disk
 # image created at PATH, relative to /, sparse, if it does not exist yet; an existing
-# one, such as an earlier guest's, is used as it is).
+# one, such as an earlier guest's, is used as it is; with `disk-new` as well, an
+# existing one is removed first, so the guest gets a blank disk).
 export PATH=/bin:/sbin:/usr/lib/xen-4.17/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -237,6 +238,10 @@ run_guest() {
   [ -f $dir/kernel-path ] && kernel=$(cat $dir/kernel-path)
   if [ -f $dir/disk ]; then
     read -r mib image < $dir/disk
+    if [ -f $dir/disk-new ] && [ -e "/$image" ]; then
+      rm -f "/$image"
+      echo "harness: removed the earlier guest's disk image /$image"
+    fi
     if [ ! -e "/$image" ]; then
       dd if=/dev/zero of="/$image" bs=1M count=0 seek="$mib" 2>/dev/null
       echo "harness: created the disk image /$image ($mib MiB, sparse)"

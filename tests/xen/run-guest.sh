@@ -4,7 +4,8 @@
 # serial line. One Xen boot serves several guests (a boot costs ~20-60 s under TCG).
 #
 #   tests/xen/run-guest.sh GUEST [GUEST]...
-#   GUEST = [--xl CONFIG] [--check SCRIPT] [--www DIR] [--disk MIB:IMAGE] KERNEL_IMAGE GUEST_CMDLINE
+#   GUEST = [--xl CONFIG] [--check SCRIPT] [--www DIR] [--disk MIB:IMAGE] [--new-disk MIB:IMAGE]
+#           [--file PATH]... KERNEL_IMAGE GUEST_CMDLINE
 #
 # --xl CONFIG   start the guest from this xl config (e.g. the `<name>.xl` a build wrote)
 #               instead of the harness's own; its name, kernel, cmdline (if not empty)
@@ -21,6 +22,11 @@
 #               dom0's /): created there at MIB MiB, sparse, unless it exists already
 #               (so a later guest with the same IMAGE finds an earlier one's data).
 #               dom0 serves it with xen-blkback over a loop device (tests/xen/block).
+# --new-disk MIB:IMAGE  as --disk, but made blank for this guest even if an earlier
+#               guest left one there.
+# --file PATH   copies the host's file PATH (absolute) to the same path in dom0: a disk
+#               image an xl config names by its absolute path, such as the read-only
+#               image a build writes next to the kernel (`Block(from: ..)`).
 #
 # KERNEL_IMAGE `@linux-control` is the soak's control guest: Debian's kernel as a Linux
 # PV domU with xen-netfront and busybox httpd on port 8080 (tests/xen/linux-control-init.sh,
@@ -57,7 +63,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: run-guest.sh [--xl CONFIG] [--check SCRIPT] [--www DIR] [--disk MIB:IMAGE] KERNEL_IMAGE GUEST_CMDLINE [...]" >&2
+  echo "usage: run-guest.sh [--xl CONFIG] [--check SCRIPT] [--www DIR] [--disk MIB:IMAGE] [--new-disk MIB:IMAGE] [--file PATH]... KERNEL_IMAGE GUEST_CMDLINE [...]" >&2
   exit 2
 }
 [ $# -ge 1 ] || usage
@@ -115,6 +121,13 @@ while [ $# -gt 0 ]; do
       --check) [ $# -ge 2 ] || usage; cp "$2" "$g/check"; shift 2 ;;
       --www) [ $# -ge 2 ] || usage; www=$2; shift 2 ;;
       --disk) [ $# -ge 2 ] || usage; echo "${2%%:*} ${2#*:}" > "$g/disk"; shift 2 ;;
+      --new-disk) [ $# -ge 2 ] || usage; echo "${2%%:*} ${2#*:}" > "$g/disk"; : > "$g/disk-new"; shift 2 ;;
+      --file)
+        [ $# -ge 2 ] || usage
+        case "$2" in /*) ;; *) echo "run-guest.sh: --file takes an absolute path, not $2" >&2; exit 2 ;; esac
+        mkdir -p "$WORK/extra$(dirname "$2")"
+        cp "$2" "$WORK/extra$2"
+        shift 2 ;;
       --*) echo "run-guest.sh: unknown option $1" >&2; usage ;;
       *) break ;;
     esac

@@ -266,6 +266,10 @@ impl Emitter<'_> {
             .filter(|k| !k.as_const)
             .filter_map(|k| dev.setting(&k.name))
             .filter(|s| s.value != Scalar::Absent)
+            // An empty default names nothing (`Block`'s `from`).
+            .filter(|s| {
+                !(matches!(&s.value, Scalar::Str(v) if v.is_empty()) && s.origin == Origin::Default)
+            })
             .map(|s| {
                 let optional = comp.keys.iter().any(|k| k.name == s.key && k.optional);
                 if optional {

@@ -7,7 +7,9 @@
 //!
 //! The image is a whole number of 4096-byte blocks; attach it as a read-only disk and
 //! mount it with `morgana_store::Image::open`. An existing output file is never
-//! overwritten.
+//! overwritten. An appliance can have its build make the image instead:
+//! `Block(from: "dir/")` in appliance.ron (morgana-codegen calls the same
+//! `image::build`; docs/storage.md).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -5,43 +5,43 @@
 //   console    Console              morgana_pvh::Console       platform device; argument 1 of main
 //   clock      Clock                morgana_pvh::Clock         platform device; required by net (TCP timers); required by redis (expiry, idle timeout, group commit)
 //   entropy    Entropy              morgana_pvh::Entropy       platform device; required by store (store id); required by net (TCP sequence numbers)
-//   seed_disk  Block                morgana_disk::Disk         appliance.ron:13:22; required by seed
-//   seed       KvImage              morgana_store::Image<..>   appliance.ron:14:17; required by seeded
-//   disk       Block                morgana_disk::Disk         appliance.ron:15:17; required by store
-//   store      KvStore              morgana_store::Store<..>   appliance.ron:16:18; required by seeded
-//   seeded     KvSeed               Store                      appliance.ron:17:19; required by redis
-//   net        Network(Direct)      morgana_direct::Stack<..>  appliance.ron:18:16; required by redis
-//   redis      RedisServer(Always)  morgana_resp::Server<..>   appliance.ron:19:18; argument 2 of main
+//   seed_disk  Block                morgana_disk::Disk         appliance.ron:15:22; required by seed
+//   seed       KvImage              morgana_store::Image<..>   appliance.ron:16:17; required by seeded
+//   disk       Block                morgana_disk::Disk         appliance.ron:17:17; required by store
+//   store      KvStore              morgana_store::Store<..>   appliance.ron:18:18; required by seeded
+//   seeded     KvSeed               Store                      appliance.ron:19:19; required by redis
+//   net        Network(Direct)      morgana_direct::Stack<..>  appliance.ron:20:16; required by redis
+//   redis      RedisServer(Always)  morgana_resp::Server<..>   appliance.ron:21:18; argument 2 of main
 // Left out:
 //   Crunch     compiled-in key-value store: nothing requires it
 //   Secrets    secrets (certificates, keys): nothing requires it
 
-/// `seed_disk`: Block on xen (appliance.ron:13:22).
+/// `seed_disk`: Block(from: "seed/") on xen (appliance.ron:15:22).
 pub type SeedDisk = morgana_disk::Disk;
-/// `seed`: KvImage (appliance.ron:14:17).
+/// `seed`: KvImage (appliance.ron:16:17).
 pub type Seed = morgana_store::Image<SeedDisk>;
-/// `disk`: Block on xen (appliance.ron:15:17).
+/// `disk`: Block on xen (appliance.ron:17:17).
 pub type Disk = morgana_disk::Disk;
-/// `store`: KvStore (appliance.ron:16:18).
+/// `store`: KvStore (appliance.ron:18:18).
 pub type Store = morgana_store::Store<Disk>;
-/// `seeded`: KvSeed (appliance.ron:17:19).
+/// `seeded`: KvSeed (appliance.ron:19:19).
 pub type Seeded = Store;
-/// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:18:16).
+/// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:20:16).
 pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;
-/// `redis`: RedisServer(durability: Always) (appliance.ron:19:18).
+/// `redis`: RedisServer(durability: Always) (appliance.ron:21:18).
 pub type Redis = morgana_resp::Server<Net, morgana_pvh::Clock, Seeded>;
 
 /// Configuration, compiled in.
 pub mod config {
-    /// `seed_disk.image` (appliance.ron:13:35).
-    pub const SEED_DISK_IMAGE: &str = "seed.img";
+    /// `seed_disk.image` (appliance.ron:15:34).
+    pub const SEED_DISK_IMAGE: &str = "/home/user/appliance/target/release/kv-seeded-seed_disk.img";
     /// `seed_disk.size_mib` (default).
     pub const SEED_DISK_SIZE_MIB: u64 = 64;
-    /// `seed_disk.read_only` (appliance.ron:13:58).
+    /// `seed_disk.read_only` (appliance.ron:15:34).
     pub const SEED_DISK_READ_ONLY: bool = true;
-    /// `disk.image` (appliance.ron:15:30).
+    /// `disk.image` (appliance.ron:17:30).
     pub const DISK_IMAGE: &str = "kv.img";
-    /// `disk.size_mib` (appliance.ron:15:50).
+    /// `disk.size_mib` (appliance.ron:17:50).
     pub const DISK_SIZE_MIB: u64 = 256;
     /// `disk.read_only` (default).
     pub const DISK_READ_ONLY: bool = false;
@@ -55,7 +55,7 @@ pub mod config {
     pub const STORE_SALVAGE: bool = false;
     /// `redis.address` (default on xen).
     pub const REDIS_ADDRESS: [u8; 4] = [0, 0, 0, 0];
-    /// `redis.port` (appliance.ron:19:65).
+    /// `redis.port` (appliance.ron:21:65).
     pub const REDIS_PORT: u16 = 6379;
     /// `redis.max_connections` (default).
     pub const REDIS_MAX_CONNECTIONS: usize = 1024;
