@@ -806,7 +806,7 @@ fn outputs(
     let mut notes = Vec::new();
     for image in &generated.disk_images {
         if image.path.is_absolute() {
-            write_image(&image.path, &image.bytes).map_err(|message| fail(&lines, message))?;
+            write_image(&image.path, &image.bytes).map_err(|message| fail(lines, message))?;
         } else {
             notes.push(format!(
                 "cargo::warning=cannot tell where the binary goes from OUT_DIR={}: the disk image {} is not written",
