@@ -1,7 +1,9 @@
 //! Several targets in one build: `target: [Unix, Xen]` in appliance.ron.
 //!
-//! One `cargo build -p <appliance>` links one binary per target, all compiled from the
-//! same `src/main.rs` in the same cargo invocation. This fits because a kernel is built
+//! One `cargo build -p <appliance>` links one binary per target in the same cargo
+//! invocation, each from a root file of its own holding the same lines (`src/main.rs`,
+//! `src/xen.rs`, ...: when two binaries share one root file, Cargo warns about it on
+//! every build of the workspace, whatever package is built). This fits because a kernel is built
 //! for the host triple anyway (`no_std`, `no_main`, its own linker script): it differs
 //! from the Unix process only in the code the build script generates and in its link
 //! arguments, and Cargo gives both per binary:
@@ -129,7 +131,8 @@ pub fn dispatch(builds: &[Build]) -> String {
 }
 
 /// What the package's Cargo.toml lacks for `builds`: a `[[bin]]` for each binary after
-/// the first, compiled from the same `src/main.rs`, and `default-run` naming the first
+/// the first, from its own root file `src/<target>.rs` (the same lines as the first
+/// binary's `src/main.rs`), and `default-run` naming the first
 /// (so that `cargo run` keeps running it). An error at the target in appliance.ron,
 /// with the lines to add; `None` when nothing is missing.
 pub fn check_bins(manifest_dir: &Path, root: Option<&Path>, builds: &[Build]) -> Option<String> {
@@ -147,8 +150,9 @@ pub fn check_bins(manifest_dir: &Path, root: Option<&Path>, builds: &[Build]) ->
             let mut add = String::new();
             for m in &missing {
                 add.push_str(&format!(
-                    "[[bin]]\nname = \"{}\"\npath = \"{path}\"\ntest = false\nbench = false\n",
-                    m.bin
+                    "[[bin]]\nname = \"{}\"\npath = \"{}\"\ntest = false\nbench = false\n",
+                    m.bin,
+                    root_file(m)
                 ));
             }
             (*b, add)
@@ -173,7 +177,8 @@ pub fn check_bins(manifest_dir: &Path, root: Option<&Path>, builds: &[Build]) ->
             b.generated.target, b.bin
         ))
         .note(format!(
-            "each target listed after the first is a binary of its own, from the same {path}, in the same `cargo build`"
+            "each target listed after the first is a binary of its own, in the same `cargo build`, from a root file of its own with the same lines as {path} ({}; Cargo warns on every build when two binaries share one root file)",
+            root_file(b)
         ))
         .help(format!(
             "add to {shown_toml}{}:\n{}",
@@ -195,6 +200,11 @@ pub fn check_bins(manifest_dir: &Path, root: Option<&Path>, builds: &[Build]) ->
         }
         .to_string(),
     )
+}
+
+/// The root file suggested for a later target's binary: `src/<target>.rs`.
+fn root_file(b: &Build) -> String {
+    format!("src/{}.rs", b.generated.target)
 }
 
 /// The `name`s of the `[[bin]]` tables of a Cargo.toml, and `[package] default-run`.

@@ -323,11 +323,11 @@ fn two_targets_write_one_file_per_binary_and_link_each_on_its_own() {
    |
  3 |     target: [Unix, Xen],
    |                    ^^^ the binary `site-xen`
-   = note: each target listed after the first is a binary of its own, from the same src/main.rs, in the same `cargo build`
+   = note: each target listed after the first is a binary of its own, in the same `cargo build`, from a root file of its own with the same lines as src/main.rs (src/xen.rs; Cargo warns on every build when two binaries share one root file)
    = help: add to appliances/site/Cargo.toml (and `default-run = \"site\"` under [package]):
            [[bin]]
            name = \"site-xen\"
-           path = \"src/main.rs\"
+           path = \"src/xen.rs\"
            test = false
            bench = false
 

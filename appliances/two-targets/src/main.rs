@@ -1,7 +1,8 @@
-//! Two targets, one build: the same job linked as a Unix process (`two-targets`) and as
-//! a PVH kernel (`two-targets-xen`) by one `cargo build` (`target: [Unix, Xen]` in
-//! appliance.ron; docs/architecture.md, "Several targets in one build"). `appliance.rs`
-//! includes the code generated for the binary being compiled.
+//! Two targets, one build: the same job linked as a Unix process (`two-targets`, this
+//! root file) and as a PVH kernel (`two-targets-xen`, `src/xen.rs`, the same lines) by
+//! one `cargo build` (`target: [Unix, Xen]` in appliance.ron; docs/architecture.md,
+//! "Several targets in one build"). `appliance.rs` includes the code generated for the
+//! binary being compiled; the job is in `pages.rs`.
 #![no_std]
 #![no_main]
 
@@ -9,27 +10,5 @@ extern crate alloc;
 
 include!(concat!(env!("OUT_DIR"), "/appliance.rs"));
 
-use alloc::format;
-use morgana_http::{Server, StaticSite};
-use morgana_signatures::{Console, KvRo, ShowAddr, Tcp, Timer};
-
-/// The job: say where it listens, then serve the compiled-in files until the listener
-/// fails. The same code on both targets: it knows only the signatures.
-pub struct Pages;
-
-impl Pages {
-    /// Serves `site` over `http`.
-    pub async fn start<C: Console, T: Tcp, Tm: Timer, K: KvRo>(
-        console: C,
-        http: Server<T, Tm>,
-        site: K,
-    ) -> Result<(), morgana_http::Error<T::Error>> {
-        console.write_str(&format!(
-            "{}: serving {} files on http://{}/\n",
-            env!("CARGO_BIN_NAME"),
-            site.len(),
-            ShowAddr(http.local_addr())
-        ));
-        http.serve(StaticSite::new(site)).await
-    }
-}
+mod pages;
+pub use pages::Pages;

@@ -2,7 +2,8 @@
 //!
 //! The first target listed is the package's own binary (named after the package, the
 //! one `cargo run` runs); each further target is a binary `<name>-<target>` of the same
-//! package, built from the same `src/main.rs` in the same `cargo build`
+//! package, built in the same `cargo build` from a root file of its own with the same
+//! lines as `src/main.rs`
 //! (`crate::targets`). Here the list is only checked and read.
 
 use crate::catalog::{Catalog, KeyType};
