@@ -247,13 +247,12 @@ fn kv_seeded_check(image: &Path) -> String {
 stat() {{ cat /sys/bus/xen-backend/devices/vbd-$DOMID-$1/statistics/$2 2>&1; }}
 stats() {{ echo "STATS $1 image-wr $(stat 51712 wr_req) data-wr $(stat 51728 wr_req) data-flush $(stat 51728 f_req)"; }}
 wait_console 'serving the Redis protocol' 120 || exit 1
-ip=$(sed -n 's/.*ipv4 \([0-9.]*\)\/[0-9]* leased from DHCP.*//p' "$CONSOLE" | tail -n 1)
+ip=$(sed -n 's/.*ipv4 \([0-9.]*\)\/[0-9]* leased from DHCP.*/\1/p' "$CONSOLE" | tail -n 1)
 if [ -z "$ip" ]; then echo "no DHCP lease on the guest's console"; exit 1; fi
 echo "ADDRESS $ip"
 stats before
 printf '{command}' | timeout 20 nc $ip 6379 > /tmp/resp 2>&1
-echo "REPLY $(tr '
-' '  ' < /tmp/resp)"
+echo "REPLY $(tr '\r\n' '  ' < /tmp/resp)"
 stats after
 set -- $(sha256sum < '{image}')
 echo "IMAGE $1"
