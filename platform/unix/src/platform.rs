@@ -330,6 +330,10 @@ mod tests {
         assert_eq!(p.reactor.timer_count(), 0);
     }
 
+    /// Deadlines 100 ms apart: timers due at the same wake-up are polled in the task
+    /// set's order, not their deadlines' (the process descheduled for longer than the
+    /// spacing under a loaded CI machine once made 40 and 30 both due at once), so the
+    /// spacing must exceed any scheduling delay for the order to be the deadlines'.
     #[test]
     fn timers_fire_in_order() {
         use core::cell::RefCell;
@@ -341,7 +345,7 @@ mod tests {
             let order = &order;
             async move {
                 clock
-                    .sleep_until(t0.saturating_add(Duration::from_millis(ms)))
+                    .sleep_until(t0.saturating_add(Duration::from_millis(ms * 10)))
                     .await;
                 order.borrow_mut().push(ms);
             }
