@@ -48,8 +48,15 @@ fn serial_path() -> PathBuf {
 impl Qemu {
     /// Boots `image` with `memory` (e.g. "32M") and `extra` arguments (machine type, NIC).
     pub fn boot(image: &Path, memory: &str, extra: &[&str]) -> Qemu {
+        Qemu::boot_via(Command::new("qemu-system-x86_64"), image, memory, extra)
+    }
+
+    /// As [`Qemu::boot`], with QEMU started by `launcher`: e.g. a test's network
+    /// namespace's `ip netns exec NAME qemu-system-x86_64` (which execs QEMU, so the
+    /// child killed on drop is QEMU itself).
+    pub fn boot_via(mut launcher: Command, image: &Path, memory: &str, extra: &[&str]) -> Qemu {
         let serial = serial_path();
-        let child = Command::new("qemu-system-x86_64")
+        let child = launcher
             .args(base_args(memory, &serial))
             .args(extra)
             .arg("-kernel")

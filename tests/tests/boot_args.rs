@@ -5,21 +5,21 @@
 //! value and why, and the failure status; and ONE kernel image booted twice with two
 //! `--ipv4` settings answers on each instance's own address.
 //!
-//! QEMU's user network (slirp) forwards `hostfwd=tcp:127.0.0.1:<port>-<guest>:8080` to
-//! the guest address named, so a forward to 10.0.2.16 reaches only an instance that
-//! took 10.0.2.16.
+//! The two instances share one Ethernet: two taps on a bridge in a network namespace of
+//! the test's own (the bridge is 10.0.2.2/24, the instances' gateway), each QEMU with a
+//! MAC of its own. Each instance must answer HTTP on its own address, and the
+//! namespace's neighbour table must map each address to that instance's MAC: an
+//! instance that also took the other's address would answer its ARP too.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use morgana_tests::netns::Netns;
 use morgana_tests::qemu::{Qemu, debug_exit_status, spec_args};
 use morgana_tests::workspace::free_port;
-use morgana_tests::{
-    Running, build_appliance, build_kernel, curl, raw_exchange, wait_for_200, wait_for_port,
-    workspace_root,
-};
+use morgana_tests::{Running, build_appliance, build_kernel, curl, wait_for_port, workspace_root};
 
 const BOOT: Duration = Duration::from_secs(90);
 
@@ -145,46 +145,79 @@ fn one_kernel_image_many_instances_each_with_its_own_address() {
     );
     assert_eq!(status.code(), Some(debug_exit_status(1)), "{console}");
 
-    // The same image twice, at the same time: .16 and .17 on QEMU's user network.
-    let (a16, b16, b17) = (free_port(), free_port(), free_port());
-    let mut a = boot(
-        &image,
-        &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{a16}-10.0.2.16:8080"),
-        "--ipv4=10.0.2.16/24 --ipv4-gateway=10.0.2.2",
-    );
-    let mut b = boot(
-        &image,
-        &format!(
-            "user,id=n0,hostfwd=tcp:127.0.0.1:{b16}-10.0.2.16:8080,hostfwd=tcp:127.0.0.1:{b17}-10.0.2.17:8080"
+    // The same image twice, at the same time: .16 and .17 on one bridge.
+    let pid = std::process::id();
+    let ns = Netns::new(format!("morgana-boot-{pid}"));
+    ns.exec_ok(&["ip", "link", "add", "br0", "type", "bridge"]);
+    ns.exec_ok(&["ip", "addr", "add", "10.0.2.2/24", "dev", "br0"]);
+    ns.exec_ok(&["ip", "link", "set", "br0", "up"]);
+    let instances = [
+        (
+            "10.0.2.16",
+            "52:54:00:00:02:16",
+            "--ipv4=10.0.2.16/24 --ipv4-gateway=10.0.2.2",
         ),
-        "--ipv4=dhcp --ipv4=10.0.2.17/24",
-    );
-    let console_a = a.wait_for("serving", BOOT);
-    let console_b = b.wait_for("serving", BOOT);
-    assert!(console_a.contains("10.0.2.16"), "console:\n{console_a}");
-    assert!(console_b.contains("10.0.2.17"), "console:\n{console_b}");
-    assert!(
-        !console_b.contains("DHCP"),
-        "the later --ipv4 wins over `dhcp`: {console_b}"
-    );
-    wait_for_200(a16, BOOT, || a.serial());
-    wait_for_200(b17, BOOT, || b.serial());
+        // The later `--ipv4` wins over `dhcp` (no DHCP server on this bridge).
+        (
+            "10.0.2.17",
+            "52:54:00:00:02:17",
+            "--ipv4=dhcp --ipv4=10.0.2.17/24",
+        ),
+    ];
+    let mut guests = Vec::new();
+    for (i, (_, mac, cmdline)) in instances.iter().enumerate() {
+        let tap = format!("mboot{i}");
+        ns.exec_ok(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"]);
+        ns.exec_ok(&["ip", "link", "set", &tap, "master", "br0"]);
+        ns.exec_ok(&["ip", "link", "set", &tap, "up"]);
+        let mut args = qemu_args(
+            &image,
+            &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
+        );
+        for a in args.iter_mut() {
+            if a.starts_with("virtio-net-pci,") {
+                a.push_str(&format!(",mac={mac}"));
+            }
+        }
+        if let Some(i) = args.iter().position(|a| a == "-m") {
+            args.drain(i..i + 2);
+        }
+        args.extend(["-append".to_string(), cmdline.to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let launcher = ns.command(&["qemu-system-x86_64"]);
+        guests.push(Qemu::boot_via(launcher, &image, "32M", &args));
+    }
+    for ((address, _, _), guest) in instances.iter().zip(guests.iter_mut()) {
+        let console = guest.wait_for("serving", BOOT);
+        assert!(console.contains(address), "console:\n{console}");
+        assert!(!console.contains("DHCP"), "no DHCP asked for: {console}");
+    }
     let want = std::fs::read(workspace_root().join("appliances/static-website/htdocs/index.html"))
         .expect("index.html");
-    for port in [a16, b17] {
-        let index = curl(&format!("http://127.0.0.1:{port}/"), &[]);
-        assert_eq!(index.status, 200, "port {port}");
-        assert_eq!(index.body, want, "port {port}: index.html, byte for byte");
+    for ((address, mac, _), guest) in instances.iter().zip(guests.iter()) {
+        // The first ARP and SYN may meet a stack still settling: a few tries.
+        let url = format!("http://{address}:8080/");
+        let mut tries = 0;
+        let body = loop {
+            let out = ns.exec(&["curl", "-s", "--max-time", "5", &url]);
+            if out.status.success() {
+                break out.stdout;
+            }
+            tries += 1;
+            assert!(
+                tries < 12,
+                "no answer from {url}: {}; console:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                guest.serial()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        assert_eq!(body, want, "{url}: index.html, byte for byte");
+        let neigh = ns.exec(&["ip", "neigh", "show", address, "dev", "br0"]);
+        let neigh = String::from_utf8_lossy(&neigh.stdout);
+        assert!(
+            neigh.contains(&format!("lladdr {mac}")),
+            "{address} is not the instance with MAC {mac}: `ip neigh` says {neigh:?}"
+        );
     }
-    // The second instance did not take 10.0.2.16: nothing answers there.
-    let got = raw_exchange(
-        SocketAddr::from(([127, 0, 0, 1], b16)),
-        b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        Duration::from_secs(3),
-    );
-    assert!(
-        got.is_empty(),
-        "10.0.2.16 in the second instance's network answered: {:?}",
-        String::from_utf8_lossy(&got)
-    );
 }
