@@ -606,3 +606,64 @@ fn morgana_run_chooses_the_accelerator() {
     assert_eq!(accels, ["kvm"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A port read at boot moves its forward: static-website's `.qemu` forwards 8080 and
+/// says `# port --port 8080`; `cargo run -- --port=N` (morgana-run's ARGS) boots it with
+/// `hostfwd=tcp:127.0.0.1:N-:N` and says where it listens, the last `--port` winning.
+/// QEMU is a stand-in that records its arguments.
+#[test]
+fn morgana_run_moves_the_forward_with_a_boot_time_port() {
+    let spec = std::fs::read_to_string(
+        workspace_root()
+            .join("codegen/tests/golden/appliance-static-website-xen/static-website.qemu"),
+    )
+    .expect("static-website.qemu golden");
+    assert!(spec.contains("\n# port --port 8080\n"), "{spec}");
+    let dir = scratch("port-follows");
+    let image = dir.join("static-website");
+    std::fs::write(&image, b"").expect("image");
+    std::fs::write(dir.join("static-website.qemu"), &spec).expect("spec");
+    let fake = dir.join("fake-qemu");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$(dirname \"$0\")/args\"\n",
+    )
+    .expect("fake QEMU");
+    let ok = Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .expect("chmod");
+    assert!(ok.success());
+    let (first, port) = (free_port(), free_port());
+    let out = run(Command::new(workspace_root().join("scripts/morgana-run"))
+        .arg(&image)
+        .arg(format!("--port={first}"))
+        .arg(format!("--port={port}"))
+        .env("MORGANA_QEMU", &fake)
+        .env("MORGANA_ACCEL", "tcg")
+        .current_dir(&dir));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "morgana-run: {stderr}");
+    let args = std::fs::read_to_string(dir.join("args")).expect("args");
+    assert!(
+        args.contains(&format!(
+            "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:{port}\n"
+        )),
+        "{args}"
+    );
+    assert!(!args.contains("8080"), "{args}");
+    assert!(
+        args.contains(&format!("\n-append\n--port={first} --port={port}\n")),
+        "{args}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "morgana-run: --port={port}: QEMU forwards 127.0.0.1:{port} to the appliance's port {port} (the file says 8080)\n"
+        )) && stderr.contains(&format!(
+            "morgana-run: booting static-website under QEMU; it will listen on http://127.0.0.1:{port}/\n"
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -599,6 +599,7 @@ fn validate_impl(
         let mut names: Vec<&str> = plain.iter().map(String::as_str).collect();
         names.push("deploy");
         names.push("requires");
+        names.push("boot_words");
         if let Err(e) = check_template(env, text, device_stand_ins(names), Shape::Text) {
             push(format!("deploy slot `{slot}`: {e}"));
         }

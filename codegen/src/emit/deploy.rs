@@ -91,6 +91,15 @@ fn slots(e: &Emitter<'_>) -> Result<BTreeMap<String, String>, String> {
                 let mut ctx = plain_keys(dev);
                 ctx.insert("instance".into(), Value::from(e.instance(dev)));
                 ctx.insert("requires".into(), requires(e, *n));
+                // The device's keys read at boot, by key: their `--word`.
+                let words: BTreeMap<String, String> = e
+                    .boot
+                    .keys
+                    .iter()
+                    .filter(|k| k.node == *n)
+                    .map(|k| (k.key.clone(), format!("--{}", k.word)))
+                    .collect();
+                ctx.insert("boot_words".into(), Value::from(words));
                 ctx.insert(
                     "deploy".into(),
                     Value::from_object(Slots {
