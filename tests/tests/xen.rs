@@ -866,11 +866,13 @@ fn the_linux_control_guest_takes_the_same_soak() {
     );
     let conc = soak_result(out, "conc")
         .unwrap_or_else(|| panic!("no concurrent result from the control:\n{}", context()));
+    // The kernel's crash reports its `diag` printed (the last 10 of its dmesg at most).
     let crashes = g.console.matches("segfault at").count()
         + g.console.matches("general protection fault").count();
     print_figures(&format!(
         "the Linux control guest: sequential {}/{SOAK_SEQUENTIAL}, concurrent {}/{SOAK_CONCURRENT} \
-         ({crashes} busybox crashes, {restarts} httpd restarts on its console)",
+         ({crashes} crash reports in its kernel log (10 shown at most), {restarts} httpd \
+         restarts on its console)",
         seq.ok, conc.ok
     ));
     assert!(
@@ -918,6 +920,8 @@ fn harness_after(output: &str, n: usize) -> String {
 
 /// Lines of the whole serial output that [`report`] ends with.
 const REPORT_TAIL_LINES: usize = 150;
+/// Lines [`report`] keeps of each end of a long harness section.
+const REPORT_SECTION_ENDS: usize = 50;
 
 /// A failure message about guest `n`, most telling first (a CI report that keeps only
 /// the head of a long message still shows the guest): its PV console and shutdown
@@ -952,7 +956,19 @@ fn report(run: &XenRun, n: usize) -> String {
     } else {
         harness.push("(no CREATE marker for this guest in the output)");
     }
-    let lines: Vec<&str> = run.output.lines().collect();
+    // A check's soak can print hundreds of lines: keep the ends of the section.
+    let omitted;
+    if harness.len() > 2 * REPORT_SECTION_ENDS {
+        omitted = format!(
+            "... ({} lines) ...",
+            harness.len() - 2 * REPORT_SECTION_ENDS
+        );
+        let end = harness.split_off(harness.len() - REPORT_SECTION_ENDS);
+        harness.truncate(REPORT_SECTION_ENDS);
+        harness.push(&omitted);
+        harness.extend(end);
+    }
+    let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(REPORT_TAIL_LINES)..];
     format!(
         "--- guest {n}'s PV console ---\n{}\n--- guest {n}'s shutdown reason: {} ---\n\
@@ -964,6 +980,50 @@ fn report(run: &XenRun, n: usize) -> String {
         tail.len(),
         tail.join("\n")
     )
+}
+
+/// [`report`] on a made-up run (no Xen boot): the guest's console and reason come
+/// first, then its own harness lines without its console again nor another guest's,
+/// then the tail of the output, cut to [`REPORT_TAIL_LINES`].
+#[test]
+fn a_failure_report_shows_the_guest_before_the_tail_of_the_log() {
+    let mut output = String::from("(XEN) Xen version 4.17 banner\r\n");
+    for i in 0..2 * REPORT_TAIL_LINES {
+        output += &format!("(XEN) filler {i}\n");
+    }
+    for n in 0..2 {
+        output += &format!(
+            "===MORGANA-XEN-CREATE-{n}=== (dom0 up 1 s)\r\nParsing config from /guest/{n}\r\n\
+             guest {n} ends (dom0 up 2 s; console log: 10 bytes)\r\n\
+             ===MORGANA-XEN-CONSOLE-BEGIN-{n}===\r\nconsole of {n}\r\n\
+             ===MORGANA-XEN-CONSOLE-END-{n}===\r\n===MORGANA-XEN-SHUTDOWN-{n}=crash===\r\n"
+        );
+    }
+    output += "===MORGANA-XEN-DONE===\n";
+    let guest = |n: usize| Guest {
+        console: format!("console of {n}\n"),
+        shutdown: "crash".to_string(),
+        vif: None,
+        check: None,
+    };
+    let run = XenRun {
+        guests: vec![guest(0), guest(1)],
+        output,
+    };
+    let r = report(&run, 1);
+    let at = |s: &str| r.find(s).unwrap_or_else(|| panic!("no {s:?} in:\n{r}"));
+    assert!(
+        r.starts_with("--- guest 1's PV console ---\nconsole of 1\n"),
+        "{r}"
+    );
+    assert!(at("shutdown reason: crash") < at("guest 1 ends"));
+    assert!(at("Parsing config from /guest/1") < at("the last 150 lines"));
+    let section = &r[at("--- the harness about")..at("--- the last 150 lines")];
+    assert!(!section.contains("console of"), "{r}");
+    assert!(!section.contains("/guest/0"), "{r}");
+    assert!(!r.contains("banner") && !r.contains("filler 10\n"), "{r}");
+    assert!(r.contains("filler 299\n===MORGANA-XEN-CREATE-0"), "{r}");
+    assert!(r.ends_with("===MORGANA-XEN-DONE==="), "{r}");
 }
 
 /// Prints a line on the terminal whether the test passes or not (`eprintln!` in a test
