@@ -190,8 +190,9 @@ pub(crate) fn flush() {
         if cons == prod {
             return;
         }
+        // Nothing is lost yet when this gives up (the bytes stay in the ring for
+        // dom0), so the console does not start dropping.
         if !yield_to_dom0(evtchn, &mut patience) {
-            DROPPING.store(true, Ordering::Relaxed);
             return;
         }
     }
