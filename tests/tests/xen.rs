@@ -17,8 +17,9 @@
 //! against the control guest in the same boot: Debian's Linux as a PV domU with
 //! xen-netfront and busybox httpd serving the same site. The full soak, several boots
 //! and far more connections, is `bench/xen-soak.sh`. Only this test, by hand (one Xen
-//! boot for the whole file: 19 minutes on a 2-core machine busy with other builds; the
-//! harness's output is printed when it fails, or always with --nocapture):
+//! boot for the whole file: 19 minutes on a 2-core machine busy with other builds; a
+//! failure prints the guest's console, the harness's lines about it and the tail of the
+//! serial log; `MORGANA_XEN_VERBOSE=1` with --nocapture prints all of it):
 //!
 //! ```sh
 //! cargo test -p morgana-tests --test xen -- --nocapture static_website
@@ -328,7 +329,18 @@ fn run_on_xen() -> XenRun {
         Ok(run) => run,
         Err(why) => {
             announce_retry(&why);
-            boot_xen(&guests).unwrap_or_else(|why| panic!("{why}"))
+            boot_xen(&guests).unwrap_or_else(|why| {
+                // The reason and the end of the run first (a CI report may keep only
+                // the head of a message), then all of it.
+                let lines: Vec<&str> = why.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(REPORT_TAIL_LINES)..];
+                panic!(
+                    "{}\n--- the last {} lines ---\n{}\n--- all of it ---\n{why}",
+                    lines.first().unwrap_or(&""),
+                    tail.len(),
+                    tail.join("\n")
+                )
+            })
         }
     }
 }
@@ -422,7 +434,11 @@ fn boot_xen(guests: &[Spec]) -> Result<XenRun, String> {
 fn run() -> &'static XenRun {
     static RUN: OnceLock<Result<XenRun, String>> = OnceLock::new();
     let result = RUN.get_or_init(|| {
-        std::panic::catch_unwind(run_on_xen).map_err(|e| {
+        let run = std::panic::catch_unwind(run_on_xen);
+        if let (Ok(run), Some(_)) = (&run, std::env::var_os("MORGANA_XEN_VERBOSE")) {
+            eprintln!("{}", run.output);
+        }
+        run.map_err(|e| {
             e.downcast_ref::<String>()
                 .cloned()
                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
@@ -442,24 +458,29 @@ fn hello_greets_on_the_pv_console_and_powers_off() {
     assert!(
         g.console.contains("Hello, world!\n"),
         "no greeting on the PV console:\n{}",
-        run.output
+        report(run, HELLO)
     );
-    assert!(g.console.contains("morgana: ready in"), "{}", run.output);
-    assert_eq!(g.shutdown, "poweroff", "{}", run.output);
+    assert!(
+        g.console.contains("morgana: ready in"),
+        "{}",
+        report(run, HELLO)
+    );
+    assert_eq!(g.shutdown, "poweroff", "{}", report(run, HELLO));
 }
 
 #[test]
 fn panic_on_xen_shuts_down_with_reason_crash() {
     let run = run();
     let g = &run.guests[HELLO_PANIC];
-    assert!(g.console.contains("panic"), "{}", run.output);
+    let report = || report(run, HELLO_PANIC);
+    assert!(g.console.contains("panic"), "{}", report());
     assert!(
         g.console.contains("morgana: exit status 5 (Panic)"),
         "{}",
-        run.output
+        report()
     );
-    assert!(!g.console.contains("Hello, world!"), "{}", run.output);
-    assert_eq!(g.shutdown, "crash", "{}", run.output);
+    assert!(!g.console.contains("Hello, world!"), "{}", report());
+    assert_eq!(g.shutdown, "crash", "{}", report());
 }
 
 /// An appliance whose domain has no network device stops at once with an error that
@@ -469,19 +490,20 @@ fn panic_on_xen_shuts_down_with_reason_crash() {
 fn a_website_without_a_vif_says_so_and_crashes() {
     let run = run();
     let g = &run.guests[WEBSITE_WITHOUT_VIF];
+    let report = || report(run, WEBSITE_WITHOUT_VIF);
     assert!(
         g.console
             .contains("net: netfront: no device/vif/0 in xenstore (for a network, add"),
         "{}",
-        run.output
+        report()
     );
     assert!(
         g.console.contains("vif = [ 'bridge=xenbr0' ]"),
         "{}",
-        run.output
+        report()
     );
-    assert!(!g.console.contains("serving"), "{}", run.output);
-    assert_eq!(g.shutdown, "crash", "{}", run.output);
+    assert!(!g.console.contains("serving"), "{}", report());
+    assert_eq!(g.shutdown, "crash", "{}", report());
 }
 
 /// A CPU exception in a Xen guest is reported on the PV console like under QEMU —
@@ -494,7 +516,7 @@ fn cpu_exceptions_on_xen_are_reported_and_crash() {
     let run = run();
     for (i, (kind, detail)) in FAULTS.iter().enumerate() {
         let g = &run.guests[FIRST_FAULT + i];
-        let context = || format!("morgana.fault={kind}:\n{}", run.output);
+        let context = || format!("morgana.fault={kind}:\n{}", report(run, FIRST_FAULT + i));
         for text in [
             "morgana: CPU exception #PF page fault (vector 14)",
             detail,
@@ -532,9 +554,13 @@ fn platform_example_sleeps_and_reads_xenstore() {
         "xenstore: name Ok(\"guest2\")",
         "wall clock: ",
     ] {
-        assert!(g.console.contains(text), "no {text:?} in:\n{}", run.output);
+        assert!(
+            g.console.contains(text),
+            "no {text:?} in:\n{}",
+            report(run, PLATFORM_EXAMPLE)
+        );
     }
-    assert_eq!(g.shutdown, "poweroff", "{}", run.output);
+    assert_eq!(g.shutdown, "poweroff", "{}", report(run, PLATFORM_EXAMPLE));
 }
 
 /// The harness side of the network, whatever the guest's driver does: the generated
@@ -545,19 +571,21 @@ fn platform_example_sleeps_and_reads_xenstore() {
 fn static_website_on_xen_gets_a_vif_on_the_bridge() {
     let run = run();
     let g = &run.guests[STATIC_WEBSITE];
-    let vif = g
-        .vif
-        .as_deref()
-        .unwrap_or_else(|| panic!("no vif for static-website:\n{}", run.output));
+    let vif = g.vif.as_deref().unwrap_or_else(|| {
+        panic!(
+            "no vif for static-website:\n{}",
+            report(run, STATIC_WEBSITE)
+        )
+    });
     assert!(
         vif.contains("hotplug-status:connected") && vif.contains("bridge:xenbr0"),
         "the vif is not in xenbr0 ({vif}):\n{}",
-        run.output
+        report(run, STATIC_WEBSITE)
     );
     assert!(
         vif.starts_with("backend-state:2 ") || vif.starts_with("backend-state:4 "),
         "netback is not up ({vif}):\n{}",
-        run.output
+        report(run, STATIC_WEBSITE)
     );
 }
 
@@ -628,13 +656,10 @@ fn static_website_on_xen_serves_every_file_to_dom0() {
     let (out, status) = g.check.as_ref().expect("static-website has a check");
     let context = || {
         format!(
-            "--- check output ---\n{out}\n--- static-website's console ---\n{}\n--- shutdown: {} ---\n(whole serial output with --nocapture or on other failures)",
+            "--- check output ---\n{out}\n--- static-website's console ---\n{}\n--- shutdown: {} ---\n(the whole serial output: MORGANA_XEN_VERBOSE=1 with --nocapture)",
             g.console, g.shutdown
         )
     };
-    if std::env::var_os("MORGANA_XEN_VERBOSE").is_some() {
-        eprintln!("{}", run.output);
-    }
     assert!(
         g.console.contains("leased from DHCP server 10.0.0.1"),
         "no DHCP lease from dom0 on the console:\n{}",
@@ -841,11 +866,13 @@ fn the_linux_control_guest_takes_the_same_soak() {
     );
     let conc = soak_result(out, "conc")
         .unwrap_or_else(|| panic!("no concurrent result from the control:\n{}", context()));
+    // The kernel's crash reports its `diag` printed (the last 10 of its dmesg at most).
     let crashes = g.console.matches("segfault at").count()
         + g.console.matches("general protection fault").count();
     print_figures(&format!(
         "the Linux control guest: sequential {}/{SOAK_SEQUENTIAL}, concurrent {}/{SOAK_CONCURRENT} \
-         ({crashes} busybox crashes, {restarts} httpd restarts on its console)",
+         ({crashes} crash reports in its kernel log (10 shown at most), {restarts} httpd \
+         restarts on its console)",
         seq.ok, conc.ok
     ));
     assert!(
@@ -889,6 +916,114 @@ fn harness_after(output: &str, n: usize) -> String {
         lines.extend(section.lines());
     }
     lines.join("\n")
+}
+
+/// Lines of the whole serial output that [`report`] ends with.
+const REPORT_TAIL_LINES: usize = 150;
+/// Lines [`report`] keeps of each end of a long harness section.
+const REPORT_SECTION_ENDS: usize = 50;
+
+/// A failure message about guest `n`, most telling first (a CI report that keeps only
+/// the head of a long message still shows the guest): its PV console and shutdown
+/// reason; then what the harness printed about it (its section from
+/// `===MORGANA-XEN-CREATE-n===` on: `xl` messages, the VIF and CHECK markers,
+/// `guest n ends`, Xen's lines meanwhile; the console is not repeated); then the last
+/// [`REPORT_TAIL_LINES`] lines of the whole output. The whole serial log, from Xen's
+/// banner on: `MORGANA_XEN_VERBOSE=1` with `--nocapture`.
+fn report(run: &XenRun, n: usize) -> String {
+    let g = &run.guests[n];
+    let text = run.output.replace('\r', "");
+    let create = format!("===MORGANA-XEN-CREATE-{n}===");
+    let console_begin = format!("===MORGANA-XEN-CONSOLE-BEGIN-{n}===");
+    let console_end = format!("===MORGANA-XEN-CONSOLE-END-{n}===");
+    let next = format!("===MORGANA-XEN-CREATE-{}===", n + 1);
+    let mut harness = Vec::new();
+    if let Some(at) = text.find(&create) {
+        let mut in_console = false;
+        for line in text[at..].lines() {
+            if line.starts_with(&next) || line.starts_with("===MORGANA-XEN-DONE===") {
+                break;
+            }
+            if line == console_begin {
+                in_console = true;
+                harness.push("(its console, as above)");
+            } else if line == console_end {
+                in_console = false;
+            } else if !in_console {
+                harness.push(line);
+            }
+        }
+    } else {
+        harness.push("(no CREATE marker for this guest in the output)");
+    }
+    // A check's soak can print hundreds of lines: keep the ends of the section.
+    let omitted;
+    if harness.len() > 2 * REPORT_SECTION_ENDS {
+        omitted = format!(
+            "... ({} lines) ...",
+            harness.len() - 2 * REPORT_SECTION_ENDS
+        );
+        let end = harness.split_off(harness.len() - REPORT_SECTION_ENDS);
+        harness.truncate(REPORT_SECTION_ENDS);
+        harness.push(&omitted);
+        harness.extend(end);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(REPORT_TAIL_LINES)..];
+    format!(
+        "--- guest {n}'s PV console ---\n{}\n--- guest {n}'s shutdown reason: {} ---\n\
+         --- the harness about guest {n} ---\n{}\n--- the last {} lines of the whole \
+         output (all of it: MORGANA_XEN_VERBOSE=1 with --nocapture) ---\n{}",
+        g.console.trim_end(),
+        g.shutdown,
+        harness.join("\n"),
+        tail.len(),
+        tail.join("\n")
+    )
+}
+
+/// [`report`] on a made-up run (no Xen boot): the guest's console and reason come
+/// first, then its own harness lines without its console again nor another guest's,
+/// then the tail of the output, cut to [`REPORT_TAIL_LINES`].
+#[test]
+fn a_failure_report_shows_the_guest_before_the_tail_of_the_log() {
+    let mut output = String::from("(XEN) Xen version 4.17 banner\r\n");
+    for i in 0..2 * REPORT_TAIL_LINES {
+        output += &format!("(XEN) filler {i}\n");
+    }
+    for n in 0..2 {
+        output += &format!(
+            "===MORGANA-XEN-CREATE-{n}=== (dom0 up 1 s)\r\nParsing config from /guest/{n}\r\n\
+             guest {n} ends (dom0 up 2 s; console log: 10 bytes)\r\n\
+             ===MORGANA-XEN-CONSOLE-BEGIN-{n}===\r\nconsole of {n}\r\n\
+             ===MORGANA-XEN-CONSOLE-END-{n}===\r\n===MORGANA-XEN-SHUTDOWN-{n}=crash===\r\n"
+        );
+    }
+    output += "===MORGANA-XEN-DONE===\n";
+    let guest = |n: usize| Guest {
+        console: format!("console of {n}\n"),
+        shutdown: "crash".to_string(),
+        vif: None,
+        check: None,
+    };
+    let run = XenRun {
+        guests: vec![guest(0), guest(1)],
+        output,
+    };
+    let r = report(&run, 1);
+    let at = |s: &str| r.find(s).unwrap_or_else(|| panic!("no {s:?} in:\n{r}"));
+    assert!(
+        r.starts_with("--- guest 1's PV console ---\nconsole of 1\n"),
+        "{r}"
+    );
+    assert!(at("shutdown reason: crash") < at("guest 1 ends"));
+    assert!(at("Parsing config from /guest/1") < at("the last 150 lines"));
+    let section = &r[at("--- the harness about")..at("--- the last 150 lines")];
+    assert!(!section.contains("console of"), "{r}");
+    assert!(!section.contains("/guest/0"), "{r}");
+    assert!(!r.contains("banner") && !r.contains("filler 10\n"), "{r}");
+    assert!(r.contains("filler 299\n===MORGANA-XEN-CREATE-0"), "{r}");
+    assert!(r.ends_with("===MORGANA-XEN-DONE==="), "{r}");
 }
 
 /// Prints a line on the terminal whether the test passes or not (`eprintln!` in a test

@@ -226,6 +226,32 @@ guest_context() {
   fi
 }
 
+# console_settle: waits until xenconsoled has written out the last of the guest's
+# console ring, that is until its log ($CONSOLE) has stayed the same size for 1 s (at
+# most 10 s: a busy dom0 under TCG may take seconds to get to it), and sets `settled`
+# to what it saw: the size, the wait, and whether xenconsoled ever attached to the
+# domain's console (it writes console/tty when it does).
+console_settle() {
+  last=none
+  same=0
+  t=0
+  while [ $t -lt 50 ]; do
+    size=$(wc -c < "$CONSOLE" 2>/dev/null) || size=none
+    if [ "$size" = "$last" ] && [ "$size" != none ]; then
+      same=$((same + 1))
+      [ $same -ge 5 ] && break
+    else
+      same=0
+      last=$size
+    fi
+    sleep 0.2
+    t=$((t + 1))
+  done
+  tty=$(xenstore-read /local/domain/$DOMID/console/tty 2>/dev/null) || tty=none
+  settled="$size bytes after $((t / 5)).$((t % 5 * 2)) s, xenconsoled's tty $tty"
+  [ $t -lt 50 ] || settled="$settled; STILL CHANGING (or missing) after 10 s"
+}
+
 # One guest: create it from its xl config, wait until it has shut down (or run its
 # check, then shut it down), report.
 run_guest() {
@@ -312,9 +338,8 @@ CFG
     wait_end $GUEST 600
     [ "$reason" != running ] || reason=timeout
   fi
-  # Give xenconsoled a moment to write out the last of the ring.
-  sleep 0.5
-  echo "guest $n ends (dom0 up $(cut -d ' ' -f 1 /proc/uptime) s)"
+  console_settle
+  echo "guest $n ends (dom0 up $(cut -d ' ' -f 1 /proc/uptime) s; console log: $settled)"
   echo "===MORGANA-XEN-CONSOLE-BEGIN-$n==="
   cat $CONSOLE 2>/dev/null
   echo "===MORGANA-XEN-CONSOLE-END-$n==="

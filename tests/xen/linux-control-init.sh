@@ -15,6 +15,10 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 insmod /modules/xen-netfront.ko || echo "linux-control: insmod xen-netfront failed"
 addr=$(sed -n 's/.*soak\.ip=\([0-9./]*\).*/\1/p' /proc/cmdline)
+# The checksum of busybox as booted, for `diag`: when httpd crash-loops (every restart
+# dies at once), whether the binary in memory (rootfs) has changed since tells a
+# corrupted page from a crash in a sound binary.
+boot_sum=$(busybox sha256sum /bin/busybox | cut -d ' ' -f 1)
 i=0
 while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 ip link set lo up
@@ -49,6 +53,11 @@ diag() {
   awk 'NR > 1 {n[$4]++} END {for (s in n) printf "  state %s: %d\n", s, n[s]}' /proc/net/tcp
   echo "linux diagnostics: event channel interrupts"; grep -i xen-dyn /proc/interrupts
   echo "linux diagnostics: httpd processes $(ls -d /proc/[0-9]* | while read p; do cat $p/comm 2>/dev/null; done | grep -c httpd)"
+  echo "linux diagnostics: busybox sha256 at boot $boot_sum, now $(busybox sha256sum /bin/busybox | cut -d ' ' -f 1)"
+  # The kernel's reports of crashed processes (where and why; `quiet` keeps them off
+  # the console, and the test counts these lines).
+  echo "linux diagnostics: the kernel's last crash reports"
+  busybox dmesg | grep -E 'segfault at|general protection fault|traps:' | busybox tail -n 10
 }
 
 while read -r line; do
