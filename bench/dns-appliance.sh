@@ -14,7 +14,11 @@
 # The same zone and query mix as bench/dns.sh (80 % existing names, 20 % NXDOMAIN), a
 # scratch copy of the appliance whose appliance.ron names that zone. The kernel's
 # reference is NSD in a Linux guest under the same QEMU (bench/nsd-guest.sh). Prints name=value
-# lines (also appended to $BENCH_OUT) and a table.
+# lines (also appended to $BENCH_OUT) and a table. Besides queries per second, each server's
+# CPU per query (user + system ticks of the server's processes — NSD's children, the
+# whole QEMU process for a guest — over the dnsperf run, divided by the queries answered)
+# and the load average at the end of its run: on a machine shared with other work the
+# q/s of two servers measured seconds apart can differ by 2x, the CPU per query much less.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 ROOT=$BENCH_ROOT
@@ -47,15 +51,29 @@ wait_dns() { # PORT SECONDS
   return 1
 }
 loaded_bytes() { size -A "$1" | awk '$1 ~ /^\.(text|rodata|data|note|gcc_except|eh_frame|init|fini|got|tdata)/ {s+=$2} END{print s+0}'; }
-perf() { # PORT -> "qps avg_us lost" (median qps over REPS)
-  local q=() l=() lost=0 o
+# cpu_ticks PID -> user+system clock ticks of PID and its descendants (NSD's server is a
+# child of its main process; QEMU's threads count in its own). Fields after the `(comm)`,
+# which may hold spaces ("nsd: server 1").
+cpu_ticks() {
+  local t p
+  t=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}')
+  t=${t:-0}
+  for p in $(pgrep -P "$1" 2>/dev/null); do t=$((t + $(cpu_ticks "$p"))); done
+  echo "$t"
+}
+perf() { # PORT SERVER_PID -> "qps avg_us lost cpu_us_per_query load" (medians over REPS)
+  local q=() l=() c=() lost=0 o t0 t1 n
   for _ in $(seq 1 "$REPS"); do
+    t0=$(cpu_ticks "$2")
     o=$(dnsperf -s 127.0.0.1 -p "$1" -d "$SCRATCH/queries.txt" -c 4 -l "$LEN" 2>&1)
+    t1=$(cpu_ticks "$2")
     q+=("$(echo "$o" | awk '/Queries per second/ {print $4}')")
     l+=("$(echo "$o" | awk '/Average Latency/ {gsub(/s/,"",$4); printf "%.1f", $4*1000000}')")
+    n=$(echo "$o" | awk '/Queries completed/ {print $3}')
+    c+=("$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" 'BEGIN{ if (n > 0) printf "%.2f", t * 1e6 / hz / n; else print "nan" }')")
     lost=$(echo "$o" | awk '/Queries lost/ {print $3}')
   done
-  echo "$(median "${q[@]}") $(median "${l[@]}") $lost"
+  echo "$(median "${q[@]}") $(median "${l[@]}") $lost $(median "${c[@]}") $(cut -d' ' -f1 /proc/loadavg)"
 }
 
 # The zone and the queries (bench/dns.sh's generator).
@@ -147,16 +165,21 @@ zone:
 EOF
 nsd -d -c "$ND/nsd.conf" >/dev/null 2>&1 & NPID=$!; PIDS+=("$NPID")
 wait_dns "$NP" 60 || { echo "dns-appliance bench: NSD does not answer" >&2; exit 1; }
-read -r nq nl nlost <<<"$(perf "$NP")"
+read -r nq nl nlost nc nload <<<"$(perf "$NP" "$NPID")"
 result "dns_app_${N}_nsd_qps" "$nq"; result "dns_app_${N}_nsd_avg_latency_us" "$nl"
+result "dns_app_${N}_nsd_cpu_us_per_query" "$nc"; result "dns_app_${N}_nsd_load" "$nload"
 
 # The Unix appliance.
 "$UT/release/dns" >"$SCRATCH/unix.log" 2>&1 & UPID=$!; PIDS+=("$UPID")
 wait_dns "$PORT" 30 || { echo "dns-appliance bench: the Unix appliance does not answer" >&2; exit 1; }
 # Another process on a DNS_PORT would answer in its place.
 kill -0 "$UPID" 2>/dev/null || { echo "dns-appliance bench: the Unix appliance exited:" >&2; cat "$SCRATCH/unix.log" >&2; exit 1; }
-read -r uq ul ulost <<<"$(perf "$PORT")"
+read -r uq ul ulost uc uload <<<"$(perf "$PORT" "$UPID")"
 result "dns_app_${N}_unix_qps" "$uq"; result "dns_app_${N}_unix_avg_latency_us" "$ul"; result "dns_app_${N}_unix_lost" "$ulost"
+result "dns_app_${N}_unix_cpu_us_per_query" "$uc"; result "dns_app_${N}_unix_load" "$uload"
+# Server CPU per query, NSD's over ours: queries per server CPU-second, ours over NSD's
+# (less sensitive than q/s to what else the machine runs).
+result "dns_app_${N}_unix_over_nsd_per_cpu" "$(ratio "$nc" "$uc")"
 result "dns_app_${N}_unix_rss_kib" "$(awk '/VmRSS/ {print $2}' /proc/$UPID/status)"
 result "dns_app_${N}_unix_over_nsd" "$(ratio "$uq" "$nq")"
 kill "$UPID"; wait "$UPID" 2>/dev/null || true
@@ -167,13 +190,13 @@ if [ -n "${DNS_BEFORE:-}" ]; then
   "$DNS_BEFORE" >"$SCRATCH/before.log" 2>&1 & BPID=$!; PIDS+=("$BPID")
   wait_dns "$PORT" 30 || { echo "dns-appliance bench: $DNS_BEFORE does not answer" >&2; exit 1; }
   kill -0 "$BPID" 2>/dev/null || { echo "dns-appliance bench: $DNS_BEFORE exited:" >&2; cat "$SCRATCH/before.log" >&2; exit 1; }
-  read -r bq bl blost <<<"$(perf "$PORT")"
+  read -r bq bl blost bc bload <<<"$(perf "$PORT" "$BPID")"
   result "dns_app_${N}_before_qps" "$bq"; result "dns_app_${N}_before_over_nsd" "$(ratio "$bq" "$nq")"
   result "dns_app_${N}_unix_over_before" "$(ratio "$uq" "$bq")"
   kill "$BPID"; wait "$BPID" 2>/dev/null || true
 fi
 [ -n "$UNIX_ONLY" ] && {
-  echo "NSD $nq q/s; Morgana Unix $uq q/s ($(ratio "$uq" "$nq")x NSD)${bq:+; before $bq q/s ($(ratio "$bq" "$nq")x NSD, after/before $(ratio "$uq" "$bq"))}"
+  echo "NSD $nq q/s ($nc us CPU/query); Morgana Unix $uq q/s ($uc us CPU/query; $(ratio "$uq" "$nq")x NSD, per CPU $(ratio "$nc" "$uc")x; load $uload)${bq:+; before $bq q/s ($(ratio "$bq" "$nq")x NSD, after/before $(ratio "$uq" "$bq"))}"
   exit 0
 }
 
@@ -184,8 +207,9 @@ mapfile -t QARGS < <(grep -v '^#' "$XT/release/dns.qemu" | grep -v '^$' | sed '/
 QARGS=(-accel tcg "${QARGS[@]}")
 (cd "$XT/release" && exec qemu-system-x86_64 "${QARGS[@]}" -kernel dns >"$SCRATCH/pvh.log" 2>&1) & QPID=$!; PIDS+=("$QPID")
 wait_dns "$PORT" 120 || { echo "dns-appliance bench: the PVH appliance does not answer" >&2; cat "$SCRATCH/pvh.log" >&2; exit 1; }
-read -r pq pl plost <<<"$(perf "$PORT")"
+read -r pq pl plost pc pload <<<"$(perf "$PORT" "$QPID")"
 result "dns_app_${N}_pvh_qemu_qps" "$pq"; result "dns_app_${N}_pvh_qemu_avg_latency_us" "$pl"; result "dns_app_${N}_pvh_qemu_lost" "$plost"
+result "dns_app_${N}_pvh_qemu_cpu_us_per_query" "$pc"; result "dns_app_${N}_pvh_load" "$pload"
 kill "$QPID"; wait "$QPID" 2>/dev/null || true
 
 # The reference under the same QEMU: NSD in a Linux guest (bench/nsd-guest.sh: Debian's
@@ -194,16 +218,18 @@ GP=$(dual_port)
 GPID=$(bash "$ROOT/bench/nsd-guest.sh" boot "$SCRATCH/bench.test.zone" bench.test "$GP" 256 "$SCRATCH/nsd-guest.log")
 PIDS+=("$GPID")
 wait_dns "$GP" 180 || { echo "dns-appliance bench: NSD in the Linux guest does not answer" >&2; cat "$SCRATCH/nsd-guest.log" >&2; exit 1; }
-read -r gq gl glost <<<"$(perf "$GP")"
+read -r gq gl glost gc gload <<<"$(perf "$GP" "$GPID")"
 result "dns_app_${N}_nsd_guest_qemu_qps" "$gq"; result "dns_app_${N}_nsd_guest_qemu_avg_latency_us" "$gl"; result "dns_app_${N}_nsd_guest_qemu_lost" "$glost"
+result "dns_app_${N}_nsd_guest_qemu_cpu_us_per_query" "$gc"; result "dns_app_${N}_nsd_guest_load" "$gload"
+result "dns_app_${N}_pvh_over_nsd_guest_per_cpu" "$(ratio "$gc" "$pc")"
 result "dns_app_${N}_pvh_over_nsd_guest" "$(ratio "$pq" "$gq")"
 kill "$GPID"; wait "$GPID" 2>/dev/null || true
 
 echo
 echo "dns appliance ($MODE, $N records, dnsperf -c 4 -l $LEN, 80 % existing / 20 % NXDOMAIN) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs"
-printf '%-22s %s\n' "NSD (host)" "$nq q/s, avg $nl us"
-printf '%-22s %s\n' "Morgana Unix" "$uq q/s, avg $ul us, lost $ulost ($(ratio "$uq" "$nq")x NSD)"
-printf '%-22s %s\n' "NSD in Linux (QEMU TCG)" "$gq q/s, avg $gl us, lost $glost"
-printf '%-22s %s\n' "Morgana PVH (QEMU TCG)" "$pq q/s, avg $pl us, lost $plost ($(ratio "$pq" "$gq")x NSD in a Linux guest)"
+printf '%-22s %s\n' "NSD (host)" "$nq q/s, avg $nl us, $nc us CPU/query (load $nload)"
+printf '%-22s %s\n' "Morgana Unix" "$uq q/s, avg $ul us, lost $ulost, $uc us CPU/query (load $uload) ($(ratio "$uq" "$nq")x NSD; per CPU $(ratio "$nc" "$uc")x)"
+printf '%-22s %s\n' "NSD in Linux (QEMU TCG)" "$gq q/s, avg $gl us, lost $glost, $gc us QEMU CPU/query (load $gload)"
+printf '%-22s %s\n' "Morgana PVH (QEMU TCG)" "$pq q/s, avg $pl us, lost $plost, $pc us QEMU CPU/query (load $pload) ($(ratio "$pq" "$gq")x NSD in a Linux guest; per CPU $(ratio "$gc" "$pc")x)"
 printf '%-22s %s\n' "PVH image" "$LOADED B loaded, $ARCHIVE B of zone data, $((LOADED - ARCHIVE)) B without"
 echo "(name=value lines: $BENCH_OUT)"

@@ -511,6 +511,11 @@ impl<N: NetIf> Inner<N> {
         self.driver == Some(index)
     }
 
+    /// The waker of the operation that drives the interface, if one waits.
+    pub(crate) fn driver_waker(&self) -> Option<Waker> {
+        self.driver.and_then(|d| self.waiters[d].clone())
+    }
+
     /// Removes the operation in `slot`; if it was the driver, returns the waker of
     /// another pending operation, which must be woken to take over.
     fn delist(&mut self, slot: usize) -> Option<Waker> {

@@ -6,10 +6,18 @@
 //!   receiving and sending allocate nothing per datagram. A datagram that arrives while
 //!   the receive buffer is full is dropped, as a host socket's would be.
 //! - `recv_from` copies the oldest datagram into the caller's buffer and reports its
-//!   real length through [`Received::truncated`].
+//!   real length through [`Received::truncated`]. A datagram already queued is taken
+//!   without running the pump; only a receive that finds the socket empty pumps (and
+//!   waits).
 //! - `send_to` queues the datagram and runs the pump, so it is on the wire (or waiting
 //!   for the peer's MAC address, which the stack asks for) when it returns; it waits only
-//!   while the transmit buffer is full.
+//!   while the transmit buffer is full. **Answering a burst**: while more received
+//!   datagrams wait on the socket and another operation drives the interface, the
+//!   datagram is only queued; the next pump sends the whole burst's answers (the
+//!   receive that empties the socket runs it, and the driver is woken so that it runs
+//!   it anyway once the caller's task yields). One pump per burst rather than one per
+//!   datagram in each direction: under QEMU TCG a pump is microseconds of emulated
+//!   work.
 //! - Datagrams are at most one frame: the interface MTU less the IP and UDP headers
 //!   ([`UdpSocket::max_payload`]): smoltcp's IP fragmentation is not built in.
 //! - A socket on `0.0.0.0` of a dual stack takes IPv4 datagrams only; `[::]` takes both
@@ -170,31 +178,23 @@ impl<N: NetIf, C: Timer> morgana_signatures::UdpSocket for UdpSocket<N, C> {
     async fn recv_from(&mut self, buf: &mut [u8]) -> Result<Received, Error> {
         let handle = self.handle;
         let v4_only = self.v4_only;
+        // A datagram already queued is handed out without a pump and without joining
+        // the waiters (which would make this receive the driver, then hand the role on
+        // when it returns): a burst the last pump brought in costs one pump, not one
+        // or two per datagram.
+        if let Some(got) = take_queued(&mut self.shared.inner.borrow_mut(), handle, v4_only, buf) {
+            return Ok(got);
+        }
         let got = self
             .shared
-            .drive(|inner, cx| {
-                let socket = inner.sockets.get_mut::<udp::Socket>(handle);
-                loop {
-                    match socket.recv() {
-                        Ok((payload, meta)) => {
-                            let peer = SocketAddr::from(meta.endpoint);
-                            if v4_only && peer.is_ipv6() {
-                                // An IPv6 datagram for a socket on 0.0.0.0: not ours.
-                                continue;
-                            }
-                            let len = payload.len().min(buf.len());
-                            buf[..len].copy_from_slice(&payload[..len]);
-                            return Poll::Ready(Received {
-                                len,
-                                peer,
-                                truncated: payload.len() > len,
-                            });
-                        }
-                        Err(udp::RecvError::Exhausted | udp::RecvError::Truncated) => {
-                            socket.register_recv_waker(cx.waker());
-                            return Poll::Pending;
-                        }
-                    }
+            .drive(|inner, cx| match take_queued(inner, handle, v4_only, buf) {
+                Some(got) => Poll::Ready(got),
+                None => {
+                    inner
+                        .sockets
+                        .get_mut::<udp::Socket>(handle)
+                        .register_recv_waker(cx.waker());
+                    Poll::Pending
                 }
             })
             .await;
@@ -217,6 +217,23 @@ impl<N: NetIf, C: Timer> morgana_signatures::UdpSocket for UdpSocket<N, C> {
             });
         }
         let handle = self.handle;
+        {
+            // Answering a burst (more datagrams wait to be received): the datagram is
+            // queued and goes out with the others at the next pump, which the next
+            // receive that finds the socket empty runs (`dirty`); the driver is woken
+            // too, so that it pumps once this task yields, whatever the task does next.
+            // Without a driver (no operation waits), it is sent at once as below.
+            let mut inner = self.shared.inner.borrow_mut();
+            if let Some(driver) = inner.driver_waker() {
+                let socket = inner.sockets.get_mut::<udp::Socket>(handle);
+                if socket.can_recv() && socket.send_slice(buf, to).is_ok() {
+                    inner.dirty = true;
+                    drop(inner);
+                    driver.wake();
+                    return Ok(());
+                }
+            }
+        }
         self.shared
             .drive(|inner, cx| {
                 let socket = inner.sockets.get_mut::<udp::Socket>(handle);
@@ -241,6 +258,36 @@ impl<N: NetIf, C: Timer> morgana_signatures::UdpSocket for UdpSocket<N, C> {
 
     fn max_payload(&self) -> usize {
         self.max_payload
+    }
+}
+
+/// The oldest datagram queued on socket `handle`, copied into `buf` (IPv6 ones dropped
+/// on an IPv4-only socket); `None` when none is queued.
+fn take_queued<N: NetIf>(
+    inner: &mut Inner<N>,
+    handle: SocketHandle,
+    v4_only: bool,
+    buf: &mut [u8],
+) -> Option<Received> {
+    let socket = inner.sockets.get_mut::<udp::Socket>(handle);
+    loop {
+        match socket.recv() {
+            Ok((payload, meta)) => {
+                let peer = SocketAddr::from(meta.endpoint);
+                if v4_only && peer.is_ipv6() {
+                    // An IPv6 datagram for a socket on 0.0.0.0: not ours.
+                    continue;
+                }
+                let len = payload.len().min(buf.len());
+                buf[..len].copy_from_slice(&payload[..len]);
+                return Some(Received {
+                    len,
+                    peer,
+                    truncated: payload.len() > len,
+                });
+            }
+            Err(udp::RecvError::Exhausted | udp::RecvError::Truncated) => return None,
+        }
     }
 }
 

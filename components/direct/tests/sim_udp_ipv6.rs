@@ -185,6 +185,63 @@ fn a_full_udp_receive_buffer_drops_and_recovers() {
 }
 
 #[test]
+fn answers_to_a_burst_leave_even_when_the_server_then_waits_elsewhere() {
+    // Three queries arrive together; the first two are answered while more wait in the
+    // socket (held back, to go out in one pump), then the server sleeps instead of
+    // receiving the third: the answers must still leave at once, not when the sleep
+    // ends or the next frame arrives.
+    let clock = FakeClock::new();
+    run(&clock, async {
+        let (stack, peer, _wire) = stack_and_peer(&clock, static_config()).await;
+        let mut sock = stack.bind(addr([0, 0, 0, 0], 53)).await.unwrap();
+        let p = peer.udp_bind(5000);
+        for q in [&b"q1"[..], b"q2", b"q3"] {
+            peer.udp_send(p, q, addr(STACK_IP, 53));
+        }
+        settle(&stack, &peer, &clock).await;
+        let start = clock.elapsed();
+        let server = async {
+            // Yield once, so that the stack's own loop (`with_both`) is waiting and
+            // drives the interface when the answers are held back.
+            let mut yielded = false;
+            std::future::poll_fn(|cx| {
+                if yielded {
+                    return std::task::Poll::Ready(());
+                }
+                yielded = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            })
+            .await;
+            let mut buf = [0u8; 64];
+            for _ in 0..2 {
+                let r = sock.recv_from(&mut buf).await.unwrap();
+                let mut answer = buf[..r.len].to_vec();
+                answer[0] = b'a';
+                sock.send_to(&answer, r.peer).await.unwrap();
+            }
+            clock.sleep(Duration::from_secs(5)).await;
+            sock
+        };
+        let client = async {
+            let (a1, _) = peer.udp_recv(p).await;
+            let (a2, _) = peer.udp_recv(p).await;
+            (a1, a2, clock.elapsed() - start)
+        };
+        let (mut sock, (a1, a2, took)) = with_both(&stack, &peer, join(server, client)).await;
+        assert_eq!((a1.as_slice(), a2.as_slice()), (&b"a1"[..], &b"a2"[..]));
+        assert!(took.is_zero(), "answers held back for {took:?}");
+        // The third query is still there, and answered without a driver waiting.
+        let mut buf = [0u8; 64];
+        let r = sock.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..r.len], b"q3");
+        sock.send_to(b"a3", r.peer).await.unwrap();
+        let (a3, _) = with_peer(&peer, peer.udp_recv(p)).await;
+        assert_eq!(a3, b"a3");
+    });
+}
+
+#[test]
 fn tcp_and_udp_over_a_static_ipv6_address() {
     let clock = FakeClock::new();
     run(&clock, async {
