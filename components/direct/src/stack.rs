@@ -831,6 +831,7 @@ impl<N: NetIf> Inner<N> {
         let Some(state) = self.listeners.get_mut(id).and_then(Option::take) else {
             return;
         };
+        self.dev.2.retain(|&p| p != state.endpoint.port);
         for handle in state.sockets {
             let socket = self.sockets.get_mut::<tcp::Socket>(handle);
             if socket.state() == tcp::State::Listen || is_finished(socket) {
@@ -918,6 +919,17 @@ impl<N: NetIf> Inner<N> {
                     break;
                 }
             }
+        }
+        // No socket left listening: hold this port's SYNs off (`crate::device`) rather
+        // than let smoltcp answer them with resets.
+        let port = state.endpoint.port;
+        let held = &mut self.dev.2;
+        match (listening == 0, held.iter().position(|&p| p == port)) {
+            (true, None) => held.push(port),
+            (false, Some(i)) => {
+                held.swap_remove(i);
+            }
+            _ => {}
         }
         self.note_listening(&mut state);
         self.listeners[id] = Some(state);
