@@ -883,3 +883,77 @@ fn a_waiting_accept_hears_of_connections_on_sockets_made_after_it_was_polled() {
         }
     });
 }
+
+/// A kernel descheduled by its host (a starved machine) sees its clock jump: the ACKs
+/// that arrived meanwhile are processed seconds after the data they acknowledge was
+/// sent. A segment lost after that must still be resent within a few seconds on every
+/// connection (not after a retransmission timeout grown from that one bogus round
+/// trip, up to smoltcp's 60 s, where the connection timeout aborts the connection).
+#[test]
+fn a_long_pause_of_the_stack_does_not_stall_its_connections() {
+    const CONNS: usize = 12;
+    const PAUSE: Duration = Duration::from_secs(20);
+    let clock = FakeClock::new();
+    run(&clock, async {
+        let (stack, peer, wire) = stack_and_peer(&clock, static_config()).await;
+        let mut listener = stack.listen(addr(STACK_IP, 7)).await.unwrap();
+        let (hs, mut streams) = with_both(&stack, &peer, async {
+            let (mut hs, mut ss) = (Vec::new(), Vec::new());
+            for _ in 0..CONNS {
+                hs.push(peer.connect(addr(STACK_IP, 7)).await.unwrap());
+                ss.push(listener.accept().await.unwrap().0);
+            }
+            // Round trips at wire speed first.
+            for (s, &h) in ss.iter_mut().zip(&hs) {
+                s.write_all(&[1; 1000]).await.unwrap();
+                assert_eq!(peer.recv_exact(h, 1000).await, [1; 1000]);
+            }
+            (hs, ss)
+        })
+        .await;
+        // Each connection sends, then the stack is not run for PAUSE while the peer
+        // reads and acknowledges.
+        for s in streams.iter_mut() {
+            s.write_all(&[2; 1000]).await.unwrap();
+        }
+        settle(&stack, &clock, Duration::from_millis(1)).await;
+        with_peer(&peer, async {
+            for &h in &hs {
+                assert_eq!(peer.recv_exact(h, 1000).await, [2; 1000]);
+            }
+            clock.sleep(PAUSE).await;
+        })
+        .await;
+        // Back: the first data segment of each connection is lost.
+        let seen = Rc::new(RefCell::new(std::collections::BTreeSet::new()));
+        let seen2 = seen.clone();
+        wire.set_loss(Box::new(move |_, from, frame| {
+            if from != 0 {
+                return false;
+            }
+            match parse_ipv4(frame) {
+                Some((_, _, _, IpProtocol::Tcp, p)) => {
+                    let t = smoltcp::wire::TcpPacket::new_unchecked(&p[..]);
+                    !t.payload().is_empty() && seen2.borrow_mut().insert(t.dst_port())
+                }
+                _ => false,
+            }
+        }));
+        let start = clock.elapsed();
+        with_both(&stack, &peer, async {
+            for s in streams.iter_mut() {
+                s.write_all(&[3; 1000]).await.unwrap();
+            }
+            for &h in &hs {
+                assert_eq!(peer.recv_exact(h, 1000).await, [3; 1000]);
+            }
+        })
+        .await;
+        let took = clock.elapsed() - start;
+        assert_eq!(seen.borrow().len(), CONNS);
+        assert!(
+            took < Duration::from_secs(5),
+            "the lost segments took {took:?} to be resent after a pause of {PAUSE:?}"
+        );
+    });
+}
