@@ -19,6 +19,7 @@
 #    redis-server in a Linux guest under the same QEMU (Debian's kernel, lib/guest-initrd.sh:
 #    the same -m, NIC and -drive/-device, its init making ext4 on the disk and mounting it,
 #    redis-server --appendonly yes --appendfsync always, then everysec); one guest at a time,
+#    each QEMU with lib/listen-backlog.c preloaded (its port forward listens with backlog 1),
 #    redis-benchmark -t set,get -P 16 -c 50 from the host, ratios (goal >= 1.5).
 #
 # Prints name=value lines as it goes (also appended to $BENCH_OUT, default
@@ -265,6 +266,8 @@ wait_pong() {
 # port forward listens with a backlog of 1, so redis-benchmark's 50 connects at once
 # overflow it and those clients retry after 1 s, 3 s, ... (their data segments back off
 # too: a connection can wait ~50 s): a stall of the host's side, not of either guest.
+# Both guests' QEMU therefore run with lib/listen-backlog.c preloaded (backlog >= 128).
+gcc -shared -fPIC -O2 -o "$SCRATCH/listen-backlog.so" "$HERE/lib/listen-backlog.c" -ldl
 listen_overflows() { awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; h = 1 } else print $c }' /proc/net/netstat; }
 # guest_bench WHO POLICY PID PORT: REPS runs of set then get -> results, then stops PID
 guest_bench() {
@@ -285,7 +288,7 @@ for policy in always everysec; do
   rm -f "$disk"; truncate -s "${DISK_SIZE:-256}M" "$disk"
   mapfile -t args < <(spec_args "$port" "$disk" "$SCRATCH/morgana-$policy.log")
   echo "bench: kernel, $policy: the kv PVH image (${KIMG[$policy]})" >&2
-  qemu-system-x86_64 "${args[@]}" -kernel "${KIMG[$policy]}" </dev/null >/dev/null 2>&1 &
+  LD_PRELOAD=$SCRATCH/listen-backlog.so qemu-system-x86_64 "${args[@]}" -kernel "${KIMG[$policy]}" </dev/null >/dev/null 2>&1 &
   pid=$!; PIDS+=("$pid")
   guest_bench morgana "$policy" "$pid" "$port"
 
@@ -293,7 +296,7 @@ for policy in always everysec; do
   rm -f "$disk"; truncate -s "${DISK_SIZE:-256}M" "$disk"
   mapfile -t dargs < <(disk_args "$disk")
   echo "bench: kernel, $policy: redis-server in a Linux guest" >&2
-  qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -m "$MEM" -serial "file:$SCRATCH/linux-$policy.log" \
+  LD_PRELOAD=$SCRATCH/listen-backlog.so qemu-system-x86_64 "${QEMU_MACHINE_ARGS[@]}" -m "$MEM" -serial "file:$SCRATCH/linux-$policy.log" \
     -kernel "$GUEST_KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet kvpolicy=$policy" \
     -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:6379" -device "$QEMU_NIC" "${dargs[@]}" \
     </dev/null >/dev/null 2>&1 &
