@@ -8,7 +8,8 @@
 //!   redis-server, and their output must be the same byte for byte; then a second boot
 //!   of the kernel on the same disk finds the session's data. One boot serves every
 //!   check of the first part. Also: `scripts/morgana-run` creates a missing disk image
-//!   (and says so) before QEMU starts, and refuses a missing read-only one.
+//!   (and says so) before QEMU starts, and refuses a missing read-only one. And 50
+//!   clients connecting to the kernel at once (redis-benchmark's default) all get PONG.
 //! - `kernel_keeps_every_acknowledged_write_across_sigkill`: issue 13's crash test. The
 //!   kernel under QEMU is killed with SIGKILL at a pseudo-random moment (fixed seed)
 //!   while a client pipelines numbered `SET`s and `INCR`s with `always` durability; after
@@ -384,6 +385,8 @@ fn unix_and_kernel_answer_like_redis_server() {
         "{console}"
     );
     assert!(console.contains("virtio-blk"), "{console}");
+    // redis-benchmark's default: 50 clients connecting at once, every one served.
+    burst_of_clients(&k, BURST);
     drop(c);
     drop(k);
 
@@ -423,6 +426,60 @@ fn unix_and_kernel_answer_like_redis_server() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Clients that connect at once in `burst_of_clients`: redis-benchmark's default `-c`.
+const BURST: usize = 50;
+
+/// `n` clients connect at the same moment (one thread each, released together), each
+/// sends PING at once and must read `+PONG`; all stay open until every one has its
+/// answer. The kernel's listener must take the burst without resetting any (a SYN it
+/// has no room for waits for the client's retransmission: `components/direct`).
+/// QEMU's port forward accepts on the host side first (backlog 1, so the host's kernel
+/// holds back some SYNs for a second or more) and then connects to the guest.
+fn burst_of_clients(k: &Kernel, n: usize) {
+    let go = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let addr = k.addr;
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let go = go.clone();
+            std::thread::spawn(move || -> Result<std::net::TcpStream, String> {
+                use std::io::Read;
+                go.wait();
+                let limit = Duration::from_secs(60);
+                let mut s = std::net::TcpStream::connect_timeout(&addr, limit)
+                    .map_err(|e| format!("connect: {e}"))?;
+                s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
+                s.write_all(b"PING\r\n")
+                    .map_err(|e| format!("write: {e}"))?;
+                let mut got = Vec::new();
+                let mut buf = [0u8; 16];
+                while got.len() < 7 {
+                    match s.read(&mut buf) {
+                        Ok(0) => return Err(format!("closed after {got:?}")),
+                        Ok(k) => got.extend_from_slice(&buf[..k]),
+                        Err(e) => return Err(format!("read after {got:?}: {e}")),
+                    }
+                }
+                if got == b"+PONG\r\n" {
+                    Ok(s)
+                } else {
+                    Err(format!("answered {:?}", String::from_utf8_lossy(&got)))
+                }
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = threads
+        .into_iter()
+        .map(|t| t.join().expect("client thread"))
+        .collect();
+    let failed: Vec<_> = outcomes.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {n} clients connecting at once failed: {failed:?}; console:\n{}",
+        failed.len(),
+        k.console()
+    );
 }
 
 /// A deterministic pseudo-random sequence (fixed seeds: a failure is reproducible).

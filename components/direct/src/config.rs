@@ -119,8 +119,11 @@ pub const DEFAULT_RX_BUFFER: usize = 16 * 1024;
 /// docs/benchmarks.md, "TCP over a lossy link".
 pub const DEFAULT_TX_BUFFER: usize = 64 * 1024;
 
-/// Connections a listener holds before they are accepted, by default.
-pub const DEFAULT_BACKLOG: usize = 32;
+/// Connections a listener holds before they are accepted, by default: 128, Linux's
+/// historical `SOMAXCONN`. A waiting connection has a socket (and its buffers) only
+/// while it waits, so a large backlog costs nothing until a burst of connections
+/// arrives; [`DEFAULT_MAX_SOCKETS`] bounds the whole anyway.
+pub const DEFAULT_BACKLOG: usize = 128;
 
 /// Most TCP sockets (listening, connected, and closing) at once, by default: with the
 /// default buffers at most 10 MiB of socket buffers.
@@ -155,7 +158,8 @@ pub struct StackConfig {
     /// Bytes of transmit buffer per TCP connection (1 KiB to 1 GiB).
     pub tx_buffer: usize,
     /// About how many connections a listener keeps waiting for `accept`; a connection
-    /// attempt beyond that is refused (reset), like a full accept queue.
+    /// attempt beyond that is held off (its SYN dropped, so the client tries again
+    /// later), like a full accept queue on Linux.
     pub backlog: usize,
     /// The most TCP sockets at once. When they are all in use, new connections are
     /// refused until some close; the oldest connection that was dropped by the

@@ -81,8 +81,12 @@
 //! handshaking or established but not accepted yet. After every received frame that
 //! may have consumed a listening socket, the pump adds a new one, so a burst of SYNs
 //! between two `accept`s finds a listening socket for each, up to about
-//! [`StackConfig::backlog`] waiting connections; beyond that a SYN is answered with a
-//! reset (connection refused), like a full accept queue. A connection reset or timed
+//! [`StackConfig::backlog`] waiting connections (default 128: redis-benchmark's 50
+//! clients connecting at once all get in before the first `accept`). Beyond that, or
+//! when [`StackConfig::max_sockets`] are all in use, a SYN is dropped without an answer,
+//! as Linux does with a full accept queue: the client sends it again (after 1, 3, 7 s
+//! ...) and gets in once there is room, or gives up with a timeout; it is never reset.
+//! A connection to a port nobody listens on is refused with a reset. A connection reset or timed
 //! out before `accept` puts its socket back to listening. `accept` hands out the
 //! oldest socket that completed its handshake.
 //!

@@ -24,6 +24,7 @@ use smoltcp::wire::{
 use crate::config::{Ipv4Config, StackConfig};
 
 mod diagnostics;
+mod pause;
 mod repeated_syn;
 use crate::device::Device;
 use crate::{
@@ -183,6 +184,8 @@ impl<N: NetIf, C: Timer> Stack<N, C> {
             free_waiters: Vec::new(),
             driver: None,
             dirty: false,
+            paused: 0,
+            due: None,
             next_port: EPHEMERAL_FIRST
                 + u16::from_le_bytes(port) % (u16::MAX - EPHEMERAL_FIRST + 1),
         };
@@ -475,6 +478,10 @@ pub(crate) struct Inner<N: NetIf> {
     /// Work was queued (data, a FIN, a new socket) that the next pump must send.
     pub(crate) dirty: bool,
     next_port: u16,
+    /// Nanoseconds the stack was paused, which its clock skips (`stack/pause.rs`).
+    paused: u64,
+    /// The deadline the driver last slept for, in real time.
+    due: Option<Instant>,
 }
 
 impl<N: NetIf> Inner<N> {
@@ -532,7 +539,7 @@ impl<N: NetIf> Inner<N> {
     /// listeners' spare sockets after each), then everything there is to send, then the
     /// bookkeeping (closing sockets, DHCP events).
     pub(crate) fn pump(&mut self, now: Instant) {
-        let ts = smol_instant(now);
+        let ts = smol_instant(self.stack_time(now));
         self.dirty = false;
         self.iface.poll_maintenance(ts);
         for _ in 0..INGRESS_BUDGET {
@@ -584,28 +591,33 @@ impl<N: NetIf> Inner<N> {
     /// (retransmissions, delayed ACKs, DHCP), the loss-recovery agent's or a closing
     /// socket's.
     fn next_wake(&mut self, now: Instant) -> Option<Instant> {
+        let stack_now = Instant::from_nanos(now.as_nanos().saturating_sub(self.paused));
         let mut next = self
             .iface
-            .poll_at(smol_instant(now), &self.sockets)
-            .map(from_smol_instant);
+            .poll_at(smol_instant(stack_now), &self.sockets)
+            .map(|t| self.real_time(from_smol_instant(t)));
         for o in self.orphans.iter().filter(|o| !o.aborted) {
             next = Some(next.map_or(o.deadline, |n| n.min(o.deadline)));
         }
         if let Some(t) = self.dev.1.get_mut().poll_at() {
-            let t = from_smol_instant(smoltcp::time::Instant::from_micros(t.max(0)));
+            let t = self.real_time(from_smol_instant(smoltcp::time::Instant::from_micros(
+                t.max(0),
+            )));
             next = Some(next.map_or(t, |n| n.min(t)));
         }
         #[cfg(feature = "ipv6")]
         if let Some(t) = self.v6.next_wake(now) {
             next = Some(next.map_or(t, |n| n.min(t)));
         }
-        next.map(|t| {
+        let next = next.map(|t| {
             if t <= now {
                 now.saturating_add(RETRY_TICK)
             } else {
                 t
             }
-        })
+        });
+        self.due = next;
+        next
     }
 
     fn register_dhcp_waker(&mut self, waker: &Waker) {
@@ -836,6 +848,7 @@ impl<N: NetIf> Inner<N> {
         let Some(state) = self.listeners.get_mut(id).and_then(Option::take) else {
             return;
         };
+        self.dev.2.retain(|&p| p != state.endpoint.port);
         for handle in state.sockets {
             let socket = self.sockets.get_mut::<tcp::Socket>(handle);
             if socket.state() == tcp::State::Listen || is_finished(socket) {
@@ -923,6 +936,17 @@ impl<N: NetIf> Inner<N> {
                     break;
                 }
             }
+        }
+        // No socket left listening: hold this port's SYNs off (`crate::device`) rather
+        // than let smoltcp answer them with resets.
+        let port = state.endpoint.port;
+        let held = &mut self.dev.2;
+        match (listening == 0, held.iter().position(|&p| p == port)) {
+            (true, None) => held.push(port),
+            (false, Some(i)) => {
+                held.swap_remove(i);
+            }
+            _ => {}
         }
         self.note_listening(&mut state);
         self.listeners[id] = Some(state);

@@ -220,18 +220,28 @@ fn serves_many_concurrent_connections() {
     );
 }
 
+/// Whether the stack sent a TCP reset (frames from wire end 0).
+fn stack_sent_a_reset(wire: &Wire) -> bool {
+    wire.log().iter().any(|(from, f)| {
+        *from == 0
+            && matches!(parse_ipv4(f), Some((_, _, _, IpProtocol::Tcp, p))
+                if smoltcp::wire::TcpPacket::new_unchecked(&p[..]).rst())
+    })
+}
+
 #[test]
-fn a_full_backlog_refuses_and_recovers() {
+fn a_full_backlog_holds_syns_off_and_recovers() {
     let clock = FakeClock::new();
     run(&clock, async {
         let mut config = static_config();
         config.backlog = 2;
-        let (stack, peer, _wire) = stack_and_peer(&clock, config).await;
+        let (stack, peer, wire) = stack_and_peer(&clock, config).await;
         let mut listener = stack.listen(addr([0, 0, 0, 0], 80)).await.unwrap();
         assert_eq!(stack.stats().tcp_sockets, LISTEN_SPARES);
         with_both(&stack, &peer, async {
             // Eight connection attempts at once, nobody accepting: backlog + spares get
-            // through, the rest are refused with a reset.
+            // through, the others' SYNs are dropped (no reset), as with a full accept
+            // queue on Linux, and the clients keep trying.
             let outcomes = RefCell::new(Vec::new());
             let mut set = TaskSet::new(8);
             for _ in 0..8 {
@@ -245,25 +255,36 @@ fn a_full_backlog_refuses_and_recovers() {
                     .is_ok()
                 );
             }
+            drive(&mut set, clock.sleep(Duration::from_millis(2500))).await;
+            let first = outcomes.borrow().clone();
+            assert_eq!(first.len(), 2 + LISTEN_SPARES, "{first:?}");
+            assert!(first.iter().all(Result::is_ok), "{first:?}");
+            assert!(
+                !stack_sent_a_reset(&wire),
+                "a SYN was answered with a reset"
+            );
+            // Accepting makes room: the held-off clients' next SYNs get in.
+            let mut streams = Vec::new();
+            drive(&mut set, async {
+                for _ in 0..8 {
+                    streams.push(listener.accept().await.unwrap().0);
+                }
+            })
+            .await;
             set.join_all().await;
             let outcomes = outcomes.take();
-            let ok: Vec<_> = outcomes.iter().filter_map(|r| r.ok()).collect();
-            assert_eq!(ok.len(), 2 + LISTEN_SPARES, "{outcomes:?}");
-            assert!(
-                outcomes
-                    .iter()
-                    .all(|r| matches!(r, Ok(_) | Err(State::Closed))),
-                "{outcomes:?}"
-            );
-            // Accepting makes room again.
-            for _ in 0..ok.len() {
-                let (s, _) = listener.accept().await.unwrap();
-                drop(s);
-            }
-            let h = peer.connect(addr(STACK_IP, 80)).await.expect("room again");
-            let (mut s, _) = listener.accept().await.unwrap();
+            assert_eq!(outcomes.len(), 8);
+            assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+            let h = outcomes[7].unwrap();
             peer.send_all(h, b"x").await;
-            assert_eq!(read_exact(&mut s, 1).await, b"x");
+            let s = streams
+                .iter_mut()
+                .find(|s| s.peer_addr().port() == peer.local_port(h));
+            assert_eq!(read_exact(s.expect("accepted"), 1).await, b"x");
+            assert!(
+                !stack_sent_a_reset(&wire),
+                "a SYN was answered with a reset"
+            );
         })
         .await;
     });
@@ -275,7 +296,7 @@ fn max_sockets_bounds_connections_and_recovers() {
     run(&clock, async {
         let mut config = static_config();
         config.max_sockets = 4;
-        let (stack, peer, _wire) = stack_and_peer(&clock, config).await;
+        let (stack, peer, wire) = stack_and_peer(&clock, config).await;
         let mut listener = stack.listen(addr([0, 0, 0, 0], 80)).await.unwrap();
         with_both(&stack, &peer, async {
             let mut held = Vec::new();
@@ -285,20 +306,34 @@ fn max_sockets_bounds_connections_and_recovers() {
                 streams.push(listener.accept().await.unwrap().0);
             }
             assert_eq!(stack.stats().tcp_sockets, 4);
-            // All four sockets carry connections: the fifth is refused.
-            assert_eq!(
-                peer.connect(addr(STACK_IP, 80)).await.unwrap_err(),
-                State::Closed
+            // All four sockets carry connections: the fifth waits (its SYNs dropped,
+            // not reset) ...
+            let fifth = RefCell::new(None);
+            let mut set = TaskSet::new(1);
+            let (peer_ref, fifth_ref) = (&peer, &fifth);
+            assert!(
+                set.insert(async move {
+                    *fifth_ref.borrow_mut() = Some(peer_ref.connect(addr(STACK_IP, 80)).await);
+                })
+                .is_ok()
             );
-            // One closes (both sides): its socket is freed and listening again.
+            drive(&mut set, clock.sleep(Duration::from_secs(3))).await;
+            assert!(fifth.borrow().is_none(), "{:?}", fifth.borrow());
+            assert!(
+                !stack_sent_a_reset(&wire),
+                "a SYN was answered with a reset"
+            );
+            // ... until one closes (both sides): its socket is freed, and the fifth's
+            // next SYN gets in.
             let s = streams.pop().unwrap();
             drop(s);
             let h = held.pop().unwrap();
             assert!(peer.recv_to_end(h).await.is_ok());
             peer.close(h).await;
             peer.closed(h).await;
-            let h = peer.connect(addr(STACK_IP, 80)).await.expect("room again");
-            let (mut s, _) = listener.accept().await.unwrap();
+            let (mut s, _) = drive(&mut set, listener.accept()).await.unwrap();
+            set.join_all().await;
+            let h = fifth.take().unwrap().expect("the fifth got in");
             peer.send_all(h, b"ok").await;
             assert_eq!(read_exact(&mut s, 2).await, b"ok");
         })
@@ -846,5 +881,79 @@ fn a_waiting_accept_hears_of_connections_on_sockets_made_after_it_was_polled() {
             Either::Right(()) => {}
             Either::Left(Either::Left(never) | Either::Right(never)) => match never {},
         }
+    });
+}
+
+/// A kernel descheduled by its host (a starved machine) sees its clock jump: the ACKs
+/// that arrived meanwhile are processed seconds after the data they acknowledge was
+/// sent. A segment lost after that must still be resent within a few seconds on every
+/// connection (not after a retransmission timeout grown from that one bogus round
+/// trip, up to smoltcp's 60 s, where the connection timeout aborts the connection).
+#[test]
+fn a_long_pause_of_the_stack_does_not_stall_its_connections() {
+    const CONNS: usize = 12;
+    const PAUSE: Duration = Duration::from_secs(20);
+    let clock = FakeClock::new();
+    run(&clock, async {
+        let (stack, peer, wire) = stack_and_peer(&clock, static_config()).await;
+        let mut listener = stack.listen(addr(STACK_IP, 7)).await.unwrap();
+        let (hs, mut streams) = with_both(&stack, &peer, async {
+            let (mut hs, mut ss) = (Vec::new(), Vec::new());
+            for _ in 0..CONNS {
+                hs.push(peer.connect(addr(STACK_IP, 7)).await.unwrap());
+                ss.push(listener.accept().await.unwrap().0);
+            }
+            // Round trips at wire speed first.
+            for (s, &h) in ss.iter_mut().zip(&hs) {
+                s.write_all(&[1; 1000]).await.unwrap();
+                assert_eq!(peer.recv_exact(h, 1000).await, [1; 1000]);
+            }
+            (hs, ss)
+        })
+        .await;
+        // Each connection sends, then the stack is not run for PAUSE while the peer
+        // reads and acknowledges.
+        for s in streams.iter_mut() {
+            s.write_all(&[2; 1000]).await.unwrap();
+        }
+        settle(&stack, &clock, Duration::from_millis(1)).await;
+        with_peer(&peer, async {
+            for &h in &hs {
+                assert_eq!(peer.recv_exact(h, 1000).await, [2; 1000]);
+            }
+            clock.sleep(PAUSE).await;
+        })
+        .await;
+        // Back: the first data segment of each connection is lost.
+        let seen = Rc::new(RefCell::new(std::collections::BTreeSet::new()));
+        let seen2 = seen.clone();
+        wire.set_loss(Box::new(move |_, from, frame| {
+            if from != 0 {
+                return false;
+            }
+            match parse_ipv4(frame) {
+                Some((_, _, _, IpProtocol::Tcp, p)) => {
+                    let t = smoltcp::wire::TcpPacket::new_unchecked(&p[..]);
+                    !t.payload().is_empty() && seen2.borrow_mut().insert(t.dst_port())
+                }
+                _ => false,
+            }
+        }));
+        let start = clock.elapsed();
+        with_both(&stack, &peer, async {
+            for s in streams.iter_mut() {
+                s.write_all(&[3; 1000]).await.unwrap();
+            }
+            for &h in &hs {
+                assert_eq!(peer.recv_exact(h, 1000).await, [3; 1000]);
+            }
+        })
+        .await;
+        let took = clock.elapsed() - start;
+        assert_eq!(seen.borrow().len(), CONNS);
+        assert!(
+            took < Duration::from_secs(5),
+            "the lost segments took {took:?} to be resent after a pause of {PAUSE:?}"
+        );
     });
 }
