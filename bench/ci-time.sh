@@ -70,8 +70,11 @@ for c in syn ring rustls smoltcp minijinja morgana_codegen; do
 done
 
 echo "== test binaries, longest first (wall s from its Running line to the next)"
-awk '/ Running / || / Doc-tests / { if (name != "") print $1 - t, name; t = $1; name = $3 " " $4 }
-     END { if (name != "") print "?", name }' "$DIR/test.out" | sort -rn | head -25
+end=$(awk '$1 == "test" && $2 == "end" {print $3}' "$DIR/steps")
+awk -v end="$end" '$2 == "Running" || $2 == "Doc-tests" {
+    if (name != "") print $1 - t, name
+    t = $1; name = substr($0, index($0, $3))
+} END { if (name != "") print end - t, name }' "$DIR/test.out" | sort -rn | head -25
 echo "== failures"
 grep -E '^[0-9]+ (test .* FAILED|failures:|error: )' "$DIR/test.out" | head -20
 echo "(full output: $DIR/test.out; compiler log: $LOG)"
