@@ -13,6 +13,8 @@
 # The clone is $BENCH_SCRATCH/ci-time/<rev> (default /tmp/morgana-bench); delete it when
 # done (a run's target directories take about 10 GB). Packages must be installed already
 # (scripts/setup.sh). On a shared machine compare CPU times: wall times follow the load.
+# Run it in the foreground: a job started with `&` by a non-interactive
+# shell ignores SIGINT, its children inherit that, and the tests' Ctrl-C does nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REV=$(git rev-parse --short "${1:-HEAD}")
