@@ -1,8 +1,9 @@
 //! `crunch!` errors are compile errors at the literal, naming the path: this builds a
 //! tiny crate with Cargo and reads rustc's messages.
 //!
-//! The crate lives in `<target dir>/kv-crunch-compile-fail/` and has its own target
-//! directory there, so the first run compiles the macro's dependencies once more.
+//! The crate lives in `<target dir>/kv-crunch-compile-fail/`; it and the secrets test's
+//! crate build in one target directory of their own, [`check_target`], so the first run
+//! compiles the macro's dependencies once more (not twice).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +18,13 @@ pub static NOT_A_STRING: kv_crunch::Table = kv_crunch::crunch!(42);
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+/// The target directory of both tests' crates: not the outer cargo's (another profile,
+/// and another feature set for the macro's dependencies), but one for the two, so their
+/// dependencies (syn, the macro) compile once. Cargo's lock serialises the two checks.
+fn check_target() -> PathBuf {
+    target_dir().join("kv-crunch-check")
 }
 
 #[test]
@@ -45,7 +53,7 @@ fn errors_name_the_path_and_the_manifest_dir() {
         .arg("--quiet")
         .arg("--color=never")
         .arg("--target-dir")
-        .arg(project.join("target"))
+        .arg(check_target())
         .current_dir(&project)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET_DIR")
@@ -200,7 +208,7 @@ fn secret_looking_files_are_refused_and_an_allowed_one_accepted() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(cargo)
             .args(["check", "--quiet", "--color=never", "--target-dir"])
-            .arg(project.join("target"))
+            .arg(check_target())
             .current_dir(&project)
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CARGO_BUILD_TARGET_DIR")

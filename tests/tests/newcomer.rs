@@ -1,5 +1,6 @@
 //! A new user's first ten minutes, in a scratch copy of the workspace
-//! (`target/e2e-newcomer/ws`, built in `target/e2e-newcomer/target`):
+//! (`target/e2e-newcomer/ws`, built in the scratch appliances' target directory,
+//! `target/e2e/scratch-target`, whose release dependencies the other tests compiled):
 //!
 //! - a broken appliance stops `cargo build` with Cargo's own `error:` lines and nothing
 //!   of a failed build script's dump: the whole terminal output of a few broken (and
@@ -28,8 +29,14 @@ fn base() -> PathBuf {
     workspace_root().join("target").join("e2e-newcomer")
 }
 
+/// The scratch appliances' target directory: the dependencies from crates.io (ring,
+/// smoltcp, syn, serde, ...) have the same hashes in any copy of the workspace, so they
+/// are compiled once for both. The crates of this copy hash by their path relative to its
+/// root, those of a scratch appliance by their absolute path: neither rebuilds the other's.
+/// (In `target/e2e` or `target/e2e-xen` this copy's crates would have the hashes of the
+/// real workspace's and each would rebuild the other's.)
 fn scratch_target() -> PathBuf {
-    base().join("target")
+    morgana_tests::scratch_target()
 }
 
 /// The scratch workspace, synchronised with the real tree once per run; the guard
