@@ -190,17 +190,6 @@ const CASES: &[Case] = &[
         success: false,
     },
     Case {
-        name: "missing-build-feature",
-        package: "static-website",
-        edits: &[(
-            "appliances/static-website/Cargo.toml",
-            "morgana-codegen = { workspace = true, features = [\"redirects\"] }\n",
-            "morgana-codegen.workspace = true\n",
-        )],
-        env: &[],
-        success: false,
-    },
-    Case {
         name: "warnings",
         package: "hello",
         edits: &[(
