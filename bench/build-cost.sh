@@ -60,6 +60,13 @@ def run(tree, target, args):
     return cpu, wall
 
 
+def load():
+    """The machine's 1-minute load average: other work slows the compilers a little even
+    in CPU time (caches, frequency), and a lot in wall time."""
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
 cpu = {base: [], head: []}
 wall = {base: [], head: []}
 rebuild = {base: [], head: []}
@@ -80,7 +87,7 @@ for rep in range(reps):
         rebuild[rev].append(w2)
         print(f"build_cost_{'base' if rev == base else 'head'}_rep{rep}="
               f"cpu {c:.1f} s, wall {w:.1f} s; rebuild after an appliance.ron edit: "
-              f"wall {w2:.1f} s, cpu {c2:.1f} s", flush=True)
+              f"wall {w2:.1f} s, cpu {c2:.1f} s; load average {load()}", flush=True)
 
 med = {rev: statistics.median(v) for rev, v in cpu.items()}
 print()

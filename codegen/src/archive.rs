@@ -12,31 +12,74 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(any(feature = "redirects", feature = "dns"))]
 use morgana_archive_build::{self as build, Compiler};
 
 use crate::catalog::Code;
-use crate::diag::{Diagnostic, FileId, SourceFile, SourceMap, Span};
+use crate::diag::{Diagnostic, SourceMap};
+#[cfg(any(feature = "redirects", feature = "dns"))]
+use crate::diag::{FileId, SourceFile, Span};
 use crate::model::{Appliance, Scalar};
 use crate::wire::{Chosen, NodeKind, Wiring};
 
-/// Every compiler codegen can run, by name. Adding one: depend on its host crate
-/// (`morgana-<component>-compiler`) in codegen's Cargo.toml and list it here.
-pub fn compilers() -> &'static [&'static dyn Compiler] {
-    static COMPILERS: [&dyn Compiler; 2] = [
+/// Every compiler a catalog's build step may name, with the feature of morgana-codegen
+/// that compiles it in (an appliance that uses it turns the feature on in its
+/// build-dependencies; [`crate::build_steps`] checks). Adding one: depend on its host
+/// crate (`morgana-<component>-compiler`) in codegen's Cargo.toml as an optional
+/// dependency behind a feature, and list it here and in [`compiled_in`].
+pub const COMPILERS: &[(&str, &str)] = &[("redirects", "redirects"), ("dns-zones", "dns")];
+
+/// The compilers compiled into this build of codegen.
+#[cfg(any(feature = "redirects", feature = "dns"))]
+fn compiled_in() -> &'static [&'static dyn Compiler] {
+    static COMPILED_IN: &[&dyn Compiler] = &[
+        #[cfg(feature = "redirects")]
         &morgana_redirects_compiler::COMPILER,
+        #[cfg(feature = "dns")]
         &morgana_dns_zone::COMPILER,
     ];
-    &COMPILERS
+    COMPILED_IN
 }
 
-/// The compiler called `name`.
-pub fn compiler(name: &str) -> Option<&'static dyn Compiler> {
-    compilers().iter().copied().find(|c| c.name() == name)
+/// The compiler called `name`, when its feature is on.
+#[cfg(any(feature = "redirects", feature = "dns"))]
+fn compiler(name: &str) -> Option<&'static dyn Compiler> {
+    compiled_in().iter().copied().find(|c| c.name() == name)
+}
+
+/// The feature of morgana-codegen that compiles in the compiler called `name`, if it
+/// is one.
+pub fn feature_of(name: &str) -> Option<&'static str> {
+    COMPILERS.iter().find(|c| c.0 == name).map(|c| c.1)
 }
 
 /// The names of the compilers.
 pub fn compiler_names() -> Vec<&'static str> {
-    compilers().iter().map(|c| c.name()).collect()
+    COMPILERS.iter().map(|c| c.0).collect()
+}
+
+/// The build steps of the included devices, by the codegen feature each needs: (device
+/// index, input key, feature).
+pub fn steps<'a>(a: &Appliance, w: &Wiring<'a>) -> Vec<(usize, &'a str, &'static str)> {
+    let mut out = Vec::new();
+    for &n in &w.order {
+        let (NodeKind::Declared(di), Some(Chosen::Component(imp))) =
+            (&w.nodes[n].kind, &w.chosen[n])
+        else {
+            continue;
+        };
+        let (Some(step), Code::Connect { .. } | Code::Static { .. }) = (&imp.build, &imp.code)
+        else {
+            continue;
+        };
+        let given = a.devices[*di]
+            .setting(&step.input)
+            .is_some_and(|s| matches!(s.value, Scalar::Str(_) | Scalar::List(_)));
+        if let (Some(feature), true) = (feature_of(&step.compiler), given) {
+            out.push((*di, step.input.as_str(), feature));
+        }
+    }
+    out
 }
 
 /// An archive compiled for a device.
@@ -64,6 +107,7 @@ pub fn static_name(device: &str) -> String {
 /// Runs the build steps of the included devices. `display_dir` is how the appliance's
 /// directory is shown in messages; compiler diagnostics go to `diags` (with their
 /// sources added to `sources`), warnings to `warnings`.
+#[cfg(any(feature = "redirects", feature = "dns"))]
 pub fn run(
     a: &Appliance,
     w: &Wiring<'_>,
@@ -86,7 +130,9 @@ pub fn run(
         };
         let dev = &a.devices[*di];
         let Some(compiler) = compiler(&step.compiler) else {
-            continue; // the catalog's validation reports it
+            // An unknown name: the catalog's validation reports it. A known one whose
+            // feature is off: `crate::build_steps` stopped the compilation before.
+            continue;
         };
         let Some(setting) = dev.setting(&step.input) else {
             continue;
@@ -203,6 +249,7 @@ pub fn run(
 }
 
 /// A compiler's diagnostic about the names (empty path) at the names key.
+#[cfg(any(feature = "redirects", feature = "dns"))]
 fn about_names(
     d: &build::Diagnostic,
     names: Option<&crate::model::Setting>,
@@ -236,6 +283,7 @@ fn about_names(
 }
 
 /// The span of `len` characters at `line:col` of `src` (clamped to the file).
+#[cfg(any(feature = "redirects", feature = "dns"))]
 fn span_at(src: &SourceFile, file: FileId, line: u32, col: u32, len: u32) -> Span {
     let line = line.clamp(1, src.line_count() as u32);
     let line_text = src.line_text(line);
@@ -258,6 +306,7 @@ fn span_at(src: &SourceFile, file: FileId, line: u32, col: u32, len: u32) -> Spa
 }
 
 /// A compiler's diagnostic as one of codegen's, against the compiled file's text.
+#[cfg(any(feature = "redirects", feature = "dns"))]
 fn convert(
     d: &build::Diagnostic,
     texts: &[build::SourceText],
@@ -305,4 +354,19 @@ fn convert(
         out = out.help(h.clone());
     }
     out
+}
+
+/// Without any compiler compiled in, no build step runs: `crate::build_steps` stopped
+/// every compilation that has one.
+#[cfg(not(any(feature = "redirects", feature = "dns")))]
+pub fn run(
+    _: &Appliance,
+    _: &Wiring<'_>,
+    _: &Path,
+    _: &str,
+    _: &mut SourceMap,
+    _: &mut Vec<Diagnostic>,
+    _: &mut Vec<Diagnostic>,
+) -> Vec<Archive> {
+    Vec::new()
 }

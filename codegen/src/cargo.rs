@@ -41,10 +41,15 @@ fn declared(manifest: &str) -> (Vec<String>, Option<(u32, usize, usize)>) {
     (deps, header)
 }
 
-/// The features turned on for dependency `name` in normal `[dependencies]` tables: from
+/// The features turned on for dependency `name` in the tables called `table`
+/// (`dependencies`, `build-dependencies`, and the targets' tables of that name): from
 /// `name = { .., features = ["a", "b"] }` on one line, or a `features = [..]` line of a
-/// `[dependencies.name]` table; with the line (1-based) and byte range of its entry.
-fn features_of(manifest: &str, name: &str) -> (Vec<String>, Option<(u32, usize, usize)>) {
+/// `[<table>.name]` table; with the line (1-based) and byte range of its entry.
+fn features_in(
+    manifest: &str,
+    table: &str,
+    name: &str,
+) -> (Vec<String>, Option<(u32, usize, usize)>) {
     let mut section = String::new();
     let mut offset = 0;
     let mut found = Vec::new();
@@ -62,27 +67,25 @@ fn features_of(manifest: &str, name: &str) -> (Vec<String>, Option<(u32, usize, 
             })
             .unwrap_or_default()
     };
+    let dotted = |section: &str| {
+        section
+            .strip_prefix(table)
+            .and_then(|s| s.strip_prefix('.'))
+            .map(|s| s.trim_matches('"'))
+            == Some(name)
+    };
     for (i, raw) in manifest.split_inclusive('\n').enumerate() {
         let line = raw.trim();
         let col = raw.len() - raw.trim_start().len();
         let here = Some((i as u32 + 1, offset + col, offset + col + line.len()));
         if let Some(h) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
             section = h.trim().trim_start_matches('[').replace(' ', "");
-            if section
-                .strip_prefix("dependencies.")
-                .map(|s| s.trim_matches('"'))
-                == Some(name)
-            {
+            if dotted(&section) {
                 at = here;
             }
-        } else if section
-            .strip_prefix("dependencies.")
-            .map(|s| s.trim_matches('"'))
-            == Some(name)
-            && line.starts_with("features")
-        {
+        } else if dotted(&section) && line.starts_with("features") {
             found.extend(list(line));
-        } else if is_deps_table(&section)
+        } else if is_table(&section, table)
             && !line.starts_with('#')
             && let Some((key, value)) = line.split_once('=')
             && key.split('.').next().map(|k| k.trim().trim_matches('"')) == Some(name)
@@ -114,31 +117,34 @@ pub fn check_features(
     file: FileId,
     needed: &[NeededFeature],
 ) -> Option<Diagnostic> {
+    check_features_in(manifest, file, "dependencies", needed)
+}
+
+/// [`check_features`] for build-dependencies: the features of morgana-codegen that
+/// compile in the build steps the appliance uses.
+pub fn check_build_features(
+    manifest: &SourceFile,
+    file: FileId,
+    needed: &[NeededFeature],
+) -> Option<Diagnostic> {
+    check_features_in(manifest, file, "build-dependencies", needed)
+}
+
+fn check_features_in(
+    manifest: &SourceFile,
+    file: FileId,
+    table: &str,
+    needed: &[NeededFeature],
+) -> Option<Diagnostic> {
     for n in needed {
-        let (have, at) = features_of(&manifest.text, &n.krate);
+        let (have, at) = features_in(&manifest.text, table, &n.krate);
         if have.contains(&n.feature) {
             continue;
         }
         let Some((line, lo, hi)) = at else { continue };
-        let mut all = have.clone();
-        all.extend(
-            needed
-                .iter()
-                .filter(|m| m.krate == n.krate && !have.contains(&m.feature))
-                .map(|m| m.feature.clone()),
-        );
-        let list = all
-            .iter()
-            .map(|f| format!("{f:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let col = manifest.text[manifest.line_start(line)..lo].chars().count() as u32 + 1;
         let entry = manifest.text[lo..hi].to_string();
-        let suggestion = if entry.contains("workspace = true") || entry.contains(".workspace") {
-            format!("{} = {{ workspace = true, features = [{list}] }}", n.krate)
-        } else {
-            format!("features = [{list}] in the `{}` entry", n.krate)
-        };
+        let col = manifest.text[manifest.line_start(line)..lo].chars().count() as u32 + 1;
+        let suggestion = suggested_line(&entry, &n.krate, &have, needed);
         return Some(
             Diagnostic::error(format!(
                 "the appliance needs the `{}` feature of `{}`, but Cargo.toml does not turn it on",
@@ -162,9 +168,43 @@ pub fn check_features(
     None
 }
 
+/// The line that turns on every feature of `krate` in `needed` besides those it has
+/// (`have`), written like its `entry` (a workspace dependency or not).
+pub fn suggested_line(
+    entry: &str,
+    krate: &str,
+    have: &[String],
+    needed: &[NeededFeature],
+) -> String {
+    let mut all = have.to_vec();
+    for m in needed {
+        if m.krate == krate && !all.contains(&m.feature) {
+            all.push(m.feature.clone());
+        }
+    }
+    let list = all
+        .iter()
+        .map(|f| format!("{f:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if entry.contains("workspace = true") || entry.contains(".workspace") {
+        format!("{krate} = {{ workspace = true, features = [{list}] }}")
+    } else {
+        format!("features = [{list}] in the `{krate}` entry")
+    }
+}
+
 fn is_deps_table(section: &str) -> bool {
-    section == "dependencies"
-        || (section.starts_with("target.") && section.ends_with(".dependencies"))
+    is_table(section, "dependencies")
+}
+
+/// Whether `section` is a table of `table` (`dependencies`), itself or a target's.
+fn is_table(section: &str, table: &str) -> bool {
+    section == table
+        || section
+            .strip_prefix("target.")
+            .and_then(|s| s.strip_suffix(table))
+            .is_some_and(|s| s.ends_with('.'))
 }
 
 /// Whether the workspace manifest declares `name` in `[workspace.dependencies]`.
@@ -394,10 +434,35 @@ mod tests {
     }
 
     #[test]
+    fn build_dependency_features_are_read_from_their_own_tables() {
+        let m = "[dependencies]\nmorgana-codegen = { workspace = true, features = [\"dns\"] }\n\n[build-dependencies]\nmorgana-codegen = { workspace = true, features = [\"redirects\"] }\n\n[build-dependencies.kv-crunch]\nfeatures = [\"a\"]\n";
+        assert_eq!(
+            features_in(m, "build-dependencies", "morgana-codegen").0,
+            ["redirects"]
+        );
+        assert_eq!(features_in(m, "build-dependencies", "kv-crunch").0, ["a"]);
+        assert_eq!(
+            features_in(m, "dependencies", "kv-crunch").0,
+            Vec::<String>::new()
+        );
+        let file = SourceFile::new("Cargo.toml", m);
+        let need = |f: &str| NeededFeature {
+            krate: "morgana-codegen".into(),
+            feature: f.into(),
+            why: "a step".into(),
+        };
+        assert!(check_build_features(&file, 0, &[need("redirects")]).is_none());
+        let d = check_build_features(&file, 0, &[need("redirects"), need("dns")]).expect("dns");
+        assert_eq!(d.span().map(|s| s.line), Some(5));
+        assert!(d.notes.iter().any(|n| n.1
+            == "write: morgana-codegen = { workspace = true, features = [\"redirects\", \"dns\"] }"));
+    }
+
+    #[test]
     fn features_are_read_from_inline_and_dotted_tables() {
         let m = "[dependencies]\nmorgana-direct = { workspace = true, features = [\"udp\"] }\n\n[dependencies.kv-crunch]\npath = \"k\"\nfeatures = [\"a\", \"b\"]\n";
-        assert_eq!(features_of(m, "morgana-direct").0, ["udp"]);
-        assert_eq!(features_of(m, "kv-crunch").0, ["a", "b"]);
+        assert_eq!(features_in(m, "dependencies", "morgana-direct").0, ["udp"]);
+        assert_eq!(features_in(m, "dependencies", "kv-crunch").0, ["a", "b"]);
         let file = SourceFile::new("Cargo.toml", m);
         let need = |f: &str| NeededFeature {
             krate: "morgana-direct".into(),

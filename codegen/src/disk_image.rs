@@ -35,9 +35,16 @@ const READ_ONLY: &str = "read_only";
 const SIZE_MIB: &str = "size_mib";
 
 /// The longest key: the store's (`KvSeed` copies the image into a `KvStore`).
-pub const MAX_KEY: usize = morgana_store::DEFAULT_MAX_KEY_LEN as usize;
+pub const MAX_KEY: usize = 4096;
 /// The largest value: the store's (1 MiB).
-pub const MAX_VALUE: u64 = morgana_store::DEFAULT_MAX_VALUE_LEN as u64;
+pub const MAX_VALUE: u64 = 1 << 20;
+// The store's own limits, checked where the store is compiled in (the `disk-image`
+// feature; always in codegen's tests).
+#[cfg(feature = "disk-image")]
+const _: () = assert!(
+    MAX_KEY == morgana_store::DEFAULT_MAX_KEY_LEN as usize
+        && MAX_VALUE == morgana_store::DEFAULT_MAX_VALUE_LEN as u64
+);
 
 /// At most this many problems with the directory's files are reported.
 const MAX_REPORTED: usize = 10;
@@ -175,10 +182,7 @@ pub fn run(
             continue;
         }
         let keys = entries.len();
-        let bytes = match morgana_store::image::build(
-            entries,
-            morgana_store::image::BuildOptions::default(),
-        ) {
+        let bytes = match build_image(entries) {
             Ok(b) => b,
             Err(e) => {
                 // The walk refuses what `build` would: this is a bug if it shows.
@@ -237,6 +241,43 @@ pub fn run(
         });
     }
     out
+}
+
+/// The image of `entries` (key, value, meta), by the store's writer.
+#[cfg(feature = "disk-image")]
+fn build_image(entries: Vec<(Vec<u8>, Vec<u8>, u64)>) -> Result<Vec<u8>, String> {
+    morgana_store::image::build(entries, morgana_store::image::BuildOptions::default())
+        .map_err(|e| e.to_string())
+}
+
+/// Without the store's writer: `crate::build_steps` stopped every compilation that
+/// builds an image before this point.
+#[cfg(not(feature = "disk-image"))]
+fn build_image(_: Vec<(Vec<u8>, Vec<u8>, u64)>) -> Result<Vec<u8>, String> {
+    Err("morgana-codegen was built without its `disk-image` feature".into())
+}
+
+/// The devices whose disk is built from a directory (`from` given), with `from`'s
+/// place: each needs morgana-codegen's `disk-image` feature.
+pub fn steps(a: &Appliance, catalog: &Catalog) -> Vec<(usize, crate::diag::Span)> {
+    a.devices
+        .iter()
+        .enumerate()
+        .filter(|(_, dev)| {
+            catalog.component(&dev.component).is_some_and(|comp| {
+                comp.keys
+                    .iter()
+                    .any(|k| k.name == FROM && matches!(k.ty, KeyType::Dir))
+                    && comp.keys.iter().any(|k| k.name == IMAGE)
+            })
+        })
+        .filter_map(
+            |(i, dev)| match dev.setting(FROM).map(|s| (&s.value, s.origin)) {
+                Some((Scalar::Str(_), Origin::Source(span))) => Some((i, span)),
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 /// One entry per regular file below `dir` (sorted), keys prefixed with `prefix`;

@@ -275,6 +275,25 @@ pub(crate) fn compile_target(
         Some(m) if diags.is_empty() => m,
         _ => return Err(fail(sources, diags)),
     };
+    let disk_steps: Vec<BuildStep> = disk_image::steps(&model, catalog)
+        .into_iter()
+        .map(|(d, at)| {
+            let dev = &model.devices[d];
+            BuildStep::new(
+                "disk-image",
+                format!(
+                    "`{}.{}` is built into a disk image",
+                    dev.name,
+                    disk_image::FROM
+                ),
+                path,
+                at,
+            )
+        })
+        .collect();
+    if let Some(d) = build_steps(&disk_steps, manifest_dir, &display_dir, &mut sources) {
+        return Err(fail(sources, vec![d]));
+    }
     // Before wiring: a built disk's `image` is the built file's path from here on.
     let disk_images = disk_image::run(
         &mut model,
@@ -308,6 +327,25 @@ pub(crate) fn compile_target(
     ));
     if !diags.is_empty() {
         return Err(fail(sources, diags));
+    }
+    let archive_steps: Vec<BuildStep> = archive::steps(&model, &wiring)
+        .into_iter()
+        .map(|(d, input, feature)| {
+            let dev = &model.devices[d];
+            let at = dev
+                .setting(input)
+                .and_then(|s| s.origin.span())
+                .unwrap_or(dev.name_span);
+            BuildStep::new(
+                feature,
+                format!("`{}.{input}` is compiled at build time", dev.name),
+                path,
+                at,
+            )
+        })
+        .collect();
+    if let Some(d) = build_steps(&archive_steps, manifest_dir, &display_dir, &mut sources) {
+        return Err(fail(sources, vec![d]));
     }
     let mut warnings = unused_devices(&model, catalog, &wiring);
     let archives = archive::run(
@@ -363,6 +401,84 @@ pub(crate) fn compile_target(
         disk_images,
         warnings: rendered,
     })
+}
+
+/// A build step of the appliance: the feature of morgana-codegen that compiles it in
+/// (`redirects`, `dns`, `disk-image`) and the place in appliance.ron that asks for it.
+struct BuildStep {
+    need: cargo::NeededFeature,
+    at: Span,
+}
+
+impl BuildStep {
+    fn new(feature: &str, why: String, path: &str, at: Span) -> BuildStep {
+        BuildStep {
+            need: cargo::NeededFeature {
+                krate: "morgana-codegen".into(),
+                feature: feature.into(),
+                why: format!("{why} ({path}:{}:{})", at.line, at.col),
+            },
+            at,
+        }
+    }
+}
+
+/// Whether this build of codegen has `feature` (one of its build steps).
+fn compiled_in(feature: &str) -> bool {
+    const FEATURES: [(&str, bool); 3] = [
+        ("redirects", cfg!(feature = "redirects")),
+        ("dns", cfg!(feature = "dns")),
+        ("disk-image", cfg!(feature = "disk-image")),
+    ];
+    FEATURES.iter().any(|&(f, on)| f == feature && on)
+}
+
+/// Checks that the appliance turns on the feature of morgana-codegen each of its build
+/// steps needs. The appliance's Cargo.toml (when `manifest_dir` has one) must name every
+/// feature in its build-dependency on morgana-codegen, even when this build of codegen
+/// has it: a workspace build unifies the features of every appliance it builds, a lone
+/// `cargo build -p <appliance>` does not. Without the feature compiled in (and no
+/// Cargo.toml to point at), the place in appliance.ron that needs it is shown.
+fn build_steps(
+    steps: &[BuildStep],
+    manifest_dir: &Path,
+    display_dir: &str,
+    sources: &mut SourceMap,
+) -> Option<Diagnostic> {
+    if steps.is_empty() {
+        return None;
+    }
+    let needed: Vec<cargo::NeededFeature> = steps.iter().map(|s| s.need.clone()).collect();
+    let manifest = std::fs::read_to_string(manifest_dir.join("Cargo.toml")).ok();
+    if let Some(text) = &manifest {
+        let shown = if display_dir.is_empty() {
+            "Cargo.toml".to_string()
+        } else {
+            format!("{}/Cargo.toml", display_dir.trim_end_matches('/'))
+        };
+        let file = sources.add(SourceFile::new(shown, text.clone()));
+        if let Some(d) = cargo::check_build_features(sources.get(file), file, &needed) {
+            return Some(d);
+        }
+    }
+    let missing = steps.iter().find(|s| !compiled_in(&s.need.feature))?;
+    let line = cargo::suggested_line(
+        "morgana-codegen.workspace = true",
+        "morgana-codegen",
+        &[],
+        &needed,
+    );
+    Some(
+        Diagnostic::error(format!(
+            "the appliance needs the `{}` feature of `morgana-codegen`, which this build of it does not have",
+            missing.need.feature
+        ))
+        .primary(missing.at, "compiled at build time by that feature")
+        .note("a build script cannot turn features on: Cargo resolves them before it runs")
+        .help(format!(
+            "in the appliance's Cargo.toml, under [build-dependencies], write: {line}"
+        )),
+    )
 }
 
 /// The cargo features the included devices' implementations need (catalog `features`):

@@ -115,6 +115,56 @@ error: aborting due to 1 previous error
     );
 }
 
+/// A build step whose feature of morgana-codegen the appliance does not turn on: the
+/// build stops at its build-dependency, with the line to write, even when this build of
+/// codegen has the feature (a workspace build unifies features; a lone build would not).
+#[test]
+fn a_build_step_without_its_codegen_feature_names_the_line_to_write() {
+    let deps =
+        format!("{ALL_DEPS}morgana-redirects.workspace = true\nmorgana-archive.workspace = true\n");
+    let (app, out) = scratch("build-step-feature", &deps);
+    std::fs::write(app.join("redirects"), "/old /new\n").expect("write");
+    std::fs::write(
+        app.join("appliance.ron"),
+        RON.replace(
+            "\"net\": Network(),",
+            "\"redirects\": Redirects(file: \"redirects\"),\n        \"net\": Network(),",
+        )
+        .replace(
+            "start: [\"http\", \"site\"]",
+            "start: [\"http\", \"site\", \"redirects\"]",
+        ),
+    )
+    .expect("write");
+    let failure = morgana_codegen::build_in(&app, &out, Some("")).expect_err("no feature");
+    assert_eq!(
+        failure.message,
+        "error: the appliance needs the `redirects` feature of `morgana-codegen`, but Cargo.toml does not turn it on
+  --> appliances/site/Cargo.toml:16:1
+   |
+16 | morgana-codegen.workspace = true
+   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ without `redirects`
+   = note: needed because `redirects.file` is compiled at build time (appliances/site/appliance.ron:6:38)
+   = note: a build script cannot turn features on: Cargo resolves them before it runs
+   = help: write: morgana-codegen = { workspace = true, features = [\"redirects\"] }
+
+error: aborting due to 1 previous error
+"
+    );
+    assert!(!out.join("appliance.rs").exists());
+    let manifest = std::fs::read_to_string(app.join("Cargo.toml")).expect("read");
+    std::fs::write(
+        app.join("Cargo.toml"),
+        manifest.replace(
+            "morgana-codegen.workspace = true",
+            "morgana-codegen = { workspace = true, features = [\"redirects\"] }",
+        ),
+    )
+    .expect("write");
+    morgana_codegen::build_in(&app, &out, Some("")).unwrap_or_else(|f| panic!("{}", f.message));
+    assert!(out.join("redirects.rkyv").exists());
+}
+
 #[test]
 fn errors_name_the_file_relative_to_the_workspace() {
     let (app, out) = scratch("build-error", "");
@@ -415,9 +465,14 @@ fn a_disk_built_from_a_directory_is_rewritten_when_the_directory_changes() {
         "[workspace]\nmembers = [\"appliances/kv-seeded\"]\n\n[workspace.dependencies]\nmorgana-signatures = { path = \"platform/signatures\" }\nmorgana-unix = { path = \"platform/unix\" }\nmorgana-store = { path = \"components/store\" }\nmorgana-resp = { path = \"components/resp\" }\n",
     )
     .expect("write");
+    let manifest = |build_dep: &str| {
+        format!(
+            "[package]\nname = \"kv-seeded\"\n\n[dependencies]\nmorgana-signatures.workspace = true\nmorgana-unix.workspace = true\nmorgana-store.workspace = true\nmorgana-resp.workspace = true\n\n[build-dependencies]\n{build_dep}\n"
+        )
+    };
     std::fs::write(
         app.join("Cargo.toml"),
-        "[package]\nname = \"kv-seeded\"\n\n[dependencies]\nmorgana-signatures.workspace = true\nmorgana-unix.workspace = true\nmorgana-store.workspace = true\nmorgana-resp.workspace = true\n\n[build-dependencies]\nmorgana-codegen.workspace = true\n",
+        manifest("morgana-codegen = { workspace = true, features = [\"disk-image\"] }"),
     )
     .expect("write");
     std::fs::write(

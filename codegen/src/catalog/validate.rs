@@ -473,7 +473,7 @@ fn validate_impl(
         }
     }
     if let Some(b) = &imp.build {
-        if crate::archive::compiler(&b.compiler).is_none() {
+        if crate::archive::feature_of(&b.compiler).is_none() {
             push(format!(
                 "build step: no compiler `{}` (compilers: {})",
                 b.compiler,

@@ -18,9 +18,9 @@ use alloc::boxed::Box;
 use core::fmt;
 use core::time::Duration;
 
+use chacha20::ChaCha20Rng;
 use morgana_signatures::{Instant, MonotonicClock, Timer};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng as _, SeedableRng};
 
 use crate::hal::Hal;
 use crate::queue::{Used, Virtqueue};
