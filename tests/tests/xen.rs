@@ -76,8 +76,8 @@ const KV_VALUE: &str = "by-the-first-domain-through-blkfront";
 const STORM_WAKEUPS: u32 = 1000;
 /// The short soak against each web server: sequential connections, then
 /// [`SOAK_CONCURRENT`] more with [`SOAK_WIDTH`] open at any time (below the direct
-/// stack's default backlog of 32: a burst beyond it is refused with a reset by design,
-/// where Linux drops the SYN and lets the client retry).
+/// stack's default backlog of 128; a burst beyond it has its SYNs dropped and retried,
+/// as on Linux).
 const SOAK_SEQUENTIAL: u32 = 1000;
 const SOAK_CONCURRENT: u32 = 300;
 const SOAK_WIDTH: u32 = 30;

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -84,17 +84,19 @@ pub(crate) fn load<K: KeyKinds>(
         rustls::Error::General(why) => IdentityError::UnsupportedKey(why),
         _ => IdentityError::BadKey,
     })?;
-    let certified = CertifiedKey::new(chain, key);
-    certified
-        .keys_match()
-        .map_err(|_| IdentityError::KeyMismatch)?;
-    Ok(certified)
+    // The key's SubjectPublicKeyInfo must be the certificate's (what rustls's
+    // `CertifiedKey::keys_match` checks, without webpki's certificate parser).
+    match (key.public_key(), crate::der::certificate_spki(&chain[0])) {
+        (Some(ours), Some(theirs)) if ours.as_ref() == theirs => {}
+        _ => return Err(IdentityError::KeyMismatch),
+    }
+    Ok(CertifiedKey::new(chain, key))
 }
 
 /// Picks the certificate for a handshake (SNI, RFC 6066 §3).
 ///
 /// Among the identities whose certificate is valid for the name the client asked for
-/// (subject alternative names, wildcards included, as webpki checks them), the first whose
+/// (subject alternative names, wildcards included: `crate::der::name_matches`), the first whose
 /// key can sign with a scheme the client offers; when none matches the name (or the
 /// client sent none), the first identity whose key the client can use; failing that the
 /// first identity, and rustls then ends the handshake with `handshake_failure`.
@@ -113,11 +115,10 @@ fn valid_for(key: &CertifiedKey, name: &DnsName<'_>) -> bool {
     let Ok(der) = key.end_entity_cert() else {
         return false;
     };
-    let Ok(cert) = webpki::EndEntityCert::try_from(der) else {
-        return false;
-    };
-    cert.verify_is_valid_for_subject_name(&ServerName::DnsName(name.to_owned()))
-        .is_ok()
+    let name = name.as_ref().as_bytes();
+    crate::der::dns_names(der)
+        .iter()
+        .any(|pattern| crate::der::name_matches(pattern, name))
 }
 
 impl ResolvesServerCert for Resolver {

@@ -57,6 +57,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+mod der;
 mod identity;
 mod provider;
 pub mod stream;
@@ -129,6 +130,9 @@ pub enum Error<E> {
     Entropy(StartMessage),
     /// No identity was configured.
     NoIdentity,
+    /// `Config::tls12` asks for TLS 1.2, but the component was built without its `tls12`
+    /// feature.
+    Tls12NotBuilt,
     /// An identity could not be used.
     Identity {
         /// Its position in [`Config::identities`].
@@ -160,6 +164,9 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             ),
             Error::Entropy(m) => write!(f, "random source failed: {}", m.as_str()),
             Error::NoIdentity => f.write_str("no certificate configured"),
+            Error::Tls12NotBuilt => f.write_str(
+                "TLS 1.2 is asked for, but morgana-tls was built without its `tls12` feature: enable it or set `tls12: false`",
+            ),
             Error::Identity { index, error } => write!(f, "certificate {index}: {error}"),
             Error::Config(e) => write!(f, "TLS configuration: {}", describe(e)),
             Error::Tls(e) => write!(f, "TLS: {}", describe(e)),
@@ -291,8 +298,15 @@ impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K: KeyKinds> Tls<T, C, E, K> 
         let seconds: stream::Seconds =
             Arc::new(AtomicU64::new(clock.now().as_nanos() / 1_000_000_000));
         let time: Arc<dyn TimeProvider> = Arc::new(ClockTime(seconds.clone()));
+        #[cfg(feature = "tls12")]
         let versions: &[&'static rustls::SupportedProtocolVersion] = if config.tls12 {
             &[&rustls::version::TLS13, &rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
+        };
+        #[cfg(not(feature = "tls12"))]
+        let versions: &[&'static rustls::SupportedProtocolVersion] = if config.tls12 {
+            return Err(Error::Tls12NotBuilt);
         } else {
             &[&rustls::version::TLS13]
         };

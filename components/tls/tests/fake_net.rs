@@ -86,7 +86,8 @@ struct Pems {
 
 impl Pems {
     /// A P-256 CA; `ec` (P-256: localhost), `other` (P-256: other.test), `rsa` (RSA 2048:
-    /// localhost), `rsa1024`; all made by openssl once per test run.
+    /// localhost), `rsa1024`, `p384` (P-384: localhost), `ec8` (`ec`'s key as PKCS#8, its
+    /// certificate); all made by openssl once per test run.
     fn get() -> Option<&'static Pems> {
         static PEMS: OnceLock<Pems> = OnceLock::new();
         if !need("openssl") {
@@ -103,12 +104,16 @@ impl Pems {
                 openssl ecparam -name prime256v1 -genkey -noout -out other.key
                 openssl genrsa -out rsa.key 2048 2>/dev/null
                 openssl genrsa -out rsa1024.key 1024 2>/dev/null
-                for n in ec:localhost other:other.test rsa:localhost rsa1024:localhost; do
+                openssl ecparam -name secp384r1 -genkey -noout -out p384.key
+                for n in ec:localhost other:other.test rsa:localhost rsa1024:localhost p384:localhost; do
                   name=${n%%:*}; dns=${n#*:}
                   openssl req -new -key $name.key -subj /CN=$dns -out $name.csr
                   printf 'subjectAltName=DNS:%s\\n' $dns > $name.ext
                   openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -sha256 -extfile $name.ext -out $name.pem 2>/dev/null
-                done";
+                done
+                openssl pkcs8 -topk8 -nocrypt -in ec.key -out ec8.key
+                openssl pkcs8 -topk8 -nocrypt -in p384.key -out p384-8.key
+                cp ec.pem ec8.pem";
             let out = std::process::Command::new("sh")
                 .args(["-c", script])
                 .current_dir(&dir)
@@ -685,6 +690,22 @@ fn weak_entropy_and_bad_identities_are_refused_with_the_fix() {
     assert_eq!(
         connect_error_with::<Rsa>(strong, &[ec]),
         "certificate 0: the private key is not RSA (this appliance takes RSA keys only)"
+    );
+    // The key formats read by the component's own DER reader: PKCS#8 as well as SEC1,
+    // and a curve other than P-256 named in either.
+    assert_eq!(connect_error(strong, &[pems.identity("ec8")]), "started");
+    let p384 = pems.identity("p384");
+    assert_eq!(
+        connect_error(strong, &[p384]),
+        "certificate 0: the EC private key is not a P-256 key (the only curve supported)"
+    );
+    let p384_pkcs8 = Identity {
+        chain_pem: p384.chain_pem,
+        key_pem: pems.read("p384-8.key"),
+    };
+    assert_eq!(
+        connect_error_with::<Ecdsa>(strong, &[p384_pkcs8]),
+        "certificate 0: the EC private key is not a P-256 key (the only curve supported)"
     );
     // Identity's Debug never shows the key.
     let shown = format!("{ec:?}");

@@ -1,7 +1,10 @@
 //! AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 as TLS 1.3 and TLS 1.2 record
-//! protection, over `ring::aead` (BoringSSL's assembly: stitched AES-NI/CLMUL GCM and
-//! SIMD ChaCha20-Poly1305 where the CPU has them, constant-time portable code otherwise;
-//! CPU features read with `cpuid`, which works in a kernel too).
+//! protection. AES-GCM over `ring::aead` (BoringSSL's assembly: stitched AES-NI/CLMUL
+//! GCM where the CPU has it, constant-time portable code otherwise; CPU features read
+//! with `cpuid`, which works in a kernel too); ChaCha20-Poly1305 over RustCrypto's
+//! `chacha20poly1305` (AVX2/SSE2 bodies picked at run time), which is about 25 KB
+//! smaller in a kernel than ring's stitched SSE4.1 and AVX2 assembly for the suite the
+//! server ranks last.
 //!
 //! Only ring's AEADs are used: they take no randomness (the nonces are the TLS sequence
 //! numbers), so nothing here reaches ring's `SystemRandom` or `getrandom`. Key exchange,
@@ -13,52 +16,125 @@ use core::marker::PhantomData;
 
 use ring::aead::{Aad, LessSafeKey, UnboundKey};
 use rustls::crypto::cipher::{
-    AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, KeyBlockShape, MessageDecrypter,
-    MessageEncrypter, NONCE_LEN, Nonce, OutboundOpaqueMessage, OutboundPlainMessage,
-    PrefixedPayload, Tls12AeadAlgorithm, Tls13AeadAlgorithm, UnsupportedOperationError,
-    make_tls12_aad, make_tls13_aad,
+    AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, MessageDecrypter, MessageEncrypter,
+    NONCE_LEN, Nonce, OutboundOpaqueMessage, OutboundPlainMessage, PrefixedPayload,
+    Tls13AeadAlgorithm, UnsupportedOperationError, make_tls13_aad,
 };
 use rustls::{ConnectionTrafficSecrets, ContentType, Error, ProtocolVersion};
 
 /// Every AEAD here has a 16-byte tag.
 const TAG_LEN: usize = 16;
 
-/// TLS 1.2 GCM: the record carries the last 8 bytes of the nonce in clear.
-const GCM_EXPLICIT_NONCE_LEN: usize = 8;
-
-/// The largest plaintext of a record (2^14), plus the padding/type byte rustls allows.
-const MAX_PLAINTEXT: usize = 16 * 1024;
-
-/// One AEAD cipher: its ring algorithm and its TLS 1.2 shape.
+/// One AEAD cipher: its keyed state, sealing and opening, and its TLS 1.2 shape.
 pub(crate) trait Cipher: Send + Sync + 'static {
-    /// ring's algorithm (its key length is the suite's).
-    const ALGORITHM: &'static ring::aead::Algorithm;
+    /// The keyed cipher.
+    type Key: Send + Sync + 'static;
+    /// The key length in bytes (the suite's).
+    const KEY_LEN: usize;
     /// The TLS 1.2 fixed IV length from the key block (4 for GCM, 12 for ChaCha20).
+    #[cfg_attr(not(feature = "tls12"), allow(dead_code))]
     const TLS12_FIXED_IV_LEN: usize;
     /// Whether TLS 1.2 records carry an explicit nonce (GCM) or not (ChaCha20, RFC 7905).
+    #[cfg_attr(not(feature = "tls12"), allow(dead_code))]
     const TLS12_EXPLICIT_NONCE: bool;
+    /// Keys the cipher; `key` is `KEY_LEN` bytes (rustls derives exactly that many).
+    fn key(key: &[u8]) -> Self::Key;
+    /// Seals `text` in place; the tag.
+    fn seal(
+        key: &Self::Key,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        text: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Error>;
+    /// Opens `text` in place against `tag`.
+    fn open(
+        key: &Self::Key,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        text: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), Error>;
 }
 
 pub(crate) struct Aes128Gcm;
 pub(crate) struct Aes256Gcm;
 pub(crate) struct ChaCha20Poly1305;
 
-impl Cipher for Aes128Gcm {
-    const ALGORITHM: &'static ring::aead::Algorithm = &ring::aead::AES_128_GCM;
-    const TLS12_FIXED_IV_LEN: usize = 4;
-    const TLS12_EXPLICIT_NONCE: bool = true;
+/// AES-GCM on ring, for a key length.
+macro_rules! ring_gcm {
+    ($cipher:ty, $algorithm:expr, $key_len:expr) => {
+        impl Cipher for $cipher {
+            type Key = LessSafeKey;
+            const KEY_LEN: usize = $key_len;
+            const TLS12_FIXED_IV_LEN: usize = 4;
+            const TLS12_EXPLICIT_NONCE: bool = true;
+            fn key(key: &[u8]) -> LessSafeKey {
+                LessSafeKey::new(
+                    UnboundKey::new(&$algorithm, key)
+                        .expect("rustls derives keys of the suite's key length"),
+                )
+            }
+            fn seal(
+                key: &LessSafeKey,
+                nonce: [u8; NONCE_LEN],
+                aad: &[u8],
+                text: &mut [u8],
+            ) -> Result<[u8; TAG_LEN], Error> {
+                seal(key, nonce, aad, text)
+            }
+            fn open(
+                key: &LessSafeKey,
+                nonce: [u8; NONCE_LEN],
+                aad: &[u8],
+                text: &mut [u8],
+                tag: &[u8],
+            ) -> Result<(), Error> {
+                open(key, nonce, aad, text, tag)
+            }
+        }
+    };
 }
 
-impl Cipher for Aes256Gcm {
-    const ALGORITHM: &'static ring::aead::Algorithm = &ring::aead::AES_256_GCM;
-    const TLS12_FIXED_IV_LEN: usize = 4;
-    const TLS12_EXPLICIT_NONCE: bool = true;
-}
+ring_gcm!(Aes128Gcm, ring::aead::AES_128_GCM, 16);
+ring_gcm!(Aes256Gcm, ring::aead::AES_256_GCM, 32);
 
 impl Cipher for ChaCha20Poly1305 {
-    const ALGORITHM: &'static ring::aead::Algorithm = &ring::aead::CHACHA20_POLY1305;
+    type Key = chacha20poly1305::ChaCha20Poly1305;
+    const KEY_LEN: usize = 32;
     const TLS12_FIXED_IV_LEN: usize = 12;
     const TLS12_EXPLICIT_NONCE: bool = false;
+
+    fn key(key: &[u8]) -> Self::Key {
+        use chacha20poly1305::KeyInit;
+        chacha20poly1305::ChaCha20Poly1305::new_from_slice(key)
+            .expect("rustls derives 32-byte ChaCha20 keys")
+    }
+
+    fn seal(
+        key: &Self::Key,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        text: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Error> {
+        use chacha20poly1305::AeadInPlace;
+        let tag = key
+            .encrypt_in_place_detached(&nonce.into(), aad, text)
+            .map_err(|_| Error::EncryptError)?;
+        Ok(tag.into())
+    }
+
+    fn open(
+        key: &Self::Key,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        text: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), Error> {
+        use chacha20poly1305::AeadInPlace;
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptError)?;
+        key.decrypt_in_place_detached(&nonce.into(), aad, text, &tag.into())
+            .map_err(|_| Error::DecryptError)
+    }
 }
 
 /// The AEAD algorithm `C` for rustls.
@@ -68,14 +144,12 @@ pub(crate) static AES_128_GCM: Aead<Aes128Gcm> = Aead(PhantomData);
 pub(crate) static AES_256_GCM: Aead<Aes256Gcm> = Aead(PhantomData);
 pub(crate) static CHACHA20_POLY1305: Aead<ChaCha20Poly1305> = Aead(PhantomData);
 
-fn cipher<C: Cipher>(key: &AeadKey) -> LessSafeKey {
+fn cipher<C: Cipher>(key: &AeadKey) -> C::Key {
     // rustls derives keys of exactly `key_len()` / `key_block_shape().enc_key_len` bytes.
-    let key = UnboundKey::new(C::ALGORITHM, key.as_ref())
-        .expect("rustls derives keys of the suite's key length");
-    LessSafeKey::new(key)
+    C::key(key.as_ref())
 }
 
-/// Seals `text` in place under `nonce` and `aad`; the tag.
+/// Seals `text` in place under `nonce` and `aad` with ring; the tag.
 pub(crate) fn seal(
     key: &LessSafeKey,
     nonce: [u8; NONCE_LEN],
@@ -91,7 +165,7 @@ pub(crate) fn seal(
     Ok(out)
 }
 
-/// Opens `text` in place under `nonce` and `aad` against `tag`.
+/// Opens `text` in place under `nonce` and `aad` against `tag`, with ring.
 pub(crate) fn open(
     key: &LessSafeKey,
     nonce: [u8; NONCE_LEN],
@@ -124,7 +198,7 @@ impl<C: Cipher> Tls13AeadAlgorithm for Aead<C> {
     }
 
     fn key_len(&self) -> usize {
-        C::ALGORITHM.key_len()
+        C::KEY_LEN
     }
 
     fn extract_keys(
@@ -140,8 +214,8 @@ impl<C: Cipher> Tls13AeadAlgorithm for Aead<C> {
 
 /// TLS 1.3 record protection (RFC 8446 §5.2): nonce = IV xor sequence number, additional
 /// data = the record header, the real content type inside the encryption.
-struct Tls13Protect<C> {
-    cipher: LessSafeKey,
+struct Tls13Protect<C: Cipher> {
+    cipher: C::Key,
     iv: Iv,
     cipher_kind: PhantomData<fn() -> C>,
 }
@@ -158,7 +232,7 @@ impl<C: Cipher> MessageEncrypter for Tls13Protect<C> {
         payload.extend_from_slice(&msg.typ.to_array());
         let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls13_aad(total_len);
-        let tag = seal(&self.cipher, nonce, &aad, payload.as_mut())?;
+        let tag = C::seal(&self.cipher, nonce, &aad, payload.as_mut())?;
         payload.extend_from_slice(&tag);
         Ok(OutboundOpaqueMessage::new(
             ContentType::ApplicationData,
@@ -186,133 +260,146 @@ impl<C: Cipher> MessageDecrypter for Tls13Protect<C> {
         let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls13_aad(len);
         let (text, tag) = payload.split_at_mut(text_len);
-        open(&self.cipher, nonce, &aad, text, tag)?;
+        C::open(&self.cipher, nonce, &aad, text, tag)?;
         payload.truncate(text_len);
         msg.into_tls13_unpadded_message()
     }
 }
 
-impl<C: Cipher> Tls12AeadAlgorithm for Aead<C> {
-    fn encrypter(&self, key: AeadKey, iv: &[u8], extra: &[u8]) -> Box<dyn MessageEncrypter> {
-        Box::new(Tls12Protect::<C> {
-            cipher: cipher::<C>(&key),
-            iv: tls12_iv::<C>(iv, extra),
-            cipher_kind: PhantomData,
-        })
+/// TLS 1.2 record protection: only with the `tls12` feature (rustls's TLS 1.2 code with it).
+#[cfg(feature = "tls12")]
+mod tls12 {
+    use super::*;
+    use rustls::crypto::cipher::{KeyBlockShape, Tls12AeadAlgorithm, make_tls12_aad};
+
+    /// TLS 1.2 GCM: the record carries the last 8 bytes of the nonce in clear.
+    const GCM_EXPLICIT_NONCE_LEN: usize = 8;
+
+    /// The largest plaintext of a record (2^14), plus the padding/type byte rustls allows.
+    const MAX_PLAINTEXT: usize = 16 * 1024;
+
+    impl<C: Cipher> Tls12AeadAlgorithm for Aead<C> {
+        fn encrypter(&self, key: AeadKey, iv: &[u8], extra: &[u8]) -> Box<dyn MessageEncrypter> {
+            Box::new(Tls12Protect::<C> {
+                cipher: cipher::<C>(&key),
+                iv: tls12_iv::<C>(iv, extra),
+                cipher_kind: PhantomData,
+            })
+        }
+
+        fn decrypter(&self, key: AeadKey, iv: &[u8]) -> Box<dyn MessageDecrypter> {
+            Box::new(Tls12Protect::<C> {
+                cipher: cipher::<C>(&key),
+                iv: tls12_iv::<C>(iv, &[]),
+                cipher_kind: PhantomData,
+            })
+        }
+
+        fn key_block_shape(&self) -> KeyBlockShape {
+            KeyBlockShape {
+                enc_key_len: C::KEY_LEN,
+                fixed_iv_len: C::TLS12_FIXED_IV_LEN,
+                explicit_nonce_len: if C::TLS12_EXPLICIT_NONCE {
+                    GCM_EXPLICIT_NONCE_LEN
+                } else {
+                    0
+                },
+            }
+        }
+
+        fn extract_keys(
+            &self,
+            _key: AeadKey,
+            _iv: &[u8],
+            _explicit: &[u8],
+        ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
+            Err(UnsupportedOperationError)
+        }
     }
 
-    fn decrypter(&self, key: AeadKey, iv: &[u8]) -> Box<dyn MessageDecrypter> {
-        Box::new(Tls12Protect::<C> {
-            cipher: cipher::<C>(&key),
-            iv: tls12_iv::<C>(iv, &[]),
-            cipher_kind: PhantomData,
-        })
+    /// The 12-byte TLS 1.2 IV: GCM's 4-byte salt followed by the 8 key-block bytes that seed
+    /// the explicit nonces (zeros for the decrypter, which reads them from each record);
+    /// ChaCha20's 12-byte IV as is.
+    fn tls12_iv<C: Cipher>(fixed: &[u8], extra: &[u8]) -> Iv {
+        let mut iv = [0u8; NONCE_LEN];
+        let fixed = fixed
+            .get(..C::TLS12_FIXED_IV_LEN.min(NONCE_LEN))
+            .unwrap_or(fixed);
+        iv[..fixed.len()].copy_from_slice(fixed);
+        if C::TLS12_EXPLICIT_NONCE {
+            let n = extra.len().min(NONCE_LEN - fixed.len());
+            iv[fixed.len()..fixed.len() + n].copy_from_slice(&extra[..n]);
+        }
+        Iv::new(iv)
     }
 
-    fn key_block_shape(&self) -> KeyBlockShape {
-        KeyBlockShape {
-            enc_key_len: C::ALGORITHM.key_len(),
-            fixed_iv_len: C::TLS12_FIXED_IV_LEN,
-            explicit_nonce_len: if C::TLS12_EXPLICIT_NONCE {
+    /// TLS 1.2 AEAD record protection (RFC 5288 for GCM, RFC 7905 for ChaCha20-Poly1305).
+    struct Tls12Protect<C: Cipher> {
+        cipher: C::Key,
+        iv: Iv,
+        cipher_kind: PhantomData<fn() -> C>,
+    }
+
+    impl<C: Cipher> MessageEncrypter for Tls12Protect<C> {
+        fn encrypt(
+            &mut self,
+            msg: OutboundPlainMessage<'_>,
+            seq: u64,
+        ) -> Result<OutboundOpaqueMessage, Error> {
+            let total_len = self.encrypted_payload_len(msg.payload.len());
+            let mut payload = PrefixedPayload::with_capacity(total_len);
+            let nonce = Nonce::new(&self.iv, seq).0;
+            let explicit = if C::TLS12_EXPLICIT_NONCE {
                 GCM_EXPLICIT_NONCE_LEN
             } else {
                 0
-            },
+            };
+            if explicit > 0 {
+                payload.extend_from_slice(&nonce[NONCE_LEN - explicit..]);
+            }
+            payload.extend_from_chunks(&msg.payload);
+            let aad = make_tls12_aad(seq, msg.typ, msg.version, msg.payload.len());
+            let tag = C::seal(&self.cipher, nonce, &aad, &mut payload.as_mut()[explicit..])?;
+            payload.extend_from_slice(&tag);
+            Ok(OutboundOpaqueMessage::new(msg.typ, msg.version, payload))
+        }
+
+        fn encrypted_payload_len(&self, payload_len: usize) -> usize {
+            let explicit = if C::TLS12_EXPLICIT_NONCE {
+                GCM_EXPLICIT_NONCE_LEN
+            } else {
+                0
+            };
+            payload_len + explicit + TAG_LEN
         }
     }
 
-    fn extract_keys(
-        &self,
-        _key: AeadKey,
-        _iv: &[u8],
-        _explicit: &[u8],
-    ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
-        Err(UnsupportedOperationError)
-    }
-}
-
-/// The 12-byte TLS 1.2 IV: GCM's 4-byte salt followed by the 8 key-block bytes that seed
-/// the explicit nonces (zeros for the decrypter, which reads them from each record);
-/// ChaCha20's 12-byte IV as is.
-fn tls12_iv<C: Cipher>(fixed: &[u8], extra: &[u8]) -> Iv {
-    let mut iv = [0u8; NONCE_LEN];
-    let fixed = fixed
-        .get(..C::TLS12_FIXED_IV_LEN.min(NONCE_LEN))
-        .unwrap_or(fixed);
-    iv[..fixed.len()].copy_from_slice(fixed);
-    if C::TLS12_EXPLICIT_NONCE {
-        let n = extra.len().min(NONCE_LEN - fixed.len());
-        iv[fixed.len()..fixed.len() + n].copy_from_slice(&extra[..n]);
-    }
-    Iv::new(iv)
-}
-
-/// TLS 1.2 AEAD record protection (RFC 5288 for GCM, RFC 7905 for ChaCha20-Poly1305).
-struct Tls12Protect<C> {
-    cipher: LessSafeKey,
-    iv: Iv,
-    cipher_kind: PhantomData<fn() -> C>,
-}
-
-impl<C: Cipher> MessageEncrypter for Tls12Protect<C> {
-    fn encrypt(
-        &mut self,
-        msg: OutboundPlainMessage<'_>,
-        seq: u64,
-    ) -> Result<OutboundOpaqueMessage, Error> {
-        let total_len = self.encrypted_payload_len(msg.payload.len());
-        let mut payload = PrefixedPayload::with_capacity(total_len);
-        let nonce = Nonce::new(&self.iv, seq).0;
-        let explicit = if C::TLS12_EXPLICIT_NONCE {
-            GCM_EXPLICIT_NONCE_LEN
-        } else {
-            0
-        };
-        if explicit > 0 {
-            payload.extend_from_slice(&nonce[NONCE_LEN - explicit..]);
+    impl<C: Cipher> MessageDecrypter for Tls12Protect<C> {
+        fn decrypt<'a>(
+            &mut self,
+            mut msg: InboundOpaqueMessage<'a>,
+            seq: u64,
+        ) -> Result<InboundPlainMessage<'a>, Error> {
+            let explicit = if C::TLS12_EXPLICIT_NONCE {
+                GCM_EXPLICIT_NONCE_LEN
+            } else {
+                0
+            };
+            let len = msg.payload.len();
+            let Some(text_len) = len.checked_sub(explicit + TAG_LEN) else {
+                return Err(Error::DecryptError);
+            };
+            if text_len > MAX_PLAINTEXT {
+                return Err(Error::PeerSentOversizedRecord);
+            }
+            let mut nonce = Nonce::new(&self.iv, seq).0;
+            if explicit > 0 {
+                nonce[NONCE_LEN - explicit..].copy_from_slice(&msg.payload[..explicit]);
+            }
+            let aad = make_tls12_aad(seq, msg.typ, msg.version, text_len);
+            let (text, tag) = msg.payload[explicit..].split_at_mut(text_len);
+            C::open(&self.cipher, nonce, &aad, text, tag)?;
+            Ok(msg.into_plain_message_range(explicit..explicit + text_len))
         }
-        payload.extend_from_chunks(&msg.payload);
-        let aad = make_tls12_aad(seq, msg.typ, msg.version, msg.payload.len());
-        let tag = seal(&self.cipher, nonce, &aad, &mut payload.as_mut()[explicit..])?;
-        payload.extend_from_slice(&tag);
-        Ok(OutboundOpaqueMessage::new(msg.typ, msg.version, payload))
-    }
-
-    fn encrypted_payload_len(&self, payload_len: usize) -> usize {
-        let explicit = if C::TLS12_EXPLICIT_NONCE {
-            GCM_EXPLICIT_NONCE_LEN
-        } else {
-            0
-        };
-        payload_len + explicit + TAG_LEN
-    }
-}
-
-impl<C: Cipher> MessageDecrypter for Tls12Protect<C> {
-    fn decrypt<'a>(
-        &mut self,
-        mut msg: InboundOpaqueMessage<'a>,
-        seq: u64,
-    ) -> Result<InboundPlainMessage<'a>, Error> {
-        let explicit = if C::TLS12_EXPLICIT_NONCE {
-            GCM_EXPLICIT_NONCE_LEN
-        } else {
-            0
-        };
-        let len = msg.payload.len();
-        let Some(text_len) = len.checked_sub(explicit + TAG_LEN) else {
-            return Err(Error::DecryptError);
-        };
-        if text_len > MAX_PLAINTEXT {
-            return Err(Error::PeerSentOversizedRecord);
-        }
-        let mut nonce = Nonce::new(&self.iv, seq).0;
-        if explicit > 0 {
-            nonce[NONCE_LEN - explicit..].copy_from_slice(&msg.payload[..explicit]);
-        }
-        let aad = make_tls12_aad(seq, msg.typ, msg.version, text_len);
-        let (text, tag) = msg.payload[explicit..].split_at_mut(text_len);
-        open(&self.cipher, nonce, &aad, text, tag)?;
-        Ok(msg.into_plain_message_range(explicit..explicit + text_len))
     }
 }

@@ -25,13 +25,15 @@ pub(crate) mod verify;
 use alloc::vec;
 use alloc::vec::Vec;
 
+#[cfg(feature = "tls12")]
+use rustls::crypto::KeyExchangeAlgorithm;
+#[cfg(feature = "tls12")]
 use rustls::crypto::tls12::PrfUsingHmac;
 use rustls::crypto::tls13::HkdfUsingHmac;
-use rustls::crypto::{CryptoProvider, KeyExchangeAlgorithm, SupportedKxGroup};
-use rustls::{
-    CipherSuite, CipherSuiteCommon, SignatureScheme, SupportedCipherSuite, Tls12CipherSuite,
-    Tls13CipherSuite,
-};
+use rustls::crypto::{CryptoProvider, SupportedKxGroup};
+use rustls::{CipherSuite, CipherSuiteCommon, SupportedCipherSuite, Tls13CipherSuite};
+#[cfg(feature = "tls12")]
+use rustls::{SignatureScheme, Tls12CipherSuite};
 
 use rng::Drbg;
 
@@ -73,7 +75,9 @@ static TLS13_CHACHA20_POLY1305_SHA256: Tls13CipherSuite = Tls13CipherSuite {
     quic: None,
 };
 
+#[cfg(feature = "tls12")]
 const TLS12_ECDSA: &[SignatureScheme] = &[SignatureScheme::ECDSA_NISTP256_SHA256];
+#[cfg(feature = "tls12")]
 const TLS12_RSA: &[SignatureScheme] = &[
     SignatureScheme::RSA_PSS_SHA256,
     SignatureScheme::RSA_PSS_SHA384,
@@ -85,6 +89,7 @@ const TLS12_RSA: &[SignatureScheme] = &[
 
 macro_rules! tls12_suite {
     ($name:ident, $suite:ident, $hash:expr, $hmac:expr, $aead:expr, $sign:expr, $limit:expr) => {
+        #[cfg(feature = "tls12")]
         static $name: Tls12CipherSuite = Tls12CipherSuite {
             common: CipherSuiteCommon {
                 suite: CipherSuite::$suite,
@@ -162,11 +167,17 @@ pub(crate) fn cipher_suites() -> Vec<SupportedCipherSuite> {
         SupportedCipherSuite::Tls13(&TLS13_AES_128_GCM_SHA256),
         SupportedCipherSuite::Tls13(&TLS13_AES_256_GCM_SHA384),
         SupportedCipherSuite::Tls13(&TLS13_CHACHA20_POLY1305_SHA256),
+        #[cfg(feature = "tls12")]
         SupportedCipherSuite::Tls12(&ECDHE_ECDSA_AES128_GCM),
+        #[cfg(feature = "tls12")]
         SupportedCipherSuite::Tls12(&ECDHE_ECDSA_AES256_GCM),
+        #[cfg(feature = "tls12")]
         SupportedCipherSuite::Tls12(&ECDHE_ECDSA_CHACHA20),
+        #[cfg(feature = "tls12")]
         SupportedCipherSuite::Tls12(&ECDHE_RSA_AES128_GCM),
+        #[cfg(feature = "tls12")]
         SupportedCipherSuite::Tls12(&ECDHE_RSA_AES256_GCM),
+        #[cfg(feature = "tls12")]
         SupportedCipherSuite::Tls12(&ECDHE_RSA_CHACHA20),
     ]
 }

@@ -7,8 +7,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use rsa::traits::PublicKeyParts;
 use rustls::pki_types::{PrivateKeyDer, SubjectPublicKeyInfoDer};
@@ -54,21 +54,32 @@ fn ecdsa(
     key: &PrivateKeyDer<'static>,
     rng: &'static Drbg,
 ) -> Option<Result<Arc<dyn SigningKey>, Error>> {
-    let signing = match key {
-        PrivateKeyDer::Pkcs8(der) => {
-            p256::ecdsa::SigningKey::from_pkcs8_der(der.secret_pkcs8_der()).ok()?
-        }
-        PrivateKeyDer::Sec1(der) => match p256::SecretKey::from_sec1_der(der.secret_sec1_der()) {
-            Ok(secret) => p256::ecdsa::SigningKey::from(secret),
-            Err(_) => {
-                return Some(Err(key_error(
-                    "the EC private key is not a P-256 key (the only curve supported)",
-                )));
+    // Read by `crate::der`, not by the `pkcs8`/`sec1` crates: about 13 KB less kernel.
+    let scalar = match key {
+        PrivateKeyDer::Pkcs8(der) => match crate::der::p256_pkcs8(der.secret_pkcs8_der()) {
+            Ok(scalar) => scalar,
+            // Another algorithm (RSA?) or malformed: not ours to judge.
+            Err(crate::der::EcKeyError::NotEc | crate::der::EcKeyError::Malformed) => {
+                return None;
             }
+            Err(crate::der::EcKeyError::OtherCurve) => return Some(Err(not_p256())),
+        },
+        PrivateKeyDer::Sec1(der) => match crate::der::p256_sec1(der.secret_sec1_der()) {
+            Ok(scalar) => scalar,
+            Err(_) => return Some(Err(not_p256())),
         },
         _ => return None,
     };
+    let signing = p256::ecdsa::SigningKey::from_bytes(&scalar.into());
+    zeroize::Zeroize::zeroize(&mut { scalar });
+    let Ok(signing) = signing else {
+        return Some(Err(key_error("the P-256 private key is out of range")));
+    };
     Some(Ok(Arc::new(EcdsaKey { key: signing, rng })))
+}
+
+fn not_p256() -> Error {
+    key_error("the EC private key is not a P-256 key (the only curve supported)")
 }
 
 fn rsa(
@@ -186,10 +197,11 @@ impl SigningKey for EcdsaKey {
     }
 
     fn public_key(&self) -> Option<SubjectPublicKeyInfoDer<'_>> {
-        let der = p256::PublicKey::from(self.key.verifying_key())
-            .to_public_key_der()
-            .ok()?;
-        Some(SubjectPublicKeyInfoDer::from(der.as_bytes().to_vec()))
+        let point = self.key.verifying_key().to_encoded_point(false);
+        let mut der = Vec::with_capacity(crate::der::P256_SPKI_PREFIX.len() + 65);
+        der.extend_from_slice(&crate::der::P256_SPKI_PREFIX);
+        der.extend_from_slice(point.as_bytes());
+        Some(SubjectPublicKeyInfoDer::from(der))
     }
 
     fn algorithm(&self) -> SignatureAlgorithm {
@@ -214,7 +226,8 @@ impl Signer for EcdsaSigner {
             .key
             .try_sign_with_rng(&mut self.rng.rng(), message)
             .map_err(|_| Error::General("ECDSA signing failed".into()))?;
-        Ok(sig.to_der().as_bytes().to_vec())
+        let (r, s) = sig.split_bytes();
+        Ok(crate::der::ecdsa_signature(&r, &s))
     }
 
     fn scheme(&self) -> SignatureScheme {

@@ -1,18 +1,20 @@
 //! Session tickets (RFC 5077 for TLS 1.2, RFC 8446 §4.6.1 for TLS 1.3): the session state
-//! sealed with ChaCha20-Poly1305 under a key only this process knows.
+//! sealed with AES-256-GCM (ring) under a key only this process knows.
 //!
 //! Keys come from the component's generator and rotate every [`TICKET_LIFETIME`]; the
 //! previous key is kept for one more period, so a ticket is accepted for at least one
 //! lifetime and at most two. Tickets do not survive a restart (keys are never written
 //! anywhere), so there is no state to keep on disk and none to steal. A ticket is
 //! `key name (16) ‖ nonce (12) ‖ sealed state ‖ tag (16)`; the key name is the additional
-//! data, so a ticket sealed under one key never opens under another.
+//! data, so a ticket sealed under one key never opens under another. The nonce is random:
+//! a key seals far fewer than the 2^32 tickets under which random 96-bit GCM nonces stay
+//! safe (NIST SP 800-38D §8.3) in its six hours.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use ring::aead::{CHACHA20_POLY1305, LessSafeKey, UnboundKey};
+use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 use rustls::server::ProducesTickets;
 use rustls::time_provider::TimeProvider;
 use zeroize::Zeroize;
@@ -46,7 +48,7 @@ impl TicketKey {
         rng.fill(&mut name);
         rng.fill(&mut key);
         let cipher = LessSafeKey::new(
-            UnboundKey::new(&CHACHA20_POLY1305, &key).expect("a ChaCha20 key is 32 bytes"),
+            UnboundKey::new(&AES_256_GCM, &key).expect("an AES-256 key is 32 bytes"),
         );
         key.zeroize();
         TicketKey {
