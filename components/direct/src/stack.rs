@@ -518,7 +518,9 @@ impl<N: NetIf> Inner<N> {
         self.driver == Some(index)
     }
 
-    /// The waker of the operation that drives the interface, if one waits.
+    /// The waker of the operation that drives the interface, if one waits (used by UDP
+    /// sends that only queue their datagram).
+    #[cfg(feature = "udp")]
     pub(crate) fn driver_waker(&self) -> Option<Waker> {
         self.driver.and_then(|d| self.waiters[d].clone())
     }
