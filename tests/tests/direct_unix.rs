@@ -4,9 +4,10 @@
 //! 10.99.0.1/24, appliance 10.99.0.2/24); nothing leaves that namespace.
 
 use morgana_tests::netns::Netns;
-use morgana_tests::{Reply, files_below, scratch_target, target_dir, workspace_root};
+use morgana_tests::scratch::{build, scratch_appliance};
+use morgana_tests::{Reply, files_below, scratch_target, workspace_root};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const TAP: &str = "mtap0";
@@ -88,101 +89,30 @@ impl Drop for Namespace {
 
 /// A copy of static-website whose appliance.ron picks the direct stack on the tap.
 fn build_direct_site() -> PathBuf {
-    let root = workspace_root();
-    let src = root.join("appliances/static-website");
-    let ron = std::fs::read_to_string(src.join("appliance.ron")).expect("appliance.ron");
-    // Replace the `"net": ...` device line with the direct stack on our tap.
-    let direct = format!(
-        "        \"net\": Network(stack: Direct, tap: \"{TAP}\", ipv4: Static(\"{APPLIANCE_IP}/24\"), gateway: Some(\"10.99.0.1\")),"
-    );
-    let mut replaced = false;
-    let ron: String = ron
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("\"net\":") {
-                replaced = true;
-                direct.clone()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(replaced, "the site declares a \"net\" device");
-    // The direct stack has no loopback interface: listen on its own address.
-    let ron = ron.replace("HttpServer(", "HttpServer(address: \"0.0.0.0\", ");
-
-    let dir = target_dir().join("scratch").join("direct-site");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch");
-    copy_dir(&src.join("src"), &dir.join("src"));
-    copy_dir(&src.join("htdocs"), &dir.join("htdocs"));
-    std::fs::copy(src.join("redirects"), dir.join("redirects")).expect("redirects");
-    std::fs::write(dir.join("appliance.ron"), &ron).expect("ron");
-    std::fs::write(
-        dir.join("build.rs"),
-        "fn main() {\n    morgana_codegen::build()\n}\n",
-    )
-    .expect("build.rs");
-    let manifest = std::fs::read_to_string(src.join("Cargo.toml")).expect("Cargo.toml");
-    let path = |p: &str| root.join(p).display().to_string();
-    let manifest = manifest
-        .replace("version.workspace = true", "version = \"0.1.0\"")
-        .replace("edition.workspace = true", "edition = \"2024\"")
-        .replace("license.workspace = true", "")
-        .lines()
-        .map(|l| match l.split_once(".workspace = true") {
-            Some((name, _)) => {
-                let folder = workspace_path(&root, name)
-                    .unwrap_or_else(|| panic!("{name} is not a path dependency of the workspace"));
-                format!("{name} = {{ path = \"{}\" }}", path(&folder))
-            }
-            None => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let profiles = "\n[workspace]\n\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\nopt-level = \"s\"\nlto = \"fat\"\ncodegen-units = 1\n";
-    std::fs::write(dir.join("Cargo.toml"), manifest + profiles).expect("Cargo.toml");
-    let out = Command::new(env!("CARGO"))
-        .current_dir(&dir)
-        .args(["build", "--release", "--quiet"])
-        .env("CARGO_TARGET_DIR", scratch_target())
-        .env_remove("MORGANA_TARGET")
-        .output()
-        .expect("cargo");
-    assert!(
-        out.status.success(),
-        "build of the direct-stack site failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = scratch_appliance("static-website", "direct-site", |ron| {
+        // Replace the `"net": ...` device line with the direct stack on our tap.
+        let direct = format!(
+            "        \"net\": Network(stack: Direct, tap: \"{TAP}\", ipv4: Static(\"{APPLIANCE_IP}/24\"), gateway: Some(\"10.99.0.1\")),"
+        );
+        let mut replaced = false;
+        let ron: String = ron
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("\"net\":") {
+                    replaced = true;
+                    direct.clone()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(replaced, "the site declares a \"net\" device");
+        // The direct stack has no loopback interface: listen on its own address.
+        ron.replace("HttpServer(", "HttpServer(address: \"0.0.0.0\", ")
+    });
+    build(&dir, &scratch_target(), false);
     scratch_target().join("release/static-website")
-}
-
-/// The folder of workspace dependency `name`, from the root Cargo.toml's
-/// `[workspace.dependencies]` (`name = { path = "folder" }`).
-fn workspace_path(root: &Path, name: &str) -> Option<String> {
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
-    manifest.lines().find_map(|l| {
-        let (key, value) = l.split_once('=')?;
-        if key.trim() != name {
-            return None;
-        }
-        let (_, rest) = value.split_once("path = \"")?;
-        Some(rest.split('"').next()?.to_string())
-    })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let path = entry.expect("entry").path();
-        let dest = to.join(path.file_name().expect("name"));
-        if path.is_dir() {
-            copy_dir(&path, &dest);
-        } else {
-            std::fs::copy(&path, &dest).expect("copy");
-        }
-    }
 }
 
 #[test]
