@@ -553,18 +553,7 @@ fn morgana_run_chooses_the_accelerator() {
     let image = dir.join("hello");
     std::fs::write(&image, b"").expect("image");
     std::fs::write(dir.join("hello.qemu"), &spec).expect("spec");
-    let fake = dir.join("fake-qemu");
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$(dirname \"$0\")/args\"\n",
-    )
-    .expect("fake QEMU");
-    let ok = Command::new("chmod")
-        .arg("+x")
-        .arg(&fake)
-        .status()
-        .expect("chmod");
-    assert!(ok.success());
+    let fake = fake_qemu(&dir);
     let hardware = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .split_whitespace()
@@ -623,18 +612,7 @@ fn morgana_run_moves_the_forward_with_a_boot_time_port() {
     let image = dir.join("static-website");
     std::fs::write(&image, b"").expect("image");
     std::fs::write(dir.join("static-website.qemu"), &spec).expect("spec");
-    let fake = dir.join("fake-qemu");
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$(dirname \"$0\")/args\"\n",
-    )
-    .expect("fake QEMU");
-    let ok = Command::new("chmod")
-        .arg("+x")
-        .arg(&fake)
-        .status()
-        .expect("chmod");
-    assert!(ok.success());
+    let fake = fake_qemu(&dir);
     let (first, port) = (free_port(), free_port());
     let out = run(Command::new(workspace_root().join("scripts/morgana-run"))
         .arg(&image)
@@ -666,4 +644,21 @@ fn morgana_run_moves_the_forward_with_a_boot_time_port() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stand-in for QEMU in `dir` that writes its arguments, one per line, to `dir/args`.
+fn fake_qemu(dir: &Path) -> PathBuf {
+    let fake = dir.join("fake-qemu");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$(dirname \"$0\")/args\"\n",
+    )
+    .expect("fake QEMU");
+    let ok = Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .expect("chmod");
+    assert!(ok.success());
+    fake
 }
