@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 #[cfg(any(feature = "redirects", feature = "dns"))]
 use morgana_archive_build::{self as build, Compiler};
 
-use crate::catalog::Code;
+use crate::catalog::{Build, Code};
 use crate::diag::{Diagnostic, SourceMap};
 #[cfg(any(feature = "redirects", feature = "dns"))]
 use crate::diag::{FileId, SourceFile, Span};
@@ -58,25 +58,34 @@ pub fn compiler_names() -> Vec<&'static str> {
     COMPILERS.iter().map(|c| c.0).collect()
 }
 
+/// The included declared devices whose component has a build step (and code that
+/// takes its archive), in wiring order: (device index, step).
+fn declared_steps<'a, 'w>(
+    w: &'w Wiring<'a>,
+) -> impl Iterator<Item = (usize, &'a Build)> + use<'a, 'w> {
+    w.order.iter().filter_map(|&n| {
+        let (NodeKind::Declared(di), Some(Chosen::Component(imp))) =
+            (&w.nodes[n].kind, &w.chosen[n])
+        else {
+            return None;
+        };
+        match (&imp.build, &imp.code) {
+            (Some(step), Code::Connect { .. } | Code::Static { .. }) => Some((*di, step)),
+            _ => None,
+        }
+    })
+}
+
 /// The build steps of the included devices, by the codegen feature each needs: (device
 /// index, input key, feature).
 pub fn steps<'a>(a: &Appliance, w: &Wiring<'a>) -> Vec<(usize, &'a str, &'static str)> {
     let mut out = Vec::new();
-    for &n in &w.order {
-        let (NodeKind::Declared(di), Some(Chosen::Component(imp))) =
-            (&w.nodes[n].kind, &w.chosen[n])
-        else {
-            continue;
-        };
-        let (Some(step), Code::Connect { .. } | Code::Static { .. }) = (&imp.build, &imp.code)
-        else {
-            continue;
-        };
-        let given = a.devices[*di]
+    for (di, step) in declared_steps(w) {
+        let given = a.devices[di]
             .setting(&step.input)
             .is_some_and(|s| matches!(s.value, Scalar::Str(_) | Scalar::List(_)));
         if let (Some(feature), true) = (feature_of(&step.compiler), given) {
-            out.push((*di, step.input.as_str(), feature));
+            out.push((di, step.input.as_str(), feature));
         }
     }
     out
@@ -118,17 +127,8 @@ pub fn run(
     warnings: &mut Vec<Diagnostic>,
 ) -> Vec<Archive> {
     let mut out = Vec::new();
-    for &n in &w.order {
-        let (NodeKind::Declared(di), Some(Chosen::Component(imp))) =
-            (&w.nodes[n].kind, &w.chosen[n])
-        else {
-            continue;
-        };
-        let (Some(step), Code::Connect { .. } | Code::Static { .. }) = (&imp.build, &imp.code)
-        else {
-            continue;
-        };
-        let dev = &a.devices[*di];
+    for (di, step) in declared_steps(w) {
+        let dev = &a.devices[di];
         let Some(compiler) = compiler(&step.compiler) else {
             // An unknown name: the catalog's validation reports it. A known one whose
             // feature is off: `crate::build_steps` stopped the compilation before.
