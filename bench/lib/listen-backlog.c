@@ -1,4 +1,4 @@
-/* Preloaded into QEMU by bench/kv.sh: every listen(2) gets a backlog of at least 128.
+/* Preloaded into QEMU by bench/kv.sh and tests/tests/kv.rs: every listen(2) gets a backlog of at least 128.
  *
  * libslirp (QEMU's user network) listens on a forwarded port with a backlog of 1. When
  * redis-benchmark opens its 50 connections at once, the host's accept queue overflows

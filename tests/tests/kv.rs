@@ -93,12 +93,38 @@ fn qemu_args(image: &Path, disk: &Path, port: u16, serial: &Path) -> Vec<String>
     args
 }
 
+/// bench/lib/listen-backlog.c built once: preloaded into QEMU, every listen(2) gets a
+/// backlog of at least 128 (its header says why).
+fn listen_backlog_shim() -> PathBuf {
+    static SHIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SHIM.get_or_init(|| {
+        let out =
+            morgana_tests::target_dir().join(format!("listen-backlog-{}.so", std::process::id()));
+        let status = Command::new("gcc")
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(&out)
+            .arg(workspace_root().join("bench/lib/listen-backlog.c"))
+            .arg("-ldl")
+            .status()
+            .expect("gcc runs (scripts/setup.sh installs it)");
+        assert!(
+            status.success(),
+            "gcc could not build the listen-backlog shim"
+        );
+        out
+    })
+    .clone()
+}
+
 impl Kernel {
     fn boot(image: &Path, disk: &Path, dir: &Path) -> Kernel {
         let port = free_port();
         let serial = dir.join(format!("serial-{port}.txt"));
         let _ = std::fs::remove_file(&serial);
         let child = Command::new("qemu-system-x86_64")
+            // slirp listens on the forwarded port with a backlog of 1: a burst of
+            // connects would test the host's accept queue, not the guest's.
+            .env("LD_PRELOAD", listen_backlog_shim())
             .args(qemu_args(image, disk, port, &serial))
             .args(["-monitor", "none", "-kernel"])
             .arg(image)
