@@ -376,20 +376,33 @@ impl<N: NetIf, C: Timer> Shared<N, C> {
         let now = self.clock.now();
         let mut inner = self.inner.borrow_mut();
         let driving = inner.enlist(slot, cx.waker());
+        let mut pumped = false;
         if driving || inner.dirty {
             inner.pump(now);
+            pumped = true;
         }
         let result = op(&mut inner, cx);
         if inner.dirty {
             inner.pump(now);
+            pumped = true;
         }
         match result {
-            Poll::Ready(v) => Step::Done(v),
+            Poll::Ready(v) => {
+                if pumped && !driving {
+                    inner.rearm_driver();
+                }
+                Step::Done(v)
+            }
             Poll::Pending if driving => {
                 inner.dev.0.register_rx_waker(cx.waker());
                 Step::Driving(inner.next_wake(now))
             }
-            Poll::Pending => Step::Waiting,
+            Poll::Pending => {
+                if pumped {
+                    inner.rearm_driver();
+                }
+                Step::Waiting
+            }
         }
     }
 
@@ -400,6 +413,7 @@ impl<N: NetIf, C: Timer> Shared<N, C> {
         let mut inner = self.inner.borrow_mut();
         if inner.dirty {
             inner.pump(now);
+            inner.rearm_driver();
         }
     }
 }
@@ -520,9 +534,18 @@ impl<N: NetIf> Inner<N> {
 
     /// The waker of the operation that drives the interface, if one waits (used by UDP
     /// sends that only queue their datagram).
-    #[cfg(feature = "udp")]
     pub(crate) fn driver_waker(&self) -> Option<Waker> {
         self.driver.and_then(|d| self.waiters[d].clone())
+    }
+
+    /// After a pump run by an operation other than the driver: parks the driver's waker
+    /// on the device again. A device may stop interrupting while its frames are taken
+    /// (virtio-net does, until the driver's next wait): the frames that arrive after
+    /// this pump must still wake the driver, which waits for them.
+    fn rearm_driver(&mut self) {
+        if let Some(w) = self.driver_waker() {
+            self.dev.0.register_rx_waker(&w);
+        }
     }
 
     /// Removes the operation in `slot`; if it was the driver, returns the waker of

@@ -537,6 +537,12 @@ impl<H: Hal, T: Transport, I: Interrupt> NetIf for Net<H, T, I> {
                 rx.flush(hal, transport);
                 return None;
             };
+            // Frames are being taken: the driver will look again before it waits, so
+            // further frames need no interrupt until then (`register_rx_waker` turns
+            // them back on). Under QEMU each one is a message to the vCPU that stops
+            // its translated code and takes the big lock, whether or not the CPU
+            // accepts interrupts at that moment.
+            rx.vq.set_interrupts(false);
             let Used::Buffer { id, len } = used else {
                 rx.errors += 1;
                 continue;
@@ -588,6 +594,11 @@ impl<H: Hal, T: Transport, I: Interrupt> NetIf for Net<H, T, I> {
             self.transport.ack_interrupt();
         }
         self.irq.register(waker);
+        // Interrupts back on (`receive` turned them off while it took frames), and the
+        // flag written before the used ring is read: a frame that arrived before the
+        // device could see the flag is found here instead.
+        self.rx.vq.set_interrupts(true);
+        self.hal.mb();
         // A frame that arrived before the interrupt was armed would not wake anyone.
         if self.rx.vq.has_used() {
             waker.wake_by_ref();

@@ -81,6 +81,11 @@ impl<D: DmaMemory> Virtqueue<D> {
         self.ring.suppress_interrupts();
     }
 
+    /// Asks the device to interrupt for this queue or not (see [`Split::set_interrupts`]).
+    pub(crate) fn set_interrupts(&self, on: bool) {
+        self.ring.set_interrupts(on);
+    }
+
     /// Pointer to buffer `id` (`buf_size` bytes).
     pub(crate) fn buffer(&self, id: u16) -> *mut u8 {
         self.ring.buffer_ptr(self.offset(id))

@@ -24,6 +24,7 @@ use crate::hal::{DmaMemory, Hal};
 use crate::transport::{MAX_QUEUE_SIZE, QueueNotify, QueueSetup, Transport};
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::mem::ManuallyDrop;
 
 /// Descriptor flag: the chain continues at `next`.
@@ -98,6 +99,8 @@ pub(crate) struct Split<D: DmaMemory> {
     in_flight: u16,
     /// The device misbehaved and the queue is no longer read.
     broken: bool,
+    /// Shadow of the available ring's flags: whether `AVAIL_F_NO_INTERRUPT` is set.
+    no_interrupt: Cell<bool>,
 }
 
 impl<D: DmaMemory> Split<D> {
@@ -147,6 +150,7 @@ impl<D: DmaMemory> Split<D> {
             owned: vec![false; usize::from(size)],
             in_flight: 0,
             broken: false,
+            no_interrupt: Cell::new(false),
         })
     }
 
@@ -204,7 +208,20 @@ impl<D: DmaMemory> Split<D> {
 
     /// Asks the device not to interrupt for this queue (a hint it may ignore).
     pub(crate) fn suppress_interrupts(&mut self) {
-        self.write16(self.layout.avail, AVAIL_F_NO_INTERRUPT);
+        self.set_interrupts(false);
+    }
+
+    /// Asks the device to interrupt (`on`) or not for this queue, through the available
+    /// ring's flags: a write to shared memory, no exit to the hypervisor, and none at
+    /// all when the flag already says so. Turning them back on does not order the
+    /// write before later reads of the used ring: a driver about to wait issues a full
+    /// barrier between the two (or the device could add a buffer after the driver's
+    /// last look and still read the old flag).
+    pub(crate) fn set_interrupts(&self, on: bool) {
+        if self.no_interrupt.get() == on {
+            self.no_interrupt.set(!on);
+            self.write16(self.layout.avail, if on { 0 } else { AVAIL_F_NO_INTERRUPT });
+        }
     }
 
     /// Writes descriptor `i`.

@@ -648,3 +648,47 @@ fn a_device_that_went_quiet_is_notified_before_the_driver_waits() {
     net.register_rx_waker(&waker);
     assert_eq!(dev.borrow().queues[0].notifications, before + 1);
 }
+
+/// While the driver takes frames it asks the device not to interrupt (under QEMU each
+/// interrupt stops the vCPU's translated code, whether or not it is taken); the driver
+/// waiting for frames turns them back on, and a frame that came in between is found
+/// by that wait rather than lost.
+#[test]
+fn receive_interrupts_are_off_while_frames_are_taken_and_on_while_the_driver_waits() {
+    let dev = device(|_| {});
+    let mut net = start(&dev);
+    let (count, waker) = counting_waker();
+    net.register_rx_waker(&waker);
+    assert!(dev.borrow_mut().receive(&frame(0, 80)));
+    assert_eq!(
+        dev.borrow().interrupts,
+        1,
+        "a waiting driver is interrupted"
+    );
+    assert_eq!(recv(&mut net).unwrap(), frame(0, 80));
+    // Busy: frames arriving now raise no interrupt.
+    for i in 1..5 {
+        assert!(dev.borrow_mut().receive(&frame(i, 80)));
+    }
+    assert_eq!(
+        dev.borrow().interrupts,
+        1,
+        "no interrupt while frames are taken"
+    );
+    // The wait finds them at once.
+    let woken = count.0.load(Ordering::Relaxed);
+    net.register_rx_waker(&waker);
+    assert_eq!(
+        count.0.load(Ordering::Relaxed),
+        woken + 1,
+        "woken for the frames waiting"
+    );
+    for i in 1..5 {
+        assert_eq!(recv(&mut net).unwrap(), frame(i, 80));
+    }
+    assert!(recv(&mut net).is_none());
+    // Waiting again with nothing there: the next frame interrupts.
+    net.register_rx_waker(&waker);
+    assert!(dev.borrow_mut().receive(&frame(9, 80)));
+    assert_eq!(dev.borrow().interrupts, 2);
+}

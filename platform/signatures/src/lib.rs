@@ -238,7 +238,10 @@ pub trait NetIf {
     /// Arranges for `waker` to be woken when a frame may be waiting in
     /// [`NetIf::receive`]: at once if one may already be waiting (the last `receive` did
     /// not return `None`), otherwise when the next one arrives. Only the waker of the
-    /// latest call needs to be kept. Spurious wake-ups are allowed.
+    /// latest call needs to be kept. Spurious wake-ups are allowed. The arrangement may
+    /// end at the next [`NetIf::receive`] that returns a frame (virtio-net stops the
+    /// device's interrupts while frames are being taken): whoever receives registers
+    /// again before anyone waits for frames.
     fn register_rx_waker(&self, waker: &Waker);
 
     /// Whether a diagnostic report was asked for since the last call (a kernel's debug
