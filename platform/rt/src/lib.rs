@@ -19,6 +19,6 @@ mod taskset;
 mod time;
 
 pub use executor::{Idle, block_on};
-pub use freestanding::{compare_bytes, copy_small};
+pub use freestanding::{compare_bytes, copy_large, copy_small, fill_bytes};
 pub use taskset::TaskSet;
 pub use time::{Either, TimedOut, select, timeout};
