@@ -10,6 +10,8 @@
 #                                                       --unix: the Unix process only
 # DNS_PORT=P serves on port P; DNS_BEFORE=BINARY also measures another Unix build of the
 # appliance (built with the same DNS_PORT and zone, e.g. at an earlier commit): after/before.
+# DNS_PVH_BEFORE=DIR does the same for the PVH kernel: DIR holds another build's `dns`
+# image and its `dns.qemu` (same DNS_PORT and zone), run right after this build's.
 #
 # The same zone and query mix as bench/dns.sh (80 % existing names, 20 % NXDOMAIN), a
 # scratch copy of the appliance whose appliance.ron names that zone. The kernel's
@@ -212,6 +214,17 @@ result "dns_app_${N}_pvh_qemu_qps" "$pq"; result "dns_app_${N}_pvh_qemu_avg_late
 result "dns_app_${N}_pvh_qemu_cpu_us_per_query" "$pc"; result "dns_app_${N}_pvh_load" "$pload"
 kill "$QPID"; wait "$QPID" 2>/dev/null || true
 
+# DNS_PVH_BEFORE=DIR: another build of the PVH image (its `dns` and `dns.qemu`), same flags.
+if [ -n "${DNS_PVH_BEFORE:-}" ]; then
+  mapfile -t BARGS < <(grep -v '^#' "$DNS_PVH_BEFORE/dns.qemu" | grep -v '^$' | sed '/^-accel$/{N;d}')
+  (cd "$DNS_PVH_BEFORE" && exec qemu-system-x86_64 -accel tcg "${BARGS[@]}" -kernel dns >"$SCRATCH/pvh-before.log" 2>&1) & BQPID=$!; PIDS+=("$BQPID")
+  wait_dns "$PORT" 120 || { echo "dns-appliance bench: $DNS_PVH_BEFORE does not answer" >&2; cat "$SCRATCH/pvh-before.log" >&2; exit 1; }
+  read -r pbq pbl pblost pbc pbload <<<"$(perf "$PORT" "$BQPID")"
+  result "dns_app_${N}_pvh_before_qemu_qps" "$pbq"; result "dns_app_${N}_pvh_before_qemu_cpu_us_per_query" "$pbc"
+  result "dns_app_${N}_pvh_over_before" "$(ratio "$pq" "$pbq")"; result "dns_app_${N}_pvh_before_load" "$pbload"
+  kill "$BQPID"; wait "$BQPID" 2>/dev/null || true
+fi
+
 # The reference under the same QEMU: NSD in a Linux guest (bench/nsd-guest.sh: Debian's
 # kernel, the host's nsd and its libraries in an initramfs), same zone, same flags.
 GP=$(dual_port)
@@ -231,5 +244,6 @@ printf '%-22s %s\n' "NSD (host)" "$nq q/s, avg $nl us, $nc us CPU/query (load $n
 printf '%-22s %s\n' "Morgana Unix" "$uq q/s, avg $ul us, lost $ulost, $uc us CPU/query (load $uload) ($(ratio "$uq" "$nq")x NSD; per CPU $(ratio "$nc" "$uc")x)"
 printf '%-22s %s\n' "NSD in Linux (QEMU TCG)" "$gq q/s, avg $gl us, lost $glost, $gc us QEMU CPU/query (load $gload)"
 printf '%-22s %s\n' "Morgana PVH (QEMU TCG)" "$pq q/s, avg $pl us, lost $plost, $pc us QEMU CPU/query (load $pload) ($(ratio "$pq" "$gq")x NSD in a Linux guest; per CPU $(ratio "$gc" "$pc")x)"
+[ -n "${DNS_PVH_BEFORE:-}" ] && printf '%-22s %s\n' "PVH before ($DNS_PVH_BEFORE)" "$pbq q/s, avg $pbl us, lost $pblost, $pbc us QEMU CPU/query (load $pbload) ($(ratio "$pbq" "$gq")x NSD in a Linux guest; per CPU $(ratio "$gc" "$pbc")x; after/before $(ratio "$pq" "$pbq")x)"
 printf '%-22s %s\n' "PVH image" "$LOADED B loaded, $ARCHIVE B of zone data, $((LOADED - ARCHIVE)) B without"
 echo "(name=value lines: $BENCH_OUT)"
