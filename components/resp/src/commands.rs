@@ -6,7 +6,6 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 use core::fmt::Write as _;
 
 use morgana_signatures::{Kv, KvError, KvErrorKind, MonotonicClock, WallClock};
@@ -298,7 +297,6 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 Ok(()) => {
                     st.writes += 1;
                     st.ttl.clear();
-                    st.expires = 0;
                     reply::ok(out);
                 }
                 Err(e) => store_error(out, &e),
@@ -984,7 +982,7 @@ fn info<K: Kv, C: MonotonicClock + WallClock>(
         t.push_str("# Keyspace\r\n");
         let keys = st.kv.len();
         if keys > 0 {
-            let _ = write!(t, "db0:keys={keys},expires={},avg_ttl=0\r\n", st.expires);
+            let _ = write!(t, "db0:keys={keys},expires={},avg_ttl=0\r\n", st.ttl.len());
         }
     }
     reply::bulk(out, t.as_bytes());
@@ -1001,42 +999,31 @@ pub(crate) async fn load_ttls<K: Kv>(st: &mut State<K>) -> Result<(), K::Error> 
             true
         })
         .await?;
-    st.expires = found.len();
-    st.ttl = found.into_iter().map(Reverse).collect();
+    st.ttl.extend(found);
     Ok(())
 }
 
 /// Deletes up to `limit` keys whose time has come; returns how many it looked at.
 pub(crate) async fn expire_cycle<K: Kv>(st: &mut State<K>, now: u64, limit: usize) -> usize {
-    if st.needs_pruning() && st.prune().await.is_err() {
-        // The store failed to answer (the heap keeps every entry it did not check):
-        // tried again at the next cycle.
-        return 0;
-    }
     let mut done = 0;
     while done < limit {
-        match st.ttl.peek() {
-            Some(Reverse((deadline, _))) if *deadline <= now => {}
-            _ => break,
-        }
-        let Some(Reverse((deadline, key))) = st.ttl.pop() else {
+        let Some((deadline, key)) = st.ttl.first().cloned() else {
             break;
         };
+        if deadline > now {
+            break;
+        }
+        st.ttl.pop_first();
         done += 1;
         match st.kv.meta(&key).await {
             Ok(Some(m)) if m == deadline => {
                 if st.kv.delete(&key).await.is_ok() {
                     st.writes += 1;
-                    st.expires -= 1;
                     st.stats.expired_keys += 1;
                 }
             }
             Ok(_) => {}
-            Err(e) if e.kind() == KvErrorKind::Io => {
-                // Tried again at the next cycle.
-                st.ttl.push(Reverse((deadline, key)));
-                break;
-            }
+            Err(e) if e.kind() == KvErrorKind::Io => break,
             Err(_) => {}
         }
     }

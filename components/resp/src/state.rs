@@ -2,11 +2,10 @@
 //! group commit, counters.
 
 use alloc::boxed::Box;
-use alloc::collections::{BinaryHeap, VecDeque};
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell, RefMut};
-use core::cmp::Reverse;
 use core::future::poll_fn;
 use core::ops::{Deref, DerefMut};
 use core::task::{Poll, Waker};
@@ -81,22 +80,12 @@ impl<T> Drop for Guard<'_, T> {
     }
 }
 
-/// Entries of the expiry heap that no longer count, beyond as many as there are keys with
-/// a deadline, before they are pruned ([`State::needs_pruning`]).
-pub(crate) const PRUNE_SLACK: usize = 1024;
-
 /// The store and what goes with it, behind the lock.
 pub(crate) struct State<K> {
     pub kv: K,
-    /// Keys with an expiry time, earliest deadline (Unix milliseconds) first. Every key
-    /// with a deadline has its entry here; entries whose key has gone or has another
-    /// deadline now stay until they come up (the expiry cycle checks each against the
-    /// store) or until [`State::prune`] drops them. A binary heap rather than a
-    /// `BTreeSet`: the store's index is the kernel's one B-tree (a second instantiation
-    /// was ~5 KB of the kv kernel; docs/storage.md, "The kv kernel's size").
-    pub ttl: BinaryHeap<Reverse<(u64, Box<[u8]>)>>,
-    /// Keys with a deadline (`INFO`'s `expires`): exact, unlike `ttl.len()`.
-    pub expires: usize,
+    /// Keys with an expiry time, by deadline (Unix milliseconds). Exact: an entry is
+    /// removed when its key's deadline changes or the key goes.
+    pub ttl: BTreeSet<(u64, Box<[u8]>)>,
     /// Changes made to the store (each put, delete, clear): the group commit's clock.
     pub writes: u64,
     pub stats: Counters,
@@ -118,47 +107,10 @@ impl<K: Kv> State<K> {
             return;
         }
         if old != 0 {
-            self.expires -= 1;
+            self.ttl.remove(&(old, Box::from(key)));
         }
         if new != 0 {
-            self.expires += 1;
-            self.ttl.push(Reverse((new, Box::from(key))));
-        }
-    }
-
-    /// Whether the expiry heap holds so many entries that no longer count (keys gone
-    /// or retimed) that [`State::prune`] should drop them: more than as many again as
-    /// there are keys with a deadline, plus [`PRUNE_SLACK`].
-    pub(crate) fn needs_pruning(&self) -> bool {
-        self.ttl.len() > 2 * self.expires + PRUNE_SLACK
-    }
-
-    /// Drops the expiry heap's entries whose key has gone or has another deadline now,
-    /// and the duplicates (a key retimed back to a deadline it had). Each entry is
-    /// checked against the store's index (`meta`, no device read for the store).
-    pub(crate) async fn prune(&mut self) -> Result<(), K::Error> {
-        let entries = core::mem::take(&mut self.ttl).into_vec();
-        let mut kept: Vec<Reverse<(u64, Box<[u8]>)>> = Vec::with_capacity(self.expires);
-        // After a store error the rest is kept unchecked: an entry too many is harmless,
-        // one too few would leave a key that never expires.
-        let mut failed = None;
-        for Reverse((deadline, key)) in entries {
-            if failed.is_none() {
-                match self.kv.meta(&key).await {
-                    Ok(m) if m != Some(deadline) => continue,
-                    Ok(_) => {}
-                    Err(e) => failed = Some(e),
-                }
-            }
-            kept.push(Reverse((deadline, key)));
-        }
-        // Sorted by the heap's own sort (no other sort's code), for the duplicates.
-        let mut sorted = BinaryHeap::from(kept).into_sorted_vec();
-        sorted.dedup();
-        self.ttl = BinaryHeap::from(sorted);
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(()),
+            self.ttl.insert((new, Box::from(key)));
         }
     }
 }
@@ -198,8 +150,7 @@ impl<K: Kv, C: MonotonicClock + WallClock> Shared<K, C> {
         Shared {
             state: Lock::new(State {
                 kv,
-                ttl: BinaryHeap::new(),
-                expires: 0,
+                ttl: BTreeSet::new(),
                 writes: 0,
                 stats: Counters::default(),
             }),
