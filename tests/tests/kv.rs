@@ -98,8 +98,10 @@ fn qemu_args(image: &Path, disk: &Path, port: u16, serial: &Path) -> Vec<String>
 fn listen_backlog_shim() -> PathBuf {
     static SHIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     SHIM.get_or_init(|| {
-        let out =
-            morgana_tests::target_dir().join(format!("listen-backlog-{}.so", std::process::id()));
+        let dir = morgana_tests::target_dir();
+        // A fresh clone has no target/e2e yet when this test runs first.
+        std::fs::create_dir_all(&dir).expect("create target/e2e");
+        let out = dir.join(format!("listen-backlog-{}.so", std::process::id()));
         let status = Command::new("gcc")
             .args(["-shared", "-fPIC", "-O2", "-o"])
             .arg(&out)

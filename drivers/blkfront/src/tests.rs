@@ -1094,7 +1094,7 @@ fn a_backend_that_closes_or_never_appears_is_an_error_not_a_hang() {
 #[test]
 fn disks_are_numbered_by_device_number() {
     use crate::xen::nth_device;
-    let entries: Vec<String> = ["51728", "51712", "backend", "51744"]
+    let entries: Vec<String> = ["51728", "51712", "backend", "51744", "51712"]
         .iter()
         .map(|s| s.to_string())
         .collect();

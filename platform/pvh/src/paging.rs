@@ -342,7 +342,14 @@ pub(crate) unsafe fn switch_to_kernel_tables(
         let mut sorted_guards = [0u64; 8];
         let n = guards.len().min(sorted_guards.len());
         sorted_guards[..n].copy_from_slice(&guards[..n]);
-        sorted_guards[..n].sort_unstable();
+        // Insertion sort: at most 8 entries, and no sort's code (~2 KB) in the kernel.
+        for i in 1..n {
+            let mut j = i;
+            while j > 0 && sorted_guards[j - 1] > sorted_guards[j] {
+                sorted_guards.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         for &g in &sorted_guards[..n] {
             if g >= start && g < layout.kernel_end {
                 m.map(start..g, Access::ReadWrite)?;
