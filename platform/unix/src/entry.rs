@@ -231,9 +231,8 @@ pub unsafe fn syscall(
     }
     let flags = rustix::rand::GetRandomFlags::from_bits_retain(flags as u32);
     // SAFETY: the caller passes a buffer valid for writes of `len` bytes (the C contract).
-    let dest = unsafe {
-        core::slice::from_raw_parts_mut(buf as *mut MaybeUninit<u8>, len as usize)
-    };
+    let dest =
+        unsafe { core::slice::from_raw_parts_mut(buf as *mut MaybeUninit<u8>, len as usize) };
     match rustix::rand::getrandom(dest, flags) {
         Ok((filled, _)) => filled.len() as core::ffi::c_long,
         Err(e) => {
