@@ -225,7 +225,7 @@ impl<E: TcpError> TcpError for Error<E> {
 /// [`Tls`] (the host tests' client uses it to check the server end to end).
 pub fn provider(seed: [u8; 32]) -> rustls::crypto::CryptoProvider {
     let rng: &'static provider::rng::Drbg = Box::leak(Box::new(provider::rng::Drbg::new(seed)));
-    let mut p = provider::provider::<EcdsaOrRsa>(rng);
+    let mut p = provider::provider::<EcdsaOrRsa>(rng, provider::Asym::portable(rng));
     p.signature_verification_algorithms = provider::verify::ALGORITHMS;
     p
 }
@@ -287,7 +287,8 @@ impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K: KeyKinds> Tls<T, C, E, K> 
         if config.identities.is_empty() {
             return Err(Error::NoIdentity);
         }
-        let keys = provider::sign::Keys::<K>(rng, core::marker::PhantomData);
+        let asym = provider::Asym::for_entropy::<E>(rng);
+        let keys = provider::sign::Keys::<K>(asym.keys, core::marker::PhantomData);
         let mut certified = Vec::with_capacity(config.identities.len());
         for (index, identity) in config.identities.iter().enumerate() {
             let key = identity::load(identity, &keys)
@@ -311,7 +312,7 @@ impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K: KeyKinds> Tls<T, C, E, K> 
             &[&rustls::version::TLS13]
         };
         let mut server = ServerConfig::builder_with_details(
-            Arc::new(provider::provider::<K>(rng)),
+            Arc::new(provider::provider::<K>(rng, asym)),
             time.clone(),
         )
         .with_protocol_versions(versions)

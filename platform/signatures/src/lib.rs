@@ -131,6 +131,14 @@ pub trait Entropy {
     fn is_strong(&self) -> bool {
         false
     }
+
+    /// Whether this source is the host operating system's own generator, `getrandom(2)`
+    /// (a Unix process), so that a library which reads that generator directly may be
+    /// used beside it: the TLS component then runs its key exchange and ECDSA signatures
+    /// on ring, whose randomness can come from nowhere else. A constant, so that an
+    /// image whose source is not the host's (a kernel) links none of that code. The
+    /// default is `false`.
+    const IS_HOST_GETRANDOM: bool = false;
 }
 
 /// A 48-bit IEEE 802 MAC address.

@@ -170,5 +170,74 @@ macro_rules! entry {
         $crate::__private::morgana_rt::freestanding_symbols!(
             unwind_resume = $crate::__private::unwind_resume
         );
+
+        // The two C symbols the `getrandom` crate calls on Linux (ring's `SystemRandom`,
+        // which the TLS component uses in a process): the process has no libc.
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        unsafe extern "C" fn syscall(
+            number: ::core::ffi::c_long,
+            a: ::core::ffi::c_long,
+            b: ::core::ffi::c_long,
+            c: ::core::ffi::c_long,
+        ) -> ::core::ffi::c_long {
+            // SAFETY: the caller keeps C's contract for the call it makes.
+            unsafe { $crate::__private::syscall(number, a, b, c) }
+        }
+
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        extern "C" fn __errno_location() -> *mut ::core::ffi::c_int {
+            $crate::__private::errno_location()
+        }
     };
+}
+
+/// `errno` of the C calls below. One thread (see [`PlatformSlot`]), so one variable.
+static ERRNO: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+
+/// `__errno_location()`, as `entry!` exports it: where [`syscall`] leaves its error.
+pub fn errno_location() -> *mut core::ffi::c_int {
+    ERRNO.as_ptr()
+}
+
+/// Linux's `getrandom` system call number on x86-64.
+const SYS_GETRANDOM: core::ffi::c_long = 318;
+
+/// C's `long syscall(long number, ...)`, as `entry!` exports it, for the one call a
+/// library of a process makes through it: the `getrandom` crate (under ring's
+/// `SystemRandom`, which the TLS component uses on this platform) calls
+/// `syscall(SYS_getrandom, buf, len, flags)`; the process has no libc to provide it.
+/// Any other number fails with `ENOSYS`. On error: -1, and the error in `errno`. (The
+/// caller declares it variadic; on x86-64 a variadic call passes its first six integer
+/// arguments in the same registers as a fixed one, so the fixed definition reads them.)
+///
+/// # Safety
+/// For `SYS_getrandom`, `buf` must be valid for writes of `len` bytes, as for the C call.
+pub unsafe fn syscall(
+    number: core::ffi::c_long,
+    buf: core::ffi::c_long,
+    len: core::ffi::c_long,
+    flags: core::ffi::c_long,
+) -> core::ffi::c_long {
+    if number != SYS_GETRANDOM || len < 0 {
+        let errno = if number == SYS_GETRANDOM {
+            rustix::io::Errno::INVAL
+        } else {
+            rustix::io::Errno::NOSYS
+        };
+        ERRNO.store(errno.raw_os_error(), Ordering::Relaxed);
+        return -1;
+    }
+    let flags = rustix::rand::GetRandomFlags::from_bits_retain(flags as u32);
+    // SAFETY: the caller passes a buffer valid for writes of `len` bytes (the C contract).
+    let dest =
+        unsafe { core::slice::from_raw_parts_mut(buf as *mut MaybeUninit<u8>, len as usize) };
+    match rustix::rand::getrandom(dest, flags) {
+        Ok((filled, _)) => filled.len() as core::ffi::c_long,
+        Err(e) => {
+            ERRNO.store(e.raw_os_error(), Ordering::Relaxed);
+            -1
+        }
+    }
 }

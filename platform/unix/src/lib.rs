@@ -98,7 +98,7 @@ pub use udp::{HOST_UDP_MAX_PAYLOAD, HostUdpSocket};
 /// What [`entry!`] expands to refers to; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::entry::{panic, start, unwind_resume};
+    pub use crate::entry::{errno_location, panic, start, syscall, unwind_resume};
     pub use crate::heap::Heap;
     pub use log::LevelFilter;
     pub use morgana_rt;

@@ -271,6 +271,9 @@ impl morgana_signatures::Entropy for Entropy {
     fn is_strong(&self) -> bool {
         true
     }
+
+    /// `getrandom(2)` itself.
+    const IS_HOST_GETRANDOM: bool = true;
 }
 
 #[cfg(test)]

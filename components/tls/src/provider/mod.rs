@@ -5,17 +5,20 @@
 //! |---|---|---|
 //! | TLS 1.3 suites | `TLS13_AES_128_GCM_SHA256`, `TLS13_AES_256_GCM_SHA384`, `TLS13_CHACHA20_POLY1305_SHA256` | `ring::aead` (no randomness taken) |
 //! | TLS 1.2 suites | `ECDHE_{ECDSA,RSA}_WITH_AES_{128,256}_GCM_SHA{256,384}`, `ECDHE_{ECDSA,RSA}_WITH_CHACHA20_POLY1305_SHA256` | same |
-//! | key exchange | X25519, secp256r1 | `x25519-dalek`, `p256` |
-//! | server keys | ECDSA P-256; RSA ≥ 2048 bits (PSS, PKCS#1 v1.5) | `p256`, `rsa` |
+//! | key exchange | X25519, secp256r1 | `x25519-dalek`, `p256`; in a process on a host, `ring::agreement` (`host.rs`) |
+//! | server keys | ECDSA P-256; RSA ≥ 2048 bits (PSS, PKCS#1 v1.5) | `p256`, `rsa`; in a process on a host, ECDSA on `ring::signature` |
 //! | hashes, HKDF, PRF | SHA-256, SHA-384, HMAC | `sha2`, `hmac` |
 //!
 //! Nothing else: no CBC, no RSA key exchange, no finite-field DH, no SHA-1, no static keys.
 //! Signature verification (`verify`) covers the same schemes, for a peer's certificate.
-//! Randomness comes from [`rng::Drbg`], never from `getrandom`: ring's `rand` module is
-//! never called (nothing of `getrandom` is linked; `nm` of a kernel shows it).
+//! Randomness comes from [`rng::Drbg`], never from `getrandom`, except where the platform's
+//! entropy source is the host's `getrandom` itself ([`Asym::host`]): there ring's
+//! key exchange and ECDSA draw from it through `ring::rand::SystemRandom`. A kernel never
+//! takes that path, so nothing of `getrandom` is linked into one (`nm` shows it).
 
 pub(crate) mod aead;
 pub(crate) mod hash;
+pub(crate) mod host;
 pub(crate) mod kx;
 pub(crate) mod rng;
 pub(crate) mod sign;
@@ -182,19 +185,63 @@ pub(crate) fn cipher_suites() -> Vec<SupportedCipherSuite> {
     ]
 }
 
-/// The provider, with its randomness from `rng`.
-pub(crate) fn provider<K: sign::KeyKinds>(rng: &'static Drbg) -> CryptoProvider {
-    let x25519: &'static dyn SupportedKxGroup =
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(kx::X25519(rng)));
-    let p256: &'static dyn SupportedKxGroup =
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(kx::P256(rng)));
+/// Where the public-key operations run: the key-exchange groups (X25519 first) and the
+/// maker of ECDSA keys. RSA and everything symmetric are the same on every platform.
+#[derive(Clone, Copy)]
+pub(crate) struct Asym {
+    kx: [&'static dyn SupportedKxGroup; 2],
+    pub(crate) keys: sign::Generator,
+}
+
+impl Asym {
+    /// RustCrypto's portable code, with every random byte from `rng`: for any platform.
+    pub(crate) fn portable(rng: &'static Drbg) -> Asym {
+        let x25519: &'static dyn SupportedKxGroup =
+            alloc::boxed::Box::leak(alloc::boxed::Box::new(kx::X25519(rng)));
+        let p256: &'static dyn SupportedKxGroup =
+            alloc::boxed::Box::leak(alloc::boxed::Box::new(kx::P256(rng)));
+        Asym {
+            kx: [x25519, p256],
+            keys: sign::Generator {
+                rng,
+                ecdsa: sign::portable_ecdsa,
+            },
+        }
+    }
+
+    /// ring's assembly (`host.rs`), whose randomness is the host's `getrandom`: only for
+    /// a platform whose entropy source is that (a Unix process), never for a kernel.
+    pub(crate) fn host(rng: &'static Drbg) -> Asym {
+        Asym {
+            kx: [&host::X25519, &host::P256],
+            keys: sign::Generator {
+                rng,
+                ecdsa: host::ecdsa,
+            },
+        }
+    }
+
+    /// [`Asym::host`] if the entropy source `E` is the host's `getrandom`, else
+    /// [`Asym::portable`]. The choice is a constant of `E`, so a kernel's image holds
+    /// nothing of the other.
+    pub(crate) fn for_entropy<E: morgana_signatures::Entropy>(rng: &'static Drbg) -> Asym {
+        if E::IS_HOST_GETRANDOM {
+            Asym::host(rng)
+        } else {
+            Asym::portable(rng)
+        }
+    }
+}
+
+/// The provider, with its randomness from `rng` and its public-key operations from `asym`.
+pub(crate) fn provider<K: sign::KeyKinds>(rng: &'static Drbg, asym: Asym) -> CryptoProvider {
     let keys: &'static sign::Keys<K> = alloc::boxed::Box::leak(alloc::boxed::Box::new(sign::Keys(
-        rng,
+        asym.keys,
         core::marker::PhantomData,
     )));
     CryptoProvider {
         cipher_suites: cipher_suites(),
-        kx_groups: vec![x25519, p256],
+        kx_groups: asym.kx.to_vec(),
         // The server asks no client for a certificate: nothing to verify, and nothing of
         // the verification code linked (`crate::provider()` adds it for clients).
         signature_verification_algorithms: rustls::crypto::WebPkiSupportedAlgorithms {

@@ -34,9 +34,16 @@ pub trait KeyKinds: Send + Sync + 'static {
 }
 
 /// The component's random generator, as [`KeyKinds::load`] gets it (keys sign with fresh
-/// randomness). Opaque.
+/// randomness), and the platform's way of making ECDSA keys. Opaque.
 #[derive(Clone, Copy)]
-pub struct Generator(pub(crate) &'static Drbg);
+pub struct Generator {
+    pub(crate) rng: &'static Drbg,
+    pub(crate) ecdsa: EcdsaMaker,
+}
+
+/// Makes a signing key from a P-256 private scalar: [`portable_ecdsa`] (RustCrypto's
+/// `p256`) or, in a process on a host, ring's (`provider/host.rs`).
+pub(crate) type EcdsaMaker = fn(&[u8; 32], &'static Drbg) -> Result<Arc<dyn SigningKey>, Error>;
 
 /// ECDSA P-256 keys only.
 #[derive(Debug)]
@@ -52,7 +59,7 @@ pub enum EcdsaOrRsa {}
 
 fn ecdsa(
     key: &PrivateKeyDer<'static>,
-    rng: &'static Drbg,
+    Generator { rng, ecdsa }: Generator,
 ) -> Option<Result<Arc<dyn SigningKey>, Error>> {
     // Read by `crate::der`, not by the `pkcs8`/`sec1` crates: about 13 KB less kernel.
     let scalar = match key {
@@ -70,12 +77,19 @@ fn ecdsa(
         },
         _ => return None,
     };
-    let signing = p256::ecdsa::SigningKey::from_bytes(&scalar.into());
+    let key = ecdsa(&scalar, rng);
     zeroize::Zeroize::zeroize(&mut { scalar });
-    let Ok(signing) = signing else {
-        return Some(Err(key_error("the P-256 private key is out of range")));
-    };
-    Some(Ok(Arc::new(EcdsaKey { key: signing, rng })))
+    Some(key)
+}
+
+/// An ECDSA P-256 key on RustCrypto's `p256`.
+pub(crate) fn portable_ecdsa(
+    scalar: &[u8; 32],
+    rng: &'static Drbg,
+) -> Result<Arc<dyn SigningKey>, Error> {
+    let signing = p256::ecdsa::SigningKey::from_bytes(scalar.into())
+        .map_err(|_| key_error("the P-256 private key is out of range"))?;
+    Ok(Arc::new(EcdsaKey { key: signing, rng }))
 }
 
 fn not_p256() -> Error {
@@ -84,7 +98,7 @@ fn not_p256() -> Error {
 
 fn rsa(
     key: &PrivateKeyDer<'static>,
-    rng: &'static Drbg,
+    Generator { rng, .. }: Generator,
 ) -> Option<Result<Arc<dyn SigningKey>, Error>> {
     let decoded = match key {
         PrivateKeyDer::Pkcs8(der) => {
@@ -102,10 +116,7 @@ fn rsa(
 }
 
 impl KeyKinds for Ecdsa {
-    fn load(
-        key: PrivateKeyDer<'static>,
-        Generator(rng): Generator,
-    ) -> Result<Arc<dyn SigningKey>, Error> {
+    fn load(key: PrivateKeyDer<'static>, rng: Generator) -> Result<Arc<dyn SigningKey>, Error> {
         ecdsa(&key, rng).unwrap_or_else(|| {
             Err(key_error(
                 "the private key is not ECDSA P-256 (this appliance takes ECDSA keys only)",
@@ -115,10 +126,7 @@ impl KeyKinds for Ecdsa {
 }
 
 impl KeyKinds for Rsa {
-    fn load(
-        key: PrivateKeyDer<'static>,
-        Generator(rng): Generator,
-    ) -> Result<Arc<dyn SigningKey>, Error> {
+    fn load(key: PrivateKeyDer<'static>, rng: Generator) -> Result<Arc<dyn SigningKey>, Error> {
         rsa(&key, rng).unwrap_or_else(|| {
             Err(key_error(
                 "the private key is not RSA (this appliance takes RSA keys only)",
@@ -128,10 +136,7 @@ impl KeyKinds for Rsa {
 }
 
 impl KeyKinds for EcdsaOrRsa {
-    fn load(
-        key: PrivateKeyDer<'static>,
-        Generator(rng): Generator,
-    ) -> Result<Arc<dyn SigningKey>, Error> {
+    fn load(key: PrivateKeyDer<'static>, rng: Generator) -> Result<Arc<dyn SigningKey>, Error> {
         ecdsa(&key, rng)
             .or_else(|| rsa(&key, rng))
             .unwrap_or_else(|| {
@@ -144,7 +149,7 @@ impl KeyKinds for EcdsaOrRsa {
 
 /// Loads a private key for the provider (`KeyProvider::load_private_key`).
 pub(crate) struct Keys<K>(
-    pub(crate) &'static Drbg,
+    pub(crate) Generator,
     pub(crate) core::marker::PhantomData<fn() -> K>,
 );
 
@@ -156,7 +161,7 @@ impl<K> fmt::Debug for Keys<K> {
 
 impl<K: KeyKinds> rustls::crypto::KeyProvider for Keys<K> {
     fn load_private_key(&self, key: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
-        K::load(key, Generator(self.0))
+        K::load(key, self.0)
     }
 }
 
