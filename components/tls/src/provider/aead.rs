@@ -2,7 +2,8 @@
 //! protection. AES-GCM over `ring::aead` (BoringSSL's assembly: stitched AES-NI/CLMUL
 //! GCM where the CPU has it, constant-time portable code otherwise; CPU features read
 //! with `cpuid`, which works in a kernel too); ChaCha20-Poly1305 over RustCrypto's
-//! `chacha20poly1305` (AVX2/SSE2 bodies picked at run time), which is about 25 KB
+//! `chacha20poly1305` (SSE2; its AVX2 bodies left out by the workspace's `--cfg` flags,
+//! docs/tls.md "Size"), which is about 25 KB
 //! smaller in a kernel than ring's stitched SSE4.1 and AVX2 assembly for the suite the
 //! server ranks last.
 //!
