@@ -109,14 +109,18 @@ RS
       -e 's/^    NET_CONNECT$/    let nic = morgana_nic::Nic::find(platform).await.map_err(|e| StartError::new("net", \&e))?;\n    let net = Net::connect(nic, clock, entropy, morgana_direct::StackConfig::new(morgana_direct::Ipv4Config::Dhcp)).await.map_err(|e| StartError::new("net", \&e))?;/' \
       "$HERE/lib/tls-wiring.rs" > "$dir/src/wiring_xen.rs"
 }
+# The workspace's `[build] rustflags` (.cargo/config.toml: the configuration flags that leave
+# out AVX2 code a kernel never runs): a scratch copy outside the workspace does not read
+# that file, and RUSTFLAGS would replace it anyway, so they are passed here too.
+WS_RUSTFLAGS=$(python3 -c 'import sys, tomllib; print(" ".join(tomllib.load(open(sys.argv[1], "rb")).get("build", {}).get("rustflags", [])))' "$BENCH_ROOT/.cargo/config.toml")
 build_dir() { # DIR unix|xen -> copy of the image
   local dir=$1 tgt=$2 out=$SCRATCH/img-$(basename "$1")-$2 flags=
   [ "$tgt" = xen ] && flags="--cfg morgana_tls_bench_xen"
   mkdir -p "$SCRATCH"
   if [ "$tgt" = xen ]; then
-    (cd "$dir" && MORGANA_TARGET=xen RUSTFLAGS="$flags --check-cfg=cfg(morgana_tls_bench_xen)" cargo build --release --quiet >&2)
+    (cd "$dir" && MORGANA_TARGET=xen RUSTFLAGS="$WS_RUSTFLAGS $flags --check-cfg=cfg(morgana_tls_bench_xen)" cargo build --release --quiet >&2)
   else
-    (cd "$dir" && env -u MORGANA_TARGET RUSTFLAGS="--check-cfg=cfg(morgana_tls_bench_xen)" cargo build --release --quiet >&2)
+    (cd "$dir" && env -u MORGANA_TARGET RUSTFLAGS="$WS_RUSTFLAGS --check-cfg=cfg(morgana_tls_bench_xen)" cargo build --release --quiet >&2)
   fi
   cp "$CARGO_TARGET_DIR/release/static-website-$(basename "$dir")" "$out"; echo "$out"
 }

@@ -26,6 +26,8 @@ scratch_manifest() {
   # pointed at this checkout.
   while read -r name path; do
     deps+=(-e "s|^$name.workspace = true|$name = { path = \"$root/$path\" }|")
+    # ... and `name = { workspace = true, features = [...] }`
+    deps+=(-e "s|^$name = { workspace = true,|$name = { path = \"$root/$path\",|")
   done < <(sed -n 's/^\([a-z0-9_-]*\) = { path = "\([^"]*\)" }$/\1 \2/p' "$root/Cargo.toml")
   sed -e 's/version.workspace = true/version = "0.1.0"/' \
       -e 's/edition.workspace = true/edition = "2024"/' \

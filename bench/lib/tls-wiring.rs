@@ -17,6 +17,11 @@ pub type Http = morgana_http::Server<Tls, morgana_TARGET::Clock>;
 /// The site.
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
+/// `redirects`: static-website's redirects, as the generated code opens them (the build
+/// script still compiles them from `redirects`).
+pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> =
+    morgana_archive::include_aligned!(concat!(env!("OUT_DIR"), "/redirects.rkyv"));
+
 async fn connect_and_start(
     platform: &'static morgana_TARGET::Platform,
 ) -> Result<(), morgana_signatures::StartError> {
@@ -24,6 +29,8 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
+    let redirects = morgana_redirects::Table::access(REDIRECTS_ARCHIVE)
+        .map_err(|e| StartError::new("redirects", &e))?;
     NET_CONNECT
     let chain = morgana_secrets::secret!(concat!(env!("CARGO_MANIFEST_DIR"), "/secrets/tls.crt"));
     let key = morgana_secrets::secret!(concat!(env!("CARGO_MANIFEST_DIR"), "/secrets/tls.key"));
@@ -45,7 +52,7 @@ async fn connect_and_start(
     )
     .await
     .map_err(|e| StartError::new("http", &e))?;
-    crate::Website::start(console, http, &SITE)
+    crate::Website::start(console, http, &SITE, redirects)
         .await
         .map_err(|e| StartError::new("main", &e))
 }

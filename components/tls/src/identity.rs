@@ -100,9 +100,16 @@ pub(crate) fn load<K: KeyKinds>(
 /// key can sign with a scheme the client offers; when none matches the name (or the
 /// client sent none), the first identity whose key the client can use; failing that the
 /// first identity, and rustls then ends the handshake with `handshake_failure`.
-#[derive(Debug)]
 pub(crate) struct Resolver {
     identities: Vec<Arc<CertifiedKey>>,
+}
+
+/// Not derived: rustls's `Debug` of the certified keys would link its certificate and key
+/// printing into every image, for a line nobody prints (docs/tls.md, "Size").
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Resolver")
+    }
 }
 
 impl Resolver {

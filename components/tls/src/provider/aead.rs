@@ -2,7 +2,8 @@
 //! protection. AES-GCM over `ring::aead` (BoringSSL's assembly: stitched AES-NI/CLMUL
 //! GCM where the CPU has it, constant-time portable code otherwise; CPU features read
 //! with `cpuid`, which works in a kernel too); ChaCha20-Poly1305 over RustCrypto's
-//! `chacha20poly1305` (AVX2/SSE2 bodies picked at run time), which is about 25 KB
+//! `chacha20poly1305` (SSE2; its AVX2 bodies left out by the workspace's `--cfg` flags,
+//! docs/tls.md "Size"), which is about 25 KB
 //! smaller in a kernel than ring's stitched SSE4.1 and AVX2 assembly for the suite the
 //! server ranks last.
 //!
@@ -12,7 +13,6 @@
 //! component's own generator. docs/tls.md ("The crypto provider") says why.
 
 use alloc::boxed::Box;
-use core::marker::PhantomData;
 
 use ring::aead::{Aad, LessSafeKey, UnboundKey};
 use rustls::crypto::cipher::{
@@ -25,10 +25,10 @@ use rustls::{ConnectionTrafficSecrets, ContentType, Error, ProtocolVersion};
 /// Every AEAD here has a 16-byte tag.
 const TAG_LEN: usize = 16;
 
-/// One AEAD cipher: its keyed state, sealing and opening, and its TLS 1.2 shape.
+/// One AEAD cipher: how it is keyed, and its TLS 1.2 shape. The record code itself is
+/// not generic (one copy for every suite: [`Keyed`] picks the primitive), which keeps a
+/// kernel about 3 KB smaller than one copy per cipher (docs/tls.md, "Size").
 pub(crate) trait Cipher: Send + Sync + 'static {
-    /// The keyed cipher.
-    type Key: Send + Sync + 'static;
     /// The key length in bytes (the suite's).
     const KEY_LEN: usize;
     /// The TLS 1.2 fixed IV length from the key block (4 for GCM, 12 for ChaCha20).
@@ -38,22 +38,56 @@ pub(crate) trait Cipher: Send + Sync + 'static {
     #[cfg_attr(not(feature = "tls12"), allow(dead_code))]
     const TLS12_EXPLICIT_NONCE: bool;
     /// Keys the cipher; `key` is `KEY_LEN` bytes (rustls derives exactly that many).
-    fn key(key: &[u8]) -> Self::Key;
+    fn key(key: &[u8]) -> Keyed;
+}
+
+/// A keyed AEAD: AES-GCM on ring, or ChaCha20-Poly1305 on RustCrypto.
+// One per direction of a connection, inside the boxed record protector either way: the
+// 512 bytes a ChaCha20 key does not use are not worth a second allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Keyed {
+    Gcm(LessSafeKey),
+    ChaCha(chacha20poly1305::ChaCha20Poly1305),
+}
+
+impl Keyed {
     /// Seals `text` in place; the tag.
     fn seal(
-        key: &Self::Key,
+        &self,
         nonce: [u8; NONCE_LEN],
         aad: &[u8],
         text: &mut [u8],
-    ) -> Result<[u8; TAG_LEN], Error>;
+    ) -> Result<[u8; TAG_LEN], Error> {
+        match self {
+            Keyed::Gcm(key) => seal(key, nonce, aad, text),
+            Keyed::ChaCha(key) => {
+                use chacha20poly1305::AeadInPlace;
+                let tag = key
+                    .encrypt_in_place_detached(&nonce.into(), aad, text)
+                    .map_err(|_| Error::EncryptError)?;
+                Ok(tag.into())
+            }
+        }
+    }
+
     /// Opens `text` in place against `tag`.
     fn open(
-        key: &Self::Key,
+        &self,
         nonce: [u8; NONCE_LEN],
         aad: &[u8],
         text: &mut [u8],
         tag: &[u8],
-    ) -> Result<(), Error>;
+    ) -> Result<(), Error> {
+        match self {
+            Keyed::Gcm(key) => open(key, nonce, aad, text, tag),
+            Keyed::ChaCha(key) => {
+                use chacha20poly1305::AeadInPlace;
+                let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptError)?;
+                key.decrypt_in_place_detached(&nonce.into(), aad, text, &tag.into())
+                    .map_err(|_| Error::DecryptError)
+            }
+        }
+    }
 }
 
 pub(crate) struct Aes128Gcm;
@@ -64,32 +98,14 @@ pub(crate) struct ChaCha20Poly1305;
 macro_rules! ring_gcm {
     ($cipher:ty, $algorithm:expr, $key_len:expr) => {
         impl Cipher for $cipher {
-            type Key = LessSafeKey;
             const KEY_LEN: usize = $key_len;
             const TLS12_FIXED_IV_LEN: usize = 4;
             const TLS12_EXPLICIT_NONCE: bool = true;
-            fn key(key: &[u8]) -> LessSafeKey {
-                LessSafeKey::new(
+            fn key(key: &[u8]) -> Keyed {
+                Keyed::Gcm(LessSafeKey::new(
                     UnboundKey::new(&$algorithm, key)
                         .expect("rustls derives keys of the suite's key length"),
-                )
-            }
-            fn seal(
-                key: &LessSafeKey,
-                nonce: [u8; NONCE_LEN],
-                aad: &[u8],
-                text: &mut [u8],
-            ) -> Result<[u8; TAG_LEN], Error> {
-                seal(key, nonce, aad, text)
-            }
-            fn open(
-                key: &LessSafeKey,
-                nonce: [u8; NONCE_LEN],
-                aad: &[u8],
-                text: &mut [u8],
-                tag: &[u8],
-            ) -> Result<(), Error> {
-                open(key, nonce, aad, text, tag)
+                ))
             }
         }
     };
@@ -99,55 +115,55 @@ ring_gcm!(Aes128Gcm, ring::aead::AES_128_GCM, 16);
 ring_gcm!(Aes256Gcm, ring::aead::AES_256_GCM, 32);
 
 impl Cipher for ChaCha20Poly1305 {
-    type Key = chacha20poly1305::ChaCha20Poly1305;
     const KEY_LEN: usize = 32;
     const TLS12_FIXED_IV_LEN: usize = 12;
     const TLS12_EXPLICIT_NONCE: bool = false;
 
-    fn key(key: &[u8]) -> Self::Key {
+    fn key(key: &[u8]) -> Keyed {
         use chacha20poly1305::KeyInit;
-        chacha20poly1305::ChaCha20Poly1305::new_from_slice(key)
-            .expect("rustls derives 32-byte ChaCha20 keys")
-    }
-
-    fn seal(
-        key: &Self::Key,
-        nonce: [u8; NONCE_LEN],
-        aad: &[u8],
-        text: &mut [u8],
-    ) -> Result<[u8; TAG_LEN], Error> {
-        use chacha20poly1305::AeadInPlace;
-        let tag = key
-            .encrypt_in_place_detached(&nonce.into(), aad, text)
-            .map_err(|_| Error::EncryptError)?;
-        Ok(tag.into())
-    }
-
-    fn open(
-        key: &Self::Key,
-        nonce: [u8; NONCE_LEN],
-        aad: &[u8],
-        text: &mut [u8],
-        tag: &[u8],
-    ) -> Result<(), Error> {
-        use chacha20poly1305::AeadInPlace;
-        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptError)?;
-        key.decrypt_in_place_detached(&nonce.into(), aad, text, &tag.into())
-            .map_err(|_| Error::DecryptError)
+        Keyed::ChaCha(
+            chacha20poly1305::ChaCha20Poly1305::new_from_slice(key)
+                .expect("rustls derives 32-byte ChaCha20 keys"),
+        )
     }
 }
 
 /// The AEAD algorithm `C` for rustls.
-pub(crate) struct Aead<C>(PhantomData<fn() -> C>);
-
-pub(crate) static AES_128_GCM: Aead<Aes128Gcm> = Aead(PhantomData);
-pub(crate) static AES_256_GCM: Aead<Aes256Gcm> = Aead(PhantomData);
-pub(crate) static CHACHA20_POLY1305: Aead<ChaCha20Poly1305> = Aead(PhantomData);
-
-fn cipher<C: Cipher>(key: &AeadKey) -> C::Key {
-    // rustls derives keys of exactly `key_len()` / `key_block_shape().enc_key_len` bytes.
-    C::key(key.as_ref())
+///
+/// Not generic either: the three suites share one copy of the key-schedule glue below.
+pub(crate) struct Aead {
+    /// The key length in bytes.
+    key_len: usize,
+    /// The TLS 1.2 fixed IV length from the key block.
+    #[cfg_attr(not(feature = "tls12"), allow(dead_code))]
+    tls12_fixed_iv_len: usize,
+    /// Whether TLS 1.2 records carry an explicit nonce.
+    #[cfg_attr(not(feature = "tls12"), allow(dead_code))]
+    tls12_explicit_nonce: bool,
+    /// Keys the cipher.
+    key: fn(&[u8]) -> Keyed,
 }
+
+impl Aead {
+    const fn of<C: Cipher>() -> Aead {
+        Aead {
+            key_len: C::KEY_LEN,
+            tls12_fixed_iv_len: C::TLS12_FIXED_IV_LEN,
+            tls12_explicit_nonce: C::TLS12_EXPLICIT_NONCE,
+            key: C::key,
+        }
+    }
+
+    /// The keyed cipher; rustls derives keys of exactly `key_len()` /
+    /// `key_block_shape().enc_key_len` bytes.
+    fn cipher(&self, key: &AeadKey) -> Keyed {
+        (self.key)(key.as_ref())
+    }
+}
+
+pub(crate) static AES_128_GCM: Aead = Aead::of::<Aes128Gcm>();
+pub(crate) static AES_256_GCM: Aead = Aead::of::<Aes256Gcm>();
+pub(crate) static CHACHA20_POLY1305: Aead = Aead::of::<ChaCha20Poly1305>();
 
 /// Seals `text` in place under `nonce` and `aad` with ring; the tag.
 pub(crate) fn seal(
@@ -180,25 +196,23 @@ pub(crate) fn open(
         .map_err(|_| Error::DecryptError)
 }
 
-impl<C: Cipher> Tls13AeadAlgorithm for Aead<C> {
+impl Tls13AeadAlgorithm for Aead {
     fn encrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageEncrypter> {
-        Box::new(Tls13Protect::<C> {
-            cipher: cipher::<C>(&key),
+        Box::new(Tls13Protect {
+            cipher: self.cipher(&key),
             iv,
-            cipher_kind: PhantomData,
         })
     }
 
     fn decrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageDecrypter> {
-        Box::new(Tls13Protect::<C> {
-            cipher: cipher::<C>(&key),
+        Box::new(Tls13Protect {
+            cipher: self.cipher(&key),
             iv,
-            cipher_kind: PhantomData,
         })
     }
 
     fn key_len(&self) -> usize {
-        C::KEY_LEN
+        self.key_len
     }
 
     fn extract_keys(
@@ -214,13 +228,12 @@ impl<C: Cipher> Tls13AeadAlgorithm for Aead<C> {
 
 /// TLS 1.3 record protection (RFC 8446 §5.2): nonce = IV xor sequence number, additional
 /// data = the record header, the real content type inside the encryption.
-struct Tls13Protect<C: Cipher> {
-    cipher: C::Key,
+struct Tls13Protect {
+    cipher: Keyed,
     iv: Iv,
-    cipher_kind: PhantomData<fn() -> C>,
 }
 
-impl<C: Cipher> MessageEncrypter for Tls13Protect<C> {
+impl MessageEncrypter for Tls13Protect {
     fn encrypt(
         &mut self,
         msg: OutboundPlainMessage<'_>,
@@ -232,7 +245,7 @@ impl<C: Cipher> MessageEncrypter for Tls13Protect<C> {
         payload.extend_from_slice(&msg.typ.to_array());
         let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls13_aad(total_len);
-        let tag = C::seal(&self.cipher, nonce, &aad, payload.as_mut())?;
+        let tag = self.cipher.seal(nonce, &aad, payload.as_mut())?;
         payload.extend_from_slice(&tag);
         Ok(OutboundOpaqueMessage::new(
             ContentType::ApplicationData,
@@ -246,7 +259,7 @@ impl<C: Cipher> MessageEncrypter for Tls13Protect<C> {
     }
 }
 
-impl<C: Cipher> MessageDecrypter for Tls13Protect<C> {
+impl MessageDecrypter for Tls13Protect {
     fn decrypt<'a>(
         &mut self,
         mut msg: InboundOpaqueMessage<'a>,
@@ -260,7 +273,7 @@ impl<C: Cipher> MessageDecrypter for Tls13Protect<C> {
         let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls13_aad(len);
         let (text, tag) = payload.split_at_mut(text_len);
-        C::open(&self.cipher, nonce, &aad, text, tag)?;
+        self.cipher.open(nonce, &aad, text, tag)?;
         payload.truncate(text_len);
         msg.into_tls13_unpadded_message()
     }
@@ -278,32 +291,28 @@ mod tls12 {
     /// The largest plaintext of a record (2^14), plus the padding/type byte rustls allows.
     const MAX_PLAINTEXT: usize = 16 * 1024;
 
-    impl<C: Cipher> Tls12AeadAlgorithm for Aead<C> {
+    impl Tls12AeadAlgorithm for Aead {
         fn encrypter(&self, key: AeadKey, iv: &[u8], extra: &[u8]) -> Box<dyn MessageEncrypter> {
-            Box::new(Tls12Protect::<C> {
-                cipher: cipher::<C>(&key),
-                iv: tls12_iv::<C>(iv, extra),
-                cipher_kind: PhantomData,
+            Box::new(Tls12Protect {
+                cipher: self.cipher(&key),
+                iv: self.tls12_iv(iv, extra),
+                explicit: self.explicit_len(),
             })
         }
 
         fn decrypter(&self, key: AeadKey, iv: &[u8]) -> Box<dyn MessageDecrypter> {
-            Box::new(Tls12Protect::<C> {
-                cipher: cipher::<C>(&key),
-                iv: tls12_iv::<C>(iv, &[]),
-                cipher_kind: PhantomData,
+            Box::new(Tls12Protect {
+                cipher: self.cipher(&key),
+                iv: self.tls12_iv(iv, &[]),
+                explicit: self.explicit_len(),
             })
         }
 
         fn key_block_shape(&self) -> KeyBlockShape {
             KeyBlockShape {
-                enc_key_len: C::KEY_LEN,
-                fixed_iv_len: C::TLS12_FIXED_IV_LEN,
-                explicit_nonce_len: if C::TLS12_EXPLICIT_NONCE {
-                    GCM_EXPLICIT_NONCE_LEN
-                } else {
-                    0
-                },
+                enc_key_len: self.key_len,
+                fixed_iv_len: self.tls12_fixed_iv_len,
+                explicit_nonce_len: self.explicit_len(),
             }
         }
 
@@ -317,30 +326,42 @@ mod tls12 {
         }
     }
 
-    /// The 12-byte TLS 1.2 IV: GCM's 4-byte salt followed by the 8 key-block bytes that seed
-    /// the explicit nonces (zeros for the decrypter, which reads them from each record);
-    /// ChaCha20's 12-byte IV as is.
-    fn tls12_iv<C: Cipher>(fixed: &[u8], extra: &[u8]) -> Iv {
-        let mut iv = [0u8; NONCE_LEN];
-        let fixed = fixed
-            .get(..C::TLS12_FIXED_IV_LEN.min(NONCE_LEN))
-            .unwrap_or(fixed);
-        iv[..fixed.len()].copy_from_slice(fixed);
-        if C::TLS12_EXPLICIT_NONCE {
-            let n = extra.len().min(NONCE_LEN - fixed.len());
-            iv[fixed.len()..fixed.len() + n].copy_from_slice(&extra[..n]);
+    impl Aead {
+        /// The explicit nonce each record carries: 8 bytes for GCM, none for ChaCha20.
+        fn explicit_len(&self) -> usize {
+            if self.tls12_explicit_nonce {
+                GCM_EXPLICIT_NONCE_LEN
+            } else {
+                0
+            }
         }
-        Iv::new(iv)
+
+        /// The 12-byte TLS 1.2 IV: GCM's 4-byte salt followed by the 8 key-block bytes that seed
+        /// the explicit nonces (zeros for the decrypter, which reads them from each record);
+        /// ChaCha20's 12-byte IV as is.
+        fn tls12_iv(&self, fixed: &[u8], extra: &[u8]) -> Iv {
+            let mut iv = [0u8; NONCE_LEN];
+            let fixed = fixed
+                .get(..self.tls12_fixed_iv_len.min(NONCE_LEN))
+                .unwrap_or(fixed);
+            iv[..fixed.len()].copy_from_slice(fixed);
+            if self.tls12_explicit_nonce {
+                let n = extra.len().min(NONCE_LEN - fixed.len());
+                iv[fixed.len()..fixed.len() + n].copy_from_slice(&extra[..n]);
+            }
+            Iv::new(iv)
+        }
     }
 
     /// TLS 1.2 AEAD record protection (RFC 5288 for GCM, RFC 7905 for ChaCha20-Poly1305).
-    struct Tls12Protect<C: Cipher> {
-        cipher: C::Key,
+    struct Tls12Protect {
+        cipher: Keyed,
         iv: Iv,
-        cipher_kind: PhantomData<fn() -> C>,
+        /// The explicit nonce's length in each record (`explicit_len`).
+        explicit: usize,
     }
 
-    impl<C: Cipher> MessageEncrypter for Tls12Protect<C> {
+    impl MessageEncrypter for Tls12Protect {
         fn encrypt(
             &mut self,
             msg: OutboundPlainMessage<'_>,
@@ -349,42 +370,32 @@ mod tls12 {
             let total_len = self.encrypted_payload_len(msg.payload.len());
             let mut payload = PrefixedPayload::with_capacity(total_len);
             let nonce = Nonce::new(&self.iv, seq).0;
-            let explicit = if C::TLS12_EXPLICIT_NONCE {
-                GCM_EXPLICIT_NONCE_LEN
-            } else {
-                0
-            };
+            let explicit = self.explicit;
             if explicit > 0 {
                 payload.extend_from_slice(&nonce[NONCE_LEN - explicit..]);
             }
             payload.extend_from_chunks(&msg.payload);
             let aad = make_tls12_aad(seq, msg.typ, msg.version, msg.payload.len());
-            let tag = C::seal(&self.cipher, nonce, &aad, &mut payload.as_mut()[explicit..])?;
+            let tag = self
+                .cipher
+                .seal(nonce, &aad, &mut payload.as_mut()[explicit..])?;
             payload.extend_from_slice(&tag);
             Ok(OutboundOpaqueMessage::new(msg.typ, msg.version, payload))
         }
 
         fn encrypted_payload_len(&self, payload_len: usize) -> usize {
-            let explicit = if C::TLS12_EXPLICIT_NONCE {
-                GCM_EXPLICIT_NONCE_LEN
-            } else {
-                0
-            };
+            let explicit = self.explicit;
             payload_len + explicit + TAG_LEN
         }
     }
 
-    impl<C: Cipher> MessageDecrypter for Tls12Protect<C> {
+    impl MessageDecrypter for Tls12Protect {
         fn decrypt<'a>(
             &mut self,
             mut msg: InboundOpaqueMessage<'a>,
             seq: u64,
         ) -> Result<InboundPlainMessage<'a>, Error> {
-            let explicit = if C::TLS12_EXPLICIT_NONCE {
-                GCM_EXPLICIT_NONCE_LEN
-            } else {
-                0
-            };
+            let explicit = self.explicit;
             let len = msg.payload.len();
             let Some(text_len) = len.checked_sub(explicit + TAG_LEN) else {
                 return Err(Error::DecryptError);
@@ -398,7 +409,7 @@ mod tls12 {
             }
             let aad = make_tls12_aad(seq, msg.typ, msg.version, text_len);
             let (text, tag) = msg.payload[explicit..].split_at_mut(text_len);
-            C::open(&self.cipher, nonce, &aad, text, tag)?;
+            self.cipher.open(nonce, &aad, text, tag)?;
             Ok(msg.into_plain_message_range(explicit..explicit + text_len))
         }
     }

@@ -9,8 +9,15 @@ use rustls::{Error, NamedGroup, PeerMisbehaved};
 use super::rng::Drbg;
 
 /// X25519 (RFC 7748), with keys from the component's generator.
-#[derive(Debug)]
 pub(crate) struct X25519(pub(crate) &'static Drbg);
+
+/// Not derived: the name is all there is to say (the derived one also printed the
+/// generator through the formatter's tuple builder).
+impl core::fmt::Debug for X25519 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("X25519")
+    }
+}
 
 impl SupportedKxGroup for X25519 {
     fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
@@ -57,8 +64,15 @@ impl ActiveKeyExchange for X25519Active {
 }
 
 /// secp256r1 (NIST P-256) ECDHE with uncompressed points (RFC 8446 §4.2.8.2).
-#[derive(Debug)]
 pub(crate) struct P256(pub(crate) &'static Drbg);
+
+/// Not derived: the name is all there is to say (the derived one also printed the
+/// generator through the formatter's tuple builder).
+impl core::fmt::Debug for P256 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("P256")
+    }
+}
 
 impl SupportedKxGroup for P256 {
     fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
