@@ -42,7 +42,9 @@ pub const MIN_ABI_VERSION: u32 = 1;
 /// CPUID leaf whose EBX, ECX, EDX spell [`CPUID_SIGNATURE`] under the tender (the
 /// hypervisor leaf, where Xen says `XenVMMXenVMM` and KVM `KVMKVMKVM`); EAX is the
 /// highest hypervisor leaf ([`CPUID_INFO_LEAF`]). A kernel image that also boots
-/// elsewhere detects the tender with it.
+/// elsewhere can detect the tender with it, as a hint: a host whose KVM answers the
+/// hypervisor leaves itself (PVM) shows its own, so the contract is the entry point and
+/// the boot information's version, never CPUID.
 pub const CPUID_SIGNATURE_LEAF: u32 = 0x4000_0000;
 /// The tender's hypervisor signature, in EBX, ECX, EDX order.
 pub const CPUID_SIGNATURE: [u8; 12] = *b"MorganaTendr";
