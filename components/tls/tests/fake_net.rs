@@ -143,6 +143,14 @@ impl Pems {
 // ---------------------------------------------------------------------------------------
 // A TLS client over the fake network
 
+/// The versions the server offers: TLS 1.2 only when the crate is built with its `tls12`
+/// feature (rustls's `TLS12` exists only then).
+const VERSIONS: &[&rustls::SupportedProtocolVersion] = &[
+    &rustls::version::TLS13,
+    #[cfg(feature = "tls12")]
+    &rustls::version::TLS12,
+];
+
 /// rustls's clock for the client: the host's real time (the certificates are real).
 #[derive(Debug)]
 struct HostTime;
@@ -370,6 +378,7 @@ where
         async move {
             let mut config = Config::new(&identities);
             config.handshake_timeout = HANDSHAKE_TIMEOUT;
+            config.tls12 = cfg!(feature = "tls12");
             let tls: Tls<_, _, _> =
                 Tls::connect(net, clock.clone(), TestEntropy { strong: true }, config)
                     .await
@@ -398,7 +407,7 @@ fn body_of(response: &str) -> &str {
 #[test]
 fn real_clients_are_served_over_tls13_and_tls12() {
     run(&["ec"], 8, |env| async move {
-        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        for &version in VERSIONS {
             let config = client_config(env.pems, version, None);
             let mut c = TlsClient::new(env.net.connect(), config, "localhost");
             let r = c.get("/").await.unwrap();
@@ -438,7 +447,7 @@ fn sni_picks_the_certificate_and_rsa_only_clients_get_the_rsa_one() {
 #[test]
 fn sessions_resume_with_tickets_on_both_versions() {
     run(&["ec"], 8, |env| async move {
-        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        for &version in VERSIONS {
             let sessions = Arc::new(Sessions::default());
             let config = client_config(env.pems, version, Some(sessions.clone()));
             let mut first = TlsClient::new(env.net.connect(), config.clone(), "localhost");
@@ -607,7 +616,7 @@ fn a_thousand_half_open_handshakes_cost_bounded_memory_and_real_clients_are_serv
         let per = (live_bytes() - before) / 1000;
         println!("{per} bytes per half-open handshake (HTTP connection included)");
         assert!(per < 32 * 1024, "{per} bytes per half-open handshake");
-        let config = client_config(env.pems, &rustls::version::TLS12, None);
+        let config = client_config(env.pems, VERSIONS[VERSIONS.len() - 1], None);
         let mut c = TlsClient::new(env.net.connect(), config, "localhost");
         assert_eq!(body_of(&c.get("/").await.unwrap()), HOME);
         // The handshake timeout frees them all.
@@ -626,8 +635,10 @@ fn connect_error_with<K: KeyKinds>(entropy: TestEntropy, identities: &[Identity<
     let mut idle = TestIdle {
         clock: clock.clone(),
     };
+    let mut config = Config::new(identities);
+    config.tls12 = cfg!(feature = "tls12");
     let r = block_on(
-        Tls::<_, _, _, K>::connect(FakeNet::default(), clock, entropy, Config::new(identities)),
+        Tls::<_, _, _, K>::connect(FakeNet::default(), clock, entropy, config),
         &mut idle,
     );
     match r {
@@ -712,5 +723,34 @@ fn weak_entropy_and_bad_identities_are_refused_with_the_fix() {
     assert!(
         shown.contains("<secret>") && !shown.contains("PRIVATE"),
         "{shown}"
+    );
+}
+
+/// Built without the `tls12` feature, a configuration that asks for TLS 1.2 (the default)
+/// stops the appliance with the fix named.
+#[cfg(not(feature = "tls12"))]
+#[test]
+fn tls12_asked_for_without_the_feature_is_refused_with_the_fix() {
+    let Some(pems) = Pems::get() else {
+        return;
+    };
+    let clock = FakeClock::default();
+    let mut idle = TestIdle {
+        clock: clock.clone(),
+    };
+    let identities = [pems.identity("ec")];
+    let r = block_on(
+        Tls::<_, _, _, Ecdsa>::connect(
+            FakeNet::default(),
+            clock,
+            TestEntropy { strong: true },
+            Config::new(&identities),
+        ),
+        &mut idle,
+    );
+    let e = r.err().map(|e| format!("{e}")).unwrap_or_default();
+    assert!(
+        e.contains("without its `tls12` feature") && e.contains("tls12: false"),
+        "{e}"
     );
 }
