@@ -115,13 +115,13 @@ fn a_zone_compiles_into_an_archive_the_server_opens() {
     // As the generated code holds it: a static `morgana_archive::Aligned<[u8]>`.
     let mut buf = Box::new(Aligned([0u8; 8192]));
     assert!(archive.len() <= buf.0.len());
-    buf.0[..archive.len()].copy_from_slice(&archive);
+    buf.0[..archive.len()].copy_from_slice(archive);
     let held: &'static Aligned<[u8; 8192]> = Box::leak(buf);
     let bytes = &held.0[..archive.len()];
     morgana_dns::Zones::from_bytes(bytes).expect("the server opens it");
     // A corrupt one is refused.
     let mut bad = Box::new(Aligned([0u8; 8192]));
-    bad.0[..archive.len()].copy_from_slice(&archive);
+    bad.0[..archive.len()].copy_from_slice(archive);
     let n = archive.len();
     bad.0[n - 4..n].copy_from_slice(&u32::MAX.to_le_bytes());
     let bad: &'static Aligned<[u8; 8192]> = Box::leak(bad);
