@@ -17,10 +17,15 @@ pub type Http = morgana_http::Server<Tls, morgana_TARGET::Clock>;
 /// The site.
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
-/// `redirects`: static-website's redirects, as the generated code opens them (the build
-/// script still compiles them from `redirects`).
-pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> =
-    morgana_archive::include_aligned!(concat!(env!("OUT_DIR"), "/redirects.rkyv"));
+/// `redirects`: static-website's redirects (appliances/static-website/redirects), as the
+/// generated code holds them: a static of constants. The build script still checks the
+/// file, but the appliance.rs it writes is not used here, so the rules are repeated.
+pub static REDIRECTS: morgana_redirects::Table = morgana_redirects::Table::new(&[
+    morgana_redirects::Rule::new("/about", "/about.html", 301),
+    morgana_redirects::Rule::new("/docs/ron", "/docs/appliance-ron.html", 308),
+    morgana_redirects::Rule::new("/docs/targets.htm", "/docs/targets.html", 301),
+    morgana_redirects::Rule::new("/source", "https://example.org/morgana/", 302),
+]);
 
 async fn connect_and_start(
     platform: &'static morgana_TARGET::Platform,
@@ -29,8 +34,6 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let redirects = morgana_redirects::Table::access(REDIRECTS_ARCHIVE)
-        .map_err(|e| StartError::new("redirects", &e))?;
     NET_CONNECT
     let chain = morgana_secrets::secret!(concat!(env!("CARGO_MANIFEST_DIR"), "/secrets/tls.crt"));
     let key = morgana_secrets::secret!(concat!(env!("CARGO_MANIFEST_DIR"), "/secrets/tls.key"));
@@ -52,7 +55,7 @@ async fn connect_and_start(
     )
     .await
     .map_err(|e| StartError::new("http", &e))?;
-    crate::Website::start(console, http, &SITE, redirects)
+    crate::Website::start(console, http, &SITE, &REDIRECTS)
         .await
         .map_err(|e| StartError::new("main", &e))
 }

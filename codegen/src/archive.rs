@@ -2,10 +2,14 @@
 //!
 //! A catalog implementation with `build: Build(compiler: "<name>", input: "<key>")`
 //! has its device's files (the `File`/`Files` key `<key>`) compiled by the registered
-//! [`Compiler`] of that name into an rkyv archive, which the build script writes to
-//! `OUT_DIR/<device>.rkyv`. The generated code includes it as
-//! `pub static <DEVICE>_ARCHIVE: &morgana_archive::Aligned<[u8]>` (the template's
-//! `{{ archive }}`), and the component's `access` validates it once at start.
+//! [`Compiler`] of that name, into one of two forms ([`Compiled`]):
+//! - an rkyv archive (the DNS zones), which the build script writes to
+//!   `OUT_DIR/<device>.rkyv`. The generated code includes it as
+//!   `pub static <DEVICE>_ARCHIVE: &morgana_archive::Aligned<[u8]>` (the template's
+//!   `{{ archive }}`), and the component's `access` validates it once at start;
+//! - Rust constants (the redirect table): an expression the template places where it
+//!   says `{{ compiled }}`, usually a `Static`'s `init`, so the data is a static of the
+//!   generated code, with no archive format and nothing to validate at start.
 //!
 //! A compiler's diagnostics are rendered like appliance.ron's own: file:line:column
 //! into the compiled file, the line, a caret, help.
@@ -24,10 +28,38 @@ use crate::wire::{Chosen, NodeKind, Wiring};
 
 /// Every compiler a catalog's build step may name, with the feature of morgana-codegen
 /// that compiles it in (an appliance that uses it turns the feature on in its
-/// build-dependencies; [`crate::build_steps`] checks). Adding one: depend on its host
-/// crate (`morgana-<component>-compiler`) in codegen's Cargo.toml as an optional
-/// dependency behind a feature, and list it here and in [`compiled_in`].
-pub const COMPILERS: &[(&str, &str)] = &[("redirects", "redirects"), ("dns-zones", "dns")];
+/// build-dependencies; [`crate::build_steps`] checks) and the form of what it writes.
+/// Adding one: depend on its host crate (`morgana-<component>-compiler`) in codegen's
+/// Cargo.toml as an optional dependency behind a feature, and list it here and in
+/// [`compiled_in`].
+pub const COMPILERS: &[(&str, &str, Form)] = &[
+    ("redirects", "redirects", Form::Rust),
+    ("dns-zones", "dns", Form::Archive),
+];
+
+/// The form of a compiler's output, which says what the catalog's templates may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// An rkyv archive: `{{ archive }}`, the static that includes it.
+    Archive,
+    /// Rust constants: `{{ compiled }}`, the expression itself.
+    Rust,
+}
+
+impl Form {
+    /// The template variable that gives the data.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Form::Archive => "archive",
+            Form::Rust => "compiled",
+        }
+    }
+}
+
+/// The form of what the compiler called `name` writes, if it is one.
+pub fn form_of(name: &str) -> Option<Form> {
+    COMPILERS.iter().find(|c| c.0 == name).map(|c| c.2)
+}
 
 /// The compilers compiled into this build of codegen.
 #[cfg(any(feature = "redirects", feature = "dns"))]
@@ -91,21 +123,51 @@ pub fn steps<'a>(a: &Appliance, w: &Wiring<'a>) -> Vec<(usize, &'a str, &'static
     out
 }
 
-/// An archive compiled for a device.
+/// The data compiled for a device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Archive {
     /// The device.
     pub device: String,
     /// The compiler that wrote it.
     pub compiler: String,
-    /// Its file name in `OUT_DIR`: `<device>.rkyv`.
-    pub file_name: String,
-    /// The archive.
-    pub bytes: Vec<u8>,
+    /// The data.
+    pub data: Compiled,
     /// What it holds, in a few words (`3 redirects`).
     pub summary: String,
     /// The files it was compiled from, relative to the manifest directory (watched).
     pub inputs: Vec<PathBuf>,
+}
+
+/// The data compiled for a device, in the form its compiler writes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Compiled {
+    /// An rkyv archive, written to `OUT_DIR/<file_name>`.
+    Archive {
+        /// Its file name in `OUT_DIR`: `<device>.rkyv`.
+        file_name: String,
+        /// The archive.
+        bytes: Vec<u8>,
+    },
+    /// A Rust expression of constants, put into the generated code (`{{ compiled }}`).
+    Rust(String),
+}
+
+impl Archive {
+    /// The archive's file name in `OUT_DIR` and its bytes, if the data is one.
+    pub fn archive(&self) -> Option<(&str, &[u8])> {
+        match &self.data {
+            Compiled::Archive { file_name, bytes } => Some((file_name, bytes)),
+            Compiled::Rust(_) => None,
+        }
+    }
+
+    /// The Rust expression, if the data is one.
+    pub fn rust(&self) -> Option<&str> {
+        match &self.data {
+            Compiled::Rust(r) => Some(r),
+            Compiled::Archive { .. } => None,
+        }
+    }
 }
 
 /// The static that holds a device's archive in the generated code.
@@ -238,8 +300,13 @@ pub fn run(
             out.push(Archive {
                 device: dev.name.clone(),
                 compiler: compiler.name().to_string(),
-                file_name: format!("{}.rkyv", dev.name),
-                bytes: o.archive,
+                data: match o.data {
+                    build::Data::Archive(bytes) => Compiled::Archive {
+                        file_name: format!("{}.rkyv", dev.name),
+                        bytes,
+                    },
+                    build::Data::Rust(r) => Compiled::Rust(r),
+                },
                 summary: o.summary,
                 inputs,
             });

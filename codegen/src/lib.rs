@@ -11,8 +11,8 @@
 //!    directory (`Block(from: ..)`), whose `image` becomes the built file;
 //! 3. [`wire`]: requirements bound to devices, cycles, what is included and why, the
 //!    dependency order, and the implementation of each device on the target;
-//! 4. [`archive`]: the build steps of the included devices (data compiled into rkyv
-//!    archives by the components' build-time compilers);
+//! 4. [`archive`]: the build steps of the included devices (data compiled by the
+//!    components' build-time compilers into rkyv archives or Rust constants);
 //! 5. [`emit`]: Rust (type aliases, `config` constants, statics, one `connect_and_start`,
 //!    the platform's entry macro) built with quote and laid out by prettyplease (then rustfmt), and the
 //!    report and the target's deployment files rendered by minijinja ([`templates`]).
@@ -914,9 +914,9 @@ fn outputs(
     };
     write(out_dir, &to.rust, &generated.rust)?;
     write(out_dir, &to.report, &generated.report)?;
-    for a in &generated.archives {
-        let p = out_dir.join(&a.file_name);
-        std::fs::write(&p, &a.bytes)
+    for (file_name, bytes) in generated.archives.iter().filter_map(|a| a.archive()) {
+        let p = out_dir.join(file_name);
+        std::fs::write(&p, bytes)
             .map_err(|e| fail(lines, format!("error: cannot write {}: {e}\n", p.display())))?;
     }
     let mut notes = Vec::new();

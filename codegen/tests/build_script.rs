@@ -120,8 +120,7 @@ error: aborting due to 1 previous error
 /// codegen has the feature (a workspace build unifies features; a lone build would not).
 #[test]
 fn a_build_step_without_its_codegen_feature_names_the_line_to_write() {
-    let deps =
-        format!("{ALL_DEPS}morgana-redirects.workspace = true\nmorgana-archive.workspace = true\n");
+    let deps = format!("{ALL_DEPS}morgana-redirects.workspace = true\n");
     let (app, out) = scratch("build-step-feature", &deps);
     std::fs::write(app.join("redirects"), "/old /new\n").expect("write");
     std::fs::write(
@@ -140,9 +139,9 @@ fn a_build_step_without_its_codegen_feature_names_the_line_to_write() {
     assert_eq!(
         failure.message,
         "error: the appliance needs the `redirects` feature of `morgana-codegen`, but Cargo.toml does not turn it on
-  --> appliances/site/Cargo.toml:16:1
+  --> appliances/site/Cargo.toml:15:1
    |
-16 | morgana-codegen.workspace = true
+15 | morgana-codegen.workspace = true
    | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ without `redirects`
    = note: needed because `redirects.file` is compiled at build time (appliances/site/appliance.ron:6:38)
    = note: a build script cannot turn features on: Cargo resolves them before it runs
@@ -162,7 +161,13 @@ error: aborting due to 1 previous error
     )
     .expect("write");
     morgana_codegen::build_in(&app, &out, Some("")).unwrap_or_else(|f| panic!("{}", f.message));
-    assert!(out.join("redirects.rkyv").exists());
+    // Rust constants in the generated code; no archive.
+    assert!(!out.join("redirects.rkyv").exists());
+    let rust = std::fs::read_to_string(out.join("appliance.rs")).expect("read");
+    assert!(
+        rust.contains("morgana_redirects::Rule::new(\"/old\", \"/new\", 301)"),
+        "{rust}"
+    );
 }
 
 #[test]

@@ -311,7 +311,6 @@ fn static_website_on_xen_wiring_facts() {
         g.crates,
         [
             "kv-crunch",
-            "morgana-archive",
             "morgana-boot-args",
             "morgana-direct",
             "morgana-http",
@@ -343,18 +342,20 @@ fn static_website_on_xen_wiring_facts() {
         "{}",
         g.report
     );
-    // The redirect file is compiled at build time into an archive for OUT_DIR, and
-    // watched.
+    // The redirect file is compiled at build time into Rust constants (a static table,
+    // no archive in OUT_DIR), and watched.
     assert_eq!(g.watch_files, [Path::new("redirects")]);
     assert_eq!(g.archives.len(), 1);
-    assert_eq!(g.archives[0].file_name, "redirects.rkyv");
+    assert_eq!(g.archives[0].archive(), None);
     assert_eq!(g.archives[0].summary, "4 redirects");
     assert!(
-        g.rust
-            .contains("Redirects::access(REDIRECTS_ARCHIVE).map_err("),
+        g.rust.contains(
+            "pub static REDIRECTS: morgana_redirects::Table = morgana_redirects::Table::new(&[\n    morgana_redirects::Rule::new(\"/about\", \"/about.html\", 301),"
+        ),
         "{}",
         g.rust
     );
+    assert!(!g.rust.contains("ARCHIVE"), "{}", g.rust);
     assert_eq!(
         g.link_args.last().map(String::as_str),
         Some("-Wl,-T,{{ env.DEP_MORGANA_PVH_KERNEL_LD }}")

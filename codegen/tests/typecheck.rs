@@ -562,20 +562,15 @@ mod morgana_virtio_rng {
 }
 
 mod morgana_redirects {
-    use core::fmt;
-
-    /// `Table::access(archive)`: the validated redirect table.
-    #[derive(Clone, Copy)]
-    pub struct Table;
-    #[derive(Debug)]
-    pub struct Error;
-    impl fmt::Display for Error {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("corrupt") }
+    /// `Rule::new(from, to, status)`: one redirect, constants.
+    pub struct Rule;
+    impl Rule {
+        pub const fn new(_: &'static str, _: &'static str, _: u16) -> Rule { Rule }
     }
+    /// `Table::new(&[Rule, ..])`: the redirect table, a static.
+    pub struct Table;
     impl Table {
-        pub fn access(_: &'static crate::morgana_archive::Aligned<[u8]>) -> Result<Table, Error> {
-            Ok(Table)
-        }
+        pub const fn new(_: &'static [Rule]) -> Table { Table }
         pub fn len(&self) -> usize { 0 }
     }
 }
@@ -897,7 +892,7 @@ const CASES: &[(&str, &str)] = &[
                  _console: impl Console,
                  _http: morgana_http::Server<impl Tcp, impl Timer>,
                  _site: impl KvRo,
-                 redirects: morgana_redirects::Table,
+                 redirects: &'static morgana_redirects::Table,
              ) -> Result<(), Infallible> {
                  let _ = redirects.len();
                  Ok(())
@@ -923,7 +918,7 @@ const CASES: &[(&str, &str)] = &[
                  _console: impl Console,
                  _http: morgana_http::Server<impl Tcp, impl Timer>,
                  _site: impl KvRo,
-                 _redirects: morgana_redirects::Table,
+                 _redirects: &'static morgana_redirects::Table,
              ) -> Result<(), Infallible> {
                  Ok(())
              }

@@ -27,7 +27,7 @@ impl Website {
         console: C,
         http: Server<T, Tm>,
         site: K,
-        redirects: Table,
+        redirects: &'static Table,
     ) -> Result<(), Stopped<T::Error>>
     where
         C: Console,

@@ -1,14 +1,19 @@
-//! The host side of morgana-archive: build-time compilers and the archives they write.
+//! The host side of morgana-archive: build-time compilers and the data they write.
 //!
 //! A component whose data is compiled at build time ships a [`Compiler`] in a host
-//! library crate of its own (e.g. `morgana-redirects-compiler`, next to the component's
-//! crate, which reads the archive). morgana-codegen depends on that library and
-//! registers the compiler by name (`codegen/src/archive.rs`), and a catalog
-//! entry asks for it with `build: Build(compiler: "<name>", input: "<key>")`. For each
-//! included device codegen reads the files the key names, calls
-//! [`Compiler::compile`], writes the archive to `OUT_DIR/<device>.rkyv`, and prints the
-//! compiler's [`Diagnostic`]s rendered like appliance.ron's own (file:line:column, the
-//! line with a caret, help).
+//! library crate of its own (e.g. `morgana-dns-zone`, beside the component's crate,
+//! which reads the data). morgana-codegen depends on that library and registers the
+//! compiler by name (`codegen/src/archive.rs`), and a catalog entry asks for it with
+//! `build: Build(compiler: "<name>", input: "<key>")`. For each included device codegen
+//! reads the files the key names, calls [`Compiler::compile`], puts the [`Data`] into the
+//! build (an rkyv archive in `OUT_DIR/<device>.rkyv`, or Rust constants in the generated
+//! code), and prints the compiler's [`Diagnostic`]s rendered like appliance.ron's own
+//! (file:line:column, the line with a caret, help).
+//!
+//! This crate depends on no archive format: a compiler that writes an rkyv archive uses
+//! rkyv itself (with the workspace's format features), one that writes Rust constants
+//! (`morgana-redirects-compiler`) needs none, and neither does an appliance that only
+//! uses the latter.
 
 use std::path::{Path, PathBuf};
 
@@ -40,16 +45,33 @@ pub struct Input<'a> {
     pub dir: &'a Path,
 }
 
-/// A compiled archive.
+/// What a compiler made of its input.
 #[derive(Clone, Debug)]
 pub struct Output {
-    /// The rkyv archive (see [`to_bytes`]).
-    pub archive: Vec<u8>,
+    /// The compiled data.
+    pub data: Data,
     /// One line for the report and the generated code's comments, e.g. `3 redirects`.
     pub summary: String,
     /// Files read besides the inputs, relative to [`Input::dir`]: a change to them
     /// rebuilds the appliance.
     pub read: Vec<PathBuf>,
+}
+
+/// Compiled data, in one of the two forms the generated code can hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Data {
+    /// An rkyv archive (the compiler's crate writes it with its own `rkyv`, whose format
+    /// features must be the workspace's): written to `OUT_DIR/<device>.rkyv`, included
+    /// by the generated code as `<DEVICE>_ARCHIVE` (`{{ archive }}` in the catalog's
+    /// templates), validated once at start and read in place by `morgana_archive`. For
+    /// data with structure worth reading zero-copy (a DNS zone): it costs the appliance
+    /// rkyv, compiled twice (host and appliance).
+    Archive(Vec<u8>),
+    /// A Rust expression of compile-time constants (literals, arrays, references to
+    /// them, the component's `const fn`s), put into the generated code as it is
+    /// (`{{ compiled }}` in the catalog's templates), e.g. a sorted static table. For
+    /// flat data (a redirect table): no archive format and no validation at start.
+    Rust(String),
 }
 
 /// A problem in an input file, at a line and column.
@@ -153,25 +175,8 @@ pub trait Compiler: Sync {
     /// The name a catalog entry's `build` step gives (`"redirects"`).
     fn name(&self) -> &'static str;
 
-    /// Compiles `input`: the archive, or every problem found (errors and warnings; the
+    /// Compiles `input`: its data, or every problem found (errors and warnings; the
     /// build stops if there is an error). Warnings of a successful compilation go in
     /// the `Ok` side's second element.
     fn compile(&self, input: &Input<'_>) -> Result<(Output, Vec<Diagnostic>), Vec<Diagnostic>>;
 }
-
-/// Serializes `value` into an archive that `morgana_archive::access` reads in the
-/// appliance.
-pub fn to_bytes<T>(value: &T) -> Result<Vec<u8>, rkyv::rancor::Error>
-where
-    T: for<'a> rkyv::Serialize<
-            rkyv::api::high::HighSerializer<
-                rkyv::util::AlignedVec,
-                rkyv::ser::allocator::ArenaHandle<'a>,
-                rkyv::rancor::Error,
-            >,
-        >,
-{
-    rkyv::to_bytes::<rkyv::rancor::Error>(value).map(|v| v.to_vec())
-}
-
-pub use rkyv;

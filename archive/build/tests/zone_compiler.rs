@@ -6,7 +6,7 @@
 //! its diagnostics keep their file, line, column, width, labels and help.
 
 use morgana_archive::Aligned;
-use morgana_archive_build::{Compiler, Diagnostic, Input, Output, SourceText};
+use morgana_archive_build::{Compiler, Data, Diagnostic, Input, Output, SourceText};
 use morgana_dns_zone::{Level, ZoneFile};
 use std::path::Path;
 
@@ -70,7 +70,7 @@ impl Compiler for Zones {
                     .collect::<Vec<_>>()
                     .join(", ");
                 let output = Output {
-                    archive: c.archive,
+                    data: Data::Archive(c.archive),
                     summary,
                     read: Vec::new(),
                 };
@@ -109,17 +109,20 @@ fn a_zone_compiles_into_an_archive_the_server_opens() {
     let (out, warnings) = run("zones/example.test.zone", ZONE).expect("compiles");
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(out.summary, "example.test. (4 records)");
+    let Data::Archive(archive) = &out.data else {
+        panic!("the zones are an archive: {:?}", out.data);
+    };
     // As the generated code holds it: a static `morgana_archive::Aligned<[u8]>`.
     let mut buf = Box::new(Aligned([0u8; 8192]));
-    assert!(out.archive.len() <= buf.0.len());
-    buf.0[..out.archive.len()].copy_from_slice(&out.archive);
+    assert!(archive.len() <= buf.0.len());
+    buf.0[..archive.len()].copy_from_slice(archive);
     let held: &'static Aligned<[u8; 8192]> = Box::leak(buf);
-    let bytes = &held.0[..out.archive.len()];
+    let bytes = &held.0[..archive.len()];
     morgana_dns::Zones::from_bytes(bytes).expect("the server opens it");
     // A corrupt one is refused.
     let mut bad = Box::new(Aligned([0u8; 8192]));
-    bad.0[..out.archive.len()].copy_from_slice(&out.archive);
-    let n = out.archive.len();
+    bad.0[..archive.len()].copy_from_slice(archive);
+    let n = archive.len();
     bad.0[n - 4..n].copy_from_slice(&u32::MAX.to_le_bytes());
     let bad: &'static Aligned<[u8; 8192]> = Box::leak(bad);
     assert!(morgana_dns::Zones::from_bytes(&bad.0[..n]).is_err());

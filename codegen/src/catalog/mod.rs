@@ -727,11 +727,13 @@ impl Impl {
 }
 
 /// A build step: the component's build-time compiler turns the files a key names into
-/// an rkyv archive that the generated code includes (`{{ archive }}`).
+/// an rkyv archive that the generated code includes (`{{ archive }}`), or into Rust
+/// constants that the templates place (`{{ compiled }}`), by the compiler's
+/// [`crate::archive::Form`].
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Build {
-    /// The compiler's name (see [`crate::archive::compilers`]).
+    /// The compiler's name (see [`crate::archive::COMPILERS`]).
     pub compiler: String,
     /// The key (a `File` or `Files`) whose files it compiles.
     pub input: String,

@@ -503,8 +503,12 @@ fn validate_impl(
     }
     let reqs: Vec<&str> = c.requires.iter().map(|r| r.name.as_str()).collect();
     let mut values: Vec<String> = vec!["Self".into(), "platform".into(), "target".into()];
-    if imp.build.is_some() {
-        values.push("archive".into());
+    if let Some(form) = imp
+        .build
+        .as_ref()
+        .and_then(|b| crate::archive::form_of(&b.compiler))
+    {
+        values.push(form.variable().into());
     }
     values.extend(reqs.iter().map(|s| s.to_string()));
     values.extend(key_variables(&c.keys, true));

@@ -113,9 +113,13 @@ pub(crate) fn collisions(a: &Appliance, cat: &Catalog, errs: &mut Vec<Diagnostic
             .iter()
             .find(|o| names::screaming(&o.name) == archive)
         {
-            let built = cat
-                .component(&d.component)
-                .is_some_and(|c| c.impls.iter().any(|i| i.build.is_some()));
+            let built = cat.component(&d.component).is_some_and(|c| {
+                c.impls.iter().any(|i| {
+                    i.build.as_ref().is_some_and(|b| {
+                        crate::archive::form_of(&b.compiler) == Some(crate::archive::Form::Archive)
+                    })
+                })
+            });
             if built {
                 errs.push(
                     Diagnostic::error(format!(

@@ -218,8 +218,14 @@ impl Emitter<'_> {
             .code("platform", "platform")
             .code("target", self.w.target.name.clone())
             .value("instance", minijinja::Value::from(self.instance(dev)));
-        if self.archive(n).is_some() {
-            ctx.code("archive", crate::archive::static_name(&dev.name));
+        match self.archive(n).map(|a| &a.data) {
+            Some(crate::archive::Compiled::Archive { .. }) => {
+                ctx.code("archive", crate::archive::static_name(&dev.name));
+            }
+            Some(crate::archive::Compiled::Rust(r)) => {
+                ctx.code("compiled", r.clone());
+            }
+            None => {}
         }
         for b in &self.w.nodes[n].deps {
             ctx.code(&b.key, self.value_of(b.node, Some(n)));
@@ -411,9 +417,9 @@ fn archive_row(a: &Archive) -> minijinja::Value {
     context! {
         device => &a.device,
         compiler => &a.compiler,
-        file => &a.file_name,
+        file => a.archive().map(|(f, _)| f),
         summary => &a.summary,
-        bytes => a.bytes.len(),
+        bytes => a.archive().map(|(_, b)| b.len()),
         inputs => inputs.join(", "),
     }
 }

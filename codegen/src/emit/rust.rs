@@ -177,7 +177,8 @@ fn statics(e: &Emitter<'_>) -> Result<Vec<String>, String> {
         let Some((dev, _)) = e.device(n) else {
             continue;
         };
-        if let Some(archive) = e.archive(n) {
+        if let Some((archive, (file_name, _))) = e.archive(n).and_then(|a| Some((a, a.archive()?)))
+        {
             let doc = doc(&format!(
                 "`{}`: {}, compiled from {} by the `{}` compiler ({}).",
                 dev.name,
@@ -192,7 +193,7 @@ fn statics(e: &Emitter<'_>) -> Result<Vec<String>, String> {
                 e.loc(dev.component_span)
             ));
             let name = format_ident!("{}", crate::archive::static_name(&dev.name));
-            let path = format!("/{}", archive.file_name);
+            let path = format!("/{file_name}");
             out.push(unparse(
                 quote! {
                     #doc
@@ -208,8 +209,25 @@ fn statics(e: &Emitter<'_>) -> Result<Vec<String>, String> {
         let ImplCode::Static { init, .. } = &imp.code else {
             continue;
         };
+        // Data compiled as Rust constants: said in the static's documentation.
+        let compiled = e
+            .archive(n)
+            .filter(|a| a.rust().is_some())
+            .map(|a| {
+                format!(
+                    ": {}, compiled from {} by the `{}` compiler",
+                    a.summary,
+                    a.inputs
+                        .iter()
+                        .map(|p| format!("{:?}", p.display().to_string()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    a.compiler
+                )
+            })
+            .unwrap_or_default();
         let doc = doc(&format!(
-            "`{}`: {} ({}).",
+            "`{}`: {}{compiled} ({}).",
             dev.name,
             e.long_description(n),
             e.loc(dev.component_span)

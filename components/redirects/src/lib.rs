@@ -10,54 +10,43 @@
 //! ```
 //!
 //! The build checks it (the compiler in `compiler/`, crate `morgana-redirects-compiler`,
-//! run by morgana-codegen for the catalog's `Redirects` component: malformed lines, duplicate or looping redirects are errors
-//! with file:line:column) and compiles it into an rkyv archive. At run time [`Table`]
-//! reads that archive in place — validated once at start, then looked up by binary
-//! search with no allocation — and [`Redirecting`] answers matching requests with the
-//! redirect before another handler sees them.
+//! run by morgana-codegen for the catalog's `Redirects` component: malformed lines,
+//! duplicate or looping redirects are errors with file:line:column) and compiles it into
+//! plain Rust data: a [`Table`] of [`Rule`]s sorted by path, a `static` of the generated
+//! code made of string and integer constants. At run time [`Table::lookup`] finds a path
+//! by binary search, with no allocation and nothing to validate at start, and
+//! [`Redirecting`] answers matching requests with the redirect before another handler
+//! sees them.
+//!
+//! The table is not an rkyv archive (`morgana-archive`): a sorted list of string pairs
+//! gains nothing from zero-copy reading that a static of constants does not already
+//! have, and an archive would cost every appliance with redirects rkyv compiled twice
+//! (for the build script and for the appliance) and its validation at start.
 #![no_std]
 #![deny(unsafe_code)]
-
-#[cfg(feature = "read")]
-use morgana_archive::Aligned;
 
 /// The statuses a redirect may have.
 pub const STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 
-/// The table as the appliance reads it, in place: declared here rather than derived,
-/// so that reading needs neither `alloc` nor rkyv's `alloc` feature in the appliance.
-/// The compiler's host types write exactly this layout (`#[rkyv(as = ..)]`).
-#[derive(rkyv::Portable, Debug)]
-#[cfg_attr(
-    feature = "read",
-    derive(rkyv::bytecheck::CheckBytes),
-    bytecheck(crate = rkyv::bytecheck)
-)]
-#[repr(C)]
-pub struct ArchivedRedirects {
-    /// The rules, sorted by `from`.
-    pub rules: rkyv::vec::ArchivedVec<ArchivedRule>,
+/// One redirect, as the generated code writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// The request path it matches (decoded, as `Request::path` gives it).
+    pub from: &'static str,
+    /// Where it sends the client (`Location`).
+    pub to: &'static str,
+    /// One of [`STATUSES`].
+    pub status: u16,
 }
 
-/// One redirect, archived.
-#[derive(rkyv::Portable, Debug)]
-#[cfg_attr(
-    feature = "read",
-    derive(rkyv::bytecheck::CheckBytes),
-    bytecheck(crate = rkyv::bytecheck)
-)]
-#[repr(C)]
-pub struct ArchivedRule {
-    /// The request path it matches.
-    pub from: rkyv::string::ArchivedString,
-    /// Where it sends the client.
-    pub to: rkyv::string::ArchivedString,
-    /// The status.
-    pub status: rkyv::Archived<u16>,
+impl Rule {
+    /// A redirect from `from` to `to` with `status`.
+    pub const fn new(from: &'static str, to: &'static str, status: u16) -> Rule {
+        Rule { from, to, status }
+    }
 }
 
 /// A redirect found for a path.
-#[cfg(feature = "read")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Redirect<'a> {
     /// Where to.
@@ -66,50 +55,90 @@ pub struct Redirect<'a> {
     pub status: u16,
 }
 
-/// The compiled-in table, validated: a cheap `Copy` handle on the archive.
-#[cfg(feature = "read")]
+/// The compiled-in table: rules sorted by `from` (byte-wise), each `from` once.
 #[derive(Clone, Copy)]
 pub struct Table {
-    table: &'static ArchivedRedirects,
+    rules: &'static [Rule],
 }
 
-#[cfg(feature = "read")]
 impl core::fmt::Debug for Table {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "Table({} redirects)", self.len())
     }
 }
 
-#[cfg(feature = "read")]
-impl Table {
-    /// Validates the archive the build wrote and opens it; a corrupt archive is
-    /// refused and never read.
-    pub fn access(archive: &'static Aligned<[u8]>) -> Result<Table, morgana_archive::Error> {
-        Self::access_bytes(&archive.0)
+/// `a` before `b`, byte-wise (`str`'s `Ord`, which is not `const`).
+const fn before(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut i = 0;
+    while i < a.len() && i < b.len() {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+        i += 1;
     }
+    a.len() < b.len()
+}
 
-    /// [`Table::access`] over bytes that are aligned as `include_aligned!` aligns them
-    /// (checked: misaligned bytes are refused).
-    pub fn access_bytes(bytes: &'static [u8]) -> Result<Table, morgana_archive::Error> {
-        morgana_archive::access::<ArchivedRedirects>(bytes).map(|table| Table { table })
+impl Table {
+    /// The table of `rules`. They must be sorted by `from`, each `from` once, each
+    /// status one of [`STATUSES`] (the build's compiler writes them so): checked here,
+    /// which in a `static`'s initialiser is at compile time, so a table that breaks
+    /// the rule does not build.
+    ///
+    /// ```
+    /// use morgana_redirects::{Rule, Table};
+    /// static T: Table = Table::new(&[Rule::new("/a", "/b", 301), Rule::new("/c", "/d", 308)]);
+    /// assert_eq!(T.lookup("/c").map(|r| r.to), Some("/d"));
+    /// ```
+    ///
+    /// The same rules out of order:
+    ///
+    /// ```compile_fail
+    /// use morgana_redirects::{Rule, Table};
+    /// static T: Table = Table::new(&[Rule::new("/c", "/d", 308), Rule::new("/a", "/b", 301)]);
+    /// ```
+    pub const fn new(rules: &'static [Rule]) -> Table {
+        let mut i = 0;
+        while i < rules.len() {
+            if i > 0 && !before(rules[i - 1].from, rules[i].from) {
+                panic!("redirect rules must be sorted by `from`, each `from` once");
+            }
+            let mut ok = false;
+            let mut s = 0;
+            while s < STATUSES.len() {
+                ok |= STATUSES[s] == rules[i].status;
+                s += 1;
+            }
+            if !ok {
+                panic!("a redirect's status must be 301, 302, 303, 307 or 308");
+            }
+            i += 1;
+        }
+        Table { rules }
     }
 
     /// The redirect for request path `path`, if there is one.
     pub fn lookup(&self, path: &str) -> Option<Redirect<'static>> {
-        let rules = self.table.rules.as_slice();
-        let i = rules
-            .binary_search_by(|r| r.from.as_str().as_bytes().cmp(path.as_bytes()))
+        let i = self
+            .rules
+            .binary_search_by(|r| r.from.as_bytes().cmp(path.as_bytes()))
             .ok()?;
-        let r = &rules[i];
+        let r = &self.rules[i];
         Some(Redirect {
-            to: r.to.as_str(),
-            status: r.status.to_native(),
+            to: r.to,
+            status: r.status,
         })
+    }
+
+    /// The rules, sorted by `from`.
+    pub fn rules(&self) -> &'static [Rule] {
+        self.rules
     }
 
     /// How many redirects the table holds.
     pub fn len(&self) -> usize {
-        self.table.rules.len()
+        self.rules.len()
     }
 
     /// Whether it holds none.
@@ -130,13 +159,13 @@ mod http {
     /// A handler that answers the requests the table redirects, and passes the others
     /// to `inner`.
     pub struct Redirecting<H> {
-        table: Table,
+        table: &'static Table,
         inner: H,
     }
 
     impl<H: Handler> Redirecting<H> {
         /// `table` in front of `inner`.
-        pub fn new(table: Table, inner: H) -> Redirecting<H> {
+        pub fn new(table: &'static Table, inner: H) -> Redirecting<H> {
             Redirecting { table, inner }
         }
     }
@@ -172,5 +201,71 @@ mod http {
             headers.insert("Content-Type", "text/html; charset=utf-8");
             Response::new(status, status.page().as_bytes())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    static TABLE: Table = Table::new(&[
+        Rule::new("/a", "/x", 301),
+        Rule::new("/b", "/c", 302),
+        Rule::new("/docs/", "/d/", 308),
+        Rule::new("/\u{e9}t\u{e9}", "/summer", 307),
+    ]);
+
+    #[test]
+    fn lookups_find_exact_paths_only() {
+        assert_eq!(TABLE.len(), 4);
+        assert_eq!(
+            TABLE.lookup("/a"),
+            Some(Redirect {
+                to: "/x",
+                status: 301
+            })
+        );
+        assert_eq!(TABLE.lookup("/b").map(|r| r.status), Some(302));
+        assert_eq!(TABLE.lookup("/docs/").map(|r| r.to), Some("/d/"));
+        assert_eq!(TABLE.lookup("/\u{e9}t\u{e9}").map(|r| r.status), Some(307));
+        assert_eq!(TABLE.lookup("/docs"), None);
+        assert_eq!(TABLE.lookup("/"), None);
+        assert_eq!(TABLE.lookup(""), None);
+        static EMPTY: Table = Table::new(&[]);
+        assert!(EMPTY.is_empty());
+        assert_eq!(EMPTY.lookup("/a"), None);
+    }
+
+    #[test]
+    fn byte_wise_order() {
+        assert!(before("/a", "/b"));
+        assert!(before("/a", "/a/"));
+        assert!(before("/Z", "/a"));
+        assert!(!before("/a", "/a"));
+        assert!(!before("/b", "/a"));
+        assert!(before("", "/"));
+    }
+
+    // `Table::new` at run time (in a static it is a compile error): the same checks.
+    #[test]
+    #[should_panic(expected = "sorted")]
+    fn unsorted_rules_are_refused() {
+        static RULES: [Rule; 2] = [Rule::new("/b", "/x", 301), Rule::new("/a", "/x", 301)];
+        let _ = std::hint::black_box(Table::new(std::hint::black_box(&RULES)));
+    }
+
+    #[test]
+    #[should_panic(expected = "sorted")]
+    fn a_path_twice_is_refused() {
+        static RULES: [Rule; 2] = [Rule::new("/a", "/x", 301), Rule::new("/a", "/y", 301)];
+        let _ = std::hint::black_box(Table::new(std::hint::black_box(&RULES)));
+    }
+
+    #[test]
+    #[should_panic(expected = "status")]
+    fn a_status_that_is_not_a_redirect_is_refused() {
+        static RULES: [Rule; 1] = [Rule::new("/a", "/x", 200)];
+        let _ = std::hint::black_box(Table::new(std::hint::black_box(&RULES)));
     }
 }

@@ -5,10 +5,10 @@
 //   console    Console          morgana_pvh::Console       platform device; argument 1 of main
 //   clock      Clock            morgana_pvh::Clock         platform device; required by net (TCP timers); required by http (idle timeout)
 //   entropy    Entropy          morgana_pvh::Entropy       platform device; required by net (TCP sequence numbers)
-//   redirects  Redirects        morgana_redirects::Table   appliance.ron:22:22; argument 4 of main
 //   net        Network(Direct)  morgana_direct::Stack<..>  appliance.ron:25:17; required by http
 //   http       HttpServer       morgana_http::Server<..>   appliance.ron:27:17; argument 2 of main
 //   site       Crunch           kv_crunch::Table           appliance.ron:20:17; argument 3 of main
+//   redirects  Redirects        morgana_redirects::Table   appliance.ron:22:22; argument 4 of main
 // Left out:
 //   Secrets    secrets (certificates, keys): nothing requires it
 //   Block      block device: nothing requires it
@@ -16,8 +16,6 @@
 //   KvImage    read-only key-value image: nothing requires it
 //   KvSeed     key-value store seeded from an image: nothing requires it
 
-/// `redirects`: Redirects(file: "redirects") (appliance.ron:22:22).
-pub type Redirects = morgana_redirects::Table;
 /// `net`: Network(stack: Direct, ipv4: Dhcp, bridge: "xenbr0") on xen (appliance.ron:25:17).
 pub type Net = morgana_direct::Stack<morgana_nic::Nic, morgana_pvh::Clock>;
 /// `http`: HttpServer (appliance.ron:27:17).
@@ -101,9 +99,13 @@ pub mod boot {
 /// `site`: Crunch(dir: "htdocs") (appliance.ron:20:17).
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
-/// `redirects`: 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:22:22).
-pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> =
-    morgana_archive::include_aligned!(concat!(env!("OUT_DIR"), "/redirects.rkyv"));
+/// `redirects`: Redirects(file: "redirects"): 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:22:22).
+pub static REDIRECTS: morgana_redirects::Table = morgana_redirects::Table::new(&[
+    morgana_redirects::Rule::new("/about", "/about.html", 301),
+    morgana_redirects::Rule::new("/docs/ron", "/docs/appliance-ron.html", 308),
+    morgana_redirects::Rule::new("/docs/targets.htm", "/docs/targets.html", 301),
+    morgana_redirects::Rule::new("/source", "https://example.org/morgana/", 302),
+]);
 
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
@@ -124,8 +126,6 @@ async fn connect_and_start(
     let console = platform.console();
     let clock = platform.clock();
     let entropy = platform.entropy();
-    let redirects =
-        Redirects::access(REDIRECTS_ARCHIVE).map_err(|e| StartError::new("redirects", &e))?;
     let net_nic = morgana_nic::Nic::find(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
@@ -161,7 +161,7 @@ async fn connect_and_start(
     )
     .await
     .map_err(|e| StartError::new("http", &e))?;
-    crate::Website::start(console, http, &SITE, redirects)
+    crate::Website::start(console, http, &SITE, &REDIRECTS)
         .await
         .map_err(|e| StartError::new("main", &e))
 }

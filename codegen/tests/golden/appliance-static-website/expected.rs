@@ -4,10 +4,10 @@
 // Included:
 //   console    Console        morgana_unix::Console     platform device; argument 1 of main
 //   clock      Clock          morgana_unix::Clock       platform device; required by http (idle timeout)
-//   redirects  Redirects      morgana_redirects::Table  appliance.ron:22:22; argument 4 of main
 //   net        Network(Host)  morgana_unix::HostTcp     appliance.ron:25:17; required by http
 //   http       HttpServer     morgana_http::Server<..>  appliance.ron:27:17; argument 2 of main
 //   site       Crunch         kv_crunch::Table          appliance.ron:20:17; argument 3 of main
+//   redirects  Redirects      morgana_redirects::Table  appliance.ron:22:22; argument 4 of main
 // Left out:
 //   entropy    nothing requires it
 //   Secrets    secrets (certificates, keys): nothing requires it
@@ -16,8 +16,6 @@
 //   KvImage    read-only key-value image: nothing requires it
 //   KvSeed     key-value store seeded from an image: nothing requires it
 
-/// `redirects`: Redirects(file: "redirects") (appliance.ron:22:22).
-pub type Redirects = morgana_redirects::Table;
 /// `net`: Network(stack: Host) on unix (appliance.ron:25:17).
 pub type Net = morgana_unix::HostTcp;
 /// `http`: HttpServer (appliance.ron:27:17).
@@ -82,9 +80,13 @@ pub mod boot {
 /// `site`: Crunch(dir: "htdocs") (appliance.ron:20:17).
 pub static SITE: kv_crunch::Table = kv_crunch::crunch!("htdocs");
 
-/// `redirects`: 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:22:22).
-pub static REDIRECTS_ARCHIVE: &morgana_archive::Aligned<[u8]> =
-    morgana_archive::include_aligned!(concat!(env!("OUT_DIR"), "/redirects.rkyv"));
+/// `redirects`: Redirects(file: "redirects"): 4 redirects, compiled from "redirects" by the `redirects` compiler (appliance.ron:22:22).
+pub static REDIRECTS: morgana_redirects::Table = morgana_redirects::Table::new(&[
+    morgana_redirects::Rule::new("/about", "/about.html", 301),
+    morgana_redirects::Rule::new("/docs/ron", "/docs/appliance-ron.html", 308),
+    morgana_redirects::Rule::new("/docs/targets.htm", "/docs/targets.html", 301),
+    morgana_redirects::Rule::new("/source", "https://example.org/morgana/", 302),
+]);
 
 /// Connects every device in dependency order, then starts `main`.
 async fn connect_and_start(
@@ -101,8 +103,6 @@ async fn connect_and_start(
     };
     let console = platform.console();
     let clock = platform.clock();
-    let redirects =
-        Redirects::access(REDIRECTS_ARCHIVE).map_err(|e| StartError::new("redirects", &e))?;
     let net = Net::connect(platform)
         .await
         .map_err(|e| StartError::new("net", &e))?;
@@ -117,7 +117,7 @@ async fn connect_and_start(
     )
     .await
     .map_err(|e| StartError::new("http", &e))?;
-    crate::Website::start(console, http, &SITE, redirects)
+    crate::Website::start(console, http, &SITE, &REDIRECTS)
         .await
         .map_err(|e| StartError::new("main", &e))
 }

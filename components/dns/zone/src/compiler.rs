@@ -74,7 +74,7 @@ impl Compiler for ZoneCompiler {
                 );
                 Ok((
                     Output {
-                        archive: c.archive,
+                        data: morgana_archive_build::Data::Archive(c.archive),
                         summary,
                         read: Vec::new(),
                     },
@@ -141,7 +141,10 @@ mod tests {
             .expect("compiles");
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(out.summary, "1 zone (example.test.), 4 records");
-        assert!(morgana_dns::Zones::from_bytes(&aligned(&out.archive)).is_ok());
+        let morgana_archive_build::Data::Archive(archive) = &out.data else {
+            panic!("zones are an archive: {:?}", out.data);
+        };
+        assert!(morgana_dns::Zones::from_bytes(&aligned(archive)).is_ok());
 
         let bad = SourceText {
             path: "zones/bad.zone".into(),

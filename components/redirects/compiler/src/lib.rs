@@ -1,5 +1,6 @@
 //! The build-time compiler of redirect files (host, std): parses and checks them, and
-//! writes the archive `morgana_redirects::Table` reads. morgana-codegen runs it for a device
+//! writes the rules as Rust constants (sorted, for `morgana_redirects::Table::new`), which
+//! the generated code puts into a static. morgana-codegen runs it for a device
 //! whose implementation has `build: Build(compiler: "redirects", input: "file")`.
 //!
 //! The format: one redirect per line, `<from> <to> [<status>]` separated by spaces or
@@ -16,21 +17,11 @@
 //! through several redirects. Warning: a redirect to another redirected path (a chain
 //! costs the client a round trip).
 
-use morgana_archive_build::{Compiler, Diagnostic, Input, Output};
-use morgana_redirects::{ArchivedRedirects, ArchivedRule, STATUSES};
-
-/// The table as the compiler writes it: rules sorted by `from`, archived as the
-/// appliance's [`ArchivedRedirects`].
-#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
-#[rkyv(as = ArchivedRedirects)]
-pub struct Redirects {
-    /// The rules, sorted by `from` (byte-wise), each `from` once.
-    pub rules: Vec<Rule>,
-}
+use morgana_archive_build::{Compiler, Data, Diagnostic, Input, Output};
+use morgana_redirects::STATUSES;
 
 /// One redirect.
-#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
-#[rkyv(as = ArchivedRule)]
+#[derive(Debug, PartialEq)]
 pub struct Rule {
     /// The request path it matches (decoded, as `Request::path` gives it).
     pub from: String,
@@ -38,6 +29,21 @@ pub struct Rule {
     pub to: String,
     /// 301, 302, 303, 307 or 308.
     pub status: u16,
+}
+
+/// The rules as a Rust expression of type `&'static [morgana_redirects::Rule]`, one
+/// `Rule::new` a line, in the order given (the compiler sorts them by `from` first).
+/// Strings are written with `{:?}`, which escapes them as Rust string literals.
+pub fn rust(rules: &[Rule]) -> String {
+    let mut out = String::from("&[\n");
+    for r in rules {
+        out.push_str(&format!(
+            "    morgana_redirects::Rule::new({:?}, {:?}, {}),\n",
+            r.from, r.to, r.status
+        ));
+    }
+    out.push(']');
+    out
 }
 
 /// The compiler, by the name the catalog gives: `redirects`.
@@ -64,25 +70,13 @@ impl Compiler for RedirectCompiler {
         let mut rules: Vec<Rule> = rules.into_iter().map(|(r, _)| r).collect();
         rules.sort_by(|a, b| a.from.as_bytes().cmp(b.from.as_bytes()));
         let n = rules.len();
-        let archive = morgana_archive_build::to_bytes(&Redirects { rules }).map_err(|e| {
-            vec![Diagnostic::error(
-                &input
-                    .files
-                    .first()
-                    .map_or(String::new(), |f| f.path.clone()),
-                1,
-                1,
-                1,
-                format!("cannot write the archive: {e}"),
-            )]
-        })?;
         let summary = match n {
             1 => "1 redirect".to_string(),
             n => format!("{n} redirects"),
         };
         Ok((
             Output {
-                archive,
+                data: Data::Rust(rust(&rules)),
                 summary,
                 read: Vec::new(),
             },
@@ -370,9 +364,7 @@ fn check_graph(rules: &[(Rule, Place)], diags: &mut Vec<Diagnostic>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use morgana_archive::Aligned;
     use morgana_archive_build::SourceText;
-    use morgana_redirects::{Redirect, Table};
     use std::path::Path;
 
     fn compile(text: &str) -> Result<(Output, Vec<Diagnostic>), Vec<Diagnostic>> {
@@ -396,7 +388,7 @@ mod tests {
         .expect("compiles");
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(out.summary, "2 redirects");
-        assert!(!out.archive.is_empty());
+        assert!(matches!(&out.data, Data::Rust(r) if r.contains("/docs/a b")));
     }
 
     #[test]
@@ -441,38 +433,40 @@ mod tests {
         assert!(warnings[0].warning);
     }
 
-    fn table(rules: &[(&str, &str, u16)]) -> Table {
-        let mut rules: Vec<Rule> = rules
-            .iter()
-            .map(|(f, t, s)| Rule {
-                from: f.to_string(),
-                to: t.to_string(),
-                status: *s,
-            })
-            .collect();
-        rules.sort_by(|a, b| a.from.cmp(&b.from));
-        let bytes = morgana_archive_build::to_bytes(&Redirects { rules }).expect("archive");
-        let mut buf = std::boxed::Box::new(Aligned([0u8; 4096]));
-        buf.0[..bytes.len()].copy_from_slice(&bytes);
-        let leaked: &'static Aligned<[u8; 4096]> = std::boxed::Box::leak(buf);
-        Table::access_bytes(&leaked.0[..bytes.len()]).expect("valid")
+    #[test]
+    fn the_rules_become_sorted_rust_constants() {
+        let (out, _) = compile("/b /c 302\n/a /x\n/%C3%A9t%C3%A9 /summer 307\n/docs/ /d/ 308\n")
+            .expect("compiles");
+        assert_eq!(out.summary, "4 redirects");
+        let Data::Rust(rust) = out.data else {
+            panic!("not Rust: {:?}", out.data);
+        };
+        // Sorted byte-wise (as `Table::new` checks and `Table::lookup` searches), the
+        // path decoded, strings as Rust literals.
+        assert_eq!(
+            rust,
+            "&[
+    morgana_redirects::Rule::new(\"/a\", \"/x\", 301),
+    morgana_redirects::Rule::new(\"/b\", \"/c\", 302),
+    morgana_redirects::Rule::new(\"/docs/\", \"/d/\", 308),
+    morgana_redirects::Rule::new(\"/été\", \"/summer\", 307),
+]"
+        );
+        let (out, _) = compile("# nothing\n").expect("an empty file compiles");
+        assert_eq!(out.summary, "0 redirects");
+        assert_eq!(out.data, Data::Rust("&[\n]".into()));
     }
 
     #[test]
-    fn lookups_find_exact_paths_only() {
-        let t = table(&[("/b", "/c", 302), ("/a", "/x", 301), ("/docs/", "/d/", 308)]);
-        assert_eq!(t.len(), 3);
+    fn strings_are_escaped_as_rust_literals() {
+        let rules = [Rule {
+            from: "/a\"b\\c".into(),
+            to: "/x".into(),
+            status: 301,
+        }];
         assert_eq!(
-            t.lookup("/a"),
-            Some(Redirect {
-                to: "/x",
-                status: 301
-            })
+            rust(&rules),
+            "&[\n    morgana_redirects::Rule::new(\"/a\\\"b\\\\c\", \"/x\", 301),\n]"
         );
-        assert_eq!(t.lookup("/b").map(|r| r.status), Some(302));
-        assert_eq!(t.lookup("/docs/").map(|r| r.to), Some("/d/"));
-        assert_eq!(t.lookup("/docs"), None);
-        assert_eq!(t.lookup("/"), None);
-        assert!(table(&[]).is_empty());
     }
 }
