@@ -46,6 +46,51 @@ fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
+/// The commands [`execute`] knows, found once from the lower-cased name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Get,
+    Incr,
+    Decr,
+    Ttl,
+    Pttl,
+    Persist,
+    Keys,
+    Echo,
+    Select,
+    Type,
+    Getdel,
+    Strlen,
+    Incrby,
+    Decrby,
+    Setnx,
+    Getset,
+    Append,
+    Setex,
+    Psetex,
+    Set,
+    Mset,
+    Expire,
+    Pexpire,
+    Expireat,
+    Pexpireat,
+    Del,
+    Exists,
+    Mget,
+    Scan,
+    Config,
+    Client,
+    Dbsize,
+    Time,
+    Flushdb,
+    Flushall,
+    Info,
+    Quit,
+    Ping,
+    Command,
+    Hello,
+}
+
 /// Runs one command (`args` not empty) and writes its reply. `now` is the time in Unix
 /// milliseconds, read once per batch of pipelined commands (as Redis reads it once per
 /// command: the difference is microseconds).
@@ -69,16 +114,48 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
         *d = s.to_ascii_lowercase();
     }
     let cmd = core::str::from_utf8(&lower[..name.len()]).unwrap_or("");
-    // (name, arity): a positive arity is exact, a negative one a minimum (Redis's).
-    let want: i32 = match cmd {
-        "get" | "incr" | "decr" | "ttl" | "pttl" | "persist" | "keys" | "echo" | "select"
-        | "type" | "getdel" | "strlen" => 2,
-        "incrby" | "decrby" | "setnx" | "getset" | "append" => 3,
-        "setex" | "psetex" => 4,
-        "set" | "mset" | "expire" | "pexpire" | "expireat" | "pexpireat" => -3,
-        "del" | "exists" | "mget" | "scan" | "config" | "client" => -2,
-        "dbsize" | "time" => 1,
-        "flushdb" | "flushall" | "info" | "quit" | "ping" | "command" | "hello" => -1,
+    // (command, arity): a positive arity is exact, a negative one a minimum (Redis's).
+    let (c, want): (Cmd, i32) = match cmd {
+        "get" => (Cmd::Get, 2),
+        "incr" => (Cmd::Incr, 2),
+        "decr" => (Cmd::Decr, 2),
+        "ttl" => (Cmd::Ttl, 2),
+        "pttl" => (Cmd::Pttl, 2),
+        "persist" => (Cmd::Persist, 2),
+        "keys" => (Cmd::Keys, 2),
+        "echo" => (Cmd::Echo, 2),
+        "select" => (Cmd::Select, 2),
+        "type" => (Cmd::Type, 2),
+        "getdel" => (Cmd::Getdel, 2),
+        "strlen" => (Cmd::Strlen, 2),
+        "incrby" => (Cmd::Incrby, 3),
+        "decrby" => (Cmd::Decrby, 3),
+        "setnx" => (Cmd::Setnx, 3),
+        "getset" => (Cmd::Getset, 3),
+        "append" => (Cmd::Append, 3),
+        "setex" => (Cmd::Setex, 4),
+        "psetex" => (Cmd::Psetex, 4),
+        "set" => (Cmd::Set, -3),
+        "mset" => (Cmd::Mset, -3),
+        "expire" => (Cmd::Expire, -3),
+        "pexpire" => (Cmd::Pexpire, -3),
+        "expireat" => (Cmd::Expireat, -3),
+        "pexpireat" => (Cmd::Pexpireat, -3),
+        "del" => (Cmd::Del, -2),
+        "exists" => (Cmd::Exists, -2),
+        "mget" => (Cmd::Mget, -2),
+        "scan" => (Cmd::Scan, -2),
+        "config" => (Cmd::Config, -2),
+        "client" => (Cmd::Client, -2),
+        "dbsize" => (Cmd::Dbsize, 1),
+        "time" => (Cmd::Time, 1),
+        "flushdb" => (Cmd::Flushdb, -1),
+        "flushall" => (Cmd::Flushall, -1),
+        "info" => (Cmd::Info, -1),
+        "quit" => (Cmd::Quit, -1),
+        "ping" => (Cmd::Ping, -1),
+        "command" => (Cmd::Command, -1),
+        "hello" => (Cmd::Hello, -1),
         _ => {
             unknown(out, args);
             return After::Continue;
@@ -89,26 +166,26 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
     } else {
         n >= want.unsigned_abs() as usize
     };
-    if !ok || (cmd == "ping" && n > 2) || (cmd == "mset" && n.is_multiple_of(2)) {
+    if !ok || (c == Cmd::Ping && n > 2) || (c == Cmd::Mset && n.is_multiple_of(2)) {
         arity(out, cmd);
         return After::Continue;
     }
-    match cmd {
-        "ping" => {
+    match c {
+        Cmd::Ping => {
             if n == 2 {
                 reply::bulk(out, args.get(1));
             } else {
                 reply::simple(out, "PONG");
             }
         }
-        "echo" => reply::bulk(out, args.get(1)),
-        "quit" => {
+        Cmd::Echo => reply::bulk(out, args.get(1)),
+        Cmd::Quit => {
             reply::ok(out);
             return After::Close;
         }
-        "get" => get(args.get(1), st, now, out).await,
-        "set" => set(args, st, now, out).await,
-        "setnx" => {
+        Cmd::Get => get(args.get(1), st, now, out).await,
+        Cmd::Set => set(args, st, now, out).await,
+        Cmd::Setnx => {
             let key = args.get(1);
             match live_meta(st, key, now).await {
                 Ok(Some(_)) => reply::integer(out, 0),
@@ -120,12 +197,12 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 Err(()) => {}
             }
         }
-        "setex" | "psetex" => {
+        Cmd::Setex | Cmd::Psetex => {
             let Some(t) = parse_i64(args.get(2)) else {
                 reply::error(out, NOT_INTEGER);
                 return After::Continue;
             };
-            let ms = if cmd == "setex" {
+            let ms = if c == Cmd::Setex {
                 t.checked_mul(1000)
             } else {
                 Some(t)
@@ -145,7 +222,7 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 ),
             }
         }
-        "getset" | "getdel" => {
+        Cmd::Getset | Cmd::Getdel => {
             let key = args.get(1);
             let old = match read(st, key, now).await {
                 Ok(v) => v,
@@ -154,7 +231,7 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                     return After::Continue;
                 }
             };
-            let done = if cmd == "getset" {
+            let done = if c == Cmd::Getset {
                 put(st, key, args.get(2), 0, out).await
             } else {
                 old.is_none() || delete(st, key, out).await
@@ -166,7 +243,7 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 }
             }
         }
-        "append" => {
+        Cmd::Append => {
             let key = args.get(1);
             let (mut value, meta) = match read(st, key, now).await {
                 Ok(Some(v)) => v,
@@ -181,7 +258,7 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 reply::integer(out, value.len() as i64);
             }
         }
-        "strlen" => match st.kv.get(args.get(1)).await {
+        Cmd::Strlen => match st.kv.get(args.get(1)).await {
             Ok(Some(v)) if !expired(v.meta, now) => {
                 let len = v.data.len() as i64;
                 reply::integer(out, len)
@@ -189,12 +266,12 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
             Ok(_) => reply::integer(out, 0),
             Err(e) => store_error(out, &e),
         },
-        "incr" | "decr" | "incrby" | "decrby" => {
-            let by = match cmd {
-                "incr" => 1,
-                "decr" => -1,
+        Cmd::Incr | Cmd::Decr | Cmd::Incrby | Cmd::Decrby => {
+            let by = match c {
+                Cmd::Incr => 1,
+                Cmd::Decr => -1,
                 _ => match parse_i64(args.get(2)) {
-                    Some(v) if cmd == "incrby" => v,
+                    Some(v) if c == Cmd::Incrby => v,
                     Some(i64::MIN) => {
                         reply::error(out, "ERR decrement would overflow");
                         return After::Continue;
@@ -208,13 +285,13 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
             };
             incr(args.get(1), by, st, now, out).await;
         }
-        "mget" => {
+        Cmd::Mget => {
             reply::array(out, n - 1);
             for i in 1..n {
                 get(args.get(i), st, now, out).await;
             }
         }
-        "mset" => {
+        Cmd::Mset => {
             let mut all = true;
             for i in (1..n).step_by(2) {
                 if !put(st, args.get(i), args.get(i + 1), 0, out).await {
@@ -226,13 +303,13 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 reply::ok(out);
             }
         }
-        "del" | "exists" => {
+        Cmd::Del | Cmd::Exists => {
             let mut count = 0;
             for i in 1..n {
                 let key = args.get(i);
                 match live_meta(st, key, now).await {
                     Ok(Some(_)) => {
-                        if cmd == "del" && !delete(st, key, out).await {
+                        if c == Cmd::Del && !delete(st, key, out).await {
                             return After::Continue;
                         }
                         count += 1;
@@ -246,23 +323,25 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
             }
             reply::integer(out, count);
         }
-        "type" => match live_meta(st, args.get(1), now).await {
+        Cmd::Type => match live_meta(st, args.get(1), now).await {
             Ok(Some(_)) => reply::simple(out, "string"),
             Ok(None) => reply::simple(out, "none"),
             Err(()) => store_read_error(out, st, args.get(1)).await,
         },
-        "expire" | "pexpire" | "expireat" | "pexpireat" => expire(cmd, args, st, now, out).await,
-        "ttl" | "pttl" => match live_meta(st, args.get(1), now).await {
+        Cmd::Expire | Cmd::Pexpire | Cmd::Expireat | Cmd::Pexpireat => {
+            expire(cmd, args, st, now, out).await
+        }
+        Cmd::Ttl | Cmd::Pttl => match live_meta(st, args.get(1), now).await {
             Ok(None) => reply::integer(out, -2),
             Ok(Some(0)) => reply::integer(out, -1),
             Ok(Some(deadline)) => {
                 let ms = deadline - now;
-                let v = if cmd == "ttl" { (ms + 500) / 1000 } else { ms };
+                let v = if c == Cmd::Ttl { (ms + 500) / 1000 } else { ms };
                 reply::integer(out, v as i64)
             }
             Err(()) => store_read_error(out, st, args.get(1)).await,
         },
-        "persist" => {
+        Cmd::Persist => {
             let key = args.get(1);
             match read(st, key, now).await {
                 Ok(Some((value, meta))) if meta != 0 => {
@@ -274,7 +353,7 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 Err(()) => store_read_error(out, st, key).await,
             }
         }
-        "keys" => {
+        Cmd::Keys => {
             let pattern = args.get(1);
             let mut body = Vec::new();
             let count = matching(st, pattern, now, &mut body).await;
@@ -286,9 +365,9 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 Err(()) => store_read_error(out, st, pattern).await,
             }
         }
-        "scan" => scan(args, st, now, out).await,
-        "dbsize" => reply::integer(out, st.kv.len() as i64),
-        "flushdb" | "flushall" => {
+        Cmd::Scan => scan(args, st, now, out).await,
+        Cmd::Dbsize => reply::integer(out, st.kv.len() as i64),
+        Cmd::Flushdb | Cmd::Flushall => {
             if n > 2 || (n == 2 && !is(args.get(1), "ASYNC") && !is(args.get(1), "SYNC")) {
                 reply::error(out, SYNTAX);
                 return After::Continue;
@@ -302,12 +381,12 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 Err(e) => store_error(out, &e),
             }
         }
-        "select" => match parse_i64(args.get(1)) {
+        Cmd::Select => match parse_i64(args.get(1)) {
             Some(0) => reply::ok(out),
             Some(_) => reply::error(out, "ERR DB index is out of range"),
             None => reply::error(out, NOT_INTEGER),
         },
-        "time" => {
+        Cmd::Time => {
             let us = match shared.clock.now_since_epoch() {
                 Some(d) => u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
                 None => now * 1000,
@@ -320,8 +399,8 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
             reply::decimal(&mut b, (us % 1_000_000) as i64);
             reply::bulk(out, &b);
         }
-        "info" => info(args, st, shared, out),
-        "command" => {
+        Cmd::Info => info(args, st, shared, out),
+        Cmd::Command => {
             if n >= 2 && is(args.get(1), "COUNT") {
                 reply::integer(out, 37);
             } else {
@@ -329,8 +408,8 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 reply::array(out, 0);
             }
         }
-        "config" => config(args, shared, out),
-        "client" => {
+        Cmd::Config => config(args, shared, out),
+        Cmd::Client => {
             if is(args.get(1), "SETNAME") && n == 3 {
                 reply::ok(out);
             } else {
@@ -343,7 +422,7 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 );
             }
         }
-        "hello" => {
+        Cmd::Hello => {
             if n >= 2 && args.get(1) != b"2" {
                 if parse_i64(args.get(1)).is_some() {
                     reply::error(out, "NOPROTO unsupported protocol version");
@@ -357,7 +436,6 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 hello(shared, out);
             }
         }
-        _ => unknown(out, args),
     }
     After::Continue
 }

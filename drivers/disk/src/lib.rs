@@ -93,16 +93,23 @@ impl Disk {
                 .map(Disk::Xen)
                 .map_err(Error::Xen)
         } else {
-            VirtioBlk::find_nth(
-                platform,
-                n,
-                morgana_virtio::BlkConfig::default(),
-                morgana_virtio::pvh::InterruptPreference::Auto,
-            )
-            .map(Disk::Virtio)
-            .map_err(Error::Virtio)
+            find_virtio(platform, n)
         }
     }
+}
+
+/// The `n`th virtio-blk device. Not inlined into the appliance's start-up: it runs once per
+/// boot and is optimised for size with this crate (root `Cargo.toml`).
+#[inline(never)]
+fn find_virtio(platform: &'static Platform, n: usize) -> Result<Disk, Error> {
+    VirtioBlk::find_nth(
+        platform,
+        n,
+        morgana_virtio::BlkConfig::default(),
+        morgana_virtio::pvh::InterruptPreference::Auto,
+    )
+    .map(Disk::Virtio)
+    .map_err(Error::Virtio)
 }
 
 impl Block for Disk {

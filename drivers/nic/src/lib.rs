@@ -73,11 +73,18 @@ impl Nic {
                 .map(Nic::Xen)
                 .map_err(Error::Xen)
         } else {
-            VirtioNet::find_any(platform)
-                .map(Nic::Virtio)
-                .map_err(Error::Virtio)
+            find_virtio(platform)
         }
     }
+}
+
+/// The virtio-net device. Not inlined into the appliance's start-up: it runs once per boot
+/// and is optimised for size with this crate (root `Cargo.toml`).
+#[inline(never)]
+fn find_virtio(platform: &'static Platform) -> Result<Nic, Error> {
+    VirtioNet::find_any(platform)
+        .map(Nic::Virtio)
+        .map_err(Error::Virtio)
 }
 
 /// A received frame of whichever driver.
