@@ -180,7 +180,7 @@ pub trait Interrupt {
     /// a change of the used index away from `watch.seen` as the interrupt (it may look
     /// before halting the CPU, and spin on it a little), and turns the queue's
     /// interrupts on itself ([`QueueWatch::flags`]) just before the CPU halts, then
-    /// looks once more. The driver then leaves its interrupts off while it waits. One
+    /// looks once more (and may turn them off again when the CPU wakes). The driver then leaves its interrupts off while it waits. One
     /// that declines (the default) leaves the driver to turn them on before it waits.
     ///
     /// # Safety
@@ -206,13 +206,16 @@ pub struct QueueWatch {
     /// The used index up to which the driver has taken buffers.
     pub seen: u16,
     /// The available ring's flags; writing [`QueueWatch::INTERRUPTS_ON`] turns the
-    /// queue's interrupts on. The device reads it after it advances the used index.
+    /// queue's interrupts on, [`QueueWatch::INTERRUPTS_OFF`] off. The device reads it
+    /// after it advances the used index.
     pub flags: *mut u16,
 }
 
 impl QueueWatch {
     /// The available ring's flags with `VIRTQ_AVAIL_F_NO_INTERRUPT` clear.
     pub const INTERRUPTS_ON: u16 = 0;
+    /// The available ring's flags with `VIRTQ_AVAIL_F_NO_INTERRUPT` set.
+    pub const INTERRUPTS_OFF: u16 = 1;
 }
 
 /// Why the driver could not take the device.

@@ -401,6 +401,7 @@ impl Interrupt for PvhInterrupt {
                 seen: watch.seen,
                 arm: watch.flags,
                 arm_value: QueueWatch::INTERRUPTS_ON,
+                disarm_value: QueueWatch::INTERRUPTS_OFF,
             })
         }
     }

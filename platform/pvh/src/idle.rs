@@ -110,6 +110,7 @@ impl morgana_rt::Idle for Halt {
                 return;
             }
             crate::xen::evtchn::block(time::next_deadline());
+            interrupts::disarm_watches();
             wake_due();
             return;
         }
@@ -149,6 +150,7 @@ impl morgana_rt::Idle for Halt {
         // register they use, including the SSE state. The asm may "touch memory" (no
         // `nomem`), so the compiler re-reads the flags the handlers set.
         unsafe { asm!("sti", "hlt", "cli", options(nostack)) };
+        interrupts::disarm_watches();
         flight::record(Step::Woke, 0);
         if calibrated {
             adapt(began, interrupts::poll_watches());

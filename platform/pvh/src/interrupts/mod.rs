@@ -391,6 +391,9 @@ pub struct Watch {
     pub arm: *mut u16,
     /// What to write into `arm` (little-endian, as the device reads it).
     pub arm_value: u16,
+    /// What the idle step writes into `arm` when the CPU wakes from its halt (the
+    /// device's interrupts off again: the CPU runs and will look before it halts next).
+    pub disarm_value: u16,
 }
 
 /// Watched vectors: a few, one per device queue whose driver asked (see [`Irq::watch`]).
@@ -420,6 +423,18 @@ pub(crate) fn poll_watches() -> bool {
         }
         moved
     })
+}
+
+/// After a halt: writes each watch's disarm word (its device's interrupts off: under
+/// QEMU every frame that arrives while they are on interrupts the vCPU, even once it
+/// runs, until its driver takes a frame).
+pub(crate) fn disarm_watches() {
+    WATCHES.with(|ws| {
+        for (_, w) in ws.iter().flatten() {
+            // SAFETY: `Irq::watch`'s contract, as in `arm_watches`.
+            unsafe { w.arm.write_volatile(w.disarm_value.to_le()) };
+        }
+    });
 }
 
 /// Whether any device is watched.
@@ -638,7 +653,7 @@ impl Irq {
     /// fires, or this `Irq` drops, the idle step counts a change of `*watch.index` away
     /// from `watch.seen` as this interrupt firing; it may spin on the index a few
     /// microseconds before halting, and writes `watch.arm_value` into `*watch.arm` just
-    /// before it halts, then looks once more. So a driver can keep its device's
+    /// before it halts, then looks once more (and `watch.disarm_value` when it wakes). So a driver can keep its device's
     /// interrupts off while it waits, and have them on only while the CPU sleeps.
     /// Returns false when every watch slot is taken: the driver then arms the device
     /// itself. Replaces this vector's earlier watch.
