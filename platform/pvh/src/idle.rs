@@ -16,7 +16,9 @@
 //! meanwhile without an interrupt, a halt and the hypervisor's wake-ups. Only if none
 //! comes does it turn the watched devices' interrupts on (the watch's arm word), fence,
 //! look once more, and halt; a frame that arrives after that look finds interrupts on
-//! and its interrupt, pending in the local APIC, ends the `sti; hlt` at once.
+//! and its interrupt, pending in the local APIC, ends the `sti; hlt` at once. Woken,
+//! it turns them off again (the disarm word): under QEMU every frame that arrives
+//! while they are on interrupts the vCPU, running or not, until its driver takes one.
 //!
 //! Under `morgana-tender` (see `tender`) the idle step is the tender's `wait` call until
 //! the earliest deadline or a received frame: no `sti`, no `hlt`, no APIC.

@@ -651,12 +651,13 @@ impl Irq {
     /// Lets the idle step watch the device's progress in memory in place of (or
     /// before) its interrupt: until the watch is replaced, removed ([`Irq::unwatch`]),
     /// fires, or this `Irq` drops, the idle step counts a change of `*watch.index` away
-    /// from `watch.seen` as this interrupt firing; it may spin on the index a few
-    /// microseconds before halting, and writes `watch.arm_value` into `*watch.arm` just
-    /// before it halts, then looks once more (and `watch.disarm_value` when it wakes). So a driver can keep its device's
-    /// interrupts off while it waits, and have them on only while the CPU sleeps.
-    /// Returns false when every watch slot is taken: the driver then arms the device
-    /// itself. Replaces this vector's earlier watch.
+    /// from `watch.seen` as this interrupt firing. It may spin on the index before
+    /// halting (up to `idle::SPIN_MAX_NS`), writes `watch.arm_value` into `*watch.arm`
+    /// just before it halts, then looks once more, and writes `watch.disarm_value` when
+    /// the CPU wakes. So a driver can keep its device's interrupts off while it waits,
+    /// and have them on only while the CPU sleeps. Returns false when every watch slot
+    /// is taken: the driver then arms the device itself. Replaces this vector's earlier
+    /// watch.
     ///
     /// # Safety
     ///
