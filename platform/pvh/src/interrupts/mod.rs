@@ -473,7 +473,8 @@ pub(crate) fn spin_watches(until: u64) -> bool {
 /// Before the CPU halts: writes each watch's arm word (its device's interrupts on),
 /// orders those writes before the reads that follow (a full fence: the device advances
 /// the index, then reads the word), and looks at the indices once more. Whether one
-/// moved: then the CPU must not halt (its device may have read the old word).
+/// moved: then the CPU must not halt (its device may have read the old word), and the
+/// arm words are written back to their disarm values.
 pub(crate) fn arm_watches() -> bool {
     let any = WATCHES.with(|ws| {
         let mut any = false;
@@ -489,7 +490,19 @@ pub(crate) fn arm_watches() -> bool {
         return false;
     }
     core::sync::atomic::fence(Ordering::SeqCst);
-    poll_watches()
+    let moved = WATCHES.with(|ws| {
+        ws.iter().flatten().any(|(_, w)| {
+            // SAFETY: as in `poll_watches`.
+            u16::from_le(unsafe { w.index.read_volatile() }) != w.seen
+        })
+    });
+    if moved {
+        // The CPU goes on running: interrupts off again before the watch that moved is
+        // removed (the driver's next frame would otherwise leave them on).
+        disarm_watches();
+        poll_watches();
+    }
+    moved
 }
 
 /// Why an interrupt could not be set up.
