@@ -174,6 +174,48 @@ pub trait Interrupt {
     /// Arranges for `waker` to be woken at the next interrupt, or at once if one is
     /// already pending. Only the latest waker needs to be kept.
     fn register(&self, waker: &Waker);
+
+    /// Offers the platform the receive queue's state in memory, after
+    /// [`register`](Interrupt::register): a platform that accepts (returns true) counts
+    /// a change of the used index away from `watch.seen` as the interrupt (it may look
+    /// before halting the CPU, and spin on it a little), and turns the queue's
+    /// interrupts on itself ([`QueueWatch::flags`]) just before the CPU halts, then
+    /// looks once more (and may turn them off again when the CPU wakes). The driver then leaves its interrupts off while it waits. One
+    /// that declines (the default) leaves the driver to turn them on before it waits.
+    ///
+    /// # Safety
+    ///
+    /// The pointers must stay valid (aligned, for volatile 16-bit reads of `used_index`
+    /// and writes of `flags`) until the next `watch_queue` or
+    /// [`unwatch_queue`](Interrupt::unwatch_queue), or until `self` drops.
+    unsafe fn watch_queue(&self, watch: QueueWatch) -> bool {
+        let _ = watch;
+        false
+    }
+
+    /// Withdraws the offer of [`watch_queue`](Interrupt::watch_queue).
+    fn unwatch_queue(&self) {}
+}
+
+/// Where a receive queue's progress and interrupt flag are in memory
+/// ([`Interrupt::watch_queue`]). Both words are little-endian, as the device uses them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueWatch {
+    /// The used ring's index, which the device advances when it returns a buffer.
+    pub used_index: *const u16,
+    /// The used index up to which the driver has taken buffers.
+    pub seen: u16,
+    /// The available ring's flags; writing [`QueueWatch::INTERRUPTS_ON`] turns the
+    /// queue's interrupts on, [`QueueWatch::INTERRUPTS_OFF`] off. The device reads it
+    /// after it advances the used index.
+    pub flags: *mut u16,
+}
+
+impl QueueWatch {
+    /// The available ring's flags with `VIRTQ_AVAIL_F_NO_INTERRUPT` clear.
+    pub const INTERRUPTS_ON: u16 = 0;
+    /// The available ring's flags with `VIRTQ_AVAIL_F_NO_INTERRUPT` set.
+    pub const INTERRUPTS_OFF: u16 = 1;
 }
 
 /// Why the driver could not take the device.

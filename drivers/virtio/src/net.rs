@@ -392,6 +392,8 @@ impl<D: DmaMemory> TxQueue<D> {
 
 impl<H: Hal, T: Transport, I: Interrupt> Drop for Net<H, T, I> {
     fn drop(&mut self) {
+        // Nobody may look at the ring once it is freed.
+        self.irq.unwatch_queue();
         // The device must stop using the rings and buffers before their memory is
         // freed (the fields drop after this).
         if transport::reset(&self.transport).is_err() {
@@ -594,11 +596,20 @@ impl<H: Hal, T: Transport, I: Interrupt> NetIf for Net<H, T, I> {
             self.transport.ack_interrupt();
         }
         self.irq.register(waker);
-        // Interrupts back on (`receive` turned them off while it took frames), and the
-        // flag written before the used ring is read: a frame that arrived before the
-        // device could see the flag is found here instead.
-        self.rx.vq.set_interrupts(true);
-        self.hal.mb();
+        // SAFETY: the pointers are into the receive ring, which lives as long as `self`
+        // (or for ever, leaked); `Drop` withdraws the watch first.
+        if unsafe { self.irq.watch_queue(self.rx.vq.watch()) } {
+            // The platform turns interrupts on when the CPU is about to halt, and looks
+            // at the used index before it does: interrupts stay off while the CPU still
+            // runs, whether this driver or other work. The flag is no longer known.
+            self.rx.vq.interrupts_may_be_on();
+        } else {
+            // Interrupts back on (`receive` turned them off while it took frames), and
+            // the flag written before the used ring is read: a frame that arrived
+            // before the device could see the flag is found here instead.
+            self.rx.vq.set_interrupts(true);
+            self.hal.mb();
+        }
         // A frame that arrived before the interrupt was armed would not wake anyone.
         if self.rx.vq.has_used() {
             waker.wake_by_ref();

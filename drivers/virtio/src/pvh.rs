@@ -18,7 +18,7 @@ use crate::pci::{
     NET_MODERN_DEVICE_ID, NET_TRANSITIONAL_DEVICE_ID, PciRegs, PciTransport, Region,
     VIRTIO_VENDOR_ID, VirtioPciCaps,
 };
-use crate::{DmaMemory, Error, Hal, Interrupt, Net};
+use crate::{DmaMemory, Error, Hal, Interrupt, Net, QueueWatch};
 use core::arch::asm;
 use core::cell::RefCell;
 use core::fmt;
@@ -29,7 +29,7 @@ use core::time::Duration;
 use morgana_pvh::pci::{capability, command};
 use morgana_pvh::{
     Bar, Clock, DmaBuffer, Irq, Mmio, Pci, PciAddress, PciError, PciFunction, Platform, Polarity,
-    Sleep, Trigger,
+    Sleep, Trigger, Watch,
 };
 use morgana_signatures::{Entropy, MacAddress, MonotonicClock};
 
@@ -385,6 +385,30 @@ impl Interrupt for PvhInterrupt {
                 }
                 *slot = Some(next);
             }
+        }
+    }
+
+    unsafe fn watch_queue(&self, watch: QueueWatch) -> bool {
+        let irq = match &self.kind {
+            Kind::Msix(irq) | Kind::Intx { irq, .. } => irq,
+            Kind::Poll { .. } => return false,
+        };
+        // SAFETY: this function's contract is `Irq::watch`'s, and the `Irq` drops with
+        // `self`.
+        unsafe {
+            irq.watch(Watch {
+                index: watch.used_index,
+                seen: watch.seen,
+                arm: watch.flags,
+                arm_value: QueueWatch::INTERRUPTS_ON,
+                disarm_value: QueueWatch::INTERRUPTS_OFF,
+            })
+        }
+    }
+
+    fn unwatch_queue(&self) {
+        if let Kind::Msix(irq) | Kind::Intx { irq, .. } = &self.kind {
+            irq.unwatch();
         }
     }
 }

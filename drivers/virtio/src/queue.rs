@@ -86,6 +86,16 @@ impl<D: DmaMemory> Virtqueue<D> {
         self.ring.set_interrupts(on);
     }
 
+    /// See [`Split::interrupts_may_be_on`].
+    pub(crate) fn interrupts_may_be_on(&self) {
+        self.ring.interrupts_may_be_on();
+    }
+
+    /// See [`Split::watch`].
+    pub(crate) fn watch(&self) -> crate::QueueWatch {
+        self.ring.watch()
+    }
+
     /// Pointer to buffer `id` (`buf_size` bytes).
     pub(crate) fn buffer(&self, id: u16) -> *mut u8 {
         self.ring.buffer_ptr(self.offset(id))

@@ -224,6 +224,25 @@ impl<D: DmaMemory> Split<D> {
         }
     }
 
+    /// Forgets what the flag of [`set_interrupts`](Split::set_interrupts) says: someone
+    /// else (the platform's idle step, through [`watch`](Split::watch)) may turn
+    /// interrupts on, so the next `set_interrupts(false)` writes the flag.
+    pub(crate) fn interrupts_may_be_on(&self) {
+        self.no_interrupt.set(false);
+    }
+
+    /// The used index, the index up to which elements were taken, and the available
+    /// ring's flags, in memory: for a platform that watches the queue while the driver
+    /// waits ([`crate::Interrupt::watch_queue`]). The pointers stay valid as long as
+    /// `self` (for ever once it leaked its memory).
+    pub(crate) fn watch(&self) -> crate::QueueWatch {
+        crate::QueueWatch {
+            used_index: self.ptr::<u16>(self.layout.used + 2).cast_const(),
+            seen: self.last_used,
+            flags: self.ptr::<u16>(self.layout.avail),
+        }
+    }
+
     /// Writes descriptor `i`.
     pub(crate) fn set_desc(&self, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
         assert!(i < self.size && next < self.size);

@@ -59,7 +59,7 @@ fn frame(n: u32, len: usize) -> Vec<u8> {
 }
 
 /// Receives one frame and returns a copy of it.
-fn recv(net: &mut TestNet) -> Option<Vec<u8>> {
+fn recv<I: crate::Interrupt>(net: &mut Net<FakeHal, PciTransport<FakeRegs>, I>) -> Option<Vec<u8>> {
     let (rx, _tx) = net.receive()?;
     Some(rx.consume(|f| f.to_vec()))
 }
@@ -691,4 +691,113 @@ fn receive_interrupts_are_off_while_frames_are_taken_and_on_while_the_driver_wai
     net.register_rx_waker(&waker);
     assert!(dev.borrow_mut().receive(&frame(9, 80)));
     assert_eq!(dev.borrow().interrupts, 2);
+}
+
+/// An interrupt whose platform watches the receive queue (`Interrupt::watch_queue`), as
+/// the PVH kernel's idle step does: it keeps the offer, and the test plays the idle step.
+struct WatchingIrq {
+    inner: FakeIrq,
+    watch: Rc<Cell<Option<crate::QueueWatch>>>,
+}
+
+impl crate::Interrupt for WatchingIrq {
+    fn msix_entry(&self) -> Option<u16> {
+        self.inner.msix_entry()
+    }
+
+    fn register(&self, waker: &Waker) {
+        self.inner.register(waker);
+    }
+
+    unsafe fn watch_queue(&self, watch: crate::QueueWatch) -> bool {
+        self.watch.set(Some(watch));
+        true
+    }
+
+    fn unwatch_queue(&self) {
+        self.watch.set(None);
+    }
+}
+
+impl WatchingIrq {
+    /// The idle step about to halt: interrupts on, then one more look. Whether the CPU
+    /// may halt (nothing arrived since the driver's last look).
+    fn arm_and_look(&self) -> bool {
+        let w = self.watch.get().expect("the driver offered its queue");
+        // SAFETY: the driver keeps the ring alive while the watch is offered (the
+        // test holds the driver).
+        unsafe {
+            w.flags
+                .write_volatile(crate::QueueWatch::INTERRUPTS_ON.to_le());
+            u16::from_le(w.used_index.read_volatile()) == w.seen
+        }
+    }
+}
+
+/// With a platform that watches the receive queue, a waiting driver leaves interrupts
+/// off (the CPU may still run other work); the platform turns them on only as the CPU
+/// halts, after a last look that finds a frame that came in between; the next frame
+/// taken turns them off again although the driver's shadow of the flag was stale. The
+/// watch is withdrawn when the driver drops.
+#[test]
+fn a_watched_receive_queue_interrupts_only_once_the_platform_arms_it() {
+    let dev = device(|_| {});
+    let transport = PciTransport::new(FakeRegs(dev.clone()), NOTIFY_MULTIPLIER).unwrap();
+    let irq = WatchingIrq {
+        inner: FakeIrq {
+            waker: dev.borrow().waker.clone(),
+            msix: true,
+            registrations: Cell::new(0),
+        },
+        watch: Rc::new(Cell::new(None)),
+    };
+    let mut net = Net::new(FakeHal::new(dev.clone()), transport, irq, Config::default())
+        .expect("driver starts");
+    let (count, waker) = counting_waker();
+    // Take one frame so that the driver has turned interrupts off.
+    net.register_rx_waker(&waker);
+    assert!(dev.borrow_mut().receive(&frame(0, 80)));
+    assert_eq!(recv(&mut net).unwrap(), frame(0, 80));
+    assert!(recv(&mut net).is_none());
+    let before = dev.borrow().interrupts;
+    // Waiting: the offer carries the index taken so far; frames raise no interrupt.
+    net.register_rx_waker(&waker);
+    let w = net.interrupt().watch.get().expect("offered");
+    assert_eq!(w.seen, 1);
+    assert!(dev.borrow_mut().receive(&frame(1, 80)));
+    assert_eq!(
+        dev.borrow().interrupts,
+        before,
+        "no interrupt while the CPU runs"
+    );
+    // The idle step's last look finds it: the CPU does not halt.
+    assert!(!net.interrupt().arm_and_look());
+    assert_eq!(recv(&mut net).unwrap(), frame(1, 80));
+    assert!(recv(&mut net).is_none());
+    // Taking the frame turned interrupts off again (the platform had turned them on).
+    assert!(dev.borrow_mut().receive(&frame(2, 80)));
+    assert_eq!(dev.borrow().interrupts, before);
+    assert_eq!(recv(&mut net).unwrap(), frame(2, 80));
+    assert!(recv(&mut net).is_none());
+    // Waiting, nothing there: the CPU halts, and the next frame interrupts it.
+    let woken = count.0.load(Ordering::Relaxed);
+    net.register_rx_waker(&waker);
+    assert_eq!(
+        count.0.load(Ordering::Relaxed),
+        woken,
+        "nothing to wake for"
+    );
+    assert_eq!(net.interrupt().watch.get().unwrap().seen, 3);
+    assert!(net.interrupt().arm_and_look());
+    assert!(dev.borrow_mut().receive(&frame(3, 80)));
+    assert_eq!(
+        dev.borrow().interrupts,
+        before + 1,
+        "a halted CPU is interrupted"
+    );
+    assert_eq!(recv(&mut net).unwrap(), frame(3, 80));
+    // Dropping the driver withdraws the offer before the ring is freed.
+    let offer = net.interrupt().watch.clone();
+    drop(net);
+    assert!(offer.get().is_none(), "withdrawn");
 }

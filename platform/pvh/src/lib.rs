@@ -90,7 +90,7 @@ pub use entropy::{Entropy, EntropyError};
 pub use exit::{Failure, exit_failure, exit_success};
 pub use heap::{Heap, HeapStats};
 pub use idle::Halt;
-pub use interrupts::{Interrupts, Irq, IrqError, IrqWait, MsiMessage, Polarity, Trigger};
+pub use interrupts::{Interrupts, Irq, IrqError, IrqWait, MsiMessage, Polarity, Trigger, Watch};
 pub use memmap::{MemoryRegion, RegionKind};
 pub use paging::{MapError, Mmio, map_mmio, virt_to_phys};
 pub use pci::{Bar, Pci, PciAddress, PciError, PciFunction};

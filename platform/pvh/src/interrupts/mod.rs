@@ -373,6 +373,138 @@ pub(crate) fn dispatch() -> bool {
     woke
 }
 
+/// A device's progress as the driver can see it in memory: the idle step looks at it
+/// itself, so that the device need not interrupt a CPU that is still running (see
+/// [`Irq::watch`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Watch {
+    /// A 16-bit index the device advances when it has work for the driver (a virtqueue's
+    /// used index).
+    pub index: *const u16,
+    /// The value of `index` the driver last saw: any other counts as the interrupt
+    /// having fired.
+    pub seen: u16,
+    /// A 16-bit word the idle step sets to `arm_value` just before the CPU halts (a
+    /// virtqueue's available-ring flags with "no interrupt" cleared). The device must
+    /// read it after it advances `index` (virtio's devices do), so that an advance the
+    /// idle step's last look missed interrupts the halt.
+    pub arm: *mut u16,
+    /// What to write into `arm` (little-endian, as the device reads it).
+    pub arm_value: u16,
+    /// What the idle step writes into `arm` when the CPU wakes from its halt (the
+    /// device's interrupts off again: the CPU runs and will look before it halts next).
+    pub disarm_value: u16,
+}
+
+/// Watched vectors: a few, one per device queue whose driver asked (see [`Irq::watch`]).
+static WATCHES: CpuCell<[Option<(u8, Watch)>; 4]> = CpuCell::new([None; 4]);
+
+/// Marks `vector` as fired, as its handler would (without an EOI: nothing was taken).
+fn mark_pending(vector: u8) {
+    PENDING[usize::from(vector / 64)].fetch_or(1 << (vector % 64), Ordering::AcqRel);
+}
+
+/// Looks at every watched index once: a watch whose index moved is removed and its
+/// vector marked as fired (the next [`dispatch`] wakes its driver). Whether any moved.
+pub(crate) fn poll_watches() -> bool {
+    WATCHES.with(|ws| {
+        let mut moved = false;
+        for slot in ws.iter_mut() {
+            if let Some((vector, w)) = *slot {
+                // SAFETY: `Irq::watch`'s contract: the pointer stays valid for reads
+                // while the watch is installed.
+                let now = unsafe { w.index.read_volatile() };
+                if u16::from_le(now) != w.seen {
+                    *slot = None;
+                    mark_pending(vector);
+                    moved = true;
+                }
+            }
+        }
+        moved
+    })
+}
+
+/// After a halt: writes each watch's disarm word (its device's interrupts off: under
+/// QEMU every frame that arrives while they are on interrupts the vCPU, even once it
+/// runs, until its driver takes a frame).
+pub(crate) fn disarm_watches() {
+    WATCHES.with(|ws| {
+        for (_, w) in ws.iter().flatten() {
+            // SAFETY: `Irq::watch`'s contract, as in `arm_watches`.
+            unsafe { w.arm.write_volatile(w.disarm_value.to_le()) };
+        }
+    });
+}
+
+/// Whether any device is watched.
+pub(crate) fn watching() -> bool {
+    WATCHES.with(|ws| ws.iter().any(Option::is_some))
+}
+
+/// Looks at the watched indices until one moves or the TSC reaches `until`, with
+/// interrupts off: a driver's next frame is taken without an interrupt or a halt.
+/// Whether one moved (its vector is then marked as fired).
+pub(crate) fn spin_watches(until: u64) -> bool {
+    let ws = WATCHES.with(|ws| *ws);
+    loop {
+        for (vector, w) in ws.iter().flatten() {
+            // SAFETY: as in `poll_watches`; no driver code runs during the spin, so no
+            // watch is removed meanwhile.
+            let now = unsafe { w.index.read_volatile() };
+            if u16::from_le(now) != w.seen {
+                WATCHES.with(|ws| {
+                    for slot in ws.iter_mut() {
+                        if matches!(slot, Some((v, _)) if v == vector) {
+                            *slot = None;
+                        }
+                    }
+                });
+                mark_pending(*vector);
+                return true;
+            }
+        }
+        if crate::cpu::rdtsc() >= until {
+            return false;
+        }
+    }
+}
+
+/// Before the CPU halts: writes each watch's arm word (its device's interrupts on),
+/// orders those writes before the reads that follow (a full fence: the device advances
+/// the index, then reads the word), and looks at the indices once more. Whether one
+/// moved: then the CPU must not halt (its device may have read the old word), and the
+/// arm words are written back to their disarm values.
+pub(crate) fn arm_watches() -> bool {
+    let any = WATCHES.with(|ws| {
+        let mut any = false;
+        for (_, w) in ws.iter().flatten() {
+            // SAFETY: `Irq::watch`'s contract: the pointer stays valid for writes while
+            // the watch is installed.
+            unsafe { w.arm.write_volatile(w.arm_value.to_le()) };
+            any = true;
+        }
+        any
+    });
+    if !any {
+        return false;
+    }
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let moved = WATCHES.with(|ws| {
+        ws.iter().flatten().any(|(_, w)| {
+            // SAFETY: as in `poll_watches`.
+            u16::from_le(unsafe { w.index.read_volatile() }) != w.seen
+        })
+    });
+    if moved {
+        // The CPU goes on running: interrupts off again before the watch that moved is
+        // removed (the driver's next frame would otherwise leave them on).
+        disarm_watches();
+        poll_watches();
+    }
+    moved
+}
+
 /// Why an interrupt could not be set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IrqError {
@@ -529,6 +661,51 @@ impl Irq {
         }
     }
 
+    /// Lets the idle step watch the device's progress in memory in place of (or
+    /// before) its interrupt: until the watch is replaced, removed ([`Irq::unwatch`]),
+    /// fires, or this `Irq` drops, the idle step counts a change of `*watch.index` away
+    /// from `watch.seen` as this interrupt firing. It may spin on the index before
+    /// halting (up to `idle::SPIN_MAX_NS`), writes `watch.arm_value` into `*watch.arm`
+    /// just before it halts, then looks once more, and writes `watch.disarm_value` when
+    /// the CPU wakes. So a driver can keep its device's interrupts off while it waits,
+    /// and have them on only while the CPU sleeps. Returns false when every watch slot
+    /// is taken: the driver then arms the device itself. Replaces this vector's earlier
+    /// watch.
+    ///
+    /// # Safety
+    ///
+    /// `watch.index` must stay valid for volatile 16-bit reads and `watch.arm` for
+    /// volatile 16-bit writes (both aligned) until the watch fires or is replaced or
+    /// removed, or this `Irq` drops.
+    pub unsafe fn watch(&self, watch: Watch) -> bool {
+        let v = self.vector;
+        WATCHES.with(|ws| {
+            if let Some(slot) = ws.iter_mut().find(|s| matches!(s, Some((x, _)) if *x == v)) {
+                *slot = Some((v, watch));
+                return true;
+            }
+            match ws.iter_mut().find(|s| s.is_none()) {
+                Some(slot) => {
+                    *slot = Some((v, watch));
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
+    /// Removes this vector's watch, if any.
+    pub fn unwatch(&self) {
+        let v = self.vector;
+        WATCHES.with(|ws| {
+            for slot in ws.iter_mut() {
+                if matches!(slot, Some((x, _)) if *x == v) {
+                    *slot = None;
+                }
+            }
+        });
+    }
+
     /// Raises this vector on the current CPU (a self-IPI): for tests and for software
     /// wake-ups.
     pub fn trigger_self(&self) {
@@ -543,6 +720,7 @@ impl Drop for Irq {
         if line != 0 {
             apic::mask_encoded_line(line & !LEVEL);
         }
+        self.unwatch();
         WAKERS.with(|t| t[usize::from(v)] = None);
         PENDING[usize::from(v / 64)].fetch_and(!(1 << (v % 64)), Ordering::AcqRel);
         ALLOCATED.with(|set| set[usize::from(v / 64)] &= !(1 << (v % 64)));
