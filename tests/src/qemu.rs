@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A booted QEMU, killed when dropped. The guest's serial console goes to a file.
@@ -35,11 +36,13 @@ fn base_args(memory: &str, serial: &Path) -> Vec<String> {
 
 /// A fresh file for a guest's serial console.
 fn serial_path() -> PathBuf {
+    // A counter, not a clock: two guests booted by one thread in a row must never share
+    // a console file (the second's `remove_file` would take the first's name).
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let serial = std::env::temp_dir().join(format!(
-        "morgana-serial-{}-{:?}-{}",
+        "morgana-serial-{}-{}",
         std::process::id(),
-        std::thread::current().id(),
-        Instant::now().elapsed().as_nanos()
+        NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_file(&serial);
     serial
