@@ -482,7 +482,8 @@ fn build_steps(
 }
 
 /// The cargo features the included devices' implementations need (catalog `features`):
-/// for a signature another included device requires of them, or an optional key set.
+/// for a signature another included device requires of them, an optional key set, or
+/// (neither `used` nor `set`) whenever the implementation is chosen.
 fn needed_features(
     model: &model::Appliance,
     catalog: &Catalog,
@@ -515,7 +516,10 @@ fn needed_features(
                     .filter(|s| s.value != model::Scalar::Absent)
                     .map(|s| format!("`{}.{key}` is {}", dev.name, s.value.ron()))
             } else {
-                None
+                Some(format!(
+                    "`{}` is a `{}` on this target",
+                    dev.name, dev.component
+                ))
             };
             let Some(why) = why else { continue };
             if out

@@ -709,7 +709,8 @@ pub struct Feature {
     /// Needed when an included device requires this signature of the device.
     #[serde(default)]
     pub used: Option<String>,
-    /// Needed when this optional key of the device is set.
+    /// Needed when this optional key of the device is set. Without `used` and `set`,
+    /// needed whenever the implementation is chosen.
     #[serde(default)]
     pub set: Option<String>,
 }

@@ -330,11 +330,12 @@ fn validate_component(
             let ok = match (&f.used, &f.set) {
                 (Some(s), None) => c.provides.contains(s),
                 (None, Some(k)) => c.keys.iter().any(|key| &key.name == k && key.optional),
-                _ => false,
+                (None, None) => true,
+                (Some(_), Some(_)) => false,
             };
             if !ok {
                 findings.push(err(&here, format!(
-                    "feature `{}/{}`: give `used` (a signature the component provides) or `set` (one of its optional keys)",
+                    "feature `{}/{}`: give `used` (a signature the component provides), `set` (one of its optional keys), or neither (always needed by this implementation)",
                     f.krate, f.feature
                 )));
             }

@@ -7,6 +7,8 @@
 //! device a CPU pointer instead of a bus address is caught at once. Every DMA region
 //! checks, when it is freed, that no enabled queue of the device still points into it
 //! (the driver must reset the device first).
+// The virtio-rng device model serves the `rng` feature's tests only.
+#![cfg_attr(not(feature = "rng"), allow(dead_code))]
 
 use crate::pci::{PciRegs, Region, common};
 use crate::transport::{NO_VECTOR, status};

@@ -114,6 +114,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+#[cfg(feature = "blk")]
 pub mod blk;
 mod hal;
 pub mod mmio;
@@ -122,6 +123,7 @@ pub mod pci;
 pub mod pvh;
 pub mod pvh_bus;
 mod queue;
+#[cfg(feature = "rng")]
 pub mod rng;
 mod split;
 pub mod transport;
@@ -132,7 +134,7 @@ mod fake;
 mod fake_mmio;
 #[cfg(test)]
 mod fuzz_tests;
-#[cfg(test)]
+#[cfg(all(test, feature = "rng"))]
 mod rng_tests;
 #[cfg(test)]
 mod tests;
@@ -142,6 +144,7 @@ mod tests_mmio;
 use core::fmt;
 use core::task::Waker;
 
+#[cfg(feature = "blk")]
 pub use blk::{Blk, BlkConfig, BlkError, BlkStats, VirtioBlk};
 pub use hal::{DmaMemory, Hal};
 pub use mmio::{MmioDevice, MmioRegs, MmioTransport};

@@ -27,7 +27,8 @@ use alloc::vec::Vec;
 use core::cell::Cell;
 use core::mem::ManuallyDrop;
 
-/// Descriptor flag: the chain continues at `next`.
+/// Descriptor flag: the chain continues at `next` (chains are virtio-blk's).
+#[cfg_attr(not(feature = "blk"), allow(dead_code))]
 pub(crate) const DESC_F_NEXT: u16 = 1;
 /// Descriptor flag: the device writes this buffer (rather than reads it).
 pub(crate) const DESC_F_WRITE: u16 = 2;
@@ -76,6 +77,7 @@ pub(crate) enum OnBogus {
     /// Skip the element (a NIC's buffers stand alone: the others are still right).
     Skip,
     /// Give the queue up (a block device's requests can no longer be told apart).
+    #[cfg_attr(not(feature = "blk"), allow(dead_code))]
     GiveUp,
 }
 
