@@ -144,6 +144,21 @@ fn https_appliances_match_their_golden_outputs() {
         let key = std::fs::read_to_string(dir.join("secrets/ec.key")).unwrap();
         let body = key.lines().nth(1).unwrap();
         assert!(!g.report.contains(body) && !g.rust.contains(body), "{case}");
+        // A kernel's TLS takes virtio-rng's generator: the build asks Cargo.toml for
+        // morgana-virtio's `rng` feature there (it is not compiled otherwise), and only
+        // there.
+        let rng = g
+            .features
+            .iter()
+            .find(|f| f.krate == "morgana-virtio" && f.feature == "rng");
+        match target {
+            Some(_) => assert!(
+                rng.is_some_and(|f| f.why.contains("is a `Tls` on this target")),
+                "{case}: {:?}",
+                g.features
+            ),
+            None => assert!(rng.is_none(), "{case}: {:?}", g.features),
+        }
         // A changed secret rebuilds: the files are watched.
         assert!(
             g.watch_files
