@@ -62,8 +62,11 @@
 //!   the driver's pump. A woken operation checks its socket and returns; it does not
 //!   pump unless work is queued.
 //! - An operation that queues work (data, a FIN, a window update) pumps right after, so
-//!   what a `write` queued is on the wire before it returns; dropping a stream or a
-//!   listener pumps too.
+//!   what it queued is on the wire before it returns; dropping a stream or a listener
+//!   pumps too. Except a TCP `write` (and a UDP `send_to` in a burst) while another
+//!   operation drives: it queues its data and wakes the driver, whose next pump (once
+//!   the writing task yields) sends what every connection wrote in that turn in one
+//!   pass over the sockets.
 //! - When the driver finishes or is cancelled (dropped), it wakes another pending
 //!   operation, which becomes the driver at its next poll. So the interface is driven
 //!   as long as any operation is pending: a server's `accept` always is. An appliance

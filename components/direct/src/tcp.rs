@@ -179,6 +179,24 @@ impl<N: NetIf, C: Timer> TcpStream for Stream<N, C> {
             return Err(Error::Shutdown);
         }
         let handle = self.handle;
+        {
+            // While another operation drives the interface, the data is only queued and
+            // the driver is woken: its next pump (once this task yields) sends what every
+            // connection wrote in this turn of the executor in one pass over the sockets,
+            // instead of one pass per write. Without a driver it is sent at once, below.
+            // (Not `dirty`: that would make the next operation of any task pump.)
+            let mut inner = self.shared.inner.borrow_mut();
+            if let Some(driver) = inner.driver_waker() {
+                let socket = inner.sockets.get_mut::<tcp::Socket>(handle);
+                if send_error(socket).is_none()
+                    && let Ok(n @ 1..) = socket.send_slice(data)
+                {
+                    drop(inner);
+                    driver.wake();
+                    return Ok(n);
+                }
+            }
+        }
         self.shared
             .drive(|inner, cx| {
                 let socket = inner.sockets.get_mut::<tcp::Socket>(handle);
