@@ -187,10 +187,9 @@ impl<N: NetIf, C: Timer> TcpStream for Stream<N, C> {
             // (Not `dirty`: that would make the next operation of any task pump.)
             let mut inner = self.shared.inner.borrow_mut();
             if let Some(driver) = inner.driver_waker() {
+                // (A socket that cannot send refuses the data: then `drive` says why.)
                 let socket = inner.sockets.get_mut::<tcp::Socket>(handle);
-                if send_error(socket).is_none()
-                    && let Ok(n @ 1..) = socket.send_slice(data)
-                {
+                if let Ok(n @ 1..) = socket.send_slice(data) {
                     drop(inner);
                     driver.wake();
                     return Ok(n);
@@ -200,9 +199,8 @@ impl<N: NetIf, C: Timer> TcpStream for Stream<N, C> {
         self.shared
             .drive(|inner, cx| {
                 let socket = inner.sockets.get_mut::<tcp::Socket>(handle);
-                if let Some(e) = send_error(socket) {
-                    return Poll::Ready(Err(e));
-                }
+                // `send_slice` refuses a socket that cannot send (`send_error`'s case:
+                // reset or timed out): `Err` below.
                 match socket.send_slice(data) {
                     Ok(0) => {
                         socket.register_send_waker(cx.waker());
