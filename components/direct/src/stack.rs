@@ -331,7 +331,7 @@ impl<N: NetIf, C: Timer> Shared<N, C> {
     ///
     /// Each poll runs the pump if this operation is the driver (see the crate docs) or
     /// if someone queued work (`dirty`), then `op`, then the pump again if `op` queued
-    /// work, so that data written is on the wire before `write` returns. `op` registers
+    /// work, so that what `op` queued is on the wire before it returns. `op` registers
     /// its waker on the smoltcp sockets it waits for. The driver also parks its waker
     /// on the device and sleeps until smoltcp's next deadline.
     pub(crate) async fn drive<T>(
