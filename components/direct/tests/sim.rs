@@ -778,6 +778,49 @@ fn bad_configurations_are_refused_with_a_reason() {
 }
 
 #[test]
+fn a_write_while_another_operation_drives_is_sent_by_the_driver() {
+    // A `write` while an accept drives only queues its data and wakes the driver, whose
+    // next pump sends it: nothing leaves before, and the writer needs no further call.
+    let clock = FakeClock::new();
+    run(&clock, async {
+        let (stack, peer, wire) = stack_and_peer(&clock, static_config()).await;
+        let mut listener = stack.listen(addr([0, 0, 0, 0], 80)).await.unwrap();
+        with_peer(&peer, async {
+            let (h, r) = join(peer.connect(addr(STACK_IP, 80)), listener.accept()).await;
+            let (h, (mut s, _)) = (h.unwrap(), r.unwrap());
+            let from_stack = || wire.log().iter().filter(|(side, _)| *side == 0).count();
+            {
+                let mut accept = pin!(listener.accept());
+                // The accept is polled first: it drives.
+                poll_fn(|cx| {
+                    assert!(accept.as_mut().poll(cx).is_pending());
+                    Poll::Ready(())
+                })
+                .await;
+                let before = from_stack();
+                assert_eq!(s.write(b"queued").await.unwrap(), 6);
+                assert_eq!(from_stack(), before, "sent by the write itself");
+                poll_fn(|cx| {
+                    assert!(accept.as_mut().poll(cx).is_pending());
+                    Poll::Ready(())
+                })
+                .await;
+                assert!(from_stack() > before, "the driver's pump sent nothing");
+                assert_eq!(peer.recv_exact(h, 6).await, b"queued");
+            }
+            // Without a driver (the accept dropped), a write is on the wire when it returns
+            // (once "queued" is acknowledged: Nagle holds a small segment until then).
+            settle(&stack, &clock, Duration::from_millis(500)).await;
+            let before = from_stack();
+            assert_eq!(s.write(b"at once").await.unwrap(), 7);
+            assert!(from_stack() > before, "not sent by the write");
+            assert_eq!(peer.recv_exact(h, 7).await, b"at once");
+        })
+        .await;
+    });
+}
+
+#[test]
 fn a_cancelled_driver_hands_over() {
     // A read that drives the stack is cancelled by a timeout while an accept waits: the
     // accept must take over driving, or the next connection would never be answered.
