@@ -42,6 +42,8 @@ pub struct QueueState {
     pub last_avail: u16,
     pub used_idx: u16,
     pub notifications: u32,
+    /// With `VIRTIO_F_EVENT_IDX`: the used index at the last interrupt decision.
+    pub signalled: Option<u16>,
 }
 
 /// The fake device: knobs, registers, and ring state.
@@ -308,10 +310,23 @@ impl Device {
         self.status & status::DRIVER_OK != 0 && self.queues[q].enable == 1
     }
 
-    /// Raises the interrupt of queue `q` (unless the driver suppressed it).
+    /// Whether the driver accepted `VIRTIO_F_EVENT_IDX`.
+    pub fn event_idx(&self) -> bool {
+        self.driver_features & crate::transport::feature::EVENT_IDX != 0
+    }
+
+    /// Raises the interrupt of queue `q` (unless the driver suppressed it: the flag, or
+    /// with event indices a `used_event` the used index did not move past since the
+    /// last decision).
     fn interrupt(&mut self, q: usize) {
-        let flags = self.ring16(q, self.queues[q].driver);
-        if flags & 1 != 0 {
+        let s = self.queues[q];
+        if self.event_idx() {
+            let used_event = self.ring16(q, s.driver + 4 + 2 * u64::from(s.size));
+            let old = self.queues[q].signalled.replace(s.used_idx);
+            if old.is_some_and(|old| !crate::transport::need_event(used_event, s.used_idx, old)) {
+                return;
+            }
+        } else if self.ring16(q, s.driver) & 1 != 0 {
             return; // VIRTQ_AVAIL_F_NO_INTERRUPT
         }
         self.isr |= 1;
@@ -364,6 +379,10 @@ impl Device {
         };
         assert_eq!(flags & 1, 0, "chained descriptors are not expected");
         self.queues[q].last_avail = s.last_avail.wrapping_add(1);
+        if self.event_idx() {
+            // As QEMU does: notify me of anything past what I have taken.
+            self.set_avail_event(q, s.last_avail.wrapping_add(1));
+        }
         Some((id, addr, len, flags))
     }
 
@@ -379,6 +398,13 @@ impl Device {
         }
         self.queues[q].used_idx = s.used_idx.wrapping_add(1);
         self.set_ring16(s.device + 2, self.queues[q].used_idx);
+    }
+
+    /// With event indices: asks for a notification once the driver publishes past
+    /// available index `v` (the used ring's `avail_event`).
+    pub fn set_avail_event(&mut self, q: usize, v: u16) {
+        let s = self.queues[q];
+        self.set_ring16(s.device + 4 + 8 * u64::from(s.size), v);
     }
 
     /// Sets or clears VIRTQ_USED_F_NO_NOTIFY on queue `q`.

@@ -182,14 +182,14 @@ pub trait Interrupt {
     /// [`register`](Interrupt::register): a platform that accepts (returns true) counts
     /// a change of the used index away from `watch.seen` as the interrupt (it may look
     /// before halting the CPU, and spin on it a little), and turns the queue's
-    /// interrupts on itself ([`QueueWatch::flags`]) just before the CPU halts, then
+    /// interrupts on itself ([`QueueWatch::arm`]) just before the CPU halts, then
     /// looks once more (and may turn them off again when the CPU wakes). The driver then leaves its interrupts off while it waits. One
     /// that declines (the default) leaves the driver to turn them on before it waits.
     ///
     /// # Safety
     ///
     /// The pointers must stay valid (aligned, for volatile 16-bit reads of `used_index`
-    /// and writes of `flags`) until the next `watch_queue` or
+    /// and writes of `arm`) until the next `watch_queue` or
     /// [`unwatch_queue`](Interrupt::unwatch_queue), or until `self` drops.
     unsafe fn watch_queue(&self, watch: QueueWatch) -> bool {
         let _ = watch;
@@ -200,25 +200,24 @@ pub trait Interrupt {
     fn unwatch_queue(&self) {}
 }
 
-/// Where a receive queue's progress and interrupt flag are in memory
-/// ([`Interrupt::watch_queue`]). Both words are little-endian, as the device uses them.
+/// Where a receive queue's progress and interrupt switch are in memory
+/// ([`Interrupt::watch_queue`]). The words are little-endian, as the device uses them;
+/// `on` and `off` are the values to write (in native order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueWatch {
     /// The used ring's index, which the device advances when it returns a buffer.
     pub used_index: *const u16,
     /// The used index up to which the driver has taken buffers.
     pub seen: u16,
-    /// The available ring's flags; writing [`QueueWatch::INTERRUPTS_ON`] turns the
-    /// queue's interrupts on, [`QueueWatch::INTERRUPTS_OFF`] off. The device reads it
-    /// after it advances the used index.
-    pub flags: *mut u16,
-}
-
-impl QueueWatch {
-    /// The available ring's flags with `VIRTQ_AVAIL_F_NO_INTERRUPT` clear.
-    pub const INTERRUPTS_ON: u16 = 0;
-    /// The available ring's flags with `VIRTQ_AVAIL_F_NO_INTERRUPT` set.
-    pub const INTERRUPTS_OFF: u16 = 1;
+    /// The word that switches the queue's interrupts: the available ring's flags
+    /// (`on` 0, `off` `VIRTQ_AVAIL_F_NO_INTERRUPT`), or with `VIRTIO_F_EVENT_IDX` its
+    /// `used_event` (`on` = `seen`: one interrupt when the device returns the next
+    /// buffer; `off` = `seen - 1`). The device reads it after it advances the used index.
+    pub arm: *mut u16,
+    /// The value of `*arm` that turns interrupts on.
+    pub on: u16,
+    /// The value of `*arm` that turns them off.
+    pub off: u16,
 }
 
 /// Why the driver could not take the device.

@@ -61,6 +61,9 @@ pub struct Config {
     /// The MAC address used when the device has none (no `VIRTIO_NET_F_MAC`): it should
     /// be a locally administered unicast address (`02:...`).
     pub fallback_mac: MacAddress,
+    /// Accept `VIRTIO_F_EVENT_IDX` when the device offers it: notifications and
+    /// interrupts are then asked for with ring indices instead of the rings' flags.
+    pub event_idx: bool,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             rx_queue_size: DEFAULT_QUEUE_SIZE,
             tx_queue_size: DEFAULT_QUEUE_SIZE,
             fallback_mac: MacAddress([0x02, 0, 0, 0, 0, 1]),
+            event_idx: true,
         }
     }
 }
@@ -158,6 +162,9 @@ impl<H: Hal, T: Transport, I: Interrupt> Net<H, T, I> {
                 | feature::ACCESS_PLATFORM
                 | VIRTIO_NET_F_MAC
                 | VIRTIO_NET_F_STATUS;
+            if config.event_idx {
+                accept |= feature::EVENT_IDX;
+            }
             // A device MTU above 1500 would oblige us to receive frames larger than our
             // buffers; one below it is the MTU to use.
             if offered & VIRTIO_NET_F_MTU != 0 {
@@ -176,7 +183,7 @@ impl<H: Hal, T: Transport, I: Interrupt> Net<H, T, I> {
         };
         // A queue whose set-up failed was never enabled, so the device does not use its
         // memory; one that was set up is dropped only after `abandon` reset the device.
-        let rx = Virtqueue::new(
+        let mut rx = Virtqueue::new(
             &hal,
             &transport,
             RX_QUEUE,
@@ -203,6 +210,10 @@ impl<H: Hal, T: Transport, I: Interrupt> Net<H, T, I> {
             }
         };
         transport.set_config_vector(None);
+        if features & feature::EVENT_IDX != 0 {
+            rx.use_event_idx();
+            tx.use_event_idx();
+        }
         tx.suppress_interrupts();
         let free = (0..tx.size()).rev().collect();
         let mut net = Net {
@@ -382,10 +393,15 @@ impl<D: DmaMemory> RxQueue<D> {
 impl<D: DmaMemory> TxQueue<D> {
     /// Takes back the buffers the device has sent.
     fn reclaim<H: Hal>(&mut self, hal: &H) {
+        let mut any = false;
         while let Some(used) = self.vq.pop_used(hal) {
+            any = true;
             if let Used::Buffer { id, .. } = used {
                 self.free.push(id);
             }
+        }
+        if any {
+            self.vq.keep_interrupts_off();
         }
     }
 }

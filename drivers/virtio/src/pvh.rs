@@ -399,9 +399,9 @@ impl Interrupt for PvhInterrupt {
             irq.watch(Watch {
                 index: watch.used_index,
                 seen: watch.seen,
-                arm: watch.flags,
-                arm_value: QueueWatch::INTERRUPTS_ON,
-                disarm_value: QueueWatch::INTERRUPTS_OFF,
+                arm: watch.arm,
+                arm_value: watch.on,
+                disarm_value: watch.off,
             })
         }
     }

@@ -76,6 +76,16 @@ impl<D: DmaMemory> Virtqueue<D> {
         self.ring.dma_bytes()
     }
 
+    /// See [`Split::use_event_idx`].
+    pub(crate) fn use_event_idx(&mut self) {
+        self.ring.use_event_idx();
+    }
+
+    /// See [`Split::keep_interrupts_off`].
+    pub(crate) fn keep_interrupts_off(&self) {
+        self.ring.keep_interrupts_off();
+    }
+
     /// Asks the device not to interrupt for this queue (a hint it may ignore).
     pub(crate) fn suppress_interrupts(&mut self) {
         self.ring.suppress_interrupts();

@@ -101,8 +101,15 @@ pub(crate) struct Split<D: DmaMemory> {
     in_flight: u16,
     /// The device misbehaved and the queue is no longer read.
     broken: bool,
-    /// Shadow of the available ring's flags: whether `AVAIL_F_NO_INTERRUPT` is set.
+    /// Shadow of the available ring's flags: whether `AVAIL_F_NO_INTERRUPT` is set
+    /// (with `event_idx`: whether `used_event` lies behind the used index).
     no_interrupt: Cell<bool>,
+    /// `VIRTIO_F_EVENT_IDX` was negotiated: notifications follow the used ring's
+    /// `avail_event`, interrupts the available ring's `used_event`, not the flags.
+    event_idx: bool,
+    /// The available index at the last notification decision ([`Split::kick`]): the
+    /// chains published since are those the next decision is about.
+    kick_checked: Cell<u16>,
 }
 
 impl<D: DmaMemory> Split<D> {
@@ -153,6 +160,8 @@ impl<D: DmaMemory> Split<D> {
             in_flight: 0,
             broken: false,
             no_interrupt: Cell::new(false),
+            event_idx: false,
+            kick_checked: Cell::new(0),
         })
     }
 
@@ -174,6 +183,22 @@ impl<D: DmaMemory> Split<D> {
             },
         )?;
         Ok(())
+    }
+
+    /// From now on, suppresses notifications and interrupts with event indices
+    /// (`VIRTIO_F_EVENT_IDX` was negotiated): call before the queue is used.
+    pub(crate) fn use_event_idx(&mut self) {
+        self.event_idx = true;
+    }
+
+    /// Offset of the available ring's `used_event` (after its `size` entries).
+    fn used_event_at(&self) -> usize {
+        self.layout.avail + 4 + 2 * usize::from(self.size)
+    }
+
+    /// Offset of the used ring's `avail_event` (after its `size` elements).
+    fn avail_event_at(&self) -> usize {
+        self.layout.used + 4 + 8 * usize::from(self.size)
     }
 
     /// Number of entries.
@@ -219,10 +244,44 @@ impl<D: DmaMemory> Split<D> {
     /// write before later reads of the used ring: a driver about to wait issues a full
     /// barrier between the two (or the device could add a buffer after the driver's
     /// last look and still read the old flag).
+    ///
+    /// With event indices, "on" asks for an interrupt once the device uses the next
+    /// element not yet taken (`used_event` = that index): one interrupt, then none until
+    /// the driver asks again; "off" puts `used_event` just behind the elements taken, so
+    /// that the device would pass it only after 2^16 - 1 more.
     pub(crate) fn set_interrupts(&self, on: bool) {
         if self.no_interrupt.get() == on {
             self.no_interrupt.set(!on);
-            self.write16(self.layout.avail, if on { 0 } else { AVAIL_F_NO_INTERRUPT });
+            let (at, value) = self.interrupt_word(on);
+            self.write16(at, value);
+        }
+    }
+
+    /// Where the word that turns this queue's interrupts on or off is, and the value
+    /// that does it now.
+    fn interrupt_word(&self, on: bool) -> (usize, u16) {
+        if self.event_idx {
+            let at = self.used_event_at();
+            (
+                at,
+                if on {
+                    self.last_used
+                } else {
+                    self.last_used.wrapping_sub(1)
+                },
+            )
+        } else {
+            (self.layout.avail, if on { 0 } else { AVAIL_F_NO_INTERRUPT })
+        }
+    }
+
+    /// For a queue whose interrupts stay off for good (a NIC's transmit queue): with
+    /// event indices, moves `used_event` along behind the elements taken, so that the
+    /// device never reaches it. Nothing to do with the flag, which stays set.
+    pub(crate) fn keep_interrupts_off(&self) {
+        if self.event_idx {
+            self.no_interrupt.set(true);
+            self.write16(self.used_event_at(), self.last_used.wrapping_sub(1));
         }
     }
 
@@ -238,10 +297,14 @@ impl<D: DmaMemory> Split<D> {
     /// waits ([`crate::Interrupt::watch_queue`]). The pointers stay valid as long as
     /// `self` (for ever once it leaked its memory).
     pub(crate) fn watch(&self) -> crate::QueueWatch {
+        let (at, on) = self.interrupt_word(true);
+        let (_, off) = self.interrupt_word(false);
         crate::QueueWatch {
             used_index: self.ptr::<u16>(self.layout.used + 2).cast_const(),
             seen: self.last_used,
-            flags: self.ptr::<u16>(self.layout.avail),
+            arm: self.ptr::<u16>(at),
+            on,
+            off,
         }
     }
 
@@ -332,13 +395,19 @@ impl<D: DmaMemory> Split<D> {
         }
     }
 
-    /// Notifies the device of new available chains, unless it asked not to be.
-    /// Returns whether it was notified.
+    /// Notifies the device of the chains published since the last call, unless it
+    /// asked not to be (the used ring's flag, or with event indices its `avail_event`
+    /// not among them). Returns whether it was notified.
     pub(crate) fn kick<H: Hal, T: Transport>(&self, hal: &H, transport: &T) -> bool {
         // The published index before the device's flag is read: otherwise the device
         // could stop polling after we read "no notify" and miss the new chains.
         hal.mb();
-        let wanted = self.read16(self.layout.used) & USED_F_NO_NOTIFY == 0;
+        let old = self.kick_checked.replace(self.next_avail);
+        let wanted = if self.event_idx {
+            crate::transport::need_event(self.read16(self.avail_event_at()), self.next_avail, old)
+        } else {
+            self.read16(self.layout.used) & USED_F_NO_NOTIFY == 0
+        };
         if wanted {
             transport.notify(self.notify);
         }
@@ -350,6 +419,7 @@ impl<D: DmaMemory> Split<D> {
     /// ring, so the flag can be stale (see `RxQueue::settle`).
     pub(crate) fn kick_always<T: Transport>(&self, hal: &impl Hal, transport: &T) {
         hal.mb();
+        self.kick_checked.set(self.next_avail);
         transport.notify(self.notify);
     }
 

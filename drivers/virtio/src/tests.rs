@@ -95,7 +95,7 @@ fn negotiates_version_1_mac_and_status_and_declines_offloads() {
     let d = dev.borrow();
     assert_eq!(
         d.driver_features,
-        feature::VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS
+        feature::VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | feature::EVENT_IDX
     );
     assert_eq!(net.features(), d.driver_features);
     assert_eq!(d.status, ALL_OK);
@@ -233,8 +233,23 @@ fn many_frames_wrap_the_rings_and_the_16_bit_indices() {
 }
 
 #[test]
-fn a_full_receive_ring_refills_when_the_stack_has_read_it() {
+fn event_indices_are_declined_when_not_offered_or_not_wanted() {
+    let dev = device(|d| d.offered &= !feature::EVENT_IDX);
+    let net = start(&dev);
+    assert_eq!(net.features() & feature::EVENT_IDX, 0);
     let dev = device(|_| {});
+    let config = Config {
+        event_idx: false,
+        ..Config::default()
+    };
+    let net = start_with(&dev, config, true).unwrap();
+    assert_eq!(net.features() & feature::EVENT_IDX, 0);
+    assert_eq!(dev.borrow().driver_features & feature::EVENT_IDX, 0);
+}
+
+#[test]
+fn a_full_receive_ring_refills_when_the_stack_has_read_it() {
+    let dev = device(|d| d.offered &= !feature::EVENT_IDX);
     let mut net = start(&dev);
     let mut n = 0;
     while dev.borrow_mut().receive(&frame(n, 100)) {
@@ -256,6 +271,43 @@ fn a_full_receive_ring_refills_when_the_stack_has_read_it() {
     assert_eq!(dev.borrow().queues[0].notifications, kicks + 4);
 }
 
+/// With event indices the device says up to where it has taken buffers: returned
+/// buffers are announced only when it had taken every one announced before.
+#[test]
+fn with_event_indices_the_receive_ring_is_announced_only_to_a_device_that_ran_dry() {
+    let dev = device(|_| {});
+    let mut net = start(&dev);
+    assert_ne!(net.features() & feature::EVENT_IDX, 0);
+    let mut n = 0;
+    while dev.borrow_mut().receive(&frame(n, 100)) {
+        n += 1;
+    }
+    assert_eq!(n, 128);
+    let kicks = dev.borrow().queues[0].notifications;
+    for i in 0..n {
+        assert_eq!(recv(&mut net).unwrap(), frame(i, 100));
+    }
+    assert!(recv(&mut net).is_none());
+    // The device had taken all 128: the first quarter back is announced; the rest
+    // follows without notification (the device reads the index when it next takes one).
+    assert_eq!(dev.borrow().queues[0].notifications, kicks + 1);
+    assert!(dev.borrow_mut().receive(&frame(999, 100)));
+    assert_eq!(recv(&mut net).unwrap(), frame(999, 100));
+    assert!(recv(&mut net).is_none());
+    assert_eq!(dev.borrow().queues[0].notifications, kicks + 1);
+    // It takes the rest and runs dry: what comes back is announced again.
+    let mut m = 0;
+    while dev.borrow_mut().receive(&frame(1000 + m, 100)) {
+        m += 1;
+    }
+    assert_eq!(m, 128, "every returned buffer was usable");
+    for _ in 0..m {
+        assert!(recv(&mut net).is_some());
+    }
+    assert!(recv(&mut net).is_none());
+    assert_eq!(dev.borrow().queues[0].notifications, kicks + 2);
+}
+
 #[test]
 fn an_unconsumed_token_still_returns_its_buffer() {
     let dev = device(|d| d.queues[0].max_size = 2);
@@ -270,7 +322,7 @@ fn an_unconsumed_token_still_returns_its_buffer() {
 
 #[test]
 fn transmits_until_the_ring_is_full_then_reclaims() {
-    let dev = device(|_| {});
+    let dev = device(|d| d.offered &= !feature::EVENT_IDX);
     let mut net = start(&dev);
     let mut sent = 0;
     while send(&mut net, &frame(sent, 60 + sent as usize)) {
@@ -295,6 +347,47 @@ fn transmits_until_the_ring_is_full_then_reclaims() {
     assert!(send(&mut net, &frame(501, 60)));
     assert_eq!(dev.borrow().queues[1].notifications, 129);
     assert_eq!(net.stats().tx_frames, 130);
+}
+
+/// With event indices, a frame written while the device has not yet taken the last
+/// announced one needs no notification; one written after it took them all does, and
+/// so does one past an `avail_event` the device moved back (as QEMU does when it
+/// schedules its transmit work).
+#[test]
+fn with_event_indices_transmits_notify_a_device_that_took_everything() {
+    let dev = device(|_| {});
+    let mut net = start(&dev);
+    assert!(send(&mut net, &frame(1, 60)));
+    assert_eq!(dev.borrow().queues[1].notifications, 1);
+    // The device has not taken frame 1 yet: frames 2 and 3 are not announced.
+    assert!(send(&mut net, &frame(2, 60)));
+    assert!(send(&mut net, &frame(3, 60)));
+    assert_eq!(dev.borrow().queues[1].notifications, 1);
+    assert_eq!(
+        dev.borrow_mut().transmit(),
+        [frame(1, 60), frame(2, 60), frame(3, 60)]
+    );
+    // It took them all: the next one is announced, the one after it not.
+    assert!(send(&mut net, &frame(4, 60)));
+    assert!(send(&mut net, &frame(5, 60)));
+    assert_eq!(dev.borrow().queues[1].notifications, 2);
+    // The device asks to hear of anything past frame 5 (available index 5).
+    dev.borrow_mut().set_avail_event(1, 5);
+    assert!(send(&mut net, &frame(6, 60)));
+    assert!(send(&mut net, &frame(7, 60)));
+    assert_eq!(dev.borrow().queues[1].notifications, 3);
+    assert_eq!(dev.borrow_mut().transmit().len(), 4);
+    // The transmit queue does not interrupt, past 2^16 frames either (a device's first
+    // decision may signal without looking, as QEMU's does: there is no vector).
+    let interrupts = dev.borrow().interrupts;
+    assert!(interrupts <= 1);
+    for n in 0..70_000u32 {
+        assert!(send(&mut net, &frame(n, 60)));
+        if n % 100 == 99 {
+            assert_eq!(dev.borrow_mut().transmit().len(), 100);
+        }
+    }
+    assert_eq!(dev.borrow().interrupts, interrupts);
 }
 
 #[test]
@@ -470,7 +563,10 @@ fn refused_features_are_an_error() {
     assert_eq!(
         e,
         Error::FeaturesRefused {
-            features: feature::VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS
+            features: feature::VERSION_1
+                | VIRTIO_NET_F_MAC
+                | VIRTIO_NET_F_STATUS
+                | feature::EVENT_IDX
         }
     );
     assert!(dev.borrow().queues.iter().all(|q| q.enable == 0));
@@ -727,8 +823,7 @@ impl WatchingIrq {
         // SAFETY: the driver keeps the ring alive while the watch is offered (the
         // test holds the driver).
         unsafe {
-            w.flags
-                .write_volatile(crate::QueueWatch::INTERRUPTS_ON.to_le());
+            w.arm.write_volatile(w.on.to_le());
             u16::from_le(w.used_index.read_volatile()) == w.seen
         }
     }
@@ -741,7 +836,22 @@ impl WatchingIrq {
 /// watch is withdrawn when the driver drops.
 #[test]
 fn a_watched_receive_queue_interrupts_only_once_the_platform_arms_it() {
-    let dev = device(|_| {});
+    watched_receive_queue(true);
+}
+
+/// The same through the available ring's flag, with a device that does not offer
+/// `VIRTIO_F_EVENT_IDX`.
+#[test]
+fn a_watched_receive_queue_without_event_indices_uses_the_flag() {
+    watched_receive_queue(false);
+}
+
+fn watched_receive_queue(event_idx: bool) {
+    let dev = device(|d| {
+        if !event_idx {
+            d.offered &= !feature::EVENT_IDX;
+        }
+    });
     let transport = PciTransport::new(FakeRegs(dev.clone()), NOTIFY_MULTIPLIER).unwrap();
     let irq = WatchingIrq {
         inner: FakeIrq {
@@ -753,6 +863,7 @@ fn a_watched_receive_queue_interrupts_only_once_the_platform_arms_it() {
     };
     let mut net = Net::new(FakeHal::new(dev.clone()), transport, irq, Config::default())
         .expect("driver starts");
+    assert_eq!(net.features() & feature::EVENT_IDX != 0, event_idx);
     let (count, waker) = counting_waker();
     // Take one frame so that the driver has turned interrupts off.
     net.register_rx_waker(&waker);
@@ -764,6 +875,9 @@ fn a_watched_receive_queue_interrupts_only_once_the_platform_arms_it() {
     net.register_rx_waker(&waker);
     let w = net.interrupt().watch.get().expect("offered");
     assert_eq!(w.seen, 1);
+    // With event indices: one interrupt once the device uses element 1, none before
+    // element 0 comes round again.
+    assert_eq!((w.on, w.off), if event_idx { (1, 0) } else { (0, 1) });
     assert!(dev.borrow_mut().receive(&frame(1, 80)));
     assert_eq!(
         dev.borrow().interrupts,
@@ -795,7 +909,15 @@ fn a_watched_receive_queue_interrupts_only_once_the_platform_arms_it() {
         before + 1,
         "a halted CPU is interrupted"
     );
+    // Another frame before the CPU has run: with event indices the device interrupted
+    // once for the arming, with the flag it interrupts again.
+    assert!(dev.borrow_mut().receive(&frame(4, 80)));
+    assert_eq!(
+        dev.borrow().interrupts,
+        before + if event_idx { 1 } else { 2 }
+    );
     assert_eq!(recv(&mut net).unwrap(), frame(3, 80));
+    assert_eq!(recv(&mut net).unwrap(), frame(4, 80));
     // Dropping the driver withdraws the offer before the ring is freed.
     let offer = net.interrupt().watch.clone();
     drop(net);

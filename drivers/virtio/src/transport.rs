@@ -35,6 +35,17 @@ pub mod feature {
     /// The device accesses memory through the platform's DMA translation (an IOMMU).
     /// Accepted: this driver gives bus addresses from the platform's [`crate::Hal`].
     pub const ACCESS_PLATFORM: u64 = 1 << 33;
+    /// `VIRTIO_F_EVENT_IDX`: each side says up to which ring index it wants to hear of
+    /// the other's progress (the used ring's `avail_event`, the available ring's
+    /// `used_event`) in place of the rings' on/off flags, which both sides then ignore.
+    pub const EVENT_IDX: u64 = 1 << 29;
+}
+
+/// The event-index rule (virtio 1.x, "Virtqueue Notification Suppression"): with the
+/// ring's index moved from `old` to `new`, whether the other side asked to hear once it
+/// moved past `event` (that is, `event` lies in `old..new`, modulo 2^16).
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 
 /// The MSI-X "no vector" value: the event raises no interrupt.
