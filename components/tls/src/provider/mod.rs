@@ -17,6 +17,7 @@
 //! takes that path, so nothing of `getrandom` is linked into one (`nm` shows it).
 
 pub(crate) mod aead;
+pub(crate) mod comb;
 pub(crate) mod hash;
 pub(crate) mod host;
 pub(crate) mod kx;
