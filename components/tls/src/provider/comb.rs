@@ -19,13 +19,20 @@
 //! inversion, so the table costs 520 inversions once (about 14 ms on the host).
 //!
 //! The rest of the signature is what `ecdsa`'s `hazmat::sign_prehashed` does, re-expressed
-//! over the table (FIPS 186-5 §6.4.1): k from RFC 6979 over SHA-256 with 32 fresh bytes
-//! from the generator as its additional data (the same hedged nonce as `p256`'s
-//! `try_sign_with_rng`), r = x(k·G) mod n, s = k⁻¹·(z + r·d) mod n. k⁻¹ is computed as
+//! over the table (FIPS 186-5 §6.4.1): a hedged nonce k (below), r = x(k·G) mod n,
+//! s = k⁻¹·(z + r·d) mod n. k⁻¹ is computed as
 //! b·(k·b)⁻¹ for a fresh random b, with the variable-time (binary) inversion applied to
 //! the blinded k·b only: k itself never meets a variable-time operation (on the host 19 µs
 //! against 44–76 µs for `p256`'s constant-time inversion by exponentiation; its code
 //! costs about 1.9 KB of image more, see docs/tls.md).
+//!
+//! The nonce is HMAC-SHA256 keyed with d over a label, z, 32 fresh bytes from the
+//! generator and a counter, the first output that is a scalar in [1, n−1] (one in 2^32
+//! is not: rejection, so no bias). That is RFC 6979's idea (a PRF of the key and the
+//! message, so a generator that repeated itself would still never give one k to two
+//! messages) with the fresh bytes of its hedged variant, in one HMAC instead of
+//! HMAC_DRBG: it is computed by the HMAC the handshake already links (`hash.rs`), where
+//! the `rfc6979` crate's HMAC_DRBG was about 1 KB of code of its own.
 
 use alloc::vec::Vec;
 
@@ -44,12 +51,6 @@ use sha2::{Digest, Sha256};
 const WINDOWS: usize = 65;
 /// Multiples of each window's base in the table: 1·B ..= 8·B (signed digits: -8..=7).
 const ENTRIES: usize = 8;
-
-/// P-256's group order n, big-endian (FIPS 186-5 / SEC 2), for RFC 6979's nonce range.
-const ORDER: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-];
 
 /// The multiples of G, `ENTRIES` per window: entry `i * ENTRIES + j` is (j+1)·16^i·G.
 pub(crate) struct Table(Vec<AffinePoint>);
@@ -107,7 +108,7 @@ impl Table {
 }
 
 /// Why a signature could not be made: r or s came out zero (probability about 2^-256), or
-/// the nonce was out of range (RFC 6979 never gives one).
+/// no nonce was found in eight tries (probability 2^-256).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SignFailed;
 
@@ -120,8 +121,7 @@ pub(crate) fn sign(
     let digest: FieldBytes = Sha256::digest(message);
     let mut extra = FieldBytes::default();
     rng.fill_bytes(&mut extra);
-    let k = rfc6979::generate_k::<Sha256, _>(&d.to_repr(), &ORDER.into(), &digest, &extra);
-    let k = Option::<Scalar>::from(Scalar::from_repr(k)).ok_or(SignFailed)?;
+    let k = nonce(d, &digest, &extra).ok_or(SignFailed)?;
     let r_point = table().mul(&k).to_affine();
     let r = <Scalar as Reduce<U256>>::reduce_bytes(&r_point.x());
     let z = <Scalar as Reduce<U256>>::reduce_bytes(&digest);
@@ -131,6 +131,26 @@ pub(crate) fn sign(
         return Err(SignFailed);
     }
     Ok((r.to_repr(), s.to_repr()))
+}
+
+/// The label of the nonce's HMAC input.
+const NONCE_LABEL: &[u8] = b"morgana-tls ECDSA P-256 nonce";
+
+/// The hedged nonce: HMAC-SHA256(d, label ‖ z ‖ extra ‖ counter), the first that is a
+/// scalar in [1, n−1].
+fn nonce(d: &NonZeroScalar, digest: &FieldBytes, extra: &FieldBytes) -> Option<Scalar> {
+    use rustls::crypto::hmac::Hmac;
+    let mut key = d.to_repr();
+    let mac = super::hash::HMAC_SHA256.with_key(&key);
+    zeroize::Zeroize::zeroize(&mut key[..]);
+    for counter in 0u8..8 {
+        let tag = mac.sign_concat(NONCE_LABEL, &[digest, extra], &[counter]);
+        let k = Scalar::from_repr(FieldBytes::clone_from_slice(tag.as_ref()));
+        if let Some(k) = Option::<Scalar>::from(k).filter(|k| !bool::from(k.is_zero())) {
+            return Some(k);
+        }
+    }
+    None
 }
 
 /// k⁻¹ as b·(k·b)⁻¹ with a random nonzero b: the binary inversion, whose running time
@@ -224,6 +244,32 @@ mod tests {
             let other = Signature::from_scalars(s, r).unwrap();
             assert!(verifying.verify(&message, &other).is_err());
         }
+    }
+
+    /// The nonce is HMAC-SHA256(d, label ‖ z ‖ extra ‖ 0) (computed here with the `hmac`
+    /// crate directly), and it changes with the message, the key and the fresh bytes.
+    #[test]
+    fn nonce_is_the_hmac_of_key_message_and_fresh_bytes() {
+        use hmac::Mac;
+        let d = NonZeroScalar::new(scalar(
+            "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721",
+        ))
+        .unwrap();
+        let z: FieldBytes = Sha256::digest(b"sample");
+        let extra = FieldBytes::from([5u8; 32]);
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&d.to_repr()).unwrap();
+        mac.update(NONCE_LABEL);
+        mac.update(&z);
+        mac.update(&extra);
+        mac.update(&[0]);
+        let expected = mac.finalize().into_bytes();
+        let k = nonce(&d, &z, &extra).unwrap();
+        assert_eq!(k.to_repr(), expected);
+        let other_z: FieldBytes = Sha256::digest(b"test");
+        assert_ne!(nonce(&d, &other_z, &extra).unwrap(), k);
+        assert_ne!(nonce(&d, &z, &FieldBytes::from([6u8; 32])).unwrap(), k);
+        let other_d = NonZeroScalar::new(Scalar::ONE).unwrap();
+        assert_ne!(nonce(&other_d, &z, &extra).unwrap(), k);
     }
 
     /// The heap the table takes, as docs/tls.md states it.
