@@ -8,23 +8,25 @@
 //! for each of the 65 radix-16 positions i, the points j·16^i·G for j = 1..=8, affine,
 //! 520 points of 72 bytes (37,440 B of heap, a test pins it). k is recoded into 65 signed
 //! digits d_i in [-8, 7] (the last one 0 or 1) with k = Σ d_i·16^i, and
-//! k·G = Σ d_i·(16^i·G): 65 mixed additions (projective plus affine), each of a point
-//! picked from its row of 8 by a constant-time scan (every entry read, the wanted one
-//! kept with `conditional_assign`) and negated with `conditional_negate` when d_i < 0; a
-//! zero digit picks the identity, which `primeorder`'s mixed addition takes without a
-//! branch on secret data. No doublings. Affine rather than projective entries: the scan
-//! reads two coordinates instead of three and the mixed addition is cheaper; measured on
-//! the host (release, 2,000 runs), k·G took 72 µs against 171 µs with projective entries
-//! and 355–473 µs with `primeorder`'s multiplication. `p256`'s field has no batched
-//! inversion, so the table costs 520 inversions once (about 14 ms on the host).
+//! k·G = Σ d_i·(16^i·G): 65 additions, each of a point picked from its row of 8 by a
+//! constant-time scan (every entry read, the wanted one kept with `conditional_assign`)
+//! and negated with `conditional_negate` when d_i < 0; a zero digit picks the identity,
+//! which `primeorder`'s complete addition formulas take without a branch on secret data.
+//! No doublings. Affine entries, so that the scan reads two coordinates instead of three:
+//! measured on the host (release, 2,000 runs, a loaded machine), k·G took 72 µs against
+//! 171 µs with projective entries and 355–473 µs with `primeorder`'s multiplication. The
+//! picked point is added as a projective one (z = 1) by the projective addition the
+//! variable-base multiplication links anyway: `primeorder`'s mixed addition saves one
+//! field multiplication in twelve, but inlined here it was 832 B more image. `p256`'s
+//! field has no batched inversion, so the table costs 520 inversions once (about 14 ms on
+//! the host).
 //!
 //! The rest of the signature is what `ecdsa`'s `hazmat::sign_prehashed` does, re-expressed
 //! over the table (FIPS 186-5 §6.4.1): a hedged nonce k (below), r = x(k·G) mod n,
-//! s = k⁻¹·(z + r·d) mod n. k⁻¹ is computed as
-//! b·(k·b)⁻¹ for a fresh random b, with the variable-time (binary) inversion applied to
+//! s = k⁻¹·(z + r·d) mod n. k⁻¹ is computed as b·(k·b)⁻¹ for a fresh random b, with the variable-time (binary) inversion applied to
 //! the blinded k·b only: k itself never meets a variable-time operation (on the host 19 µs
-//! against 44–76 µs for `p256`'s constant-time inversion by exponentiation; its code
-//! costs about 1.9 KB of image more, see docs/tls.md).
+//! against 44–76 µs for `p256`'s constant-time inversion by exponentiation, 9 against 23
+//! in a second run; its code costs 1,952 B of image more, see docs/tls.md).
 //!
 //! The nonce is HMAC-SHA256 keyed with d over a label, z, 32 fresh bytes from the
 //! generator and a counter, the first output that is a scalar in [1, n−1] (one in 2^32
@@ -101,7 +103,7 @@ impl Table {
                 pick.conditional_assign(entry, magnitude.ct_eq(&(j as u8 + 1)));
             }
             pick.conditional_negate(negative.into());
-            acc += pick;
+            acc += ProjectivePoint::from(pick);
         }
         acc
     }
