@@ -26,7 +26,7 @@
 //! s = k⁻¹·(z + r·d) mod n. k⁻¹ is computed as b·(k·b)⁻¹ for a fresh random b, with the variable-time (binary) inversion applied to
 //! the blinded k·b only: k itself never meets a variable-time operation (on the host 19 µs
 //! against 44–76 µs for `p256`'s constant-time inversion by exponentiation, 9 against 23
-//! in a second run; its code costs 1,952 B of image more, see docs/tls.md).
+//! in a second run; its code costs 1,668 B of image more, see docs/tls.md).
 //!
 //! The nonce is HMAC-SHA256 keyed with d over a label, z, 32 fresh bytes from the
 //! generator and a counter, the first output that is a scalar in [1, n−1] (one in 2^32
