@@ -5,8 +5,8 @@
 //! |---|---|---|
 //! | TLS 1.3 suites | `TLS13_AES_128_GCM_SHA256`, `TLS13_AES_256_GCM_SHA384`, `TLS13_CHACHA20_POLY1305_SHA256` | `ring::aead` (no randomness taken) |
 //! | TLS 1.2 suites | `ECDHE_{ECDSA,RSA}_WITH_AES_{128,256}_GCM_SHA{256,384}`, `ECDHE_{ECDSA,RSA}_WITH_CHACHA20_POLY1305_SHA256` | same |
-//! | key exchange | X25519, secp256r1 | `x25519-dalek`, `p256`; in a process on a host, `ring::agreement` (`host.rs`) |
-//! | server keys | ECDSA P-256; RSA ≥ 2048 bits (PSS, PKCS#1 v1.5) | `p256`, `rsa`; in a process on a host, ECDSA on `ring::signature` |
+//! | key exchange | X25519, secp256r1 | `curve25519-dalek` (X25519 keys over a base-point table), `x25519-dalek`, `p256`; in a process on a host, `ring::agreement` (`host.rs`) |
+//! | server keys | ECDSA P-256; RSA ≥ 2048 bits (PSS, PKCS#1 v1.5) | `p256` (signing over a table of G, `comb.rs`), `rsa`; in a process on a host, ECDSA on `ring::signature` |
 //! | hashes, HKDF, PRF | SHA-256, SHA-384, HMAC | `sha2`, `hmac` |
 //!
 //! Nothing else: no CBC, no RSA key exchange, no finite-field DH, no SHA-1, no static keys.
@@ -17,6 +17,7 @@
 //! takes that path, so nothing of `getrandom` is linked into one (`nm` shows it).
 
 pub(crate) mod aead;
+pub(crate) mod comb;
 pub(crate) mod hash;
 pub(crate) mod host;
 pub(crate) mod kx;

@@ -1,5 +1,6 @@
-//! Server keys: ECDSA P-256 (`p256`, RFC 6979 nonces hedged with fresh randomness) and RSA
-//! of 2048 bits or more (`rsa`: PSS and PKCS#1 v1.5 with SHA-256/384/512, blinded), loaded
+//! Server keys: ECDSA P-256 (`p256`'s arithmetic, signed over a fixed-base table in
+//! `comb.rs`, with nonces derived from the key and the message by HMAC and hedged with
+//! fresh randomness) and RSA of 2048 bits or more (`rsa`: PSS and PKCS#1 v1.5 with SHA-256/384/512, blinded), loaded
 //! from PKCS#8, SEC1 or PKCS#1 DER.
 
 use alloc::boxed::Box;
@@ -82,14 +83,21 @@ fn ecdsa(
     Some(key)
 }
 
-/// An ECDSA P-256 key on RustCrypto's `p256`.
+/// An ECDSA P-256 key on RustCrypto's `p256` arithmetic, signing over the fixed-base
+/// table of `comb.rs`, whose first use (here, at load) computes it.
 pub(crate) fn portable_ecdsa(
     scalar: &[u8; 32],
     rng: &'static Drbg,
 ) -> Result<Arc<dyn SigningKey>, Error> {
-    let signing = p256::ecdsa::SigningKey::from_bytes(scalar.into())
-        .map_err(|_| key_error("the P-256 private key is out of range"))?;
-    Ok(Arc::new(EcdsaKey { key: signing, rng }))
+    let secret =
+        Option::<p256::NonZeroScalar>::from(p256::NonZeroScalar::from_repr((*scalar).into()))
+            .ok_or_else(|| key_error("the P-256 private key is out of range"))?;
+    let public = super::comb::table().mul(&secret).to_affine();
+    let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&public, false);
+    let mut spki = Vec::with_capacity(crate::der::P256_SPKI_PREFIX.len() + 65);
+    spki.extend_from_slice(&crate::der::P256_SPKI_PREFIX);
+    spki.extend_from_slice(point.as_bytes());
+    Ok(Arc::new(EcdsaKey { secret, spki, rng }))
 }
 
 fn not_p256() -> Error {
@@ -177,10 +185,17 @@ fn rsa_key(key: rsa::RsaPrivateKey, rng: &'static Drbg) -> Result<Arc<dyn Signin
     }))
 }
 
-/// An ECDSA P-256 key.
+/// An ECDSA P-256 key: its secret scalar and its `subjectPublicKeyInfo`.
 struct EcdsaKey {
-    key: p256::ecdsa::SigningKey,
+    secret: p256::NonZeroScalar,
+    spki: Vec<u8>,
     rng: &'static Drbg,
+}
+
+impl Drop for EcdsaKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
 }
 
 impl fmt::Debug for EcdsaKey {
@@ -195,18 +210,14 @@ impl SigningKey for EcdsaKey {
             .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
             .then(|| {
                 Box::new(EcdsaSigner {
-                    key: self.key.clone(),
+                    secret: self.secret,
                     rng: self.rng,
                 }) as Box<dyn Signer>
             })
     }
 
     fn public_key(&self) -> Option<SubjectPublicKeyInfoDer<'_>> {
-        let point = self.key.verifying_key().to_encoded_point(false);
-        let mut der = Vec::with_capacity(crate::der::P256_SPKI_PREFIX.len() + 65);
-        der.extend_from_slice(&crate::der::P256_SPKI_PREFIX);
-        der.extend_from_slice(point.as_bytes());
-        Some(SubjectPublicKeyInfoDer::from(der))
+        Some(SubjectPublicKeyInfoDer::from(&self.spki[..]))
     }
 
     fn algorithm(&self) -> SignatureAlgorithm {
@@ -215,8 +226,14 @@ impl SigningKey for EcdsaKey {
 }
 
 struct EcdsaSigner {
-    key: p256::ecdsa::SigningKey,
+    secret: p256::NonZeroScalar,
     rng: &'static Drbg,
+}
+
+impl Drop for EcdsaSigner {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
 }
 
 impl fmt::Debug for EcdsaSigner {
@@ -227,11 +244,8 @@ impl fmt::Debug for EcdsaSigner {
 
 impl Signer for EcdsaSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        let sig: p256::ecdsa::Signature = self
-            .key
-            .try_sign_with_rng(&mut self.rng.rng(), message)
+        let (r, s) = super::comb::sign(&self.secret, message, &mut self.rng.rng())
             .map_err(|_| Error::General("ECDSA signing failed".into()))?;
-        let (r, s) = sig.split_bytes();
         Ok(crate::der::ecdsa_signature(&r, &s))
     }
 
