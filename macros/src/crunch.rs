@@ -5,16 +5,16 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
-use sha2::{Digest, Sha256};
 use syn::LitStr;
 use syn::parse::{ParseStream, Parser};
+
+use morgana_crunch_work::{content_reason, etag, gzip};
 
 use crate::media;
 use crate::secrets;
@@ -278,7 +278,7 @@ pub struct Processed {
     pub etag: String,
     /// The gzip variant, if worth keeping.
     pub gzip: Option<Vec<u8>>,
-    /// Why the contents look secret, if they do (`secrets::content_reason`).
+    /// Why the contents look secret, if they do (`morgana_crunch_work::content_reason`).
     pub secret: Option<&'static str>,
 }
 
@@ -325,35 +325,8 @@ fn process_one(file: &Found) -> Result<Processed, Error> {
         media_type: media::media_type(&file.key),
         etag: etag(&data),
         gzip,
-        secret: secrets::content_reason(&data),
+        secret: content_reason(&data),
     })
-}
-
-/// `"` + the first 16 bytes of SHA-256 in lower-case hex + `"`.
-pub fn etag(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    let mut tag = String::with_capacity(34);
-    tag.push('"');
-    for b in &digest[..16] {
-        tag.push_str(&format!("{b:02x}"));
-    }
-    tag.push('"');
-    tag
-}
-
-/// `data` gzip-compressed at the best level, with a reproducible header: mtime 0, no
-/// file name or comment, OS byte 255 ("unknown").
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(
-            Vec::with_capacity(data.len() / 2),
-            flate2::Compression::best(),
-        );
-    // Writing into a Vec cannot fail.
-    enc.write_all(data).expect("gzip into memory");
-    enc.finish().expect("gzip into memory")
 }
 
 /// Whether a `compressed`-byte variant of an `original`-byte file is worth storing.
@@ -394,7 +367,6 @@ pub fn render(entries: &[Processed]) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read as _;
     use std::sync::atomic::AtomicU32;
 
     /// A fresh directory under the system temp dir, removed on drop.
@@ -618,28 +590,6 @@ mod tests {
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let e = scan_all(&t.0).unwrap_err().to_string();
         assert!(e.contains("s.sock") && e.contains("neither"), "{e}");
-    }
-
-    #[test]
-    fn etag_is_quoted_truncated_sha256() {
-        // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
-        assert_eq!(etag(b"abc"), "\"ba7816bf8f01cfea414140de5dae2223\"");
-        assert_eq!(etag(b""), "\"e3b0c44298fc1c149afbf4c8996fb924\"");
-    }
-
-    #[test]
-    fn gzip_is_reproducible_and_round_trips() {
-        let data = compressible(10_000);
-        let gz = gzip(&data);
-        assert_eq!(gz, gzip(&data));
-        assert_eq!(&gz[..4], &[0x1f, 0x8b, 8, 0], "magic, deflate, no flags");
-        assert_eq!(&gz[4..8], &[0, 0, 0, 0], "mtime 0");
-        assert_eq!(gz[9], 255, "OS unknown");
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, data);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `crunch!` refuses public content that looks secret.
+//! `crunch!` refuses public content that looks secret. (The content scan, which reads
+//! every byte, is `morgana_crunch_work::content_reason`: optimised apart from the macro.)
 //!
 //! A crunched directory is published: every byte of it can be fetched by anyone. So a
 //! file that looks like key material or credentials stops the build, unless the
@@ -62,61 +63,6 @@ pub fn name_reason(key: &str) -> Option<&'static str> {
         return Some("AWS credentials (.aws/credentials)");
     }
     None
-}
-
-/// Why a file's contents look secret, if they do.
-pub fn content_reason(data: &[u8]) -> Option<&'static str> {
-    if has_pem_private_key(data) {
-        return Some("contains a PEM private key (-----BEGIN … PRIVATE KEY-----)");
-    }
-    if has_aws_access_key(data) {
-        return Some("contains an AWS access key ID (AKIA…/ASIA…)");
-    }
-    if contains_ignore_case(data, b"aws_secret_access_key") {
-        return Some("contains an AWS secret access key (aws_secret_access_key)");
-    }
-    None
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
-}
-
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
-}
-
-/// `-----BEGIN <label>-----` where the label ends in `PRIVATE KEY` or `PRIVATE KEY BLOCK`.
-fn has_pem_private_key(data: &[u8]) -> bool {
-    const BEGIN: &[u8] = b"-----BEGIN ";
-    let mut at = 0;
-    while let Some(i) = find(data, BEGIN, at) {
-        let label_start = i + BEGIN.len();
-        let rest = &data[label_start..data.len().min(label_start + 64)];
-        if let Some(end) = find(rest, b"-----", 0) {
-            let label = &rest[..end];
-            if label.ends_with(b"PRIVATE KEY") || label.ends_with(b"PRIVATE KEY BLOCK") {
-                return true;
-            }
-        }
-        at = label_start;
-    }
-    false
-}
-
-/// `AKIA` or `ASIA` followed by exactly 16 upper-case letters or digits, as a word.
-fn has_aws_access_key(data: &[u8]) -> bool {
-    let word = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-    data.windows(20).enumerate().any(|(i, w)| {
-        (w.starts_with(b"AKIA") || w.starts_with(b"ASIA"))
-            && w[4..].iter().all(word)
-            && (i == 0 || !word(&data[i - 1]))
-            && data.get(i + 20).is_none_or(|b| !word(b))
-    })
 }
 
 /// The patterns of a `.crunch-allow`.
@@ -236,16 +182,6 @@ pub fn refusal(dir: &str, suspects: &[(String, &'static str)], allow: &Allow) ->
 mod tests {
     use super::*;
 
-    /// Key material is assembled at run time, so that this source file does not itself
-    /// look like it holds a key.
-    fn pem(label: &str) -> Vec<u8> {
-        format!(
-            "-----{} {label}-----\nMIIB\n-----END {label}-----\n",
-            "BEGIN"
-        )
-        .into_bytes()
-    }
-
     #[test]
     fn names_that_look_secret() {
         for (key, fragment) in [
@@ -278,43 +214,6 @@ mod tests {
         ] {
             assert_eq!(name_reason(key), None, "{key}");
         }
-    }
-
-    #[test]
-    fn contents_that_look_secret() {
-        for label in [
-            "PRIVATE KEY",
-            "RSA PRIVATE KEY",
-            "EC PRIVATE KEY",
-            "OPENSSH PRIVATE KEY",
-            "ENCRYPTED PRIVATE KEY",
-            "PGP PRIVATE KEY BLOCK",
-        ] {
-            let mut doc = b"<pre>\n".to_vec();
-            doc.extend(pem(label));
-            assert!(content_reason(&doc).unwrap().contains("PEM"), "{label}");
-        }
-        let key_id = format!("{}{}", "AKIA", "IOSFODNN7EXAMPLE");
-        assert!(
-            content_reason(format!("id = {key_id}\n").as_bytes())
-                .unwrap()
-                .contains("access key ID")
-        );
-        assert!(
-            content_reason(b"AWS_SECRET_ACCESS_KEY=abc")
-                .unwrap()
-                .contains("secret access key")
-        );
-        // Public things that share a prefix.
-        assert_eq!(content_reason(&pem("CERTIFICATE")), None);
-        assert_eq!(content_reason(&pem("PUBLIC KEY")), None);
-        assert_eq!(content_reason(b"-----BEGIN PRIVATE KEY (truncated"), None);
-        assert_eq!(content_reason(format!("X{key_id}").as_bytes()), None);
-        assert_eq!(content_reason(format!("{key_id}9").as_bytes()), None);
-        assert_eq!(
-            content_reason(b"AKIA lower case akiaiosfodnn7example"),
-            None
-        );
     }
 
     #[test]
