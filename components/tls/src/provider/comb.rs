@@ -23,10 +23,11 @@
 //!
 //! The rest of the signature is what `ecdsa`'s `hazmat::sign_prehashed` does, re-expressed
 //! over the table (FIPS 186-5 §6.4.1): a hedged nonce k (below), r = x(k·G) mod n,
-//! s = k⁻¹·(z + r·d) mod n. k⁻¹ is computed as b·(k·b)⁻¹ for a fresh random b, with the variable-time (binary) inversion applied to
-//! the blinded k·b only: k itself never meets a variable-time operation (on the host 19 µs
-//! against 44–76 µs for `p256`'s constant-time inversion by exponentiation, 9 against 23
-//! in a second run; its code costs 1,668 B of image more, see docs/tls.md).
+//! s = k⁻¹·(z + r·d) mod n. k⁻¹ is `p256`'s constant-time inversion (exponentiation by
+//! n − 2). A blinded variable-time one (b·(k·b)⁻¹ for a fresh random b) was measured: 12–17 %
+//! more full handshakes per CPU-second in the kernel, but 1,668 B more image, which the TLS
+//! size goal does not have to spare (docs/tls.md, "2026-12-04: fixed-base tables"); every handshake
+//! figure stays above its goal without it.
 //!
 //! The nonce is HMAC-SHA256 keyed with d over a label, z, 32 fresh bytes from the
 //! generator and a counter, the first output that is a scalar in [1, n−1] (one in 2^32
@@ -39,7 +40,7 @@
 use alloc::vec::Vec;
 
 use p256::elliptic_curve::group::Group;
-use p256::elliptic_curve::ops::{Invert, Reduce};
+use p256::elliptic_curve::ops::Reduce;
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::elliptic_curve::subtle::{
     ConditionallyNegatable, ConditionallySelectable, ConstantTimeEq,
@@ -127,7 +128,7 @@ pub(crate) fn sign(
     let r_point = table().mul(&k).to_affine();
     let r = <Scalar as Reduce<U256>>::reduce_bytes(&r_point.x());
     let z = <Scalar as Reduce<U256>>::reduce_bytes(&digest);
-    let k_inv = blinded_invert(&k, rng).ok_or(SignFailed)?;
+    let k_inv = Option::<Scalar>::from(k.invert()).ok_or(SignFailed)?;
     let s = k_inv * (z + r * d.as_ref());
     if bool::from(r.is_zero() | s.is_zero()) {
         return Err(SignFailed);
@@ -153,17 +154,6 @@ fn nonce(d: &NonZeroScalar, digest: &FieldBytes, extra: &FieldBytes) -> Option<S
         }
     }
     None
-}
-
-/// k⁻¹ as b·(k·b)⁻¹ with a random nonzero b: the binary inversion, whose running time
-/// depends on its input, only sees k·b, which is uniform and independent of k.
-fn blinded_invert(k: &Scalar, rng: &mut impl RngCore) -> Option<Scalar> {
-    let b = Scalar::random(&mut *rng);
-    if bool::from(b.is_zero() | k.is_zero()) {
-        return None;
-    }
-    let blinded = Option::<Scalar>::from((*k * b).invert_vartime())?;
-    Some(blinded * b)
 }
 
 #[cfg(test)]
