@@ -1,7 +1,7 @@
 //! Server keys: ECDSA P-256 (`p256`'s arithmetic, signed over a fixed-base table in
 //! `comb.rs`, with nonces derived from the key and the message by HMAC and hedged with
-//! fresh randomness) and RSA of 2048 bits or more (`rsa`: PSS and PKCS#1 v1.5 with SHA-256/384/512, blinded), loaded
-//! from PKCS#8, SEC1 or PKCS#1 DER.
+//! fresh randomness) and RSA of 2048 bits or more (`rsa`: PSS and PKCS#1 v1.5 with
+//! SHA-256/384/512, blinded), loaded from PKCS#8, SEC1 or PKCS#1 DER.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
