@@ -6,7 +6,6 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt::Write as _;
 
 use morgana_signatures::{Kv, KvError, KvErrorKind, MonotonicClock, WallClock};
 
@@ -34,14 +33,36 @@ fn store_error<E: core::fmt::Display>(out: &mut Vec<u8>, e: &E) {
     reply::error_fmt(out, format_args!("ERR {e}"));
 }
 
+/// `-ERR <a><shown b, at most 128 bytes><c>`, without `core::fmt`.
+#[inline(never)]
+fn error3(out: &mut Vec<u8>, a: &str, b: &[u8], c: &str) {
+    out.push(b'-');
+    out.extend_from_slice(a.as_bytes());
+    reply::line_shown(out, b, 128);
+    out.extend_from_slice(c.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 fn arity(out: &mut Vec<u8>, name: &str) {
-    reply::error_fmt(
+    error3(
         out,
-        format_args!("ERR wrong number of arguments for '{name}' command"),
+        "ERR wrong number of arguments for '",
+        name.as_bytes(),
+        "' command",
+    );
+}
+
+fn invalid_expire(out: &mut Vec<u8>, name: &str) {
+    error3(
+        out,
+        "ERR invalid expire time in '",
+        name.as_bytes(),
+        "' command",
     );
 }
 
 /// Case-insensitive comparison with an upper-case ASCII word.
+#[inline(never)]
 fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
@@ -187,7 +208,7 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
         Cmd::Set => set(args, st, now, out).await,
         Cmd::Setnx => {
             let key = args.get(1);
-            match live_meta(st, key, now).await {
+            match live_meta(st, key, now, out).await {
                 Ok(Some(_)) => reply::integer(out, 0),
                 Ok(None) => {
                     if put(st, key, args.get(2), 0, out).await {
@@ -216,20 +237,14 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                         reply::ok(out);
                     }
                 }
-                None => reply::error_fmt(
-                    out,
-                    format_args!("ERR invalid expire time in '{cmd}' command"),
-                ),
+                None => invalid_expire(out, cmd),
             }
         }
         Cmd::Getset | Cmd::Getdel => {
             let key = args.get(1);
-            let old = match read(st, key, now).await {
+            let old = match read(st, key, now, out).await {
                 Ok(v) => v,
-                Err(()) => {
-                    store_read_error(out, st, key).await;
-                    return After::Continue;
-                }
+                Err(()) => return After::Continue,
             };
             let done = if c == Cmd::Getset {
                 put(st, key, args.get(2), 0, out).await
@@ -245,13 +260,10 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
         }
         Cmd::Append => {
             let key = args.get(1);
-            let (mut value, meta) = match read(st, key, now).await {
+            let (mut value, meta) = match read(st, key, now, out).await {
                 Ok(Some(v)) => v,
                 Ok(None) => (Vec::new(), 0),
-                Err(()) => {
-                    store_read_error(out, st, key).await;
-                    return After::Continue;
-                }
+                Err(()) => return After::Continue,
             };
             value.extend_from_slice(args.get(2));
             if put(st, key, &value, meta, out).await {
@@ -307,7 +319,7 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
             let mut count = 0;
             for i in 1..n {
                 let key = args.get(i);
-                match live_meta(st, key, now).await {
+                match live_meta(st, key, now, out).await {
                     Ok(Some(_)) => {
                         if c == Cmd::Del && !delete(st, key, out).await {
                             return After::Continue;
@@ -315,23 +327,20 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                         count += 1;
                     }
                     Ok(None) => {}
-                    Err(()) => {
-                        store_read_error(out, st, key).await;
-                        return After::Continue;
-                    }
+                    Err(()) => return After::Continue,
                 }
             }
             reply::integer(out, count);
         }
-        Cmd::Type => match live_meta(st, args.get(1), now).await {
+        Cmd::Type => match live_meta(st, args.get(1), now, out).await {
             Ok(Some(_)) => reply::simple(out, "string"),
             Ok(None) => reply::simple(out, "none"),
-            Err(()) => store_read_error(out, st, args.get(1)).await,
+            Err(()) => {}
         },
         Cmd::Expire | Cmd::Pexpire | Cmd::Expireat | Cmd::Pexpireat => {
             expire(cmd, args, st, now, out).await
         }
-        Cmd::Ttl | Cmd::Pttl => match live_meta(st, args.get(1), now).await {
+        Cmd::Ttl | Cmd::Pttl => match live_meta(st, args.get(1), now, out).await {
             Ok(None) => reply::integer(out, -2),
             Ok(Some(0)) => reply::integer(out, -1),
             Ok(Some(deadline)) => {
@@ -339,32 +348,21 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 let v = if c == Cmd::Ttl { (ms + 500) / 1000 } else { ms };
                 reply::integer(out, v as i64)
             }
-            Err(()) => store_read_error(out, st, args.get(1)).await,
+            Err(()) => {}
         },
         Cmd::Persist => {
             let key = args.get(1);
-            match read(st, key, now).await {
+            match read(st, key, now, out).await {
                 Ok(Some((value, meta))) if meta != 0 => {
                     if put(st, key, &value, 0, out).await {
                         reply::integer(out, 1);
                     }
                 }
                 Ok(_) => reply::integer(out, 0),
-                Err(()) => store_read_error(out, st, key).await,
+                Err(()) => {}
             }
         }
-        Cmd::Keys => {
-            let pattern = args.get(1);
-            let mut body = Vec::new();
-            let count = matching(st, pattern, now, &mut body).await;
-            match count {
-                Ok(count) => {
-                    reply::array(out, count);
-                    out.extend_from_slice(&body);
-                }
-                Err(()) => store_read_error(out, st, pattern).await,
-            }
-        }
+        Cmd::Keys => matching(st, args.get(1), now, b"", out).await,
         Cmd::Scan => scan(args, st, now, out).await,
         Cmd::Dbsize => reply::integer(out, st.kv.len() as i64),
         Cmd::Flushdb | Cmd::Flushall => {
@@ -413,12 +411,11 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
             if is(args.get(1), "SETNAME") && n == 3 {
                 reply::ok(out);
             } else {
-                reply::error_fmt(
+                error3(
                     out,
-                    format_args!(
-                        "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-                        Shown(args.get(1), 128)
-                    ),
+                    "ERR unknown subcommand '",
+                    args.get(1),
+                    "'. Try CLIENT HELP.",
                 );
             }
         }
@@ -440,31 +437,13 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
     After::Continue
 }
 
-/// Bytes shown in a message as Redis does (`%.*s`): at most `max` of them.
-struct Shown<'a>(&'a [u8], usize);
-
-impl core::fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let b = &self.0[..self.0.len().min(self.1)];
-        for chunk in b.utf8_chunks() {
-            f.write_str(chunk.valid())?;
-            for &x in chunk.invalid() {
-                f.write_char(char::from(x))?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// `ERR unknown command 'NAME', with args beginning with: 'a' 'b' ` (Redis 7's text,
 /// arguments cut at 128 bytes in all).
 fn unknown(out: &mut Vec<u8>, args: Args<'_>) {
-    let mut msg = alloc::string::String::new();
-    let _ = write!(
-        msg,
-        "ERR unknown command '{}', with args beginning with: ",
-        Shown(args.get(0), 128)
-    );
+    out.push(b'-');
+    out.extend_from_slice(b"ERR unknown command '");
+    reply::line_shown(out, args.get(0), 128);
+    out.extend_from_slice(b"', with args beginning with: ");
     let mut used = 0usize;
     for i in 1..args.len() {
         let room = 128usize.saturating_sub(used);
@@ -473,22 +452,32 @@ fn unknown(out: &mut Vec<u8>, args: Args<'_>) {
         }
         let a = args.get(i);
         let shown = a.len().min(room);
-        let _ = write!(msg, "'{}' ", Shown(a, shown));
+        out.push(b'\'');
+        reply::line_shown(out, a, shown);
+        out.extend_from_slice(b"' ");
         used += shown + 3;
     }
-    reply::error(out, &msg);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The key's meta if it exists and has not expired; an expired key is deleted.
-/// `Err(())` when the store failed (the caller reports it).
-async fn live_meta<K: Kv>(st: &mut State<K>, key: &[u8], now: u64) -> Result<Option<u64>, ()> {
+/// `Err(())` when the store failed (its error is written to `out`).
+async fn live_meta<K: Kv>(
+    st: &mut State<K>,
+    key: &[u8],
+    now: u64,
+    out: &mut Vec<u8>,
+) -> Result<Option<u64>, ()> {
     match st.kv.meta(key).await {
         Ok(Some(meta)) if expired(meta, now) => {
             reap(st, key, meta).await;
             Ok(None)
         }
         Ok(m) => Ok(m),
-        Err(_) => Err(()),
+        Err(e) => {
+            store_error(out, &e);
+            Err(())
+        }
     }
 }
 
@@ -501,24 +490,21 @@ async fn reap<K: Kv>(st: &mut State<K>, key: &[u8], meta: u64) {
     }
 }
 
-/// Reports the store's error for `key` (looked up again to get it).
-async fn store_read_error<K: Kv>(out: &mut Vec<u8>, st: &mut State<K>, key: &[u8]) {
-    match st.kv.meta(key).await {
-        Err(e) => store_error(out, &e),
-        Ok(_) => reply::error(out, "ERR the store failed to read the key"),
-    }
-}
-
-/// A copy of the key's value and meta, if it exists and has not expired.
+/// A copy of the key's value and meta, if it exists and has not expired. `Err(())`
+/// when the store failed (its error is written to `out`).
 async fn read<K: Kv>(
     st: &mut State<K>,
     key: &[u8],
     now: u64,
+    out: &mut Vec<u8>,
 ) -> Result<Option<(Vec<u8>, u64)>, ()> {
     let found = match st.kv.get(key).await {
         Ok(Some(v)) => Some((v.data.to_vec(), v.meta)),
         Ok(None) => None,
-        Err(_) => return Err(()),
+        Err(e) => {
+            store_error(out, &e);
+            return Err(());
+        }
     };
     match found {
         Some((_, meta)) if expired(meta, now) => {
@@ -678,12 +664,9 @@ async fn set<K: Kv>(args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<u
         }
     };
     let key = args.get(1);
-    let old = match read(st, key, now).await {
+    let old = match read(st, key, now, out).await {
         Ok(v) => v,
-        Err(()) => {
-            store_read_error(out, st, key).await;
-            return;
-        }
+        Err(()) => return,
     };
     if (nx && old.is_some()) || (xx && old.is_none()) {
         match (&old, want_old) {
@@ -716,7 +699,7 @@ async fn set<K: Kv>(args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<u
 /// `INCR` and friends: adds `by` to the integer in `key` (0 if absent), keeping its
 /// expiry time.
 async fn incr<K: Kv>(key: &[u8], by: i64, st: &mut State<K>, now: u64, out: &mut Vec<u8>) {
-    let (current, meta) = match read(st, key, now).await {
+    let (current, meta) = match read(st, key, now, out).await {
         Ok(Some((v, meta))) => match parse_i64(&v) {
             Some(n) => (n, meta),
             None => {
@@ -725,10 +708,7 @@ async fn incr<K: Kv>(key: &[u8], by: i64, st: &mut State<K>, now: u64, out: &mut
             }
         },
         Ok(None) => (0, 0),
-        Err(()) => {
-            store_read_error(out, st, key).await;
-            return;
-        }
+        Err(()) => return,
     };
     let Some(new) = current.checked_add(by) else {
         reply::error(out, "ERR increment or decrement would overflow");
@@ -755,10 +735,7 @@ async fn expire<K: Kv>(cmd: &str, args: Args<'_>, st: &mut State<K>, now: u64, o
         } else if is(a, "LT") {
             lt = true;
         } else {
-            reply::error_fmt(
-                out,
-                format_args!("ERR Unsupported option {}", Shown(a, 128)),
-            );
+            error3(out, "ERR Unsupported option ", a, "");
             return;
         }
     }
@@ -792,23 +769,17 @@ async fn expire<K: Kv>(cmd: &str, args: Args<'_>, st: &mut State<K>, now: u64, o
         }
     });
     let Some(deadline) = deadline else {
-        reply::error_fmt(
-            out,
-            format_args!("ERR invalid expire time in '{cmd}' command"),
-        );
+        invalid_expire(out, cmd);
         return;
     };
     let key = args.get(1);
-    let (value, meta) = match read(st, key, now).await {
+    let (value, meta) = match read(st, key, now, out).await {
         Ok(Some(v)) => v,
         Ok(None) => {
             reply::integer(out, 0);
             return;
         }
-        Err(()) => {
-            store_read_error(out, st, key).await;
-            return;
-        }
+        Err(()) => return,
     };
     // No expiry time counts as infinite for GT and LT.
     let current = if meta == 0 { i64::MAX } else { meta as i64 };
@@ -830,28 +801,37 @@ async fn expire<K: Kv>(cmd: &str, args: Args<'_>, st: &mut State<K>, now: u64, o
     }
 }
 
-/// Appends the keys matching `pattern` (not expired) to `body` as bulk strings;
-/// returns how many.
+/// Writes `head`, then the keys matching `pattern` (not expired) as an array of bulk
+/// strings; or only the store's error if it failed.
 async fn matching<K: Kv>(
     st: &mut State<K>,
     pattern: &[u8],
     now: u64,
-    body: &mut Vec<u8>,
-) -> Result<usize, ()> {
+    head: &[u8],
+    out: &mut Vec<u8>,
+) {
     let mut count = 0;
+    let mut body = Vec::new();
     let prefix = glob::literal_prefix(pattern);
     let all = pattern == b"*";
-    st.kv
+    let scanned = st
+        .kv
         .scan(prefix, None, |k, meta| {
             if !expired(meta, now) && (all || glob::matches(pattern, k)) {
-                reply::bulk(body, k);
+                reply::bulk(&mut body, k);
                 count += 1;
             }
             true
         })
-        .await
-        .map_err(|_| ())?;
-    Ok(count)
+        .await;
+    match scanned {
+        Ok(()) => {
+            out.extend_from_slice(head);
+            reply::array(out, count);
+            out.extend_from_slice(&body);
+        }
+        Err(e) => store_error(out, &e),
+    }
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`: this server answers a whole
@@ -892,22 +872,14 @@ async fn scan<K: Kv>(args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<
         }
         i += 2;
     }
-    let mut body = Vec::new();
-    let count = if only_strings {
-        match matching(st, pattern, now, &mut body).await {
-            Ok(c) => c,
-            Err(()) => {
-                store_read_error(out, st, pattern).await;
-                return;
-            }
-        }
+    // The reply's head: two elements, the cursor "0" back.
+    const HEAD: &[u8] = b"*2\r\n$1\r\n0\r\n";
+    if only_strings {
+        matching(st, pattern, now, HEAD, out).await;
     } else {
-        0
-    };
-    reply::array(out, 2);
-    reply::bulk(out, b"0");
-    reply::array(out, count);
-    out.extend_from_slice(&body);
+        out.extend_from_slice(HEAD);
+        reply::array(out, 0);
+    }
 }
 
 /// Redis cursors are unsigned 64-bit decimals.
@@ -929,28 +901,23 @@ fn config<K: Kv, C: MonotonicClock + WallClock>(
     let sub = args.get(1);
     if !is(sub, "GET") || args.len() < 3 {
         if is(sub, "SET") {
-            reply::error_fmt(
+            error3(
                 out,
-                format_args!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-                    Shown(if args.len() > 2 { args.get(2) } else { b"" }, 128)
-                ),
+                "ERR Unknown option or number of arguments for CONFIG SET - '",
+                if args.len() > 2 { args.get(2) } else { b"" },
+                "'",
             );
         } else {
-            reply::error_fmt(
+            error3(
                 out,
-                format_args!(
-                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-                    Shown(sub, 128)
-                ),
+                "ERR unknown subcommand or wrong number of arguments for '",
+                sub,
+                "'. Try CONFIG HELP.",
             );
         }
         return;
     }
-    let fsync = match shared.durability {
-        crate::Durability::Always => "always",
-        crate::Durability::EverySec => "everysec",
-    };
+    let fsync = fsync_name(shared.durability);
     let known: [(&str, &str); 4] = [
         ("save", ""),
         ("appendonly", "yes"),
@@ -1006,64 +973,86 @@ fn info<K: Kv, C: MonotonicClock + WallClock>(
                 is(a, s) || is(a, "all") || is(a, "everything") || is(a, "default")
             })
     };
-    let mut t = alloc::string::String::new();
+    let mut t = Vec::new();
     let uptime = shared
         .clock
         .now()
         .saturating_duration_since(shared.started)
         .as_secs();
     if want("server") {
-        let _ = write!(
-            t,
-            "# Server\r\nredis_version:{}\r\nmorgana_version:{}\r\nredis_mode:standalone\r\nos:Morgana\r\narch_bits:64\r\nmultiplexing_api:morgana\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\r\n",
-            crate::REDIS_VERSION,
-            env!("CARGO_PKG_VERSION"),
-            shared.port,
-            uptime / 86400
-        );
+        t.extend_from_slice(b"# Server\r\nredis_version:");
+        t.extend_from_slice(crate::REDIS_VERSION.as_bytes());
+        t.extend_from_slice(b"\r\nmorgana_version:");
+        t.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+        t.extend_from_slice(b"\r\nredis_mode:standalone\r\nos:Morgana\r\narch_bits:64\r\nmultiplexing_api:morgana\r\n");
+        field(&mut t, "tcp_port:", shared.port.into());
+        field(&mut t, "uptime_in_seconds:", uptime);
+        field(&mut t, "uptime_in_days:", uptime / 86400);
+        t.extend_from_slice(b"\r\n");
     }
     if want("clients") {
-        let _ = write!(
-            t,
-            "# Clients\r\nconnected_clients:{}\r\n\r\n",
-            shared.connected.get()
-        );
+        t.extend_from_slice(b"# Clients\r\n");
+        field(&mut t, "connected_clients:", shared.connected.get() as u64);
+        t.extend_from_slice(b"\r\n");
     }
     if want("persistence") {
-        let fsync = match shared.durability {
-            crate::Durability::Always => "always",
-            crate::Durability::EverySec => "everysec",
-        };
-        let failed = shared.failure.borrow().is_some();
-        let _ = write!(
-            t,
-            "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:{fsync}\r\ncommits:{}\r\nchanges_not_durable:{}\r\nlast_commit_status:{}\r\n\r\n",
-            shared.commits.get(),
+        t.extend_from_slice(b"# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:");
+        t.extend_from_slice(fsync_name(shared.durability).as_bytes());
+        t.extend_from_slice(b"\r\n");
+        field(&mut t, "commits:", shared.commits.get());
+        field(
+            &mut t,
+            "changes_not_durable:",
             st.writes.saturating_sub(shared.durable.get()),
-            if failed { "err" } else { "ok" }
         );
+        t.extend_from_slice(if shared.failure.borrow().is_some() {
+            b"last_commit_status:err\r\n\r\n"
+        } else {
+            b"last_commit_status:ok\r\n\r\n"
+        });
     }
     if want("stats") {
         let s = st.stats;
-        let _ = write!(
-            t,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
+        t.extend_from_slice(b"# Stats\r\n");
+        field(
+            &mut t,
+            "total_connections_received:",
             shared.connections_total.get(),
-            s.commands,
-            shared.rejected.get(),
-            s.expired_keys,
-            s.keyspace_hits,
-            s.keyspace_misses
         );
+        field(&mut t, "total_commands_processed:", s.commands);
+        field(&mut t, "rejected_connections:", shared.rejected.get());
+        field(&mut t, "expired_keys:", s.expired_keys);
+        field(&mut t, "keyspace_hits:", s.keyspace_hits);
+        field(&mut t, "keyspace_misses:", s.keyspace_misses);
+        t.extend_from_slice(b"\r\n");
     }
     if want("keyspace") {
-        t.push_str("# Keyspace\r\n");
+        t.extend_from_slice(b"# Keyspace\r\n");
         let keys = st.kv.len();
         if keys > 0 {
-            let _ = write!(t, "db0:keys={keys},expires={},avg_ttl=0\r\n", st.ttl.len());
+            t.extend_from_slice(b"db0:keys=");
+            reply::unsigned(&mut t, keys);
+            t.extend_from_slice(b",expires=");
+            reply::unsigned(&mut t, st.ttl.len() as u64);
+            t.extend_from_slice(b",avg_ttl=0\r\n");
         }
     }
-    reply::bulk(out, t.as_bytes());
+    reply::bulk(out, &t);
+}
+
+/// `name` (with its colon), `v` in decimal, and a line end, for `INFO`.
+fn field(t: &mut Vec<u8>, name: &str, v: u64) {
+    t.extend_from_slice(name.as_bytes());
+    reply::unsigned(t, v);
+    t.extend_from_slice(b"\r\n");
+}
+
+/// `appendfsync`'s value for `durability`.
+fn fsync_name(durability: crate::Durability) -> &'static str {
+    match durability {
+        crate::Durability::Always => "always",
+        crate::Durability::EverySec => "everysec",
+    }
 }
 
 /// Rebuilds the expiry index from the store (at start).

@@ -51,28 +51,74 @@ pub enum ProtocolError {
     },
 }
 
+impl ProtocolError {
+    /// Appends the message (`Protocol error: ...`) to `out`, without `core::fmt`.
+    #[inline(never)]
+    pub fn write_message(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"Protocol error: ");
+        let text: &[u8] = match *self {
+            ProtocolError::InvalidMultibulkLength => b"invalid multibulk length",
+            ProtocolError::InvalidBulkLength => b"invalid bulk length",
+            ProtocolError::BulkTooLong { len, max } => {
+                out.extend_from_slice(b"bulk length ");
+                reply::decimal(out, len);
+                out.extend_from_slice(b" is above this server's limit of ");
+                reply::decimal(out, max as i64);
+                b" bytes"
+            }
+            ProtocolError::ExpectedDollar(b) => {
+                out.extend_from_slice(b"expected '$', got '");
+                escape_default(out, b);
+                b"'"
+            }
+            ProtocolError::ExpectedCrlf => b"expected CRLF after a bulk string",
+            ProtocolError::UnbalancedQuotes => b"unbalanced quotes in request",
+            ProtocolError::TooBigInline => b"too big inline request",
+            ProtocolError::TooBigMultibulkCount => b"too big mbulk count string",
+            ProtocolError::TooBigBulkCount => b"too big bulk count string",
+            ProtocolError::RequestTooLarge { max } => {
+                out.extend_from_slice(b"request larger than this server's limit of ");
+                reply::decimal(out, max as i64);
+                b" bytes"
+            }
+        };
+        out.extend_from_slice(text);
+    }
+}
+
+/// `char::from(b).escape_default()`, as bytes: `\t`, `\r`, `\n`, `\'`, `\"`, `\\`,
+/// printable ASCII as is, anything else `\u{hex}`.
+fn escape_default(out: &mut Vec<u8>, b: u8) {
+    let esc = match b {
+        b'\t' => b't',
+        b'\r' => b'r',
+        b'\n' => b'n',
+        b'\'' | b'"' | b'\\' => b,
+        0x20..=0x7e => {
+            out.push(b);
+            return;
+        }
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u{");
+            if b >= 16 {
+                out.push(HEX[usize::from(b >> 4)]);
+            }
+            out.push(HEX[usize::from(b & 15)]);
+            out.push(b'}');
+            return;
+        }
+    };
+    out.push(b'\\');
+    out.push(esc);
+}
+
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Protocol error: ")?;
-        match self {
-            ProtocolError::InvalidMultibulkLength => f.write_str("invalid multibulk length"),
-            ProtocolError::InvalidBulkLength => f.write_str("invalid bulk length"),
-            ProtocolError::BulkTooLong { len, max } => write!(
-                f,
-                "bulk length {len} is above this server's limit of {max} bytes"
-            ),
-            ProtocolError::ExpectedDollar(b) => {
-                write!(f, "expected '$', got '{}'", char::from(*b).escape_default())
-            }
-            ProtocolError::ExpectedCrlf => f.write_str("expected CRLF after a bulk string"),
-            ProtocolError::UnbalancedQuotes => f.write_str("unbalanced quotes in request"),
-            ProtocolError::TooBigInline => f.write_str("too big inline request"),
-            ProtocolError::TooBigMultibulkCount => f.write_str("too big mbulk count string"),
-            ProtocolError::TooBigBulkCount => f.write_str("too big bulk count string"),
-            ProtocolError::RequestTooLarge { max } => {
-                write!(f, "request larger than this server's limit of {max} bytes")
-            }
-        }
+        let mut text = Vec::new();
+        self.write_message(&mut text);
+        // ASCII only: `escape_default` leaves no byte above 0x7e.
+        f.write_str(core::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -441,16 +487,34 @@ pub mod reply {
         struct Line<'a>(&'a mut Vec<u8>);
         impl core::fmt::Write for Line<'_> {
             fn write_str(&mut self, s: &str) -> core::fmt::Result {
-                self.0.extend(
-                    s.bytes()
-                        .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-                );
+                line_text(self.0, s.as_bytes());
                 Ok(())
             }
         }
         out.push(b'-');
         let _ = core::fmt::write(&mut Line(out), args);
         out.extend_from_slice(b"\r\n");
+    }
+
+    /// Appends `text` to an error line being written: line breaks become spaces.
+    pub fn line_text(out: &mut Vec<u8>, text: &[u8]) {
+        out.extend(
+            text.iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
+    }
+
+    /// Appends at most `max` bytes of `b` to an error line, as Redis shows an argument
+    /// (`%.*s`): valid UTF-8 as is, any other byte as the character of that number.
+    pub fn line_shown(out: &mut Vec<u8>, b: &[u8], max: usize) {
+        let b = &b[..b.len().min(max)];
+        for chunk in b.utf8_chunks() {
+            line_text(out, chunk.valid().as_bytes());
+            for &x in chunk.invalid() {
+                // U+0080..U+00FF in UTF-8 (an invalid byte is never ASCII).
+                out.extend_from_slice(&[0xc0 | (x >> 6), 0x80 | (x & 0x3f)]);
+            }
+        }
     }
 
     /// An integer: `:n`.
@@ -483,9 +547,17 @@ pub mod reply {
 
     /// `n` in decimal, without going through `core::fmt`.
     pub fn decimal(out: &mut Vec<u8>, n: i64) {
+        if n < 0 {
+            out.push(b'-');
+        }
+        unsigned(out, n.unsigned_abs());
+    }
+
+    /// `v` in decimal, without going through `core::fmt`.
+    #[inline(never)]
+    pub fn unsigned(out: &mut Vec<u8>, mut v: u64) {
         let mut buf = [0u8; 20];
         let mut i = buf.len();
-        let mut v = n.unsigned_abs();
         loop {
             i -= 1;
             buf[i] = b'0' + (v % 10) as u8;
@@ -493,9 +565,6 @@ pub mod reply {
             if v == 0 {
                 break;
             }
-        }
-        if n < 0 {
-            out.push(b'-');
         }
         out.extend_from_slice(&buf[i..]);
     }
@@ -608,6 +677,41 @@ mod tests {
             ProtocolError::ExpectedDollar(b'x').to_string(),
             "Protocol error: expected '$', got 'x'"
         );
+    }
+
+    #[test]
+    fn messages_are_written_as_core_fmt_would() {
+        use core::fmt::Write as _;
+        for b in 0..=255u8 {
+            let mut ours = Vec::new();
+            ProtocolError::ExpectedDollar(b).write_message(&mut ours);
+            let mut want = String::new();
+            write!(
+                want,
+                "Protocol error: expected '$', got '{}'",
+                char::from(b).escape_default()
+            )
+            .unwrap();
+            assert_eq!(ours, want.as_bytes(), "{b}");
+        }
+        // Shown as Redis's `%.*s` with invalid UTF-8 as the byte's character, line
+        // breaks as spaces, cut at `max` bytes.
+        let arg = b"a\r\nb\xffc\xc3\xa9\xe2\x82";
+        for max in 0..=arg.len() + 1 {
+            let mut ours = Vec::new();
+            reply::line_shown(&mut ours, arg, max);
+            let mut want = String::new();
+            for chunk in arg[..max.min(arg.len())].utf8_chunks() {
+                want.push_str(chunk.valid());
+                want.extend(chunk.invalid().iter().map(|&x| char::from(x)));
+            }
+            let want = want.replace(['\r', '\n'], " ");
+            assert_eq!(ours, want.as_bytes(), "{max}");
+        }
+        let mut out = Vec::new();
+        reply::unsigned(&mut out, u64::MAX);
+        reply::decimal(&mut out, 0);
+        assert_eq!(out, b"184467440737095516150");
     }
 
     #[test]

@@ -389,8 +389,14 @@ async fn connection<S: TcpStream, K: Kv, C: Timer + WallClock>(
                     }
                 }
                 Err(e) => {
-                    log::debug!("closing a client: {e}");
-                    reply::error_fmt(&mut out, format_args!("ERR {e}"));
+                    out.extend_from_slice(b"-ERR ");
+                    let at = out.len();
+                    e.write_message(&mut out);
+                    log::debug!(
+                        "closing a client: {}",
+                        core::str::from_utf8(&out[at..]).unwrap_or("?")
+                    );
+                    out.extend_from_slice(b"\r\n");
                     commands += 1;
                     close = true;
                     break;
@@ -464,10 +470,9 @@ async fn send<S: TcpStream, K: Kv, C: Timer + WallClock>(
     {
         out.clear();
         for _ in 0..*commands {
-            reply::error_fmt(
-                out,
-                format_args!("ERR the write could not be made durable: {message}"),
-            );
+            out.extend_from_slice(b"-ERR the write could not be made durable: ");
+            reply::line_text(out, message.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
     }
     *needs = 0;
