@@ -204,166 +204,33 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
             reply::ok(out);
             return After::Close;
         }
-        Cmd::Get => get(args.get(1), st, now, out).await,
-        Cmd::Set => set(args, st, now, out).await,
-        Cmd::Setnx => {
-            let key = args.get(1);
-            match live_meta(st, key, now, out).await {
-                Ok(Some(_)) => reply::integer(out, 0),
-                Ok(None) => {
-                    if put(st, key, args.get(2), 0, out).await {
-                        reply::integer(out, 1);
-                    }
-                }
-                Err(()) => {}
+        Cmd::Get | Cmd::Mget => {
+            if c == Cmd::Mget {
+                reply::array(out, n - 1);
             }
-        }
-        Cmd::Setex | Cmd::Psetex => {
-            let Some(t) = parse_i64(args.get(2)) else {
-                reply::error(out, NOT_INTEGER);
-                return After::Continue;
-            };
-            let ms = if c == Cmd::Setex {
-                t.checked_mul(1000)
-            } else {
-                Some(t)
-            };
-            match ms
-                .filter(|&ms| ms > 0)
-                .and_then(|ms| (ms as u64).checked_add(now))
-            {
-                Some(deadline) => {
-                    if put(st, args.get(1), args.get(3), deadline, out).await {
-                        reply::ok(out);
-                    }
-                }
-                None => invalid_expire(out, cmd),
-            }
-        }
-        Cmd::Getset | Cmd::Getdel => {
-            let key = args.get(1);
-            let old = match read(st, key, now, out).await {
-                Ok(v) => v,
-                Err(()) => return After::Continue,
-            };
-            let done = if c == Cmd::Getset {
-                put(st, key, args.get(2), 0, out).await
-            } else {
-                old.is_none() || delete(st, key, out).await
-            };
-            if done {
-                match old {
-                    Some((v, _)) => reply::bulk(out, &v),
-                    None => reply::nil(out),
-                }
-            }
-        }
-        Cmd::Append => {
-            let key = args.get(1);
-            let (mut value, meta) = match read(st, key, now, out).await {
-                Ok(Some(v)) => v,
-                Ok(None) => (Vec::new(), 0),
-                Err(()) => return After::Continue,
-            };
-            value.extend_from_slice(args.get(2));
-            if put(st, key, &value, meta, out).await {
-                reply::integer(out, value.len() as i64);
-            }
-        }
-        Cmd::Strlen => match st.kv.get(args.get(1)).await {
-            Ok(Some(v)) if !expired(v.meta, now) => {
-                let len = v.data.len() as i64;
-                reply::integer(out, len)
-            }
-            Ok(_) => reply::integer(out, 0),
-            Err(e) => store_error(out, &e),
-        },
-        Cmd::Incr | Cmd::Decr | Cmd::Incrby | Cmd::Decrby => {
-            let by = match c {
-                Cmd::Incr => 1,
-                Cmd::Decr => -1,
-                _ => match parse_i64(args.get(2)) {
-                    Some(v) if c == Cmd::Incrby => v,
-                    Some(i64::MIN) => {
-                        reply::error(out, "ERR decrement would overflow");
-                        return After::Continue;
-                    }
-                    Some(v) => -v,
-                    None => {
-                        reply::error(out, NOT_INTEGER);
-                        return After::Continue;
-                    }
-                },
-            };
-            incr(args.get(1), by, st, now, out).await;
-        }
-        Cmd::Mget => {
-            reply::array(out, n - 1);
             for i in 1..n {
                 get(args.get(i), st, now, out).await;
             }
         }
-        Cmd::Mset => {
-            let mut all = true;
-            for i in (1..n).step_by(2) {
-                if !put(st, args.get(i), args.get(i + 1), 0, out).await {
-                    all = false;
-                    break;
-                }
-            }
-            if all {
-                reply::ok(out);
-            }
-        }
-        Cmd::Del | Cmd::Exists => {
-            let mut count = 0;
-            for i in 1..n {
-                let key = args.get(i);
-                match live_meta(st, key, now, out).await {
-                    Ok(Some(_)) => {
-                        if c == Cmd::Del && !delete(st, key, out).await {
-                            return After::Continue;
-                        }
-                        count += 1;
+        Cmd::Keys | Cmd::Scan => {
+            // SCAN answers a whole iteration at once (cursor 0 back), which SCAN's
+            // contract allows: its reply's head is two elements, the cursor "0" first.
+            const HEAD: &[u8] = b"*2\r\n$1\r\n0\r\n";
+            let (pattern, head) = if c == Cmd::Keys {
+                (args.get(1), &b""[..])
+            } else {
+                match scan_options(args, out) {
+                    Some(Some(pattern)) => (pattern, HEAD),
+                    Some(None) => {
+                        out.extend_from_slice(HEAD);
+                        reply::array(out, 0);
+                        return After::Continue;
                     }
-                    Ok(None) => {}
-                    Err(()) => return After::Continue,
+                    None => return After::Continue,
                 }
-            }
-            reply::integer(out, count);
+            };
+            matching(st, pattern, now, head, out).await;
         }
-        Cmd::Type => match live_meta(st, args.get(1), now, out).await {
-            Ok(Some(_)) => reply::simple(out, "string"),
-            Ok(None) => reply::simple(out, "none"),
-            Err(()) => {}
-        },
-        Cmd::Expire | Cmd::Pexpire | Cmd::Expireat | Cmd::Pexpireat => {
-            expire(cmd, args, st, now, out).await
-        }
-        Cmd::Ttl | Cmd::Pttl => match live_meta(st, args.get(1), now, out).await {
-            Ok(None) => reply::integer(out, -2),
-            Ok(Some(0)) => reply::integer(out, -1),
-            Ok(Some(deadline)) => {
-                let ms = deadline - now;
-                let v = if c == Cmd::Ttl { (ms + 500) / 1000 } else { ms };
-                reply::integer(out, v as i64)
-            }
-            Err(()) => {}
-        },
-        Cmd::Persist => {
-            let key = args.get(1);
-            match read(st, key, now, out).await {
-                Ok(Some((value, meta))) if meta != 0 => {
-                    if put(st, key, &value, 0, out).await {
-                        reply::integer(out, 1);
-                    }
-                }
-                Ok(_) => reply::integer(out, 0),
-                Err(()) => {}
-            }
-        }
-        Cmd::Keys => matching(st, args.get(1), now, b"", out).await,
-        Cmd::Scan => scan(args, st, now, out).await,
         Cmd::Dbsize => reply::integer(out, st.kv.len() as i64),
         Cmd::Flushdb | Cmd::Flushall => {
             if n > 2 || (n == 2 && !is(args.get(1), "ASYNC") && !is(args.get(1), "SYNC")) {
@@ -391,10 +258,10 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
             };
             reply::array(out, 2);
             let mut b = Vec::new();
-            reply::decimal(&mut b, (us / 1_000_000) as i64);
+            reply::unsigned(&mut b, us / 1_000_000);
             reply::bulk(out, &b);
             b.clear();
-            reply::decimal(&mut b, (us % 1_000_000) as i64);
+            reply::unsigned(&mut b, us % 1_000_000);
             reply::bulk(out, &b);
         }
         Cmd::Info => info(args, st, shared, out),
@@ -433,8 +300,316 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 hello(shared, out);
             }
         }
+        _ => return keys(c, cmd, args, st, now, out).await,
     }
     After::Continue
+}
+
+/// What a key command needs to know of its key before deciding.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Nothing,
+    Meta,
+    Value,
+}
+
+/// A key command's options, checked before its key is looked up.
+#[derive(Clone, Copy, Default)]
+struct Opts {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    /// `SET ... GET`.
+    get: bool,
+    /// `SET ... KEEPTTL`.
+    keep: bool,
+    /// The deadline to set (Unix ms; `SET`, `SETEX`: 0 for none; `EXPIRE`: may be in
+    /// the past).
+    deadline: i64,
+    /// `INCR` and friends: what to add.
+    by: i64,
+}
+
+/// What a key command writes, after looking its key up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Nothing,
+    /// Stores argument `i` with this deadline.
+    Arg(usize, u64),
+    /// Stores the command's computed value with this deadline.
+    Buf(u64),
+    Delete,
+}
+
+/// A key command's reply once its write is done.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rep {
+    /// Already written (an error).
+    Written,
+    Ok,
+    Nil,
+    Int(i64),
+    /// The old value (nil if there was none).
+    Old,
+    Simple(&'static str),
+    /// One more for `DEL` and `EXISTS`.
+    Count,
+}
+
+/// The commands on keys: each key is looked up once, what to write is decided, written,
+/// then answered. (One path for all of them keeps the async state machine small.)
+async fn keys<K: Kv>(
+    c: Cmd,
+    cmd: &str,
+    args: Args<'_>,
+    st: &mut State<K>,
+    now: u64,
+    out: &mut Vec<u8>,
+) -> After {
+    let Some(o) = options(c, cmd, args, now, out) else {
+        return After::Continue;
+    };
+    let n = args.len();
+    let need = match c {
+        Cmd::Setex | Cmd::Psetex | Cmd::Mset => Need::Nothing,
+        Cmd::Setnx | Cmd::Del | Cmd::Exists | Cmd::Type | Cmd::Ttl | Cmd::Pttl => Need::Meta,
+        _ => Need::Value,
+    };
+    // MSET's keys are every other argument, DEL's and EXISTS's every one.
+    let (last, step) = match c {
+        Cmd::Mset => (n - 1, 2),
+        Cmd::Del | Cmd::Exists => (n, 1),
+        _ => (2, 1),
+    };
+    let mut count = 0;
+    let mut buf = Vec::new();
+    let mut i = 1;
+    while i < last {
+        let key = args.get(i);
+        let mut old = None;
+        if need != Need::Nothing {
+            match lookup(st, key, now, need == Need::Value, out).await {
+                Ok(found) => old = found,
+                Err(()) => return After::Continue,
+            }
+        }
+        let (write, rep) = decide(c, &o, &mut old, args, i, now, &mut buf, out);
+        let (value, meta) = match write {
+            Write::Nothing => (None, 0),
+            Write::Delete => (Some(None), 0),
+            Write::Arg(j, meta) => (Some(Some(args.get(j))), meta),
+            Write::Buf(meta) => (Some(Some(&buf[..])), meta),
+        };
+        if let Some(value) = value
+            && !store(st, key, value, meta, out).await
+        {
+            return After::Continue;
+        }
+        match rep {
+            Rep::Written => {}
+            Rep::Ok => reply::ok(out),
+            Rep::Nil => reply::nil(out),
+            Rep::Int(v) => reply::integer(out, v),
+            Rep::Old => match &old {
+                Some((v, _)) => reply::bulk(out, v),
+                None => reply::nil(out),
+            },
+            Rep::Simple(s) => reply::simple(out, s),
+            Rep::Count => count += 1,
+        }
+        i += step;
+    }
+    match c {
+        Cmd::Del | Cmd::Exists => reply::integer(out, count),
+        Cmd::Mset => reply::ok(out),
+        _ => {}
+    }
+    After::Continue
+}
+
+/// Checks a key command's options and numbers before its key is looked up; `None`
+/// when the error reply is written.
+fn options(c: Cmd, cmd: &str, args: Args<'_>, now: u64, out: &mut Vec<u8>) -> Option<Opts> {
+    let mut o = Opts::default();
+    match c {
+        Cmd::Set => set_options(args, now, &mut o, out)?,
+        Cmd::Setex | Cmd::Psetex => {
+            let Some(t) = parse_i64(args.get(2)) else {
+                reply::error(out, NOT_INTEGER);
+                return None;
+            };
+            let ms = if c == Cmd::Setex {
+                t.checked_mul(1000)
+            } else {
+                Some(t)
+            };
+            match ms
+                .filter(|&ms| ms > 0)
+                .and_then(|ms| (ms as u64).checked_add(now))
+            {
+                Some(deadline) => o.deadline = deadline as i64,
+                None => {
+                    invalid_expire(out, cmd);
+                    return None;
+                }
+            }
+        }
+        Cmd::Incr => o.by = 1,
+        Cmd::Decr => o.by = -1,
+        Cmd::Incrby | Cmd::Decrby => {
+            o.by = match parse_i64(args.get(2)) {
+                Some(v) if c == Cmd::Incrby => v,
+                Some(i64::MIN) => {
+                    reply::error(out, "ERR decrement would overflow");
+                    return None;
+                }
+                Some(v) => -v,
+                None => {
+                    reply::error(out, NOT_INTEGER);
+                    return None;
+                }
+            }
+        }
+        Cmd::Expire | Cmd::Pexpire | Cmd::Expireat | Cmd::Pexpireat => {
+            expire_options(c, cmd, args, now, &mut o, out)?
+        }
+        _ => {}
+    }
+    Some(o)
+}
+
+/// What a key command does once its key (argument `i`) is looked up: what to write
+/// and how to answer.
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    c: Cmd,
+    o: &Opts,
+    old: &mut Option<(Vec<u8>, u64)>,
+    args: Args<'_>,
+    i: usize,
+    now: u64,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> (Write, Rep) {
+    let old_meta = old.as_ref().map(|o| o.1);
+    match c {
+        Cmd::Set => {
+            if (o.nx && old.is_some()) || (o.xx && old.is_none()) {
+                return (Write::Nothing, if o.get { Rep::Old } else { Rep::Nil });
+            }
+            let meta = if o.keep {
+                old_meta.unwrap_or(0)
+            } else {
+                o.deadline as u64
+            };
+            let rep = if o.get { Rep::Old } else { Rep::Ok };
+            if meta != 0 && meta <= now {
+                // A deadline already past (EXAT/PXAT): the key is gone at once.
+                let w = if old.is_some() {
+                    Write::Delete
+                } else {
+                    Write::Nothing
+                };
+                (w, rep)
+            } else {
+                (Write::Arg(2, meta), rep)
+            }
+        }
+        Cmd::Setnx => match old {
+            Some(_) => (Write::Nothing, Rep::Int(0)),
+            None => (Write::Arg(2, 0), Rep::Int(1)),
+        },
+        Cmd::Setex | Cmd::Psetex => (Write::Arg(3, o.deadline as u64), Rep::Ok),
+        Cmd::Mset => (Write::Arg(i + 1, 0), Rep::Written),
+        Cmd::Getset => (Write::Arg(2, 0), Rep::Old),
+        Cmd::Getdel => match old {
+            Some(_) => (Write::Delete, Rep::Old),
+            None => (Write::Nothing, Rep::Nil),
+        },
+        Cmd::Append => {
+            *buf = old.take().map_or_else(Vec::new, |o| o.0);
+            buf.extend_from_slice(args.get(2));
+            (
+                Write::Buf(old_meta.unwrap_or(0)),
+                Rep::Int(buf.len() as i64),
+            )
+        }
+        Cmd::Strlen => (
+            Write::Nothing,
+            Rep::Int(old.as_ref().map_or(0, |o| o.0.len() as i64)),
+        ),
+        Cmd::Incr | Cmd::Decr | Cmd::Incrby | Cmd::Decrby => {
+            let current = match old {
+                Some((v, _)) => match parse_i64(v) {
+                    Some(v) => v,
+                    None => {
+                        reply::error(out, NOT_INTEGER);
+                        return (Write::Nothing, Rep::Written);
+                    }
+                },
+                None => 0,
+            };
+            let Some(new) = current.checked_add(o.by) else {
+                reply::error(out, "ERR increment or decrement would overflow");
+                return (Write::Nothing, Rep::Written);
+            };
+            reply::decimal(buf, new);
+            (Write::Buf(old_meta.unwrap_or(0)), Rep::Int(new))
+        }
+        Cmd::Del => match old {
+            Some(_) => (Write::Delete, Rep::Count),
+            None => (Write::Nothing, Rep::Written),
+        },
+        Cmd::Exists => match old {
+            Some(_) => (Write::Nothing, Rep::Count),
+            None => (Write::Nothing, Rep::Written),
+        },
+        Cmd::Type => (
+            Write::Nothing,
+            Rep::Simple(if old.is_some() { "string" } else { "none" }),
+        ),
+        Cmd::Ttl | Cmd::Pttl => (
+            Write::Nothing,
+            Rep::Int(match old_meta {
+                None => -2,
+                Some(0) => -1,
+                Some(deadline) => {
+                    let ms = deadline - now;
+                    (if c == Cmd::Ttl { (ms + 500) / 1000 } else { ms }) as i64
+                }
+            }),
+        ),
+        Cmd::Persist => match old.take() {
+            Some((value, meta)) if meta != 0 => {
+                *buf = value;
+                (Write::Buf(0), Rep::Int(1))
+            }
+            _ => (Write::Nothing, Rep::Int(0)),
+        },
+        // EXPIRE and friends.
+        _ => {
+            let Some((value, meta)) = old.take() else {
+                return (Write::Nothing, Rep::Int(0));
+            };
+            // No expiry time counts as infinite for GT and LT.
+            let current = if meta == 0 { i64::MAX } else { meta as i64 };
+            let deadline = o.deadline;
+            if (o.nx && meta != 0)
+                || (o.xx && meta == 0)
+                || (o.gt && deadline <= current)
+                || (o.lt && deadline >= current)
+            {
+                return (Write::Nothing, Rep::Int(0));
+            }
+            if deadline <= now as i64 {
+                (Write::Delete, Rep::Int(1))
+            } else {
+                *buf = value;
+                (Write::Buf(deadline as u64), Rep::Int(1))
+            }
+        }
+    }
 }
 
 /// `ERR unknown command 'NAME', with args beginning with: 'a' 'b' ` (Redis 7's text,
@@ -460,20 +635,30 @@ fn unknown(out: &mut Vec<u8>, args: Args<'_>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The key's meta if it exists and has not expired; an expired key is deleted.
-/// `Err(())` when the store failed (its error is written to `out`).
-async fn live_meta<K: Kv>(
+/// The key's value (a copy; empty unless `value`) and meta, if it exists and has not
+/// expired; an expired key is deleted. `Err(())` when the store failed (its error is
+/// written to `out`).
+async fn lookup<K: Kv>(
     st: &mut State<K>,
     key: &[u8],
     now: u64,
+    value: bool,
     out: &mut Vec<u8>,
-) -> Result<Option<u64>, ()> {
-    match st.kv.meta(key).await {
-        Ok(Some(meta)) if expired(meta, now) => {
+) -> Result<Option<(Vec<u8>, u64)>, ()> {
+    let found = if value {
+        st.kv
+            .get(key)
+            .await
+            .map(|v| v.map(|v| (v.data.to_vec(), v.meta)))
+    } else {
+        st.kv.meta(key).await.map(|m| m.map(|m| (Vec::new(), m)))
+    };
+    match found {
+        Ok(Some((_, meta))) if expired(meta, now) => {
             reap(st, key, meta).await;
             Ok(None)
         }
-        Ok(m) => Ok(m),
+        Ok(found) => Ok(found),
         Err(e) => {
             store_error(out, &e);
             Err(())
@@ -490,76 +675,37 @@ async fn reap<K: Kv>(st: &mut State<K>, key: &[u8], meta: u64) {
     }
 }
 
-/// A copy of the key's value and meta, if it exists and has not expired. `Err(())`
-/// when the store failed (its error is written to `out`).
-async fn read<K: Kv>(
+/// Stores `value` with deadline `meta`, or deletes `key` (`None`); on failure writes
+/// the error and returns false.
+async fn store<K: Kv>(
     st: &mut State<K>,
     key: &[u8],
-    now: u64,
-    out: &mut Vec<u8>,
-) -> Result<Option<(Vec<u8>, u64)>, ()> {
-    let found = match st.kv.get(key).await {
-        Ok(Some(v)) => Some((v.data.to_vec(), v.meta)),
-        Ok(None) => None,
-        Err(e) => {
-            store_error(out, &e);
-            return Err(());
-        }
-    };
-    match found {
-        Some((_, meta)) if expired(meta, now) => {
-            reap(st, key, meta).await;
-            Ok(None)
-        }
-        other => Ok(other),
-    }
-}
-
-/// Stores `value` with deadline `meta`; on failure writes the error and returns false.
-async fn put<K: Kv>(
-    st: &mut State<K>,
-    key: &[u8],
-    value: &[u8],
+    value: Option<&[u8]>,
     meta: u64,
     out: &mut Vec<u8>,
 ) -> bool {
     // The old deadline, to keep the expiry index exact (only looked up when some key
-    // has one at all).
+    // has one at all; a delete goes ahead without it).
     let old = if st.ttl.is_empty() {
         0
     } else {
         match st.kv.meta(key).await {
             Ok(m) => m.unwrap_or(0),
-            Err(e) => {
+            Err(e) if value.is_some() => {
                 store_error(out, &e);
                 return false;
             }
+            Err(_) => 0,
         }
     };
-    match st.kv.put(key, value, meta).await {
+    let done = match value {
+        Some(value) => st.kv.put(key, value, meta).await,
+        None => st.kv.delete(key).await.map(|_| ()),
+    };
+    match done {
         Ok(()) => {
             st.writes += 1;
             st.retime(key, old, meta);
-            true
-        }
-        Err(e) => {
-            store_error(out, &e);
-            false
-        }
-    }
-}
-
-/// Deletes `key`; on failure writes the error and returns false.
-async fn delete<K: Kv>(st: &mut State<K>, key: &[u8], out: &mut Vec<u8>) -> bool {
-    let old = if st.ttl.is_empty() {
-        0
-    } else {
-        st.kv.meta(key).await.ok().flatten().unwrap_or(0)
-    };
-    match st.kv.delete(key).await {
-        Ok(_) => {
-            st.writes += 1;
-            st.retime(key, old, 0);
             true
         }
         Err(e) => {
@@ -591,8 +737,8 @@ async fn get<K: Kv>(key: &[u8], st: &mut State<K>, now: u64, out: &mut Vec<u8>) 
     reply::nil(out);
 }
 
-/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
-async fn set<K: Kv>(args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<u8>) {
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`'s options.
+fn set_options(args: Args<'_>, now: u64, o: &mut Opts, out: &mut Vec<u8>) -> Option<()> {
     #[derive(Clone, Copy, PartialEq)]
     enum Exp {
         None,
@@ -602,19 +748,18 @@ async fn set<K: Kv>(args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<u
         ExAt,
         PxAt,
     }
-    let (mut nx, mut xx, mut want_old) = (false, false, false);
     let mut exp = Exp::None;
     let mut exp_arg: &[u8] = b"";
     let mut i = 3;
     while i < args.len() {
         let a = args.get(i);
         let next = (i + 1 < args.len()).then(|| args.get(i + 1));
-        if is(a, "NX") && !xx {
-            nx = true;
-        } else if is(a, "XX") && !nx {
-            xx = true;
+        if is(a, "NX") && !o.xx {
+            o.nx = true;
+        } else if is(a, "XX") && !o.nx {
+            o.xx = true;
         } else if is(a, "GET") {
-            want_old = true;
+            o.get = true;
         } else if is(a, "KEEPTTL") && exp == Exp::None {
             exp = Exp::Keep;
         } else if let (Some(v), true) = (next, exp == Exp::None) {
@@ -628,176 +773,108 @@ async fn set<K: Kv>(args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<u
                 Exp::PxAt
             } else {
                 reply::error(out, SYNTAX);
-                return;
+                return None;
             };
             exp_arg = v;
             i += 1;
         } else {
             reply::error(out, SYNTAX);
-            return;
+            return None;
         }
         i += 1;
     }
-    let deadline = match exp {
-        Exp::None | Exp::Keep => None,
-        _ => {
-            let Some(v) = parse_i64(exp_arg) else {
-                reply::error(out, NOT_INTEGER);
-                return;
-            };
-            let ms = match exp {
-                Exp::Ex | Exp::ExAt => v.checked_mul(1000),
-                _ => Some(v),
-            };
-            let at = match (ms, exp) {
-                (Some(ms), Exp::Ex | Exp::Px) if ms > 0 => (ms as u64).checked_add(now),
-                (Some(ms), Exp::ExAt | Exp::PxAt) if ms > 0 => Some(ms as u64),
-                _ => None,
-            };
-            match at.filter(|&t| t <= i64::MAX as u64) {
-                Some(t) => Some(t),
-                None => {
-                    reply::error(out, "ERR invalid expire time in 'set' command");
-                    return;
-                }
-            }
-        }
-    };
-    let key = args.get(1);
-    let old = match read(st, key, now, out).await {
-        Ok(v) => v,
-        Err(()) => return,
-    };
-    if (nx && old.is_some()) || (xx && old.is_none()) {
-        match (&old, want_old) {
-            (Some((v, _)), true) => reply::bulk(out, v),
-            _ => reply::nil(out),
-        }
-        return;
+    o.keep = exp == Exp::Keep;
+    if matches!(exp, Exp::None | Exp::Keep) {
+        return Some(());
     }
-    let meta = match (exp, deadline) {
-        (Exp::Keep, _) => old.as_ref().map_or(0, |o| o.1),
-        (_, Some(t)) => t,
-        _ => 0,
+    let Some(v) = parse_i64(exp_arg) else {
+        reply::error(out, NOT_INTEGER);
+        return None;
     };
-    let stored = if meta != 0 && meta <= now {
-        // A deadline already past (EXAT/PXAT): the key is gone at once.
-        old.is_none() || delete(st, key, out).await
-    } else {
-        put(st, key, args.get(2), meta, out).await
+    let ms = match exp {
+        Exp::Ex | Exp::ExAt => v.checked_mul(1000),
+        _ => Some(v),
     };
-    if !stored {
-        return;
-    }
-    match (want_old, old) {
-        (true, Some((v, _))) => reply::bulk(out, &v),
-        (true, None) => reply::nil(out),
-        (false, _) => reply::ok(out),
+    let at = match (ms, exp) {
+        (Some(ms), Exp::Ex | Exp::Px) if ms > 0 => (ms as u64).checked_add(now),
+        (Some(ms), Exp::ExAt | Exp::PxAt) if ms > 0 => Some(ms as u64),
+        _ => None,
+    };
+    match at.filter(|&t| t <= i64::MAX as u64) {
+        Some(t) => {
+            o.deadline = t as i64;
+            Some(())
+        }
+        None => {
+            invalid_expire(out, "set");
+            None
+        }
     }
 }
 
-/// `INCR` and friends: adds `by` to the integer in `key` (0 if absent), keeping its
-/// expiry time.
-async fn incr<K: Kv>(key: &[u8], by: i64, st: &mut State<K>, now: u64, out: &mut Vec<u8>) {
-    let (current, meta) = match read(st, key, now, out).await {
-        Ok(Some((v, meta))) => match parse_i64(&v) {
-            Some(n) => (n, meta),
-            None => {
-                reply::error(out, NOT_INTEGER);
-                return;
-            }
-        },
-        Ok(None) => (0, 0),
-        Err(()) => return,
-    };
-    let Some(new) = current.checked_add(by) else {
-        reply::error(out, "ERR increment or decrement would overflow");
-        return;
-    };
-    let mut text = Vec::new();
-    reply::decimal(&mut text, new);
-    if put(st, key, &text, meta, out).await {
-        reply::integer(out, new);
-    }
-}
-
-/// `EXPIRE key seconds [NX|XX|GT|LT]` and its millisecond and absolute forms.
-async fn expire<K: Kv>(cmd: &str, args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<u8>) {
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+/// `EXPIRE key seconds [NX|XX|GT|LT]` and its millisecond and absolute forms' options
+/// and deadline.
+fn expire_options(
+    c: Cmd,
+    cmd: &str,
+    args: Args<'_>,
+    now: u64,
+    o: &mut Opts,
+    out: &mut Vec<u8>,
+) -> Option<()> {
     for i in 3..args.len() {
         let a = args.get(i);
         if is(a, "NX") {
-            nx = true;
+            o.nx = true;
         } else if is(a, "XX") {
-            xx = true;
+            o.xx = true;
         } else if is(a, "GT") {
-            gt = true;
+            o.gt = true;
         } else if is(a, "LT") {
-            lt = true;
+            o.lt = true;
         } else {
             error3(out, "ERR Unsupported option ", a, "");
-            return;
+            return None;
         }
     }
-    if nx && (xx || gt || lt) {
+    if o.nx && (o.xx || o.gt || o.lt) {
         reply::error(
             out,
             "ERR NX and XX, GT or LT options at the same time are not compatible",
         );
-        return;
+        return None;
     }
-    if gt && lt {
+    if o.gt && o.lt {
         reply::error(
             out,
             "ERR GT and LT options at the same time are not compatible",
         );
-        return;
+        return None;
     }
     let Some(t) = parse_i64(args.get(2)) else {
         reply::error(out, NOT_INTEGER);
-        return;
+        return None;
     };
-    let ms = match cmd {
-        "expire" | "expireat" => t.checked_mul(1000),
+    let ms = match c {
+        Cmd::Expire | Cmd::Expireat => t.checked_mul(1000),
         _ => Some(t),
     };
     let deadline = ms.and_then(|ms| {
-        if cmd.ends_with("at") {
+        if matches!(c, Cmd::Expireat | Cmd::Pexpireat) {
             Some(ms)
         } else {
             ms.checked_add(now as i64)
         }
     });
-    let Some(deadline) = deadline else {
-        invalid_expire(out, cmd);
-        return;
-    };
-    let key = args.get(1);
-    let (value, meta) = match read(st, key, now, out).await {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            reply::integer(out, 0);
-            return;
+    match deadline {
+        Some(d) => {
+            o.deadline = d;
+            Some(())
         }
-        Err(()) => return,
-    };
-    // No expiry time counts as infinite for GT and LT.
-    let current = if meta == 0 { i64::MAX } else { meta as i64 };
-    if (nx && meta != 0)
-        || (xx && meta == 0)
-        || (gt && deadline <= current)
-        || (lt && deadline >= current)
-    {
-        reply::integer(out, 0);
-        return;
-    }
-    let done = if deadline <= now as i64 {
-        delete(st, key, out).await
-    } else {
-        put(st, key, &value, deadline as u64, out).await
-    };
-    if done {
-        reply::integer(out, 1);
+        None => {
+            invalid_expire(out, cmd);
+            None
+        }
     }
 }
 
@@ -834,12 +911,13 @@ async fn matching<K: Kv>(
     }
 }
 
-/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`: this server answers a whole
-/// iteration at once (cursor 0 back), which SCAN's contract allows.
-async fn scan<K: Kv>(args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<u8>) {
+/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`'s options: the pattern, or
+/// `Some(None)` when the type asked for is not `string` (nothing matches); `None` when
+/// the error reply is written.
+fn scan_options<'a>(args: Args<'a>, out: &mut Vec<u8>) -> Option<Option<&'a [u8]>> {
     if parse_u64(args.get(1)).is_none() {
         reply::error(out, "ERR invalid cursor");
-        return;
+        return None;
     }
     let mut pattern: &[u8] = b"*";
     let mut only_strings = true;
@@ -848,7 +926,7 @@ async fn scan<K: Kv>(args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<
         let a = args.get(i);
         let Some(v) = (i + 1 < args.len()).then(|| args.get(i + 1)) else {
             reply::error(out, SYNTAX);
-            return;
+            return None;
         };
         if is(a, "MATCH") {
             pattern = v;
@@ -857,29 +935,22 @@ async fn scan<K: Kv>(args: Args<'_>, st: &mut State<K>, now: u64, out: &mut Vec<
                 Some(c) if c >= 1 => {}
                 Some(_) => {
                     reply::error(out, SYNTAX);
-                    return;
+                    return None;
                 }
                 None => {
                     reply::error(out, NOT_INTEGER);
-                    return;
+                    return None;
                 }
             }
         } else if is(a, "TYPE") {
             only_strings = is(v, "string");
         } else {
             reply::error(out, SYNTAX);
-            return;
+            return None;
         }
         i += 2;
     }
-    // The reply's head: two elements, the cursor "0" back.
-    const HEAD: &[u8] = b"*2\r\n$1\r\n0\r\n";
-    if only_strings {
-        matching(st, pattern, now, HEAD, out).await;
-    } else {
-        out.extend_from_slice(HEAD);
-        reply::array(out, 0);
-    }
+    Some(only_strings.then_some(pattern))
 }
 
 /// Redis cursors are unsigned 64-bit decimals.
