@@ -43,22 +43,24 @@ fn error3(out: &mut Vec<u8>, a: &str, b: &[u8], c: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn arity(out: &mut Vec<u8>, name: &str) {
+/// Command `i`'s name as Redis shows it in errors: lower case.
+fn name_of(i: usize) -> &'static [u8] {
+    NAMES.split(|&b| b == b' ').nth(i).unwrap_or(b"")
+}
+
+fn arity(out: &mut Vec<u8>, i: usize) {
+    let name = name_of(i);
     error3(
         out,
         "ERR wrong number of arguments for '",
-        name.as_bytes(),
+        name,
         "' command",
     );
 }
 
-fn invalid_expire(out: &mut Vec<u8>, name: &str) {
-    error3(
-        out,
-        "ERR invalid expire time in '",
-        name.as_bytes(),
-        "' command",
-    );
+fn invalid_expire(out: &mut Vec<u8>, i: usize) {
+    let name = name_of(i);
+    error3(out, "ERR invalid expire time in '", name, "' command");
 }
 
 /// Case-insensitive comparison with an upper-case ASCII word.
@@ -112,6 +114,55 @@ enum Cmd {
     Hello,
 }
 
+/// The commands' names (lower case, as arity errors show them), one space between
+/// each, in [`SPEC`]'s order: found by one pass, without copying the name.
+const NAMES: &[u8] = b"set get incr decr ttl pttl persist keys echo select type getdel strlen incrby decrby setnx getset append setex psetex mset expire pexpire expireat pexpireat del exists mget scan config client dbsize time flushdb flushall info quit ping command hello";
+
+/// Each of [`NAMES`]: the command and its arity (a positive arity is exact, a negative
+/// one a minimum, as Redis counts it).
+const SPEC: [(Cmd, i8); 40] = [
+    (Cmd::Set, -3),
+    (Cmd::Get, 2),
+    (Cmd::Incr, 2),
+    (Cmd::Decr, 2),
+    (Cmd::Ttl, 2),
+    (Cmd::Pttl, 2),
+    (Cmd::Persist, 2),
+    (Cmd::Keys, 2),
+    (Cmd::Echo, 2),
+    (Cmd::Select, 2),
+    (Cmd::Type, 2),
+    (Cmd::Getdel, 2),
+    (Cmd::Strlen, 2),
+    (Cmd::Incrby, 3),
+    (Cmd::Decrby, 3),
+    (Cmd::Setnx, 3),
+    (Cmd::Getset, 3),
+    (Cmd::Append, 3),
+    (Cmd::Setex, 4),
+    (Cmd::Psetex, 4),
+    (Cmd::Mset, -3),
+    (Cmd::Expire, -3),
+    (Cmd::Pexpire, -3),
+    (Cmd::Expireat, -3),
+    (Cmd::Pexpireat, -3),
+    (Cmd::Del, -2),
+    (Cmd::Exists, -2),
+    (Cmd::Mget, -2),
+    (Cmd::Scan, -2),
+    (Cmd::Config, -2),
+    (Cmd::Client, -2),
+    (Cmd::Dbsize, 1),
+    (Cmd::Time, 1),
+    (Cmd::Flushdb, -1),
+    (Cmd::Flushall, -1),
+    (Cmd::Info, -1),
+    (Cmd::Quit, -1),
+    (Cmd::Ping, -1),
+    (Cmd::Command, -1),
+    (Cmd::Hello, -1),
+];
+
 /// Runs one command (`args` not empty) and writes its reply. `now` is the time in Unix
 /// milliseconds, read once per batch of pipelined commands (as Redis reads it once per
 /// command: the difference is microseconds).
@@ -125,70 +176,19 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
     st.stats.commands += 1;
     let name = args.get(0);
     let n = args.len();
-    // Lower-case ASCII name for the lookup (and for arity errors), up to 16 bytes.
-    let mut lower = [0u8; 16];
-    if name.len() > lower.len() {
+    let Some(i) = word(NAMES, name) else {
         unknown(out, args);
         return After::Continue;
-    }
-    for (d, s) in lower.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
-    }
-    let cmd = core::str::from_utf8(&lower[..name.len()]).unwrap_or("");
-    // (command, arity): a positive arity is exact, a negative one a minimum (Redis's).
-    let (c, want): (Cmd, i32) = match cmd {
-        "get" => (Cmd::Get, 2),
-        "incr" => (Cmd::Incr, 2),
-        "decr" => (Cmd::Decr, 2),
-        "ttl" => (Cmd::Ttl, 2),
-        "pttl" => (Cmd::Pttl, 2),
-        "persist" => (Cmd::Persist, 2),
-        "keys" => (Cmd::Keys, 2),
-        "echo" => (Cmd::Echo, 2),
-        "select" => (Cmd::Select, 2),
-        "type" => (Cmd::Type, 2),
-        "getdel" => (Cmd::Getdel, 2),
-        "strlen" => (Cmd::Strlen, 2),
-        "incrby" => (Cmd::Incrby, 3),
-        "decrby" => (Cmd::Decrby, 3),
-        "setnx" => (Cmd::Setnx, 3),
-        "getset" => (Cmd::Getset, 3),
-        "append" => (Cmd::Append, 3),
-        "setex" => (Cmd::Setex, 4),
-        "psetex" => (Cmd::Psetex, 4),
-        "set" => (Cmd::Set, -3),
-        "mset" => (Cmd::Mset, -3),
-        "expire" => (Cmd::Expire, -3),
-        "pexpire" => (Cmd::Pexpire, -3),
-        "expireat" => (Cmd::Expireat, -3),
-        "pexpireat" => (Cmd::Pexpireat, -3),
-        "del" => (Cmd::Del, -2),
-        "exists" => (Cmd::Exists, -2),
-        "mget" => (Cmd::Mget, -2),
-        "scan" => (Cmd::Scan, -2),
-        "config" => (Cmd::Config, -2),
-        "client" => (Cmd::Client, -2),
-        "dbsize" => (Cmd::Dbsize, 1),
-        "time" => (Cmd::Time, 1),
-        "flushdb" => (Cmd::Flushdb, -1),
-        "flushall" => (Cmd::Flushall, -1),
-        "info" => (Cmd::Info, -1),
-        "quit" => (Cmd::Quit, -1),
-        "ping" => (Cmd::Ping, -1),
-        "command" => (Cmd::Command, -1),
-        "hello" => (Cmd::Hello, -1),
-        _ => {
-            unknown(out, args);
-            return After::Continue;
-        }
     };
+    // A positive arity is exact, a negative one a minimum (Redis's).
+    let (c, want) = SPEC[i];
     let ok = if want > 0 {
         n == want as usize
     } else {
         n >= want.unsigned_abs() as usize
     };
     if !ok || (c == Cmd::Ping && n > 2) || (c == Cmd::Mset && n.is_multiple_of(2)) {
-        arity(out, cmd);
+        arity(out, i);
         return After::Continue;
     }
     match c {
@@ -300,7 +300,7 @@ pub(crate) async fn execute<K: Kv, C: MonotonicClock + WallClock>(
                 hello(shared, out);
             }
         }
-        _ => return keys(c, cmd, args, st, now, out).await,
+        _ => return keys(c, i, args, st, now, out).await,
     }
     After::Continue
 }
@@ -361,7 +361,7 @@ enum Rep {
 /// then answered. (One path for all of them keeps the async state machine small.)
 async fn keys<K: Kv>(
     c: Cmd,
-    cmd: &str,
+    cmd: usize,
     args: Args<'_>,
     st: &mut State<K>,
     now: u64,
@@ -430,10 +430,10 @@ async fn keys<K: Kv>(
 
 /// Checks a key command's options and numbers before its key is looked up; `None`
 /// when the error reply is written.
-fn options(c: Cmd, cmd: &str, args: Args<'_>, now: u64, out: &mut Vec<u8>) -> Option<Opts> {
+fn options(c: Cmd, cmd: usize, args: Args<'_>, now: u64, out: &mut Vec<u8>) -> Option<Opts> {
     let mut o = Opts::default();
     match c {
-        Cmd::Set => set_options(args, now, &mut o, out)?,
+        Cmd::Set => set_options(cmd, args, now, &mut o, out)?,
         Cmd::Setex | Cmd::Psetex => {
             let Some(t) = parse_i64(args.get(2)) else {
                 reply::error(out, NOT_INTEGER);
@@ -738,66 +738,55 @@ async fn get<K: Kv>(key: &[u8], st: &mut State<K>, now: u64, out: &mut Vec<u8>) 
 }
 
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`'s options.
-fn set_options(args: Args<'_>, now: u64, o: &mut Opts, out: &mut Vec<u8>) -> Option<()> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Exp {
-        None,
-        Keep,
-        Ex,
-        Px,
-        ExAt,
-        PxAt,
-    }
-    let mut exp = Exp::None;
+fn set_options(
+    cmd: usize,
+    args: Args<'_>,
+    now: u64,
+    o: &mut Opts,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    // The expiry option: 0 none, 1 KEEPTTL, else the word's number below (4 EX, 5 PX,
+    // 6 EXAT, 7 PXAT).
+    let mut exp = 0;
     let mut exp_arg: &[u8] = b"";
     let mut i = 3;
     while i < args.len() {
         let a = args.get(i);
         let next = (i + 1 < args.len()).then(|| args.get(i + 1));
-        if is(a, "NX") && !o.xx {
-            o.nx = true;
-        } else if is(a, "XX") && !o.nx {
-            o.xx = true;
-        } else if is(a, "GET") {
-            o.get = true;
-        } else if is(a, "KEEPTTL") && exp == Exp::None {
-            exp = Exp::Keep;
-        } else if let (Some(v), true) = (next, exp == Exp::None) {
-            exp = if is(a, "EX") {
-                Exp::Ex
-            } else if is(a, "PX") {
-                Exp::Px
-            } else if is(a, "EXAT") {
-                Exp::ExAt
-            } else if is(a, "PXAT") {
-                Exp::PxAt
-            } else {
+        match (word(b"NX XX GET KEEPTTL EX PX EXAT PXAT", a), next) {
+            (Some(0), _) if !o.xx => o.nx = true,
+            (Some(1), _) if !o.nx => o.xx = true,
+            (Some(2), _) => o.get = true,
+            (Some(3), _) if exp == 0 => exp = 1,
+            (Some(w @ 4..), Some(v)) if exp == 0 => {
+                exp = w;
+                exp_arg = v;
+                i += 1;
+            }
+            _ => {
                 reply::error(out, SYNTAX);
                 return None;
-            };
-            exp_arg = v;
-            i += 1;
-        } else {
-            reply::error(out, SYNTAX);
-            return None;
+            }
         }
         i += 1;
     }
-    o.keep = exp == Exp::Keep;
-    if matches!(exp, Exp::None | Exp::Keep) {
+    o.keep = exp == 1;
+    if exp <= 1 {
         return Some(());
     }
     let Some(v) = parse_i64(exp_arg) else {
         reply::error(out, NOT_INTEGER);
         return None;
     };
-    let ms = match exp {
-        Exp::Ex | Exp::ExAt => v.checked_mul(1000),
-        _ => Some(v),
+    // EX and EXAT are in seconds; EX and PX are from now.
+    let ms = if exp % 2 == 0 {
+        v.checked_mul(1000)
+    } else {
+        Some(v)
     };
-    let at = match (ms, exp) {
-        (Some(ms), Exp::Ex | Exp::Px) if ms > 0 => (ms as u64).checked_add(now),
-        (Some(ms), Exp::ExAt | Exp::PxAt) if ms > 0 => Some(ms as u64),
+    let at = match ms {
+        Some(ms) if ms > 0 && exp < 6 => (ms as u64).checked_add(now),
+        Some(ms) if ms > 0 => Some(ms as u64),
         _ => None,
     };
     match at.filter(|&t| t <= i64::MAX as u64) {
@@ -806,17 +795,25 @@ fn set_options(args: Args<'_>, now: u64, o: &mut Opts, out: &mut Vec<u8>) -> Opt
             Some(())
         }
         None => {
-            invalid_expire(out, "set");
+            invalid_expire(out, cmd);
             None
         }
     }
+}
+
+/// The number of `arg` among the space-separated `words` (ASCII case ignored).
+#[inline(never)]
+fn word(words: &[u8], arg: &[u8]) -> Option<usize> {
+    words
+        .split(|&b| b == b' ')
+        .position(|w| w.eq_ignore_ascii_case(arg))
 }
 
 /// `EXPIRE key seconds [NX|XX|GT|LT]` and its millisecond and absolute forms' options
 /// and deadline.
 fn expire_options(
     c: Cmd,
-    cmd: &str,
+    cmd: usize,
     args: Args<'_>,
     now: u64,
     o: &mut Opts,
@@ -824,17 +821,15 @@ fn expire_options(
 ) -> Option<()> {
     for i in 3..args.len() {
         let a = args.get(i);
-        if is(a, "NX") {
-            o.nx = true;
-        } else if is(a, "XX") {
-            o.xx = true;
-        } else if is(a, "GT") {
-            o.gt = true;
-        } else if is(a, "LT") {
-            o.lt = true;
-        } else {
-            error3(out, "ERR Unsupported option ", a, "");
-            return None;
+        match word(b"NX XX GT LT", a) {
+            Some(0) => o.nx = true,
+            Some(1) => o.xx = true,
+            Some(2) => o.gt = true,
+            Some(3) => o.lt = true,
+            _ => {
+                error3(out, "ERR Unsupported option ", a, "");
+                return None;
+            }
         }
     }
     if o.nx && (o.xx || o.gt || o.lt) {
@@ -928,10 +923,9 @@ fn scan_options<'a>(args: Args<'a>, out: &mut Vec<u8>) -> Option<Option<&'a [u8]
             reply::error(out, SYNTAX);
             return None;
         };
-        if is(a, "MATCH") {
-            pattern = v;
-        } else if is(a, "COUNT") {
-            match parse_i64(v) {
+        match word(b"MATCH COUNT TYPE", a) {
+            Some(0) => pattern = v,
+            Some(1) => match parse_i64(v) {
                 Some(c) if c >= 1 => {}
                 Some(_) => {
                     reply::error(out, SYNTAX);
@@ -941,12 +935,12 @@ fn scan_options<'a>(args: Args<'a>, out: &mut Vec<u8>) -> Option<Option<&'a [u8]
                     reply::error(out, NOT_INTEGER);
                     return None;
                 }
+            },
+            Some(2) => only_strings = is(v, "string"),
+            _ => {
+                reply::error(out, SYNTAX);
+                return None;
             }
-        } else if is(a, "TYPE") {
-            only_strings = is(v, "string");
-        } else {
-            reply::error(out, SYNTAX);
-            return None;
         }
         i += 2;
     }
@@ -1166,4 +1160,23 @@ pub(crate) async fn expire_cycle<K: Kv>(st: &mut State<K>, now: u64, limit: usiz
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_name_has_its_own_entry() {
+        let names: Vec<&[u8]> = NAMES.split(|&b| b == b' ').collect();
+        assert_eq!(names.len(), SPEC.len());
+        for (i, name) in names.iter().enumerate() {
+            assert!(!name.is_empty() && name.iter().all(u8::is_ascii_lowercase));
+            assert!(!names[..i].contains(name), "{name:?} twice");
+            assert!(
+                !SPEC[..i].iter().any(|s| s.0 == SPEC[i].0),
+                "{name:?}: its command twice"
+            );
+        }
+    }
 }
