@@ -1007,21 +1007,14 @@ fn config<K: Kv, C: MonotonicClock + WallClock>(
 
 /// `HELLO` (RESP2 only): the server's description.
 fn hello<K: Kv, C: MonotonicClock + WallClock>(shared: &Shared<K, C>, out: &mut Vec<u8>) {
-    reply::array(out, 14);
-    for (k, v) in [("server", "redis"), ("version", crate::REDIS_VERSION)] {
-        reply::bulk(out, k.as_bytes());
-        reply::bulk(out, v.as_bytes());
-    }
-    reply::bulk(out, b"proto");
-    reply::integer(out, 2);
-    reply::bulk(out, b"id");
+    // Fourteen elements: server, version, proto, id, mode, role, modules and their values.
+    out.extend_from_slice(b"*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n");
+    reply::bulk(out, crate::REDIS_VERSION.as_bytes());
+    out.extend_from_slice(b"$5\r\nproto\r\n:2\r\n$2\r\nid\r\n");
     reply::integer(out, shared.connections_total.get() as i64);
-    for (k, v) in [("mode", "standalone"), ("role", "master")] {
-        reply::bulk(out, k.as_bytes());
-        reply::bulk(out, v.as_bytes());
-    }
-    reply::bulk(out, b"modules");
-    reply::array(out, 0);
+    out.extend_from_slice(
+        b"$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+    );
 }
 
 /// `INFO [section]`.

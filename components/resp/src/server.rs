@@ -7,6 +7,7 @@ use core::fmt;
 use core::future::{Future, poll_fn};
 use core::net::SocketAddr;
 use core::pin::pin;
+use core::task::Poll;
 use core::time::Duration;
 
 use morgana_rt::{TaskSet, select, timeout};
@@ -202,9 +203,17 @@ impl<T: Tcp, C: Timer + WallClock, K: Kv> Server<T, C, K> {
         let mut rejects = TaskSet::new(REJECT_SLOTS);
         let mut committer = pin!(committer(shared));
         let mut expiry = pin!(expiry(shared));
+        // After an `Exhausted` accept, a pause before the next accept.
+        let mut pause = false;
         loop {
             let accepted = {
                 let mut accept = pin!(listener.accept());
+                let mut sleep =
+                    pin!(
+                        shared
+                            .clock
+                            .sleep(Duration::from_millis(if pause { 100 } else { 0 }))
+                    );
                 poll_fn(|cx| {
                     conns.poll_tasks(cx);
                     rejects.poll_tasks(cx);
@@ -212,6 +221,12 @@ impl<T: Tcp, C: Timer + WallClock, K: Kv> Server<T, C, K> {
                     // one commit.
                     let _ = committer.as_mut().poll(cx);
                     let _ = expiry.as_mut().poll(cx);
+                    if pause {
+                        if sleep.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        pause = false;
+                    }
                     accept.as_mut().poll(cx)
                 })
                 .await
@@ -234,15 +249,7 @@ impl<T: Tcp, C: Timer + WallClock, K: Kv> Server<T, C, K> {
                     TcpErrorKind::Reset => log::debug!("accept: {e}"),
                     TcpErrorKind::Exhausted => {
                         log::debug!("accept: {e}; pausing");
-                        let mut pause = pin!(shared.clock.sleep(Duration::from_millis(100)));
-                        poll_fn(|cx| {
-                            conns.poll_tasks(cx);
-                            rejects.poll_tasks(cx);
-                            let _ = committer.as_mut().poll(cx);
-                            let _ = expiry.as_mut().poll(cx);
-                            pause.as_mut().poll(cx)
-                        })
-                        .await;
+                        pause = true;
                     }
                     _ => return Err(Error::Accept(e)),
                 },
