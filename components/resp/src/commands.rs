@@ -992,9 +992,9 @@ fn config<K: Kv, C: MonotonicClock + WallClock>(
     let mut body = Vec::new();
     let mut count = 0;
     for i in 2..args.len() {
-        let want = args.get(i);
+        let want = args.get(i).to_ascii_lowercase();
         for (k, v) in known {
-            if glob::matches(&want.to_ascii_lowercase(), k.as_bytes()) {
+            if glob::matches(&want, k.as_bytes()) {
                 reply::bulk(&mut body, k.as_bytes());
                 reply::bulk(&mut body, v.as_bytes());
                 count += 2;
@@ -1024,20 +1024,28 @@ fn info<K: Kv, C: MonotonicClock + WallClock>(
     shared: &Shared<K, C>,
     out: &mut Vec<u8>,
 ) {
-    let want = |s: &str| {
-        args.len() < 2
-            || (1..args.len()).any(|i| {
-                let a = args.get(i);
-                is(a, s) || is(a, "all") || is(a, "everything") || is(a, "default")
-            })
-    };
+    // The sections asked for, one bit each in this order; "all", "everything" and
+    // "default" (bits 5-7), or no argument, ask for every one.
+    let mut asked = 0u32;
+    for i in 1..args.len() {
+        if let Some(w) = word(
+            b"server clients persistence stats keyspace all everything default",
+            args.get(i),
+        ) {
+            asked |= 1 << w;
+        }
+    }
+    if args.len() < 2 || asked >= 1 << 5 {
+        asked = u32::MAX;
+    }
+    let want = |bit: u32| asked & (1 << bit) != 0;
     let mut t = Vec::new();
     let uptime = shared
         .clock
         .now()
         .saturating_duration_since(shared.started)
         .as_secs();
-    if want("server") {
+    if want(0) {
         t.extend_from_slice(b"# Server\r\nredis_version:");
         t.extend_from_slice(crate::REDIS_VERSION.as_bytes());
         t.extend_from_slice(b"\r\nmorgana_version:");
@@ -1048,12 +1056,12 @@ fn info<K: Kv, C: MonotonicClock + WallClock>(
         field(&mut t, "uptime_in_days:", uptime / 86400);
         t.extend_from_slice(b"\r\n");
     }
-    if want("clients") {
+    if want(1) {
         t.extend_from_slice(b"# Clients\r\n");
         field(&mut t, "connected_clients:", shared.connected.get() as u64);
         t.extend_from_slice(b"\r\n");
     }
-    if want("persistence") {
+    if want(2) {
         t.extend_from_slice(b"# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:");
         t.extend_from_slice(fsync_name(shared.durability).as_bytes());
         t.extend_from_slice(b"\r\n");
@@ -1069,7 +1077,7 @@ fn info<K: Kv, C: MonotonicClock + WallClock>(
             b"last_commit_status:ok\r\n\r\n"
         });
     }
-    if want("stats") {
+    if want(3) {
         let s = st.stats;
         t.extend_from_slice(b"# Stats\r\n");
         field(
@@ -1084,7 +1092,7 @@ fn info<K: Kv, C: MonotonicClock + WallClock>(
         field(&mut t, "keyspace_misses:", s.keyspace_misses);
         t.extend_from_slice(b"\r\n");
     }
-    if want("keyspace") {
+    if want(4) {
         t.extend_from_slice(b"# Keyspace\r\n");
         let keys = st.kv.len();
         if keys > 0 {
