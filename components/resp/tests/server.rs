@@ -271,6 +271,33 @@ fn the_server_describes_itself_and_keeps_expiry_times_across_restarts() {
     }
     assert!(show(&c.call(&["TIME"])).starts_with("*2\\r\\n$10\\r\\n"));
     assert!(show(&c.call(&["HELLO", "2"])).contains("$5\\r\\nredis"));
+    // Sections by name (any case, several at once); "all" and "default" give every one,
+    // an unknown name none.
+    let sections = |c: &mut Client, args: &[&str]| -> Vec<String> {
+        let info = String::from_utf8_lossy(&c.call(args)).into_owned();
+        info.split("# ")
+            .skip(1)
+            .map(|s| s.lines().next().unwrap_or("").to_string())
+            .collect()
+    };
+    let every = ["Server", "Clients", "Persistence", "Stats", "Keyspace"];
+    assert_eq!(sections(&mut c, &["INFO"]), every);
+    assert_eq!(sections(&mut c, &["INFO", "all"]), every);
+    assert_eq!(sections(&mut c, &["INFO", "DEFAULT"]), every);
+    assert_eq!(
+        sections(&mut c, &["INFO", "keyspace", "Server"]),
+        ["Server", "Keyspace"]
+    );
+    assert_eq!(c.call(&["INFO", "nosuch"]), b"$0\r\n\r\n");
+    assert_eq!(
+        c.call(&["HELLO", "2"]),
+        [
+            &b"*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n"[..],
+            b"$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n",
+            b"$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"
+        ]
+        .concat()
+    );
     assert_eq!(
         c.call(&["HELLO", "3"]),
         b"-NOPROTO unsupported protocol version\r\n"
