@@ -3,6 +3,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::fmt;
 use core::future::{Future, poll_fn};
 use core::net::SocketAddr;
@@ -199,8 +200,8 @@ impl<T: Tcp, C: Timer + WallClock, K: Kv> Server<T, C, K> {
         }
         let shared = &shared;
         let limits = &limits;
-        let mut conns = TaskSet::new(config.max_connections);
-        let mut rejects = TaskSet::new(REJECT_SLOTS);
+        // The clients served and, beyond the cap, those being told so: one task set.
+        let mut conns = TaskSet::new(config.max_connections + REJECT_SLOTS);
         let mut committer = pin!(committer(shared));
         let mut expiry = pin!(expiry(shared));
         // After an `Exhausted` accept, a pause before the next accept.
@@ -216,7 +217,6 @@ impl<T: Tcp, C: Timer + WallClock, K: Kv> Server<T, C, K> {
                     );
                 poll_fn(|cx| {
                     conns.poll_tasks(cx);
-                    rejects.poll_tasks(cx);
                     // After the connections: everything they wrote in this turn shares
                     // one commit.
                     let _ = committer.as_mut().poll(cx);
@@ -236,12 +236,20 @@ impl<T: Tcp, C: Timer + WallClock, K: Kv> Server<T, C, K> {
                     shared
                         .connections_total
                         .set(shared.connections_total.get() + 1);
-                    if conns.is_full() {
+                    let refused = shared.connected.get() >= config.max_connections;
+                    let count = if refused {
                         shared.rejected.set(shared.rejected.get() + 1);
-                        if rejects.insert(refuse(stream, shared)).is_err() {
-                            log::debug!("{}: dropped: at the connection cap", ShowAddr(peer));
-                        }
-                    } else if conns.insert(connection(stream, shared, limits)).is_err() {
+                        &shared.refusing
+                    } else {
+                        &shared.connected
+                    };
+                    if refused && count.get() >= REJECT_SLOTS {
+                        log::debug!("{}: dropped: at the connection cap", ShowAddr(peer));
+                        continue;
+                    }
+                    count.set(count.get() + 1);
+                    let task = connection(stream, shared, limits, Counted(count), refused);
+                    if conns.insert(task).is_err() {
                         log::debug!("{}: dropped: connection set full", ShowAddr(peer));
                     }
                 }
@@ -312,35 +320,35 @@ async fn expiry<K: Kv, C: Timer + WallClock>(shared: &Shared<K, C>) {
     }
 }
 
-/// Tells a client beyond the cap, and closes.
-async fn refuse<S: TcpStream, K: Kv, C: Timer + WallClock>(mut stream: S, shared: &Shared<K, C>) {
-    let deadline = shared.clock.now().saturating_add(Duration::from_secs(1));
-    let _ = timeout(&shared.clock, deadline, async {
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
-}
+/// Counts a task in one of `Shared`'s gauges while it lives (from its insertion).
+struct Counted<'a>(&'a Cell<usize>);
 
-/// Counts a connection while it lives.
-struct Connected<'a, K, C>(&'a Shared<K, C>);
-
-impl<K, C> Drop for Connected<'_, K, C> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        self.0.connected.set(self.0.connected.get() - 1);
+        self.0.set(self.0.get() - 1);
     }
 }
 
-/// One client: reads commands, runs every whole one in order, replies.
+/// One client: reads commands, runs every whole one in order, replies. A client beyond
+/// the cap (`refused`) is told so, and closed.
 async fn connection<S: TcpStream, K: Kv, C: Timer + WallClock>(
     mut stream: S,
     shared: &Shared<K, C>,
     limits: &Limits,
+    _count: Counted<'_>,
+    refused: bool,
 ) {
-    shared.connected.set(shared.connected.get() + 1);
-    let _count = Connected(shared);
+    if refused {
+        let deadline = shared.clock.now().saturating_add(Duration::from_secs(1));
+        let _ = timeout(&shared.clock, deadline, async {
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+        return;
+    }
     let mut input = vec![0u8; READ_CHUNK];
     let mut filled = 0;
     let mut parser = Parser::new(limits.max_bulk, limits.max_request);

@@ -138,6 +138,8 @@ pub(crate) struct Shared<K, C> {
     committer: RefCell<Option<Waker>>,
     waiters: RefCell<Vec<Waker>>,
     pub connected: Cell<usize>,
+    /// Clients beyond the cap being told so.
+    pub refusing: Cell<usize>,
     pub connections_total: Cell<u64>,
     pub rejected: Cell<u64>,
     /// Commits made (store syncs that flushed something).
@@ -164,6 +166,7 @@ impl<K: Kv, C: MonotonicClock + WallClock> Shared<K, C> {
             committer: RefCell::new(None),
             waiters: RefCell::new(Vec::new()),
             connected: Cell::new(0),
+            refusing: Cell::new(0),
             connections_total: Cell::new(0),
             rejected: Cell::new(0),
             commits: Cell::new(0),
