@@ -345,7 +345,7 @@ enum Write {
 /// A key command's reply once its write is done.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Rep {
-    /// Already written (an error).
+    /// Nothing now: an error already written, or a reply written after the last key.
     Written,
     Ok,
     Nil,
