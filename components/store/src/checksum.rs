@@ -1,6 +1,7 @@
 //! The store's checksum: CRC-32 (IEEE 802.3, the "ISO-HDLC" parameters: the CRC of zlib,
 //! PNG and Ethernet), computed four bytes at a time with four 1 KiB tables (slice-by-4)
-//! built at the first use, in memory that the kernel image does not carry. The on-disk format names it (docs/store-format.md).
+//! built at the first use, in memory that the kernel image does not carry (`.bss`). The
+//! on-disk format names it (docs/store-format.md).
 //!
 //! Not the `crc` crate, which offers one table (byte at a time: a third of this speed
 //! on long values) or sixteen (16 KiB of every kernel image, 4 % of the kv kernel, for
@@ -23,13 +24,14 @@ static TABLES: [[AtomicU32; 256]; 4] = [const { [const { AtomicU32::new(0) }; 25
 /// Set (release) once `TABLES` is filled in.
 static READY: AtomicBool = AtomicBool::new(false);
 
-/// The tables, filled in on first use. Two threads may both fill them, with the same
+/// Fills in the tables if that was not done yet. Called where a checksum starts
+/// ([`hash`], [`Hasher::new`]), not per piece, so that `update` makes no call: it would
+/// have to save registers around it. Two threads may both fill them, with the same
 /// values; a reader sees `READY` only after every entry (acquire/release).
-fn tables() -> &'static [[AtomicU32; 256]; 4] {
+fn ensure_tables() {
     if !READY.load(Ordering::Acquire) {
         fill();
     }
-    &TABLES
 }
 
 #[cold]
@@ -53,9 +55,10 @@ fn fill() {
     READY.store(true, Ordering::Release);
 }
 
-/// Advances the (inverted) register `crc` over `bytes`.
+/// Advances the (inverted) register `crc` over `bytes`. The tables are filled in: every
+/// path here starts at `hash` or `Hasher::new`.
 fn update(mut crc: u32, bytes: &[u8]) -> u32 {
-    let t = tables();
+    let t = &TABLES;
     let at = |k: usize, i: u32| t[k][(i & 0xff) as usize].load(Ordering::Relaxed);
     let mut words = bytes.chunks_exact(4);
     for w in &mut words {
@@ -70,6 +73,7 @@ fn update(mut crc: u32, bytes: &[u8]) -> u32 {
 
 /// The CRC-32 of `bytes`.
 pub fn hash(bytes: &[u8]) -> u32 {
+    ensure_tables();
     !update(!0, bytes)
 }
 
@@ -79,6 +83,7 @@ pub struct Hasher(u32);
 impl Hasher {
     /// An empty CRC.
     pub fn new() -> Hasher {
+        ensure_tables();
         Hasher(!0)
     }
 
