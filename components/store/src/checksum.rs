@@ -17,9 +17,9 @@ const POLY: u32 = 0xedb8_8320;
 
 /// `TABLES[0]` is the byte-at-a-time table; `TABLES[k][b]` is the CRC of byte `b`
 /// followed by `k` zero bytes. Zeros in the image (`.bss`: no bytes of the file) until
-/// the first checksum fills them in (`tables`), about 10 µs once per process or boot.
-/// Atomics only so that filling them needs no `unsafe`: relaxed loads and stores are
-/// plain moves.
+/// the first checksum fills them in (`fill`: about ten thousand instructions, once per
+/// process or boot). Atomics only so that filling them needs no `unsafe`: relaxed loads
+/// and stores are plain moves.
 static TABLES: [[AtomicU32; 256]; 4] = [const { [const { AtomicU32::new(0) }; 256] }; 4];
 /// Set (release) once `TABLES` is filled in.
 static READY: AtomicBool = AtomicBool::new(false);
