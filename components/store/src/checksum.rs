@@ -1,6 +1,7 @@
 //! The store's checksum: CRC-32 (IEEE 802.3, the "ISO-HDLC" parameters: the CRC of zlib,
-//! PNG and Ethernet), computed four bytes at a time with four 1 KiB tables built at
-//! compile time (slice-by-4). The on-disk format names it (docs/store-format.md).
+//! PNG and Ethernet), computed four bytes at a time with four 1 KiB tables (slice-by-4)
+//! built at the first use, in memory that the kernel image does not carry (`.bss`). The
+//! on-disk format names it (docs/store-format.md).
 //!
 //! Not the `crc` crate, which offers one table (byte at a time: a third of this speed
 //! on long values) or sixteen (16 KiB of every kernel image, 4 % of the kv kernel, for
@@ -9,58 +10,70 @@
 //! on-disk format would change. The tests check this code against `crc` (a
 //! dev-dependency) on every length and alignment up to 300 bytes.
 
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
 /// The reflected IEEE polynomial.
 const POLY: u32 = 0xedb8_8320;
 
 /// `TABLES[0]` is the byte-at-a-time table; `TABLES[k][b]` is the CRC of byte `b`
-/// followed by `k` zero bytes.
-static TABLES: [[u32; 256]; 4] = tables();
+/// followed by `k` zero bytes. Zeros in the image (`.bss`: no bytes of the file) until
+/// the first checksum fills them in (`fill`: about ten thousand instructions, once per
+/// process or boot). Atomics only so that filling them needs no `unsafe`: relaxed loads
+/// and stores are plain moves.
+static TABLES: [[AtomicU32; 256]; 4] = [const { [const { AtomicU32::new(0) }; 256] }; 4];
+/// Set (release) once `TABLES` is filled in.
+static READY: AtomicBool = AtomicBool::new(false);
 
-const fn tables() -> [[u32; 256]; 4] {
-    let mut t = [[0u32; 256]; 4];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
+/// Fills in the tables if that was not done yet. Called where a checksum starts
+/// ([`hash`], [`Hasher::new`]), not per piece, so that `update` makes no call: it would
+/// have to save registers around it. Two threads may both fill them, with the same
+/// values; a reader sees `READY` only after every entry (acquire/release).
+fn ensure_tables() {
+    if !READY.load(Ordering::Acquire) {
+        fill();
     }
-    let mut s = 1;
-    while s < 4 {
-        let mut i = 0;
-        while i < 256 {
-            let p = t[s - 1][i];
-            t[s][i] = (p >> 8) ^ t[0][(p & 0xff) as usize];
-            i += 1;
-        }
-        s += 1;
-    }
-    t
 }
 
-/// Advances the (inverted) register `crc` over `bytes`.
+#[cold]
+#[inline(never)]
+fn fill() {
+    let t = &TABLES;
+    for i in 0..256u32 {
+        let mut c = i;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+        }
+        t[0][i as usize].store(c, Ordering::Relaxed);
+    }
+    for s in 1..4 {
+        for i in 0..256 {
+            let p = t[s - 1][i].load(Ordering::Relaxed);
+            let q = t[0][(p & 0xff) as usize].load(Ordering::Relaxed);
+            t[s][i].store((p >> 8) ^ q, Ordering::Relaxed);
+        }
+    }
+    READY.store(true, Ordering::Release);
+}
+
+/// Advances the (inverted) register `crc` over `bytes`. The tables are filled in: every
+/// path here starts at `hash` or `Hasher::new`.
 fn update(mut crc: u32, bytes: &[u8]) -> u32 {
     let t = &TABLES;
+    let at = |k: usize, i: u32| t[k][(i & 0xff) as usize].load(Ordering::Relaxed);
     let mut words = bytes.chunks_exact(4);
     for w in &mut words {
         let v = crc ^ u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        crc = t[3][(v & 0xff) as usize]
-            ^ t[2][((v >> 8) & 0xff) as usize]
-            ^ t[1][((v >> 16) & 0xff) as usize]
-            ^ t[0][(v >> 24) as usize];
+        crc = at(3, v) ^ at(2, v >> 8) ^ at(1, v >> 16) ^ at(0, v >> 24);
     }
     for &b in words.remainder() {
-        crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xff) as usize];
+        crc = (crc >> 8) ^ at(0, crc ^ u32::from(b));
     }
     crc
 }
 
 /// The CRC-32 of `bytes`.
 pub fn hash(bytes: &[u8]) -> u32 {
+    ensure_tables();
     !update(!0, bytes)
 }
 
@@ -70,6 +83,7 @@ pub struct Hasher(u32);
 impl Hasher {
     /// An empty CRC.
     pub fn new() -> Hasher {
+        ensure_tables();
         Hasher(!0)
     }
 
