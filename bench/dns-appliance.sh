@@ -7,7 +7,10 @@
 #     against NSD in a Linux guest under the same QEMU (bench/nsd-guest.sh).
 #
 #   bench/dns-appliance.sh [--quick] [--unix] [RECORDS]   RECORDS: zone size (default 10000)
-#                                                       --unix: the Unix process only
+#                                                       --unix: the Unix process only, and
+#     the floor under any server on this loopback: bench/lib/udpecho.c echoing each query
+#     as its answer (no DNS work), per datagram and in recvmmsg/sendmmsg batches.
+# DNS_PIN=1 puts each server on CPU 1 and dnsperf on CPU 0 (default: the scheduler's choice).
 # DNS_PORT=P serves on port P; DNS_BEFORE=BINARY also measures another Unix build of the
 # appliance (built with the same DNS_PORT and zone, e.g. at an earlier commit): after/before.
 # DNS_PVH_BEFORE=DIR does the same for the PVH kernel: DIR holds another build's `dns`
@@ -18,13 +21,15 @@
 # reference is NSD in a Linux guest under the same QEMU (bench/nsd-guest.sh). Prints name=value
 # lines (also appended to $BENCH_OUT) and a table. Besides queries per second, each server's
 # CPU per query (user + system ticks of the server's processes — NSD's children, the
-# whole QEMU process for a guest — over the dnsperf run, divided by the queries answered)
-# and the load average at the end of its run: on a machine shared with other work the
+# whole QEMU process for a guest — over the dnsperf run, divided by the queries answered),
+# dnsperf's own CPU per query, the machine's idle share during the run, and the load
+# average at the end of its run: on a machine shared with other work the
 # q/s of two servers measured seconds apart can differ by 2x, the CPU per query much less.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 ROOT=$BENCH_ROOT
 MODE=full; N=10000; UNIX_ONLY=
+declare -A E
 for a in "$@"; do case $a in --quick) MODE=quick ;; --unix) UNIX_ONLY=1 ;; *) N=$a ;; esac; done
 case $MODE in full) LEN=8; REPS=3 ;; quick) LEN=4; REPS=1 ;; esac
 export CARGO_TARGET_DIR=$BENCH_TARGET
@@ -34,7 +39,7 @@ mkdir -p "$SCRATCH" "$(dirname "$BENCH_OUT")"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$SCRATCH"; }
 trap cleanup EXIT
-for tool in nsd dnsperf dig qemu-system-x86_64 size; do
+for tool in nsd dnsperf dig qemu-system-x86_64 size gcc taskset; do
   command -v "$tool" >/dev/null || { echo "dns-appliance bench: $tool missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
 result() { echo "$1=$2"; echo "$1=$2" >> "$BENCH_OUT"; }
@@ -63,19 +68,37 @@ cpu_ticks() {
   for p in $(pgrep -P "$1" 2>/dev/null); do t=$((t + $(cpu_ticks "$p"))); done
   echo "$t"
 }
-perf() { # PORT SERVER_PID -> "qps avg_us lost cpu_us_per_query load" (medians over REPS)
-  local q=() l=() c=() lost=0 o t0 t1 n
+# pin_tree PID CPUS: PID, its threads and its descendants onto CPUS.
+pin_tree() {
+  local c
+  taskset -acp "$2" "$1" >/dev/null 2>&1 || true
+  for c in $(pgrep -P "$1" 2>/dev/null); do pin_tree "$c" "$2"; done
+}
+# idle_ticks -> "idle total" clock ticks of the whole machine (/proc/stat).
+idle_ticks() { awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+# DNS_PIN=1: each server (its processes and threads) on CPU 1 and dnsperf on CPU 0, so
+# that neither takes the other's CPU; by default the scheduler places both.
+PIN=${DNS_PIN:-}
+[ -n "$PIN" ] && [ "$(nproc)" -lt 2 ] && { echo "dns-appliance bench: DNS_PIN needs 2 CPUs" >&2; exit 1; }
+perf() { # PORT SERVER_PID -> "qps avg_us lost cpu_us_per_query load client_cpu_us_per_query idle_pct" (medians over REPS)
+  local q=() l=() c=() d=() i=() lost=0 o t0 t1 n i0 a0 i1 a1 hz
+  hz=$(getconf CLK_TCK)
+  [ -n "$PIN" ] && pin_tree "$2" 1
   for _ in $(seq 1 "$REPS"); do
-    t0=$(cpu_ticks "$2")
-    o=$(dnsperf -s 127.0.0.1 -p "$1" -d "$SCRATCH/queries.txt" -c 4 -l "$LEN" 2>&1)
-    t1=$(cpu_ticks "$2")
+    t0=$(cpu_ticks "$2"); read -r i0 a0 < <(idle_ticks)
+    # dnsperf's own CPU time: `times` in a subshell reports its children's (the second line).
+    o=$( (${PIN:+taskset -c 0} dnsperf -s 127.0.0.1 -p "$1" -d "$SCRATCH/queries.txt" -c 4 -l "$LEN" 2>&1; times) )
+    t1=$(cpu_ticks "$2"); read -r i1 a1 < <(idle_ticks)
     q+=("$(echo "$o" | awk '/Queries per second/ {print $4}')")
     l+=("$(echo "$o" | awk '/Average Latency/ {gsub(/s/,"",$4); printf "%.1f", $4*1000000}')")
     n=$(echo "$o" | awk '/Queries completed/ {print $3}')
-    c+=("$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" 'BEGIN{ if (n > 0) printf "%.2f", t * 1e6 / hz / n; else print "nan" }')")
+    c+=("$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="${n:-0}" 'BEGIN{ if (n > 0) printf "%.2f", t * 1e6 / hz / n; else print "nan" }')")
+    d+=("$(echo "$o" | tail -1 | awk -v n="${n:-0}" 'function s(x, m) { m = x; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", x); sub(/s$/, "", x); return m * 60 + x }
+      { if (n > 0) printf "%.2f", (s($1) + s($2)) * 1e6 / n; else print "nan" }')")
+    i+=("$(awk -v i=$((i1 - i0)) -v a=$((a1 - a0)) 'BEGIN{ if (a > 0) printf "%.0f", i * 100 / a; else print "nan" }')")
     lost=$(echo "$o" | awk '/Queries lost/ {print $3}')
   done
-  echo "$(median "${q[@]}") $(median "${l[@]}") $lost $(median "${c[@]}") $(cut -d' ' -f1 /proc/loadavg)"
+  echo "$(median "${q[@]}") $(median "${l[@]}") $lost $(median "${c[@]}") $(cut -d' ' -f1 /proc/loadavg) $(median "${d[@]}") $(median "${i[@]}")"
 }
 
 # The zone and the queries (bench/dns.sh's generator).
@@ -167,18 +190,20 @@ zone:
 EOF
 nsd -d -c "$ND/nsd.conf" >/dev/null 2>&1 & NPID=$!; PIDS+=("$NPID")
 wait_dns "$NP" 60 || { echo "dns-appliance bench: NSD does not answer" >&2; exit 1; }
-read -r nq nl nlost nc nload <<<"$(perf "$NP" "$NPID")"
+read -r nq nl nlost nc nload nd ni <<<"$(perf "$NP" "$NPID")"
 result "dns_app_${N}_nsd_qps" "$nq"; result "dns_app_${N}_nsd_avg_latency_us" "$nl"
 result "dns_app_${N}_nsd_cpu_us_per_query" "$nc"; result "dns_app_${N}_nsd_load" "$nload"
+result "dns_app_${N}_nsd_client_cpu_us_per_query" "$nd"; result "dns_app_${N}_nsd_idle_pct" "$ni"
 
 # The Unix appliance.
 "$UT/release/dns" >"$SCRATCH/unix.log" 2>&1 & UPID=$!; PIDS+=("$UPID")
 wait_dns "$PORT" 30 || { echo "dns-appliance bench: the Unix appliance does not answer" >&2; exit 1; }
 # Another process on a DNS_PORT would answer in its place.
 kill -0 "$UPID" 2>/dev/null || { echo "dns-appliance bench: the Unix appliance exited:" >&2; cat "$SCRATCH/unix.log" >&2; exit 1; }
-read -r uq ul ulost uc uload <<<"$(perf "$PORT" "$UPID")"
+read -r uq ul ulost uc uload ud ui <<<"$(perf "$PORT" "$UPID")"
 result "dns_app_${N}_unix_qps" "$uq"; result "dns_app_${N}_unix_avg_latency_us" "$ul"; result "dns_app_${N}_unix_lost" "$ulost"
 result "dns_app_${N}_unix_cpu_us_per_query" "$uc"; result "dns_app_${N}_unix_load" "$uload"
+result "dns_app_${N}_unix_client_cpu_us_per_query" "$ud"; result "dns_app_${N}_unix_idle_pct" "$ui"
 # Server CPU per query, NSD's over ours: queries per server CPU-second, ours over NSD's
 # (less sensitive than q/s to what else the machine runs).
 result "dns_app_${N}_unix_over_nsd_per_cpu" "$(ratio "$nc" "$uc")"
@@ -192,15 +217,37 @@ if [ -n "${DNS_BEFORE:-}" ]; then
   "$DNS_BEFORE" >"$SCRATCH/before.log" 2>&1 & BPID=$!; PIDS+=("$BPID")
   wait_dns "$PORT" 30 || { echo "dns-appliance bench: $DNS_BEFORE does not answer" >&2; exit 1; }
   kill -0 "$BPID" 2>/dev/null || { echo "dns-appliance bench: $DNS_BEFORE exited:" >&2; cat "$SCRATCH/before.log" >&2; exit 1; }
-  read -r bq bl blost bc bload <<<"$(perf "$PORT" "$BPID")"
+  read -r bq bl blost bc bload bd bi <<<"$(perf "$PORT" "$BPID")"
   result "dns_app_${N}_before_qps" "$bq"; result "dns_app_${N}_before_over_nsd" "$(ratio "$bq" "$nq")"
   result "dns_app_${N}_unix_over_before" "$(ratio "$uq" "$bq")"
   kill "$BPID"; wait "$BPID" 2>/dev/null || true
 fi
-[ -n "$UNIX_ONLY" ] && {
-  echo "NSD $nq q/s ($nc us CPU/query); Morgana Unix $uq q/s ($uc us CPU/query; $(ratio "$uq" "$nq")x NSD, per CPU $(ratio "$nc" "$uc")x; load $uload)${bq:+; before $bq q/s ($(ratio "$bq" "$nq")x NSD, after/before $(ratio "$uq" "$bq"))}"
+# --unix: the floor under any server on this machine's loopback, measured the same way:
+# bench/lib/udpecho.c sends each query back as its answer (dnsperf takes it), doing no DNS
+# work at all; once with one recvfrom/sendto per datagram (NSD's calls), once with
+# recvmmsg/sendmmsg batches of up to 16 (the Unix platform's).
+if [ -n "$UNIX_ONLY" ]; then
+  gcc -O2 -o "$SCRATCH/udpecho" "$ROOT/bench/lib/udpecho.c"
+  for mode in plain mmsg; do
+    EP=$(dual_port)
+    "$SCRATCH/udpecho" "$EP" ${mode/plain/} & EPID=$!; PIDS+=("$EPID")
+    wait_dns "$EP" 10 || { echo "dns-appliance bench: udpecho $mode does not answer" >&2; exit 1; }
+    read -r eq el elost ec eload ed ei <<<"$(perf "$EP" "$EPID")"
+    result "dns_app_${N}_echo_${mode}_qps" "$eq"; result "dns_app_${N}_echo_${mode}_cpu_us_per_query" "$ec"
+    result "dns_app_${N}_echo_${mode}_client_cpu_us_per_query" "$ed"; result "dns_app_${N}_echo_${mode}_idle_pct" "$ei"
+    result "dns_app_${N}_echo_${mode}_over_nsd" "$(ratio "$eq" "$nq")"; result "dns_app_${N}_echo_${mode}_load" "$eload"
+    E[$mode]="$eq q/s ($ec us CPU/query, dnsperf $ed us/query, idle $ei %; $(ratio "$eq" "$nq")x NSD; load $eload)"
+    kill "$EPID"; wait "$EPID" 2>/dev/null || true
+  done
+  echo
+  echo "dns appliance, Unix ($MODE, $N records, dnsperf -c 4 -l $LEN${PIN:+, server on CPU 1 and dnsperf on CPU 0}) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs"
+  printf '%-22s %s\n' "NSD (host)" "$nq q/s ($nc us CPU/query, dnsperf $nd us/query, idle $ni %; load $nload)"
+  printf '%-22s %s\n' "Morgana Unix" "$uq q/s ($uc us CPU/query, dnsperf $ud us/query, idle $ui %; $(ratio "$uq" "$nq")x NSD, per CPU $(ratio "$nc" "$uc")x; load $uload)"
+  [ -n "${bq:-}" ] && printf '%-22s %s\n' "before" "$bq q/s ($bc us CPU/query, dnsperf $bd us/query, idle $bi %; $(ratio "$bq" "$nq")x NSD, after/before $(ratio "$uq" "$bq"); load $bload)"
+  printf '%-22s %s\n' "echo, recvfrom/sendto" "${E[plain]}"
+  printf '%-22s %s\n' "echo, mmsg batches" "${E[mmsg]}"
   exit 0
-}
+fi
 
 # The PVH kernel under QEMU, with the generated deployment file's arguments.
 # TCG alone in place of the file's `-accel kvm -accel tcg` (this machine's nested KVM
@@ -209,7 +256,7 @@ mapfile -t QARGS < <(grep -v '^#' "$XT/release/dns.qemu" | grep -v '^$' | sed '/
 QARGS=(-accel tcg "${QARGS[@]}")
 (cd "$XT/release" && exec qemu-system-x86_64 "${QARGS[@]}" -kernel dns >"$SCRATCH/pvh.log" 2>&1) & QPID=$!; PIDS+=("$QPID")
 wait_dns "$PORT" 120 || { echo "dns-appliance bench: the PVH appliance does not answer" >&2; cat "$SCRATCH/pvh.log" >&2; exit 1; }
-read -r pq pl plost pc pload <<<"$(perf "$PORT" "$QPID")"
+read -r pq pl plost pc pload _ _ <<<"$(perf "$PORT" "$QPID")"
 result "dns_app_${N}_pvh_qemu_qps" "$pq"; result "dns_app_${N}_pvh_qemu_avg_latency_us" "$pl"; result "dns_app_${N}_pvh_qemu_lost" "$plost"
 result "dns_app_${N}_pvh_qemu_cpu_us_per_query" "$pc"; result "dns_app_${N}_pvh_load" "$pload"
 kill "$QPID"; wait "$QPID" 2>/dev/null || true
@@ -219,7 +266,7 @@ if [ -n "${DNS_PVH_BEFORE:-}" ]; then
   mapfile -t BARGS < <(grep -v '^#' "$DNS_PVH_BEFORE/dns.qemu" | grep -v '^$' | sed '/^-accel$/{N;d}')
   (cd "$DNS_PVH_BEFORE" && exec qemu-system-x86_64 -accel tcg "${BARGS[@]}" -kernel dns >"$SCRATCH/pvh-before.log" 2>&1) & BQPID=$!; PIDS+=("$BQPID")
   wait_dns "$PORT" 120 || { echo "dns-appliance bench: $DNS_PVH_BEFORE does not answer" >&2; cat "$SCRATCH/pvh-before.log" >&2; exit 1; }
-  read -r pbq pbl pblost pbc pbload <<<"$(perf "$PORT" "$BQPID")"
+  read -r pbq pbl pblost pbc pbload _ _ <<<"$(perf "$PORT" "$BQPID")"
   result "dns_app_${N}_pvh_before_qemu_qps" "$pbq"; result "dns_app_${N}_pvh_before_qemu_cpu_us_per_query" "$pbc"
   result "dns_app_${N}_pvh_over_before" "$(ratio "$pq" "$pbq")"; result "dns_app_${N}_pvh_before_load" "$pbload"
   kill "$BQPID"; wait "$BQPID" 2>/dev/null || true
@@ -231,7 +278,7 @@ GP=$(dual_port)
 GPID=$(bash "$ROOT/bench/nsd-guest.sh" boot "$SCRATCH/bench.test.zone" bench.test "$GP" 256 "$SCRATCH/nsd-guest.log")
 PIDS+=("$GPID")
 wait_dns "$GP" 180 || { echo "dns-appliance bench: NSD in the Linux guest does not answer" >&2; cat "$SCRATCH/nsd-guest.log" >&2; exit 1; }
-read -r gq gl glost gc gload <<<"$(perf "$GP" "$GPID")"
+read -r gq gl glost gc gload _ _ <<<"$(perf "$GP" "$GPID")"
 result "dns_app_${N}_nsd_guest_qemu_qps" "$gq"; result "dns_app_${N}_nsd_guest_qemu_avg_latency_us" "$gl"; result "dns_app_${N}_nsd_guest_qemu_lost" "$glost"
 result "dns_app_${N}_nsd_guest_qemu_cpu_us_per_query" "$gc"; result "dns_app_${N}_nsd_guest_load" "$gload"
 result "dns_app_${N}_pvh_over_nsd_guest_per_cpu" "$(ratio "$gc" "$pc")"

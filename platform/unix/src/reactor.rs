@@ -16,6 +16,12 @@
 //!   deadline is the first key (it bounds the `epoll_wait` timeout), and a cancelled sleep
 //!   (the losing side of a `timeout`) removes its entry at once, so the queue holds only
 //!   live timers however many timeouts are armed and disarmed per second.
+//! - An fd whose waker is still parked after an `epoll_wait` had no readiness edge since
+//!   its `EAGAIN`, so the operation is not tried again until one comes
+//!   ([`Reactor::still_waiting`]): a task woken for another fd (the DNS server's loop,
+//!   woken by its UDP socket, polls its TCP listener too) makes no system call that would
+//!   only say `EAGAIN` again. Before the loop has waited once, the call is made as usual,
+//!   so a task that keeps running without the loop sleeping still sees its fd.
 //! - Wakers are never woken while the state is borrowed: they are moved out first.
 //! - Work deferred to idle time ([`IdleFlush`]: UDP datagrams a socket holds back to send
 //!   several in one system call) is done before every `epoll_wait`, so nothing held back
@@ -64,12 +70,17 @@ pub(crate) trait IdleFlush {
 struct State {
     fds: Vec<FdSlot>,
     timers: TimerQueue,
+    /// How many times the loop has gone to `epoll_wait`.
+    waits: u64,
 }
 
 #[derive(Default)]
 struct FdSlot {
     read: Option<Waker>,
     write: Option<Waker>,
+    /// `State::waits` when each direction last parked after an `EAGAIN`.
+    read_parked_at: u64,
+    write_parked_at: u64,
 }
 
 /// Readiness bits that end a read wait: data, EOF or an error all make `recv`/`accept`
@@ -97,6 +108,7 @@ impl Reactor {
             state: RefCell::new(State {
                 fds: Vec::new(),
                 timers: TimerQueue::new(),
+                waits: 0,
             }),
             flush: RefCell::new(Vec::new()),
         })
@@ -158,24 +170,59 @@ impl Reactor {
         drop(slot);
     }
 
-    /// Parks `waker` until `fd` is ready in direction `dir`.
+    /// Parks `waker` until `fd` is ready in direction `dir` (after an `EAGAIN`).
     pub(crate) fn park(&self, fd: BorrowedFd<'_>, dir: Direction, waker: &Waker) {
         let raw = fd_index(fd);
         let old = {
             let mut state = self.state.borrow_mut();
+            let waits = state.waits;
             let Some(slot) = state.fds.get_mut(raw) else {
                 return;
             };
-            let place = match dir {
-                Direction::Read => &mut slot.read,
-                Direction::Write => &mut slot.write,
+            let (place, at) = match dir {
+                Direction::Read => (&mut slot.read, &mut slot.read_parked_at),
+                Direction::Write => (&mut slot.write, &mut slot.write_parked_at),
             };
+            *at = waits;
             match place {
                 Some(w) if w.will_wake(waker) => None,
                 _ => place.replace(waker.clone()),
             }
         };
         drop(old);
+    }
+
+    /// Whether `fd` is known not to be ready in direction `dir`: a waker parked there
+    /// after an `EAGAIN` has not been taken by an `epoll_wait` that came after it (an
+    /// edge-triggered fd reports every readiness change at the next wait, which takes the
+    /// waker). If so, `waker` takes the parked one's place. Readiness that came after the
+    /// last wait is reported by the next one, which is never further away than the moment
+    /// every task waits.
+    pub(crate) fn still_waiting(&self, fd: BorrowedFd<'_>, dir: Direction, waker: &Waker) -> bool {
+        let raw = fd_index(fd);
+        let old = {
+            let mut state = self.state.borrow_mut();
+            let waits = state.waits;
+            let Some(slot) = state.fds.get_mut(raw) else {
+                return false;
+            };
+            let (place, at) = match dir {
+                Direction::Read => (&mut slot.read, slot.read_parked_at),
+                Direction::Write => (&mut slot.write, slot.write_parked_at),
+            };
+            match place {
+                Some(w) if at < waits => {
+                    if w.will_wake(waker) {
+                        None
+                    } else {
+                        place.replace(waker.clone())
+                    }
+                }
+                _ => return false,
+            }
+        };
+        drop(old);
+        true
     }
 
     /// Arms a timer; returns its key.
@@ -208,7 +255,8 @@ impl Reactor {
     pub(crate) fn wait(&self) {
         self.flush_held_back();
         let timeout = {
-            let state = self.state.borrow();
+            let mut state = self.state.borrow_mut();
+            state.waits += 1;
             state.timers.next_deadline().map(|deadline| {
                 let now = monotonic_now();
                 let nanos = deadline

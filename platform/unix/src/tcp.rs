@@ -59,13 +59,21 @@ impl Registered {
     }
 
     /// Runs `op` until it does not say `EAGAIN`, parking on the event loop in between
-    /// (and retrying at once on `EINTR`).
+    /// (and retrying at once on `EINTR`). A read whose fd has had no edge since its last
+    /// `EAGAIN` (see [`Reactor::still_waiting`]) stays pending without calling `op`.
     pub(crate) async fn io<T>(
         &self,
         dir: Direction,
         mut op: impl FnMut(BorrowedFd<'_>) -> Result<T, Errno>,
     ) -> Result<T, Errno> {
         poll_fn(|cx| {
+            // No read edge since the last `EAGAIN`: the call would say it again. (Reads
+            // only: a write closure may finish without a system call, an emptied outbox.)
+            if dir == Direction::Read
+                && self.reactor.still_waiting(self.fd.as_fd(), dir, cx.waker())
+            {
+                return Poll::Pending;
+            }
             loop {
                 match op(self.fd.as_fd()) {
                     Err(Errno::INTR) => continue,
@@ -294,6 +302,69 @@ mod tests {
 
     fn localhost(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// A task woken again and again for one fd (a UDP socket, as the DNS server's loop)
+    /// also polls a read on another fd that stays quiet (its TCP listener): after the
+    /// loop has waited once, the quiet read makes no more system calls, and a datagram
+    /// that comes later still completes it.
+    #[test]
+    fn a_read_with_no_edge_since_its_eagain_is_not_retried_and_still_completes() {
+        use core::cell::Cell;
+        use core::pin::pin;
+        use core::time::Duration;
+        let p = Platform::leak_new().unwrap();
+        let clock = p.clock();
+        let udp = || {
+            let fd = rustix::net::socket_with(
+                AddressFamily::INET,
+                SocketType::DGRAM,
+                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+                None,
+            )
+            .unwrap();
+            rustix::net::bind(&fd, &localhost(0)).unwrap();
+            let addr = socket_addr(fd.as_fd(), "getsockname").unwrap();
+            (Registered::new(fd, p.reactor()).unwrap(), addr)
+        };
+        let ((quiet, quiet_addr), (busy, busy_addr)) = (udp(), udp());
+        let recv = |fd: BorrowedFd<'_>| rustix::net::recv(fd, &mut [0u8; 16], RecvFlags::empty());
+        // 20 datagrams to the busy socket, 5 ms apart: the loop sleeps between them.
+        let sender = std::thread::spawn(move || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(5));
+                s.send_to(b"busy", busy_addr).unwrap();
+            }
+            s
+        });
+        let calls = Cell::new(0u32);
+        let deadline = clock.now().saturating_add(Duration::from_secs(20));
+        let done = p.run(morgana_rt::timeout(&clock, deadline, async {
+            let mut quiet_read = pin!(quiet.io(Direction::Read, |fd| {
+                calls.set(calls.get() + 1);
+                recv(fd)
+            }));
+            for _ in 0..20 {
+                let mut busy_read = pin!(busy.io(Direction::Read, recv));
+                poll_fn(|cx| {
+                    assert!(quiet_read.as_mut().poll(cx).is_pending());
+                    busy_read.as_mut().poll(cx)
+                })
+                .await
+                .unwrap();
+            }
+            // At most the first poll and those before the loop first waited.
+            assert!(
+                calls.get() <= 3,
+                "{} recv calls on the quiet socket",
+                calls.get()
+            );
+            let s = sender.join().unwrap();
+            s.send_to(b"quiet", quiet_addr).unwrap();
+            quiet_read.as_mut().await.unwrap()
+        }));
+        assert_eq!(done, Ok((5, 5)));
     }
 
     #[test]
