@@ -225,7 +225,11 @@ impl<E: TcpError> TcpError for Error<E> {
 /// [`Tls`] (the host tests' client uses it to check the server end to end).
 pub fn provider(seed: [u8; 32]) -> rustls::crypto::CryptoProvider {
     let rng: &'static provider::rng::Drbg = Box::leak(Box::new(provider::rng::Drbg::new(seed)));
-    let mut p = provider::provider::<EcdsaOrRsa>(rng, provider::Asym::portable(rng));
+    let mut p = provider::provider::<EcdsaOrRsa>(
+        rng,
+        provider::Asym::portable(rng),
+        provider::cipher_suites(),
+    );
     p.signature_verification_algorithms = provider::verify::ALGORITHMS;
     p
 }
@@ -312,7 +316,11 @@ impl<T: Tcp, C: Timer + Clone, E: Entropy + Clone, K: KeyKinds> Tls<T, C, E, K> 
             &[&rustls::version::TLS13]
         };
         let mut server = ServerConfig::builder_with_details(
-            Arc::new(provider::provider::<K>(rng, asym)),
+            Arc::new(provider::provider::<K>(
+                rng,
+                asym,
+                provider::suites_for_entropy::<E>(),
+            )),
             time.clone(),
         )
         .with_protocol_versions(versions)

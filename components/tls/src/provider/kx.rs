@@ -52,13 +52,20 @@ impl SupportedKxGroup for X25519 {
     fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
         let mut secret = Zeroizing::new([0u8; 32]);
         self.0.fill(&mut secret[..]);
-        let public = x25519_public(&secret);
-        Ok(Box::new(X25519Active { secret, public }))
+        Ok(x25519_active(secret))
     }
 
     fn name(&self) -> NamedGroup {
         NamedGroup::X25519
     }
+}
+
+/// An X25519 exchange under way with `secret` (32 random bytes; clamped where used): its
+/// public key from the table, the shared secret by the ladder. `host.rs` draws the secret
+/// from `getrandom` and calls this too.
+pub(crate) fn x25519_active(secret: Zeroizing<[u8; 32]>) -> Box<dyn ActiveKeyExchange> {
+    let public = x25519_public(&secret);
+    Box::new(X25519Active { secret, public })
 }
 
 struct X25519Active {
