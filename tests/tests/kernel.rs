@@ -325,3 +325,21 @@ fn a_xen_only_kernel_under_qemu_says_so_and_stops() {
     assert!(console.contains("Hello, world!\n"), "{console}");
     assert_eq!(status.code(), Some(0), "{console}");
 }
+
+/// `cargo run` (scripts/morgana-run) of a Xen-only image: no `.qemu` next to it, but its
+/// `.xl`, so the runner says where it runs instead of executing the kernel on the host.
+#[test]
+fn morgana_run_sends_a_xen_only_kernel_to_xl() {
+    let image = build_kernel_for("hello", "xen-only");
+    let out = Command::new(workspace_root().join("scripts/morgana-run"))
+        .arg(&image)
+        .output()
+        .expect("scripts/morgana-run runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("a kernel for Xen only (target xen-only)")
+            && stderr.contains(&format!("xl create {}.xl", image.display())),
+        "{stderr}"
+    );
+}
