@@ -2,7 +2,7 @@
 # The Redis-protocol server (components/resp over components/store, the Unix process
 # `kv-server`) against redis-server 7 (Debian), in one run:
 #
-#   bench/kv.sh [--quick|--smoke] [unix] [kernel]      (both parts by default)
+#   bench/kv.sh [--quick|--smoke] [unix] [kernel] [size]      (every part by default)
 #
 # unix: the Unix process kv-server,
 # 1. throughput: redis-benchmark -t set,get -P 16 -c 50 against both, with the same
@@ -20,7 +20,12 @@
 #    the same -m, NIC and -drive/-device, its init making ext4 on the disk and mounting it,
 #    redis-server --appendonly yes --appendfsync always, then everysec); one guest at a time,
 #    each QEMU with lib/listen-backlog.c preloaded (its port forward listens with backlog 1),
-#    redis-benchmark -t set,get -P 16 -c 50 from the host, ratios (goal >= 1.5).
+#    redis-benchmark -t set,get -P 16 -c 50 from the host, ratios (goal >= 1.5). The image
+#    is the one for QEMU/KVM only (MORGANA_TARGET=qemu: virtio drivers only), as deployed
+#    on QEMU.
+# size: the kv kernel's loaded bytes (`size -A`: .note*, .text, .xen_hypercall, .rodata,
+#    .data, as docs/storage.md counts them) for each kernel target: xen (every hypervisor),
+#    qemu (QEMU/KVM only), xen-only; ratios to the goal, 300 KiB (307,200 B).
 #
 # Prints name=value lines as it goes (also appended to $BENCH_OUT, default
 # target/h-bench/bench-results.txt) and a table at the end. Client, servers and the disk
@@ -35,12 +40,12 @@ PARTS=()
 for a in "$@"; do
   case "$a" in
     --quick) MODE=quick ;; --smoke) MODE=smoke ;;
-    unix|kernel) PARTS+=("$a") ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    unix|kernel|size) PARTS+=("$a") ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown argument $a" >&2; exit 2 ;;
   esac
 done
-[ ${#PARTS[@]} -eq 0 ] && PARTS=(unix kernel)
+[ ${#PARTS[@]} -eq 0 ] && PARTS=(unix kernel size)
 want() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
 # KN: requests per redis-benchmark run against a guest (both serve about 10 000 a second
 # under TCG); KNA for SET with `always`, which the Linux guest serves at about 100 a second
@@ -193,6 +198,19 @@ result kv_space_redis_aof_growth "$(ratio "$cur" "${base:-0}")"
 stop "$REDIS_PID"
 fi # unix
 
+# ---- size: the kv kernel's loaded bytes per kernel target --------------------------------
+SIZE_GOAL=307200
+if want size; then
+for tgt in xen xen-only qemu; do
+  echo "bench: building the kv kernel (release, MORGANA_TARGET=$tgt)" >&2
+  (cd "$BENCH_ROOT" && MORGANA_TARGET=$tgt cargo build --release --quiet -p kv >&2)
+  t=${tgt//-/_}
+  loaded=$(size -A "$CARGO_TARGET_DIR/release/kv" | awk '$1 ~ /^\.(note|text$|xen_hypercall$|rodata$|data$)/ {s+=$2} END{print s+0}')
+  result "kv_size_${t}_loaded_bytes" "$loaded"
+  result "kv_size_${t}_over_goal" "$(awk -v a="$loaded" -v b="$SIZE_GOAL" 'BEGIN{printf "%.3f", a/b}')"
+done
+fi # size
+
 # ---- kernel: the PVH image under QEMU against redis-server in a Linux guest --------------
 if want kernel; then
 . "$HERE/lib/scratch.sh"
@@ -200,8 +218,8 @@ if want kernel; then
 for t in qemu-system-x86_64:qemu-system-x86 cpio:cpio mke2fs:e2fsprogs; do
   command -v "${t%%:*}" >/dev/null || apt_need "${t#*:}"
 done
-echo "bench: building the kv kernel, and a copy with durability: EverySec (release, MORGANA_TARGET=xen)" >&2
-(cd "$BENCH_ROOT" && MORGANA_TARGET=xen cargo build --release --quiet -p kv >&2)
+echo "bench: building the kv kernel, and a copy with durability: EverySec (release, MORGANA_TARGET=qemu)" >&2
+(cd "$BENCH_ROOT" && MORGANA_TARGET=qemu cargo build --release --quiet -p kv >&2)
 EVERYSEC=$SCRATCH/kv-everysec
 mkdir -p "$EVERYSEC"
 cp -r "$BENCH_ROOT/appliances/kv/src" "$BENCH_ROOT/appliances/kv/build.rs" "$EVERYSEC/"
@@ -209,7 +227,7 @@ sed -e 's/durability: Always/durability: EverySec/' -e 's/name: "kv"/name: "kv-e
   "$BENCH_ROOT/appliances/kv/appliance.ron" > "$EVERYSEC/appliance.ron"
 grep -q 'durability: EverySec' "$EVERYSEC/appliance.ron" || { echo "bench: appliances/kv is not durability: Always" >&2; exit 1; }
 scratch_manifest "$BENCH_ROOT/appliances/kv" "$EVERYSEC" kv-everysec
-(cd "$EVERYSEC" && MORGANA_TARGET=xen cargo build --release --quiet >&2)
+(cd "$EVERYSEC" && MORGANA_TARGET=qemu cargo build --release --quiet >&2)
 SPEC=$CARGO_TARGET_DIR/release/kv.qemu
 declare -A KIMG=([always]=$CARGO_TARGET_DIR/release/kv [everysec]=$CARGO_TARGET_DIR/release/kv-everysec)
 
@@ -336,5 +354,11 @@ if want kernel; then
       printf '%-34s %14s %14s %8s\n' "$op/s, P16 c50, $policy, QEMU" \
         "$(get "kv_kernel_${policy}_${op}_morgana")" "$(get "kv_kernel_${policy}_${op}_linux")" "$(get "kv_kernel_${policy}_${op}_ratio")"
     done
+  done
+fi
+if want size; then
+  printf '%-34s %14s %14s %8s\n' "kernel image" "loaded bytes" "goal" "ratio"
+  for t in xen qemu xen_only; do
+    printf '%-34s %14s %14s %8s\n' "kv, target ${t//_/-}" "$(get "kv_size_${t}_loaded_bytes")" "$SIZE_GOAL" "$(get "kv_size_${t}_over_goal")"
   done
 fi

@@ -67,19 +67,20 @@ stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # ---- builds ----------------------------------------------------------------------------
 # One target dir for everything (dependencies are shared; switching MORGANA_TARGET or the
 # package only rebuilds the appliance crate). Each result is copied to $SCRATCH/img/LABEL.
-build_ws() { # build_ws PACKAGE unix|xen -> path of a copy of the binary
+# TARGET: unix, or a kernel target: xen (every hypervisor), qemu (QEMU/KVM only), xen-only.
+build_ws() { # build_ws PACKAGE TARGET -> path of a copy of the binary
   local pkg=$1 tgt=$2 out=$SCRATCH/img/$1-$2
-  if [ "$tgt" = xen ]; then
-    MORGANA_TARGET=xen cargo build --release --quiet -p "$pkg" --manifest-path "$BENCH_ROOT/Cargo.toml" >&2
+  if [ "$tgt" != unix ]; then
+    MORGANA_TARGET=$tgt cargo build --release --quiet -p "$pkg" --manifest-path "$BENCH_ROOT/Cargo.toml" >&2
   else
     env -u MORGANA_TARGET cargo build --release --quiet -p "$pkg" --manifest-path "$BENCH_ROOT/Cargo.toml" >&2
   fi
   mkdir -p "$SCRATCH/img"; cp "$CARGO_TARGET_DIR/release/$pkg" "$out"; echo "$out"
 }
-build_scratch() { # build_scratch DIR unix|xen -> path of a copy of the image
+build_scratch() { # build_scratch DIR TARGET -> path of a copy of the image
   local dir=$1 tgt=$2 out=$SCRATCH/img/$(basename "$1")-$2
-  if [ "$tgt" = xen ]; then
-    (cd "$dir" && MORGANA_TARGET=xen cargo build --release --quiet >&2)
+  if [ "$tgt" != unix ]; then
+    (cd "$dir" && MORGANA_TARGET=$tgt cargo build --release --quiet >&2)
   else
     (cd "$dir" && env -u MORGANA_TARGET cargo build --release --quiet >&2)
   fi
@@ -195,17 +196,19 @@ fig_size() {
   make_scratch_site "$empty"; rm -rf "$empty/htdocs"; mkdir -p "$empty/htdocs"; echo x > "$empty/htdocs/robots.txt"
   sed -i '/^ *boot: \[/d' "$empty/appliance.ron"
   make_scratch_site "$empty_boot"; rm -rf "$empty_boot/htdocs"; mkdir -p "$empty_boot/htdocs"; echo x > "$empty_boot/htdocs/robots.txt"
-  for tgt in unix xen; do
+  # xen: the kernel for every hypervisor; qemu and xen-only: for one (its drivers only).
+  for tgt in unix xen qemu xen-only; do
     local h s e
     h=$(build_ws hello "$tgt"); s=$(build_ws static-website "$tgt")
     local eimg bimg; eimg=$(build_scratch "$empty" "$tgt"); bimg=$(build_scratch "$empty_boot" "$tgt")
     for pair in "hello:$h" "static_website:$s" "static_website_nocontent:$eimg" "static_website_nocontent_boot:$bimg"; do
       local n=${pair%%:*} f=${pair#*:} st
       st=$SCRATCH/$n-$tgt.stripped; strip -o "$st" "$f" 2>/dev/null || cp "$f" "$st"
-      result "size_${n}_${tgt}_file_bytes" "$(stat -c %s "$f")"
-      result "size_${n}_${tgt}_stripped_bytes" "$(stat -c %s "$st")"
-      result "size_${n}_${tgt}_loaded_bytes" "$(loaded_bytes "$f")"
-      R["size_${n}_${tgt}"]="$(stat -c %s "$st") B stripped ($(loaded_bytes "$f") B loaded)"
+      local t=${tgt//-/_}
+      result "size_${n}_${t}_file_bytes" "$(stat -c %s "$f")"
+      result "size_${n}_${t}_stripped_bytes" "$(stat -c %s "$st")"
+      result "size_${n}_${t}_loaded_bytes" "$(loaded_bytes "$f")"
+      R["size_${n}_${t}"]="$(stat -c %s "$st") B stripped ($(loaded_bytes "$f") B loaded)"
       by_crate "$f" > "$SCRATCH/crates-$n-$tgt.txt"
     done
   done
@@ -374,9 +377,12 @@ echo
 echo "Morgana benchmarks ($MODE) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs"
 printf '%-34s %s\n' "figure" "result"
 for k in boot_m boot_l boot_r boot_floor boot_h_entry boot_h_listen boot_ready boot_g_net boot_g_lease boot_g_listen \
-         size_hello_unix size_hello_xen size_static_website_unix size_static_website_xen \
+         size_hello_unix size_hello_xen size_hello_qemu size_hello_xen_only \
+         size_static_website_unix size_static_website_xen size_static_website_qemu size_static_website_xen_only \
          size_static_website_nocontent_unix size_static_website_nocontent_xen \
-         size_static_website_nocontent_boot_unix size_static_website_nocontent_boot_xen mem \
+         size_static_website_nocontent_qemu size_static_website_nocontent_xen_only \
+         size_static_website_nocontent_boot_unix size_static_website_nocontent_boot_xen \
+         size_static_website_nocontent_boot_qemu size_static_website_nocontent_boot_xen_only mem \
          unix_small unix_100k kernel_small kernel_100k idle reconf crunch_100 crunch_1000 crunch_5000; do
   [ -n "${R[$k]:-}" ] || continue
   case $k in

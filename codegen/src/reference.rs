@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use minijinja::{Value, context};
 
-use crate::catalog::{Catalog, Code, FileDir, KeySpec, KeyType, Status, Target};
+use crate::catalog::{Catalog, Code, FileDir, Impl, KeySpec, KeyType, Status, Target};
 use crate::syntax::parser::EXTENSIONS;
 use crate::templates;
 
@@ -167,6 +167,47 @@ fn shown_type(ty: &str) -> String {
     out
 }
 
+/// A row of a component's implementations table (target, when, what); `on`: the one
+/// target the row is for, when the type depends on it.
+fn impl_row(imp: &Impl, on: Option<&str>) -> (String, String, String) {
+    let targets = match on {
+        Some(t) => t.to_string(),
+        None if imp.target_specific() => imp.targets.join(", "),
+        None => "all".into(),
+    };
+    let when = if imp.when.is_empty() {
+        "always".to_string()
+    } else {
+        imp.when
+            .iter()
+            .map(|(k, v)| format!("`{k}: {v}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ty_on = |ty: &str| {
+        let shown = shown_type(ty);
+        match on {
+            Some(t) => minijinja::Environment::new()
+                .render_str(&shown, context! { target => t })
+                .unwrap_or(shown),
+            None => shown,
+        }
+    };
+    let mut what = match &imp.code {
+        Code::Connect { ty, .. } => format!("`{}`", cell(&ty_on(ty))),
+        Code::Static { ty, .. } => format!("`static` `{}`", cell(&ty_on(ty))),
+        Code::Planned(why) => format!("not available yet: {}", cell(why)),
+        Code::Unsupported(why) => format!("not available: {}", cell(why)),
+    };
+    if let Some(b) = &imp.build {
+        what.push_str(&format!(
+            "; `{}` compiled at build time by the `{}` compiler",
+            b.input, b.compiler
+        ));
+    }
+    (targets, when, what)
+}
+
 fn target_section(t: &Target) -> Value {
     let ready = t.status == Status::Ready;
     let why = match &t.status {
@@ -226,34 +267,21 @@ fn component_section(c: &crate::catalog::Component) -> Value {
     let impls: Vec<(String, String, String)> = c
         .impls
         .iter()
-        .map(|imp| {
-            let targets = if imp.target_specific() {
-                imp.targets.join(", ")
+        .flat_map(|imp| {
+            // A type that depends on the target (`{% if target == .. %}`) gets a row per
+            // target, as it is there.
+            let per_target = match &imp.code {
+                Code::Connect { ty, .. } | Code::Static { ty, .. } => {
+                    ty.contains("{%") && imp.target_specific()
+                }
+                _ => false,
+            };
+            let rows: Vec<Option<&str>> = if per_target {
+                imp.targets.iter().map(|t| Some(t.as_str())).collect()
             } else {
-                "all".into()
+                vec![None]
             };
-            let when = if imp.when.is_empty() {
-                "always".to_string()
-            } else {
-                imp.when
-                    .iter()
-                    .map(|(k, v)| format!("`{k}: {v}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let mut what = match &imp.code {
-                Code::Connect { ty, .. } => format!("`{}`", cell(&shown_type(ty))),
-                Code::Static { ty, .. } => format!("`static` `{}`", cell(&shown_type(ty))),
-                Code::Planned(why) => format!("not available yet: {}", cell(why)),
-                Code::Unsupported(why) => format!("not available: {}", cell(why)),
-            };
-            if let Some(b) = &imp.build {
-                what.push_str(&format!(
-                    "; `{}` compiled at build time by the `{}` compiler",
-                    b.input, b.compiler
-                ));
-            }
-            (targets, when, what)
+            rows.into_iter().map(move |on| impl_row(imp, on))
         })
         .collect();
     context! {

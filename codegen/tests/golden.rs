@@ -91,6 +91,17 @@ const CASES: &[Case] = &[
         expected: "tests/golden/appliance-kv-xen",
         target: Some("xen"),
     },
+    // The same kernel for one hypervisor: its drivers only, its deployment files only.
+    Case {
+        ron: "../appliances/kv/appliance.ron",
+        expected: "tests/golden/appliance-kv-qemu",
+        target: Some("qemu"),
+    },
+    Case {
+        ron: "../appliances/kv/appliance.ron",
+        expected: "tests/golden/appliance-kv-xen-only",
+        target: Some("xen-only"),
+    },
     Case {
         ron: "tests/golden/kv-image/appliance.ron",
         expected: "tests/golden/kv-image",

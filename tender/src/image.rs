@@ -88,8 +88,9 @@ pub enum ImageError {
     #[error(
         "the image has no Morgana tender note (ELF note \"Morgana\", type 0x74656e64, in section \
          .note.morgana.tender), so it has no entry for the tender: a Morgana kernel built with \
-         morgana_pvh::entry! has it (rebuild it with this version), any other kernel emits it \
-         with morgana_tender_abi::tender_note!"
+         morgana_pvh::entry! has it (rebuild it with this version; the kernel targets for one \
+         hypervisor, qemu and xen-only, leave it out: build for target xen), any other kernel \
+         emits it with morgana_tender_abi::tender_note!"
     )]
     NoNote,
 }

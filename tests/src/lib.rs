@@ -38,26 +38,42 @@ pub fn scratch_target() -> PathBuf {
 /// Where the end-to-end tests build kernel images (`MORGANA_TARGET=xen`): a directory
 /// apart from the Unix builds, so switching target never overwrites the other binary.
 pub fn kernel_target_dir() -> PathBuf {
-    workspace_root().join("target").join("e2e-xen")
+    kernel_target_dir_for("xen")
 }
 
-/// Builds appliance `name` for the kernel target (`MORGANA_TARGET=xen`, release) and
-/// returns the path of its PVH image.
+/// Where the end-to-end tests build kernel images for kernel target `target` (`xen`,
+/// `qemu`, `xen-only`): one directory each, as the image has the same name on every one.
+pub fn kernel_target_dir_for(target: &str) -> PathBuf {
+    workspace_root()
+        .join("target")
+        .join(format!("e2e-{target}"))
+}
+
+/// Builds appliance `name` for the kernel target (`MORGANA_TARGET=xen`, release: the
+/// image for every hypervisor) and returns the path of its PVH image.
 pub fn build_kernel(name: &str) -> PathBuf {
+    build_kernel_for(name, "xen")
+}
+
+/// Builds appliance `name` for kernel target `target` (`MORGANA_TARGET=<target>`,
+/// release): `xen` (every hypervisor), `qemu` (QEMU/KVM only) or `xen-only`, and returns
+/// the path of its PVH image.
+pub fn build_kernel_for(name: &str, target: &str) -> PathBuf {
     let _guard = CARGO.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = kernel_target_dir_for(target);
     let out = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
         .args(["build", "--release", "--quiet", "-p", name])
-        .env("CARGO_TARGET_DIR", kernel_target_dir())
-        .env("MORGANA_TARGET", "xen")
+        .env("CARGO_TARGET_DIR", &dir)
+        .env("MORGANA_TARGET", target)
         .output()
         .expect("cargo runs");
     assert!(
         out.status.success(),
-        "MORGANA_TARGET=xen cargo build -p {name} failed:\n{}",
+        "MORGANA_TARGET={target} cargo build -p {name} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    kernel_target_dir().join("release").join(name)
+    dir.join("release").join(name)
 }
 
 /// Serialises nested cargo invocations within one test binary.

@@ -3,7 +3,8 @@
 //!
 //! - `unix_and_kernel_answer_like_redis_server`: the Unix process (in a network
 //!   namespace of its own, so its compiled-in port 6379 is never the host's) and the PVH
-//!   kernel under QEMU (booted from the generated `kv.qemu`, its virtio-blk disk and port
+//!   kernel under QEMU (the image for QEMU/KVM only, `MORGANA_TARGET=qemu`, as in the
+//!   crash test; booted from the generated `kv.qemu`, its virtio-blk disk and port
 //!   forward pointed at this test's) each get the same `redis-cli` session as Debian's
 //!   redis-server, and their output must be the same byte for byte; then a second boot
 //!   of the kernel on the same disk finds the session's data. One boot serves every
@@ -11,7 +12,7 @@
 //!   (and says so) before QEMU starts, and refuses a missing read-only one. And 50
 //!   clients connecting to the kernel at once (redis-benchmark's default) all get PONG.
 //! - `kernel_keeps_every_acknowledged_write_across_sigkill`: issue 13's crash test. The
-//!   kernel under QEMU is killed with SIGKILL at a pseudo-random moment (fixed seed)
+//!   kernel (QEMU/KVM only) under QEMU is killed with SIGKILL at a pseudo-random moment (fixed seed)
 //!   while a client pipelines numbered `SET`s and `INCR`s with `always` durability; after
 //!   each reboot on the same disk every acknowledged write is present byte for byte,
 //!   nothing unacknowledged is torn or invented, and the store mounts without salvage.
@@ -20,7 +21,7 @@
 
 use morgana_tests::resp::{Client, Reply};
 use morgana_tests::workspace::free_port;
-use morgana_tests::{build_appliance, build_kernel, workspace_root};
+use morgana_tests::{build_appliance, build_kernel, build_kernel_for, workspace_root};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -336,7 +337,8 @@ fn unix_and_kernel_answer_like_redis_server() {
 
     // The kernel: first through scripts/morgana-run with a stand-in for QEMU that shows
     // its arguments, in a directory without the image: the image is created first.
-    let kernel = build_kernel("kv");
+    // The image for QEMU/KVM only (`MORGANA_TARGET=qemu`), the one bench/kv.sh measures.
+    let kernel = build_kernel_for("kv", "qemu");
     let run_dir = dir.join("run");
     std::fs::create_dir_all(&run_dir).expect("dir");
     let fake = dir.join("fake-qemu");
@@ -608,7 +610,8 @@ fn kernel_keeps_every_acknowledged_write_across_sigkill() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let kernel = build_kernel("kv");
+    // The image for QEMU/KVM only (`MORGANA_TARGET=qemu`), the one bench/kv.sh measures.
+    let kernel = build_kernel_for("kv", "qemu");
     let dir = scratch("crash");
     // Sparse, and large enough for 20 cycles of values of 1.5 KB on average.
     let disk = dir.join("crash.img");

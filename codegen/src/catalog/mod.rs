@@ -831,6 +831,55 @@ mod tests {
         assert_eq!(net.requires[0].name, "clock");
     }
 
+    /// `qemu` and `xen-only` are the `xen` kernel for one hypervisor: every key and
+    /// implementation the catalog gives `xen` must name them too (the catalog writes the
+    /// three out; this keeps a later edit from forgetting one).
+    #[test]
+    fn the_one_hypervisor_targets_follow_xen() {
+        let cat = Catalog::builtin().unwrap_or_else(|d| panic!("{d}"));
+        let narrowed = ["qemu", "xen-only"];
+        for t in narrowed {
+            let target = cat.target(t).unwrap_or_else(|| panic!("target {t}"));
+            assert_eq!(target.status, Status::Ready);
+            assert_eq!(target.platform, cat.target("xen").expect("xen").platform);
+        }
+        let keys = cat
+            .appliance
+            .iter()
+            .chain(cat.components.iter().flat_map(|c| c.keys.iter()));
+        for k in keys {
+            if k.targets.iter().any(|t| t == "xen") {
+                for t in narrowed {
+                    assert!(
+                        k.targets.iter().any(|x| x == t),
+                        "key {}: not on {t}",
+                        k.name
+                    );
+                }
+            }
+            if let Some((_, d)) = k.target_defaults.iter().find(|(t, _)| t == "xen") {
+                for t in narrowed {
+                    let on = k.target_defaults.iter().find(|(x, _)| x == t);
+                    assert_eq!(
+                        on.map(|(_, v)| &v.text),
+                        Some(&d.text),
+                        "key {}: {t}",
+                        k.name
+                    );
+                }
+            }
+        }
+        for c in &cat.components {
+            for (i, imp) in c.impls.iter().enumerate() {
+                if imp.targets.iter().any(|t| t == "xen") {
+                    for t in narrowed {
+                        assert!(imp.for_target(t), "{} impl {i}: not on {t}", c.name);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn catalog_errors_point_into_the_catalog() {
         let bad = "Catalog(\n  components: {\"X\": Component(doc: \"\", provides: [\"nope\"], colour: 1)})";

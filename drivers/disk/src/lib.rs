@@ -15,6 +15,10 @@
 //! position ([`Disk::find_nth`]). [`Disk`] is a plain enum over the three drivers, as
 //! `morgana_nic::Nic` is for the network: the store above is monomorphised once and a
 //! `match` per request picks the driver.
+//!
+//! A kernel built for one hypervisor (codegen's `qemu` and `xen-only` targets) names one
+//! driver instead: [`qemu::Disk`] (virtio-blk) or [`xen::Disk`] (blkfront), found by
+//! [`qemu::find_nth`] or [`xen::find_nth`], and links none of the others.
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
 
@@ -110,6 +114,53 @@ fn find_virtio(platform: &'static Platform, n: usize) -> Result<Disk, Error> {
     )
     .map(Disk::Virtio)
     .map_err(Error::Virtio)
+}
+
+/// The disks of a kernel for QEMU/KVM only (codegen's `qemu` target): virtio-blk devices
+/// on the PCI bus; no blkfront, no tender.
+pub mod qemu {
+    use morgana_pvh::Platform;
+
+    /// A virtio-blk device.
+    pub type Disk = morgana_virtio::VirtioBlk;
+    /// virtio-blk's errors.
+    pub type Error = morgana_virtio::BlkError;
+
+    /// The `n`th virtio-blk device in PCI bus order (as [`super::Disk::find_nth`]).
+    pub async fn find_nth(platform: &'static Platform, n: usize) -> Result<Disk, Error> {
+        super::find_virtio_only(platform, n)
+    }
+}
+
+/// The disks of a kernel for Xen only (codegen's `xen-only` target): the domain's `vbd`s,
+/// driven by blkfront; no virtio, no tender.
+pub mod xen {
+    use morgana_pvh::Platform;
+
+    /// A Xen virtual block device, driven by blkfront.
+    pub type Disk = morgana_blkfront::XenBlk;
+    /// blkfront's errors.
+    pub type Error = morgana_blkfront::Error;
+
+    /// The `n`th `vbd` by device number (as [`super::Disk::find_nth`]; `platform` for the
+    /// same shape).
+    pub async fn find_nth(_platform: &'static Platform, n: usize) -> Result<Disk, Error> {
+        morgana_blkfront::connect_nth(n).await
+    }
+}
+
+/// [`qemu::find_nth`]'s search, out of the appliance's start-up as [`find_virtio`].
+#[inline(never)]
+fn find_virtio_only(
+    platform: &'static Platform,
+    n: usize,
+) -> Result<VirtioBlk, morgana_virtio::BlkError> {
+    VirtioBlk::find_nth(
+        platform,
+        n,
+        morgana_virtio::BlkConfig::default(),
+        morgana_virtio::pvh::InterruptPreference::Auto,
+    )
 }
 
 impl Block for Disk {

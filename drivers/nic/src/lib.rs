@@ -13,6 +13,10 @@
 //! entered at CPL 3 through its tender note) it is the tender's device, a host tap behind
 //! its frame calls ([`tender`]). [`Nic`] is a plain enum over the three drivers; its tokens are enums too, so the stack above is
 //! monomorphised once and a `match` per frame picks the driver.
+//!
+//! A kernel built for one hypervisor (codegen's `qemu` and `xen-only` targets, whose
+//! entry is `morgana_pvh::qemu_entry!` or `xen_entry!`) names one driver instead:
+//! [`qemu::Nic`] (virtio-net) or [`xen::Nic`] (netfront), and links none of the others.
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks, missing_docs)]
 
@@ -85,6 +89,45 @@ fn find_virtio(platform: &'static Platform) -> Result<Nic, Error> {
     VirtioNet::find_any(platform)
         .map(Nic::Virtio)
         .map_err(Error::Virtio)
+}
+
+/// The network interface of a kernel for QEMU/KVM only (codegen's `qemu` target): the
+/// first virtio-net device, on the PCI bus or over virtio-mmio; no netfront, no tender.
+pub mod qemu {
+    use morgana_pvh::Platform;
+
+    /// virtio-net, on the PCI bus or over virtio-mmio.
+    pub type Nic = morgana_virtio::AnyVirtioNet;
+    /// Why no virtio-net device could be driven.
+    pub type Error = morgana_virtio::Error;
+
+    /// Finds and drives the machine's virtio-net device.
+    pub async fn find(platform: &'static Platform) -> Result<Nic, Error> {
+        super::find_virtio_only(platform)
+    }
+}
+
+/// The network interface of a kernel for Xen only (codegen's `xen-only` target): the
+/// domain's first `vif`, driven by netfront; no virtio, no tender.
+pub mod xen {
+    use morgana_pvh::Platform;
+
+    /// A Xen vif, driven by netfront.
+    pub type Nic = morgana_netfront::XenNet;
+    /// Why the vif could not be driven.
+    pub type Error = morgana_netfront::Error;
+
+    /// Finds and drives the domain's first vif (`platform` for the same shape as
+    /// [`super::Nic::find`]).
+    pub async fn find(_platform: &'static Platform) -> Result<Nic, Error> {
+        morgana_netfront::connect().await
+    }
+}
+
+/// [`qemu::find`]'s search, out of the appliance's start-up as [`find_virtio`].
+#[inline(never)]
+fn find_virtio_only(platform: &'static Platform) -> Result<VirtioNet, morgana_virtio::Error> {
+    VirtioNet::find_any(platform)
 }
 
 /// A received frame of whichever driver.

@@ -385,6 +385,7 @@ pub fn start<M, F>(
     heap: &'static Heap,
     heap_bytes: usize,
     log_level: log::LevelFilter,
+    built_for: crate::BuiltFor,
     main: M,
 ) -> !
 where
@@ -408,6 +409,10 @@ where
         .unwrap_or(log_level);
     log::set_max_level(log_level);
     log_boot(&cpu, &memory, &devices, &info);
+    if let Some(why) = built_for.refusal(cpu.on_xen) {
+        console::print(format_args!("morgana: {why}\n"));
+        exit::exit_failure(Failure::Boot)
+    }
 
     let platform: &'static Platform = Box::leak(Box::new(Platform::new(
         memory.cmdline,

@@ -218,9 +218,62 @@ fn cmdline_arg<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
 /// with the halting idle [`Halt`]; `Ok` powers off (QEMU exits 0), `Err` prints
 /// `morgana: <error>` and exits with failure (status 3). `log_level` is one of `Off`,
 /// `Error`, `Warn`, `Info`, `Debug`, `Trace`.
+///
+/// This kernel boots on every hypervisor the platform knows ([`BuiltFor::Any`]); a
+/// kernel for one only is made by [`qemu_entry!`] or [`xen_entry!`].
 #[macro_export]
 macro_rules! entry {
     ($main:path, heap_bytes = $heap_bytes:expr, log_level = $level:ident $(,)?) => {
+        $crate::__pvh_entry!(Any, $main, $heap_bytes, $level);
+
+        // The second entry, for morgana-tender (see `morgana_pvh::tender`).
+        $crate::__private::tender_note!(
+            entry = __morgana_pvh_tender_start,
+            stack_bytes = $crate::__private::TENDER_STACK_BYTES,
+        );
+
+        extern "C" fn __morgana_pvh_tender_start(
+            boot: &'static $crate::__private::TenderBootInfo,
+        ) -> ! {
+            $crate::__private::tender_start(
+                boot,
+                __morgana_pvh_layout(),
+                &__MORGANA_PVH_HEAP,
+                $heap_bytes,
+                $crate::__private::LevelFilter::$level,
+                $main,
+            )
+        }
+    };
+}
+
+/// [`entry!`] for a kernel that runs under QEMU/KVM (and Firecracker) only
+/// ([`BuiltFor::Qemu`]): no tender note, so `morgana-tender` refuses the image, and booted
+/// under Xen it prints why and stops (failure status [`Failure::Boot`]). The appliance's
+/// drivers are the virtio ones only (`morgana_nic::qemu`, `morgana_disk::qemu`).
+#[macro_export]
+macro_rules! qemu_entry {
+    ($main:path, heap_bytes = $heap_bytes:expr, log_level = $level:ident $(,)?) => {
+        $crate::__pvh_entry!(Qemu, $main, $heap_bytes, $level);
+    };
+}
+
+/// [`entry!`] for a kernel that runs under Xen only ([`BuiltFor::Xen`]): no tender note,
+/// and booted anywhere but Xen (QEMU, KVM) it prints why and stops (failure status
+/// [`Failure::Boot`]: QEMU exits 9 with isa-debug-exit). The appliance's drivers are Xen's
+/// only (`morgana_nic::xen`, `morgana_disk::xen`).
+#[macro_export]
+macro_rules! xen_entry {
+    ($main:path, heap_bytes = $heap_bytes:expr, log_level = $level:ident $(,)?) => {
+        $crate::__pvh_entry!(Xen, $main, $heap_bytes, $level);
+    };
+}
+
+/// The part of [`entry!`], [`qemu_entry!`] and [`xen_entry!`] they share; not a public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pvh_entry {
+    ($built_for:ident, $main:path, $heap_bytes:expr, $level:ident) => {
         $crate::__private::freestanding_symbols!(unwind_resume = $crate::__private::unwind_resume);
 
         #[global_allocator]
@@ -265,29 +318,39 @@ macro_rules! entry {
                 &__MORGANA_PVH_HEAP,
                 $heap_bytes,
                 $crate::__private::LevelFilter::$level,
-                $main,
-            )
-        }
-
-        // The second entry, for morgana-tender (see `morgana_pvh::tender`).
-        $crate::__private::tender_note!(
-            entry = __morgana_pvh_tender_start,
-            stack_bytes = $crate::__private::TENDER_STACK_BYTES,
-        );
-
-        extern "C" fn __morgana_pvh_tender_start(
-            boot: &'static $crate::__private::TenderBootInfo,
-        ) -> ! {
-            $crate::__private::tender_start(
-                boot,
-                __morgana_pvh_layout(),
-                &__MORGANA_PVH_HEAP,
-                $heap_bytes,
-                $crate::__private::LevelFilter::$level,
+                $crate::BuiltFor::$built_for,
                 $main,
             )
         }
     };
+}
+
+/// Which hypervisors a kernel image is built for: chosen by the entry macro
+/// ([`entry!`], [`qemu_entry!`], [`xen_entry!`]), checked at boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuiltFor {
+    /// Every one the platform knows, the drivers chosen at boot (codegen's `xen` target).
+    Any,
+    /// QEMU/KVM and Firecracker only: virtio drivers (codegen's `qemu` target).
+    Qemu,
+    /// Xen only: Xen's PV drivers (codegen's `xen-only` target).
+    Xen,
+}
+
+impl BuiltFor {
+    /// Why a kernel built for `self` cannot run where it booted (`on_xen`: Xen's CPUID
+    /// leaves were found), if it cannot.
+    pub fn refusal(self, on_xen: bool) -> Option<&'static str> {
+        match (self, on_xen) {
+            (BuiltFor::Qemu, true) => Some(
+                "this kernel is built for QEMU/KVM only (target qemu: virtio drivers, none of Xen's), but it was booted under Xen; build it with MORGANA_TARGET=xen-only (Xen only) or xen (every hypervisor)",
+            ),
+            (BuiltFor::Xen, false) => Some(
+                "this kernel is built for Xen only (target xen-only: Xen's drivers, no virtio), but this machine is not Xen (no Xen CPUID leaves); build it with MORGANA_TARGET=qemu (QEMU/KVM only) or xen (every hypervisor)",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Support for [`entry!`]; not a public API.
@@ -340,5 +403,17 @@ mod tests {
         assert_eq!(cmdline_arg(c, "x"), Some(""));
         assert_eq!(cmdline_arg(c, "missing"), None);
         assert_eq!(cmdline_arg("", "fault"), None);
+    }
+
+    #[test]
+    fn a_kernel_for_one_hypervisor_refuses_the_other() {
+        assert_eq!(BuiltFor::Any.refusal(true), None);
+        assert_eq!(BuiltFor::Any.refusal(false), None);
+        assert_eq!(BuiltFor::Qemu.refusal(false), None);
+        assert_eq!(BuiltFor::Xen.refusal(true), None);
+        let on_xen = BuiltFor::Qemu.refusal(true).unwrap();
+        assert!(on_xen.contains("QEMU/KVM only") && on_xen.contains("booted under Xen"));
+        let not_xen = BuiltFor::Xen.refusal(false).unwrap();
+        assert!(not_xen.contains("Xen only") && not_xen.contains("not Xen"));
     }
 }
