@@ -29,10 +29,13 @@
 //!
 //! The kv appliance runs twice from its generated `kv.xl` on one disk image (dom0's
 //! xen-blkback over a loop device, attached by the harness's hotplug script
-//! `tests/xen/block`): the first domain stores a key over RESP and is shut down, the
-//! second reads it back through blkfront.
+//! `tests/xen/block`): the first domain (the image for every hypervisor) stores a key
+//! over RESP and is shut down, the second (the image built for Xen only) reads it back
+//! through blkfront.
 
-use morgana_tests::{build_kernel, files_below, kernel_target_dir, workspace_root};
+use morgana_tests::{
+    build_kernel, build_kernel_for, files_below, kernel_target_dir, workspace_root,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -64,8 +67,9 @@ const WEBSITE_WITHOUT_VIF: usize = 4;
 const FIRST_FAULT: usize = 5;
 /// The soak's control guest (Linux PV, xen-netfront, busybox httpd), after the faults.
 const LINUX_CONTROL: usize = FIRST_FAULT + FAULTS.len();
-/// The kv appliance from its generated `kv.xl` with its disk: the first domain writes a
-/// key over RESP, is shut down, and a fresh domain on the same disk image reads it back.
+/// The kv appliance from its generated `kv.xl` with its disk: the first domain (the image
+/// for every hypervisor) writes a key over RESP, is shut down, and a fresh domain of the
+/// Xen-only image on the same disk image reads it back.
 const KV_WRITE: usize = LINUX_CONTROL + 1;
 const KV_READ: usize = LINUX_CONTROL + 2;
 /// The key, and the value the first kv domain writes.
@@ -312,16 +316,22 @@ fn run_on_xen() -> XenRun {
         )
     });
     // kv twice on one disk image (the `target=` of its generated kv.xl, created by the
-    // harness at its size: 256 MiB, sparse): a write, `xl shutdown`, a read.
+    // harness at its size: 256 MiB, sparse): a write, `xl shutdown`, a read. The write is
+    // made by the image for every hypervisor (`xen`), the read by the one built for Xen
+    // only (`xen-only`, its own generated kv.xl): both images on Xen, one disk format.
     let kv = build_kernel("kv");
-    for (index, script) in [(KV_WRITE, kv_check(true)), (KV_READ, kv_check(false))] {
+    let kv_xen_only = build_kernel_for("kv", "xen-only");
+    for (index, kv, script) in [
+        (KV_WRITE, &kv, kv_check(true)),
+        (KV_READ, &kv_xen_only, kv_check(false)),
+    ] {
         let check = kernel_target_dir().join(format!("kv-{index}.check.sh"));
         std::fs::write(&check, script).expect("write the check script");
         guests.push(Spec {
             xl: Some(kv.with_extension("xl")),
             check: Some(check),
             disk: Some("256:kv.img".to_string()),
-            ..plain(&kv, "")
+            ..plain(kv, "")
         });
     }
     assert_eq!(guests.len(), KV_READ + 1);
@@ -590,10 +600,10 @@ fn static_website_on_xen_gets_a_vif_on_the_bridge() {
 }
 
 /// Issue 13 on Xen: the kv appliance from its generated `kv.xl`, whose `disk` line dom0
-/// serves with xen-blkback over a loop device. The kernel finds the disk with blkfront
-/// (the same image finds virtio-blk under QEMU), formats it, and acknowledges a SET only
-/// once it is flushed; after `xl shutdown` a fresh domain on the same image reads the
-/// value back.
+/// serves with xen-blkback over a loop device. The image for every hypervisor finds the
+/// disk with blkfront (the same image finds virtio-blk under QEMU), formats it, and
+/// acknowledges a SET only once it is flushed; after `xl shutdown` a fresh domain of the
+/// Xen-only image (blkfront alone, no virtio) on the same disk image reads the value back.
 #[test]
 fn kv_on_xen_keeps_a_write_on_its_blkfront_disk_for_the_next_domain() {
     let run = run();
